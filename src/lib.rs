@@ -1,0 +1,28 @@
+//! finalping: a load-testing and latency-benchmarking harness for conversational
+//! endpoints (the Cognigy-style Socket.IO Endpoint and, later, the runtime WebSocket).
+//!
+//! Data flows one way:
+//! `scenario` (YAML → immutable plan) → `engine` (VU tasks driving `protocol`
+//! clients) → `metrics` (per-thread HDR recorders, merged) → `report` (files and
+//! console) → exit code. `emulator` is the embedded server used by default and by
+//! tests; it shares only wire types with the client.
+//!
+//! Where to change what:
+//! - a YAML field, a template, a duration format: [`scenario`]
+//! - how VUs are started, paced and stopped: [`engine`]
+//! - a frame or packet on the wire: [`protocol`]
+//! - a metric name, the recorder, percentiles: [`metrics`]
+//! - a report file or the console table: [`report`]
+//! - emulator behaviour (delays, outputs, heartbeats): [`emulator`]
+//! - a command-line flag: [`cli`]
+
+pub mod cli;
+pub mod duration;
+pub mod emulator;
+pub mod engine;
+pub mod error;
+pub mod metrics;
+pub mod protocol;
+pub mod report;
+pub mod scenario;
+pub mod secret;

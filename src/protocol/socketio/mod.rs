@@ -1,0 +1,162 @@
+//! Socket.IO Endpoint client (PROTOCOL.md §1): our own thin Engine.IO 3/4 +
+//! Socket.IO layer on tokio-tungstenite. `frame` is the pure packet type (parse
+//! and encode, no I/O); `connection` owns one WebSocket, the handshake,
+//! heartbeats, acks and the turn state machine. No metrics, no scenario types:
+//! callers get timestamps and outcomes back and record them themselves.
+
+pub mod connection;
+pub mod frame;
+
+pub use connection::Connection;
+
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// Engine.IO protocol revision. EIO3 is what `@cognigy/socket-client` 4.x speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub enum Eio {
+    #[default]
+    V3,
+    V4,
+}
+
+impl TryFrom<u8> for Eio {
+    type Error = String;
+    fn try_from(v: u8) -> Result<Self, String> {
+        match v {
+            3 => Ok(Eio::V3),
+            4 => Ok(Eio::V4),
+            other => Err(format!(
+                "eio must be 3 or 4, got {other} (3 = @cognigy/socket-client 4.x, 4 = 5.x / Webchat v3)"
+            )),
+        }
+    }
+}
+
+impl From<Eio> for u8 {
+    fn from(e: Eio) -> u8 {
+        match e {
+            Eio::V3 => 3,
+            Eio::V4 => 4,
+        }
+    }
+}
+
+/// Everything needed to open one Endpoint session.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// The endpoint URL as users copy it: `http(s)://host[/prefix]` or `ws(s)://…`.
+    /// A trailing `/<URLToken>` path segment equal to `url_token` is stripped.
+    pub endpoint_url: String,
+    pub url_token: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub eio: Eio,
+    pub emit_with_ack: bool,
+    pub test_mode: bool,
+    /// Use the "inner handshake" (query `handshake=true`, ids sent in an ack).
+    pub inner_handshake: bool,
+    /// Limit for WebSocket open + Engine.IO open + `endpoint-ready`.
+    pub connect_timeout: Duration,
+}
+
+/// One user input (`processInput` payload minus the ids the connection knows).
+#[derive(Debug, Clone, Default)]
+pub struct ProcessInput {
+    pub text: String,
+    pub data: Option<serde_json::Value>,
+    pub reset_flow: bool,
+    pub channel: String,
+}
+
+/// One bot output received during a turn.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub at: Instant,
+    /// `data.text` of the output, if it had one.
+    pub text: Option<String>,
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnOutcome {
+    /// `finalPing` arrived (type regular or cognigyStopFlow).
+    Ok,
+    /// The bot reported an error (`output` of type error, `finalPing` type error, `exception`).
+    BotError(String),
+    /// No `finalPing` within the turn timeout.
+    Timeout,
+    /// The connection closed or failed during the turn.
+    Disconnected(String),
+}
+
+/// The record of one turn: `processInput` written → `finalPing` read.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// When the `processInput` frame was handed to the socket.
+    pub sent_at: Instant,
+    pub outputs: Vec<Output>,
+    /// When `finalPing` (or legacy `output` of type finalPing) arrived.
+    pub finished_at: Option<Instant>,
+    pub outcome: TurnOutcome,
+}
+
+/// Counters a connection accumulates; drained with `Connection::take_counters`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WireCounters {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    /// `43<id>[]` acks we sent for server events that asked for one.
+    pub acks_sent: u64,
+    /// Events we do not know (e.g. `triggeredElement`), tolerated.
+    pub unknown_events: u64,
+    /// Outputs that arrived while no turn was running.
+    pub unsolicited_outputs: u64,
+    /// Heartbeats sent (EIO3 pings, EIO4 pongs).
+    pub heartbeats: u64,
+}
+
+/// Why a connection could not be established.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    #[error("timed out after {after:?} waiting for {stage}")]
+    Timeout {
+        stage: &'static str,
+        after: Duration,
+    },
+    #[error("connection refused or unreachable: {0}")]
+    Refused(String),
+    #[error("server answered the WebSocket upgrade with HTTP {status}")]
+    Http { status: u16 },
+    #[error("TLS error: {0}")]
+    Tls(String),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("connection closed during handshake: {0}")]
+    Closed(String),
+    #[error("invalid endpoint URL: {0}")]
+    BadUrl(String),
+}
+
+impl ConnectError {
+    /// Short stable name for reports (`connect_timeout`, `refused`, …).
+    pub fn cause(&self) -> &'static str {
+        match self {
+            ConnectError::Timeout { .. } => "connect_timeout",
+            ConnectError::Refused(_) => "refused",
+            ConnectError::Http { .. } => "http_status",
+            ConnectError::Tls(_) => "tls",
+            ConnectError::Protocol(_) => "protocol",
+            ConnectError::Closed(_) => "closed",
+            ConnectError::BadUrl(_) => "bad_url",
+        }
+    }
+}
+
+/// The connection dropped while idle.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("disconnected: {0}")]
+pub struct Disconnected(pub String);
