@@ -1,1 +1,115 @@
-//! CLI (STUB)
+//! The command line (clap derive): `run`, `serve`, `validate`. Only flag
+//! definitions live here; `commands` carries them out. Flags override YAML.
+
+use crate::duration::HumanDuration;
+use crate::emulator::Delay;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  passed: every turn and connect succeeded
+  1  failed: some turns or connects failed
+  2  invalid: nothing was measured (no turn completed)
+  3  usage or configuration error (bad YAML, bad flag, missing env var)
+  4  internal error
+  130 interrupted by Ctrl-C / SIGTERM (partial reports are written)";
+
+/// Load-test and benchmark conversational endpoints (Socket.IO Endpoint).
+#[derive(Debug, Parser)]
+#[command(name = "finalping", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario (against the embedded emulator unless target.url / --target is set).
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Serve the emulator (Socket.IO Endpoint, EIO3 + EIO4) until Ctrl-C.
+    Serve(ServeArgs),
+    /// Check a scenario file without running it (exit 3 on the first error).
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario YAML file.
+    pub scenario: PathBuf,
+    /// Number of virtual users (overrides load.vus).
+    #[arg(long)]
+    pub vus: Option<u32>,
+    /// Run time, e.g. `30s`, `2m` (overrides load.duration).
+    #[arg(long)]
+    pub duration: Option<HumanDuration>,
+    /// Iterations per VU (overrides load.iterations).
+    #[arg(long)]
+    pub iterations: Option<u64>,
+    /// Report folder (default: reports/<run-id>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Endpoint URL (overrides target.url; e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Seed for think-time jitter (overrides the scenario's seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// No live progress; only the final table.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to bind (loopback by default).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0 = pick a free one; the URL is printed on start).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Emulator settings file (YAML, same keys as a scenario's `emulator:` block).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Accept only Engine.IO 3 clients.
+    #[arg(long, conflicts_with = "eio4_only")]
+    pub eio3_only: bool,
+    /// Accept only Engine.IO 4 clients.
+    #[arg(long)]
+    pub eio4_only: bool,
+    /// Reply delay before the first output: `50ms`, `uniform(20ms, 80ms)`,
+    /// `normal(50ms, 10ms)`, `lognormal(50ms, 0.5)`, `bimodal(0.9, 30ms, 300ms)`.
+    #[arg(long)]
+    pub delay: Option<Delay>,
+    /// Delay between consecutive outputs of a turn (same forms as --delay).
+    #[arg(long)]
+    pub output_gap: Option<Delay>,
+    /// Outputs per turn.
+    #[arg(long)]
+    pub outputs: Option<u32>,
+    /// Do not send typingStatus events.
+    #[arg(long)]
+    pub no_typing: bool,
+    /// Engine.IO ping interval announced to clients.
+    #[arg(long)]
+    pub ping_interval: Option<HumanDuration>,
+    /// Engine.IO ping timeout announced to clients.
+    #[arg(long)]
+    pub ping_timeout: Option<HumanDuration>,
+    /// Also serve `<prefix>/socket.io/`, e.g. `/cognigy`.
+    #[arg(long)]
+    pub path_prefix: Option<String>,
+    /// Accept only this URL token (repeatable; default: any token).
+    #[arg(long = "url-token")]
+    pub url_tokens: Vec<String>,
+    /// Seed for the delay distributions.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario YAML file.
+    pub scenario: PathBuf,
+}

@@ -17,6 +17,7 @@
 //! - a command-line flag: [`cli`]
 
 pub mod cli;
+pub mod commands;
 pub mod duration;
 pub mod emulator;
 pub mod engine;
@@ -26,3 +27,4 @@ pub mod protocol;
 pub mod report;
 pub mod scenario;
 pub mod secret;
+pub mod verdict;

@@ -1,1 +1,42 @@
-fn main() {}
+//! The `finalping` binary: parse the command line, run it on a multi-thread
+//! tokio runtime, map the outcome to an exit code. Everything else is in the
+//! library.
+
+use clap::Parser;
+use finalping::error::exit;
+
+fn main() {
+    let cli = finalping::cli::Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(exit::INTERNAL);
+        }
+    };
+    let code = match runtime.block_on(finalping::commands::dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.code
+        }
+    };
+    // Do not wait for lingering connection tasks: the reports are written.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    std::process::exit(code);
+}
+
+/// Logs go to stderr; `RUST_LOG=finalping=debug` shows more.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

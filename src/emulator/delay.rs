@@ -7,3 +7,18 @@ use serde::{Deserialize, Serialize};
 pub enum Delay {
     Fixed(HumanDuration),
 }
+impl std::str::FromStr for Delay {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse()
+            .map(Delay::Fixed)
+            .map_err(|e: crate::duration::DurationError| e.to_string())
+    }
+}
+impl std::fmt::Display for Delay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Delay::Fixed(d) => write!(f, "{d}"),
+        }
+    }
+}

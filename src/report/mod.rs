@@ -1,1 +1,145 @@
-//! report (STUB)
+//! Run reports: the [`RunReport`] data every format is made from, one small
+//! exporter per file behind the [`Exporter`] trait, [`write_all`] to write them
+//! into a run folder, and the console table. Exporters only format; they never
+//! decide a status or compute a number that the report does not already hold.
+
+mod console;
+mod csv_percentiles;
+mod json;
+mod manifest;
+mod markdown;
+
+pub use console::print_final_table;
+pub use manifest::{LoadManifest, Manifest, TargetManifest};
+
+use crate::metrics::{Counter, Metric, MetricSummary, Snapshot};
+use crate::verdict::RunStatus;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Version of the `summary.json` schema; bump on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything a report shows about one finished (or interrupted) run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub scenario: String,
+    pub status: RunStatus,
+    /// One sentence saying why the run got its status.
+    pub status_reason: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub duration_s: f64,
+    pub peak_vus: u64,
+    /// Per latency metric, in milliseconds.
+    pub metrics: BTreeMap<String, MetricSummary>,
+    pub counters: BTreeMap<String, u64>,
+    /// Failures by cause (`turn_timeout`, `connect_refused`, …).
+    pub errors: BTreeMap<String, u64>,
+    pub manifest: Manifest,
+}
+
+impl RunReport {
+    /// Builds the report from the run totals; the status is decided by `verdict`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        run_id: String,
+        totals: &Snapshot,
+        status: RunStatus,
+        status_reason: String,
+        started_at: String,
+        duration_s: f64,
+        peak_vus: u64,
+        manifest: Manifest,
+    ) -> RunReport {
+        RunReport {
+            schema_version: SCHEMA_VERSION,
+            run_id,
+            scenario: manifest.scenario_name.clone(),
+            status,
+            status_reason,
+            started_at,
+            duration_s,
+            peak_vus,
+            metrics: Metric::ALL
+                .iter()
+                .map(|m| (m.name().to_string(), totals.summary(*m)))
+                .collect(),
+            counters: Counter::ALL
+                .iter()
+                .map(|c| (c.name().to_string(), totals.counter(*c)))
+                .collect(),
+            errors: totals.causes().clone(),
+            manifest,
+        }
+    }
+
+    pub fn counter(&self, c: Counter) -> u64 {
+        self.counters.get(c.name()).copied().unwrap_or(0)
+    }
+
+    /// Completed turns per second over the whole run.
+    pub fn turns_per_sec(&self) -> f64 {
+        if self.duration_s <= 0.0 {
+            return 0.0;
+        }
+        self.counter(Counter::TurnsOk) as f64 / self.duration_s
+    }
+}
+
+/// One output format: a file name and how to write the report into it.
+pub trait Exporter {
+    fn file_name(&self) -> &'static str;
+    fn write(&self, report: &RunReport, out: &mut dyn Write) -> std::io::Result<()>;
+}
+
+/// Every format written for a run, in the order they are written.
+pub fn exporters() -> Vec<Box<dyn Exporter>> {
+    vec![
+        Box::new(json::SummaryJson),
+        Box::new(markdown::SummaryMarkdown),
+        Box::new(csv_percentiles::PercentilesCsv),
+        Box::new(manifest::ManifestJson),
+    ]
+}
+
+/// A failure to write one report file, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write report file {path}: {source}")]
+pub struct ReportError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Writes every format into `dir` (created if missing); returns the paths written.
+pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut written = Vec::new();
+    for exporter in exporters() {
+        let path = dir.join(exporter.file_name());
+        let result = std::fs::File::create(&path).and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            exporter.write(report, &mut w)?;
+            w.flush()
+        });
+        result.map_err(|source| ReportError {
+            path: path.clone(),
+            source,
+        })?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Milliseconds with microsecond precision, as every text format prints them.
+pub(crate) fn ms(v: f64) -> String {
+    format!("{v:.3}")
+}

@@ -8,3 +8,8 @@ pub mod template;
 
 pub use model::*;
 pub use template::{Template, TemplateCtx, TemplateValue};
+
+/// TEMP stub until the loader lands.
+pub fn load(path: &std::path::Path) -> Result<Scenario, String> {
+    Err(format!("{}: loader not implemented", path.display()))
+}

@@ -1,0 +1,20 @@
+//! Carries out each sub-command: turns parsed flags into library calls and a
+//! process exit code. User-facing messages are formed here; the library
+//! returns typed errors.
+
+mod run;
+mod serve;
+mod signals;
+mod validate;
+
+use crate::cli::{Cli, Command};
+use crate::error::CliError;
+
+/// Runs the parsed command; `Ok(code)` is the process exit code.
+pub async fn dispatch(cli: Cli) -> Result<i32, CliError> {
+    match cli.command {
+        Command::Run(args) => run::run(args).await,
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Validate(args) => validate::validate(&args),
+    }
+}

@@ -1,0 +1,297 @@
+//! `finalping run`: load the scenario, apply flag overrides, make sure the
+//! machine can hold the VUs, start the embedded emulator when no target is
+//! given, run the engine, write the reports and pick the exit code.
+
+use super::signals;
+use crate::cli::RunArgs;
+use crate::emulator::{self, RunningEmulator};
+use crate::engine::{self, Plan, ProgressMode};
+use crate::error::CliError;
+use crate::metrics::Recorder;
+use crate::report::{self, LoadManifest, Manifest, RunReport, TargetManifest};
+use crate::scenario::{self, Scenario, TemplateCtx};
+use crate::secret;
+use crate::verdict;
+use sha2::{Digest, Sha256};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// File descriptors kept free for the process itself (logs, reports, listener…).
+const FD_HEADROOM: u64 = 128;
+
+pub async fn run(args: RunArgs) -> Result<i32, CliError> {
+    let mut scenario =
+        scenario::load(&args.scenario).map_err(|e| CliError::usage(e.to_string()))?;
+    apply_overrides(&mut scenario, &args)?;
+    let scenario_bytes = std::fs::read(&args.scenario).unwrap_or_default();
+    let seed = args
+        .seed
+        .or(scenario.seed)
+        .unwrap_or_else(rand::random::<u64>);
+    let embedded = scenario.target.url.is_none();
+    ensure_fd_capacity(scenario.load.vus, embedded)?;
+
+    let emulator_config = embedded.then(|| scenario.emulator.clone().unwrap_or_default());
+    let emulator = match &emulator_config {
+        Some(config) => Some(start_embedded(config.clone()).await?),
+        None => None,
+    };
+    let ctx = TemplateCtx::default();
+    let endpoint_url = match (&scenario.target.url, &emulator) {
+        (Some(url), _) => url.render(&ctx),
+        (None, Some(em)) => em.url(),
+        (None, None) => return Err(CliError::internal("no target and no emulator")),
+    };
+    let url_token = scenario.target.url_token.render(&ctx);
+
+    let started_at = chrono::Utc::now();
+    let run_id = run_id(&scenario.name, started_at);
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+    std::fs::create_dir_all(&out_dir).map_err(|e| {
+        CliError::usage(format!(
+            "cannot create the report folder {}: {e} (choose another with --out)",
+            out_dir.display()
+        ))
+    })?;
+
+    let plan = Arc::new(Plan {
+        endpoint_url: endpoint_url.clone(),
+        url_token: url_token.clone(),
+        seed,
+        vus: scenario.load.vus,
+        duration: scenario.load.duration.map(|d| d.as_duration()),
+        iterations: match (scenario.load.iterations, scenario.load.duration) {
+            (None, None) => Some(1),
+            (n, _) => n,
+        },
+        ramp_up: scenario.load.ramp_up.as_duration(),
+        grace: scenario.load.grace.as_duration(),
+        scenario,
+    });
+    let shown_url = match &emulator {
+        Some(em) => format!("embedded emulator at {}", em.url()),
+        None => secret::scrub(&endpoint_url, &[&url_token]),
+    };
+    if !args.quiet {
+        eprintln!(
+            "finalping: running `{}` — {} VUs against {} (EIO{}), reports in {}",
+            plan.scenario.name,
+            plan.vus,
+            shown_url,
+            u8::from(plan.scenario.target.eio),
+            out_dir.display()
+        );
+    }
+
+    let interrupt = signals::install();
+    let recorder = Arc::new(Recorder::new());
+    let progress = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::Auto
+    };
+    let outcome = engine::run(plan.clone(), recorder, progress, interrupt).await;
+    if let Some(em) = emulator {
+        em.shutdown().await;
+    }
+
+    let (status, reason) = verdict::judge(&outcome.totals, outcome.interrupted);
+    let manifest = build_manifest(
+        &plan,
+        &args,
+        &scenario_bytes,
+        shown_url,
+        emulator_config,
+        &url_token,
+    );
+    let report = RunReport::new(
+        run_id,
+        &outcome.totals,
+        status,
+        reason,
+        started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        outcome.elapsed.as_secs_f64(),
+        outcome.peak_vus,
+        manifest,
+    );
+    report::write_all(&report, &out_dir).map_err(|e| CliError::internal(e.to_string()))?;
+    report::print_final_table(&report);
+    println!("reports: {}", out_dir.display());
+    Ok(status.exit_code())
+}
+
+fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), CliError> {
+    if let Some(vus) = args.vus {
+        if vus == 0 {
+            return Err(CliError::usage("--vus must be at least 1"));
+        }
+        s.load.vus = vus;
+    }
+    if let Some(d) = args.duration {
+        if d.as_duration().is_zero() {
+            return Err(CliError::usage(
+                "--duration must be longer than 0 (e.g. 30s)",
+            ));
+        }
+        s.load.duration = Some(d);
+        if args.iterations.is_none() {
+            s.load.iterations = None;
+        }
+    }
+    if let Some(n) = args.iterations {
+        if n == 0 {
+            return Err(CliError::usage("--iterations must be at least 1"));
+        }
+        s.load.iterations = Some(n);
+        if args.duration.is_none() {
+            s.load.duration = None;
+        }
+    }
+    if let Some(url) = &args.target {
+        let t = scenario::Template::parse(url)
+            .map_err(|e| CliError::usage(format!("--target: {e}")))?;
+        let rendered = t.render(&TemplateCtx::default());
+        if !["http://", "https://", "ws://", "wss://"]
+            .iter()
+            .any(|p| rendered.starts_with(p))
+        {
+            return Err(CliError::usage(format!(
+                "--target `{rendered}` must start with http://, https://, ws:// or wss://"
+            )));
+        }
+        s.target.url = Some(t);
+    }
+    Ok(())
+}
+
+/// Raises the soft open-files limit to the hard limit and checks the VUs fit:
+/// one descriptor per connection, two with the emulator in the same process.
+fn ensure_fd_capacity(vus: u32, embedded: bool) -> Result<(), CliError> {
+    let per_vu = if embedded { 2 } else { 1 };
+    let needed = u64::from(vus) * per_vu + FD_HEADROOM;
+    let limit = raise_fd_limit();
+    if let Some(limit) = limit {
+        if limit < needed {
+            let fit = limit.saturating_sub(FD_HEADROOM) / per_vu;
+            let hint = if embedded {
+                format!("run `finalping serve --port 0` as a separate process and pass its URL with --target (then {} VUs fit), or lower --vus to {fit}", limit.saturating_sub(FD_HEADROOM))
+            } else {
+                format!("lower --vus to {fit} or raise the hard limit (ulimit -Hn)")
+            };
+            return Err(CliError::usage(format!(
+                "{vus} VUs need about {needed} open files but this process may open only {limit}: {hint}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn raise_fd_limit() -> Option<u64> {
+    rlimit::increase_nofile_limit(u64::MAX).ok()
+}
+
+#[cfg(not(unix))]
+fn raise_fd_limit() -> Option<u64> {
+    None
+}
+
+async fn start_embedded(config: emulator::EmulatorConfig) -> Result<RunningEmulator, CliError> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    emulator::start(config, addr)
+        .await
+        .map_err(|e| CliError::internal(format!("cannot start the embedded emulator: {e}")))
+}
+
+/// `<scenario-slug>-<UTC yyyymmdd-hhmmss>-<4 hex>`: sortable and unique enough.
+fn run_id(name: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .take(6)
+        .collect::<Vec<_>>()
+        .join("-");
+    let slug = if slug.is_empty() {
+        "run".to_string()
+    } else {
+        slug
+    };
+    format!(
+        "{slug}-{}-{:04x}",
+        at.format("%Y%m%d-%H%M%S"),
+        rand::random::<u16>()
+    )
+}
+
+fn build_manifest(
+    plan: &Plan,
+    args: &RunArgs,
+    scenario_bytes: &[u8],
+    shown_url: String,
+    emulator: Option<emulator::EmulatorConfig>,
+    url_token: &str,
+) -> Manifest {
+    let s = &plan.scenario;
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    Manifest {
+        finalping_version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario_name: s.name.clone(),
+        scenario_file: display_path(&args.scenario),
+        scenario_sha256: format!("{:x}", Sha256::digest(scenario_bytes)),
+        seed: plan.seed,
+        host: gethostname::gethostname().to_string_lossy().into_owned(),
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        command_line: secret::scrub(&command_line, &[url_token]),
+        target: TargetManifest {
+            kind: "socketio".to_string(),
+            url: shown_url,
+            embedded_emulator: emulator.is_some(),
+            eio: u8::from(s.target.eio),
+            emit_with_ack: s.target.emit_with_ack,
+            test_mode: s.target.test_mode,
+            inner_handshake: s.target.inner_handshake,
+            channel: s.target.channel.clone(),
+            url_token: secret::redact(url_token),
+            connect_timeout: s.target.connect_timeout.to_string(),
+        },
+        load: LoadManifest {
+            model: "closed (constant VUs)".to_string(),
+            vus: plan.vus,
+            duration: s.load.duration.map(|d| d.to_string()),
+            iterations: plan.iterations,
+            ramp_up: s.load.ramp_up.to_string(),
+            grace: s.load.grace.to_string(),
+        },
+        emulator,
+    }
+}
+
+fn display_path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_id_is_a_slug_with_time() {
+        let at = chrono::DateTime::from_timestamp(0, 0).unwrap_or_default();
+        let id = run_id("My Quick  start!", at);
+        assert!(id.starts_with("my-quick-start-19700101-000000-"), "{id}");
+    }
+}

@@ -1,0 +1,90 @@
+//! `finalping serve`: run the emulator in the foreground until Ctrl-C/SIGTERM.
+
+use super::signals;
+use crate::cli::ServeArgs;
+use crate::emulator::{self, EmulatorConfig};
+use crate::error::{exit, CliError};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+
+pub async fn serve(args: ServeArgs) -> Result<i32, CliError> {
+    let config = build_config(&args)?;
+    let ip: IpAddr = args.host.parse().map_err(|_| {
+        CliError::usage(format!(
+            "--host `{}` is not an IP address (use e.g. 127.0.0.1 or ::1)",
+            args.host
+        ))
+    })?;
+    let addr = SocketAddr::new(ip, args.port);
+    let server = emulator::start(config.clone(), addr).await.map_err(|e| {
+        CliError::usage(format!(
+            "cannot listen on {addr}: {e} (pick another --port, or --port 0 for a free one)"
+        ))
+    })?;
+    println!("finalping serve: listening on {}", server.url());
+    let eio = match (config.eio3, config.eio4) {
+        (true, true) => "EIO3 + EIO4",
+        (true, false) => "EIO3 only",
+        _ => "EIO4 only",
+    };
+    let prefix = config
+        .path_prefix
+        .as_deref()
+        .map(|p| format!(" and {p}/socket.io/"))
+        .unwrap_or_default();
+    println!(
+        "  Socket.IO at /socket.io/{prefix} ({eio}), {} output(s) per turn after {}; Ctrl-C to stop",
+        config.outputs,
+        config.delay
+    );
+    let _ = std::io::stdout().flush();
+    let stop = signals::install();
+    stop.cancelled().await;
+    server.shutdown().await;
+    Ok(exit::PASS)
+}
+
+fn build_config(args: &ServeArgs) -> Result<EmulatorConfig, CliError> {
+    let mut c = match &args.config {
+        Some(path) => {
+            EmulatorConfig::from_yaml_file(path).map_err(|e| CliError::usage(e.to_string()))?
+        }
+        None => EmulatorConfig::default(),
+    };
+    if args.eio3_only {
+        c.eio3 = true;
+        c.eio4 = false;
+    }
+    if args.eio4_only {
+        c.eio3 = false;
+        c.eio4 = true;
+    }
+    if let Some(d) = &args.delay {
+        c.delay = d.clone();
+    }
+    if let Some(d) = &args.output_gap {
+        c.output_gap = d.clone();
+    }
+    if let Some(n) = args.outputs {
+        c.outputs = n;
+    }
+    if args.no_typing {
+        c.typing = false;
+    }
+    if let Some(d) = args.ping_interval {
+        c.ping_interval = d;
+    }
+    if let Some(d) = args.ping_timeout {
+        c.ping_timeout = d;
+    }
+    if let Some(p) = &args.path_prefix {
+        c.path_prefix = Some(p.clone());
+    }
+    if !args.url_tokens.is_empty() {
+        c.url_tokens = args.url_tokens.clone();
+    }
+    if let Some(s) = args.seed {
+        c.seed = s;
+    }
+    Ok(c)
+}

@@ -1,0 +1,176 @@
+//! Live accounting during a run: a collector task drains the recorder once per
+//! tick into the run totals and feeds the progress display — an indicatif line
+//! on a terminal, a plain line every few seconds otherwise, nothing with
+//! `--quiet`.
+
+use super::{Control, Plan};
+use crate::metrics::{Counter, Metric, Recorder, Snapshot};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the run reports progress while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// Live line when stderr is a terminal, a plain line every few seconds otherwise.
+    Auto,
+    /// Nothing until the final table.
+    Quiet,
+}
+
+const TICK: Duration = Duration::from_secs(1);
+const PLAIN_LINE_EVERY: Duration = Duration::from_secs(5);
+
+pub(super) struct Live {
+    task: tokio::task::JoinHandle<Snapshot>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Live {
+    pub fn start(
+        plan: Arc<Plan>,
+        recorder: Arc<Recorder>,
+        control: Arc<Control>,
+        mode: ProgressMode,
+    ) -> Live {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(collect(plan, recorder, control, mode, stopped));
+        Live { task, stop }
+    }
+
+    /// Stops the collector and returns the complete run totals (a last drain included).
+    pub async fn finish(self) -> Snapshot {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or_default()
+    }
+}
+
+async fn collect(
+    plan: Arc<Plan>,
+    recorder: Arc<Recorder>,
+    control: Arc<Control>,
+    mode: ProgressMode,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) -> Snapshot {
+    let mut totals = Snapshot::new();
+    let display = Display::new(&plan, mode);
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_turns = 0u64;
+    let mut last_tick = Instant::now();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = &mut stopped => break,
+        }
+        totals.merge(&recorder.drain());
+        let done = totals.counter(Counter::TurnsOk) + totals.turns_failed();
+        let rate = (done - last_turns) as f64 / last_tick.elapsed().as_secs_f64().max(1e-3);
+        last_turns = done;
+        last_tick = Instant::now();
+        display.update(&Progress {
+            elapsed: started.elapsed(),
+            active_vus: control.active_vus.load(Ordering::Relaxed),
+            turns_done: done,
+            turns_per_sec: rate,
+            p99_ms: totals.summary(Metric::FinalPing).p99_ms,
+            failures: totals.turns_failed() + totals.counter(Counter::ConnectErrors),
+        });
+    }
+    totals.merge(&recorder.drain());
+    display.finish();
+    totals
+}
+
+struct Progress {
+    elapsed: Duration,
+    active_vus: u64,
+    turns_done: u64,
+    turns_per_sec: f64,
+    p99_ms: f64,
+    failures: u64,
+}
+
+impl Progress {
+    fn line(&self) -> String {
+        format!(
+            "VUs {:>5} | turns {:>8} | {:>7.1} turns/s | final_ping p99 {:>8.2} ms | errors {}",
+            self.active_vus, self.turns_done, self.turns_per_sec, self.p99_ms, self.failures
+        )
+    }
+}
+
+enum Display {
+    /// `by_time`: the bar counts seconds of a duration-bound run, else turns.
+    Bar {
+        bar: ProgressBar,
+        by_time: bool,
+    },
+    Plain {
+        last: std::sync::Mutex<Instant>,
+    },
+    Quiet,
+}
+
+impl Display {
+    fn new(plan: &Plan, mode: ProgressMode) -> Display {
+        if mode == ProgressMode::Quiet {
+            return Display::Quiet;
+        }
+        if !std::io::stderr().is_terminal() {
+            return Display::Plain {
+                last: std::sync::Mutex::new(Instant::now()),
+            };
+        }
+        // Length = planned seconds when duration-bound, else planned turns.
+        let (len, template, by_time) = match plan.duration {
+            Some(d) => (
+                d.as_secs().max(1),
+                "{spinner} [{elapsed_precise}] {bar:20} {msg}",
+                true,
+            ),
+            None => (
+                plan.iterations.unwrap_or(1) * u64::from(plan.vus) * plan.sends_per_iteration(),
+                "{spinner} [{elapsed_precise}] {bar:20} {pos}/{len} turns | {msg}",
+                false,
+            ),
+        };
+        let bar = ProgressBar::new(len);
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        Display::Bar { bar, by_time }
+    }
+
+    fn update(&self, p: &Progress) {
+        match self {
+            Display::Bar { bar, by_time } => {
+                bar.set_position(if *by_time {
+                    p.elapsed.as_secs()
+                } else {
+                    p.turns_done
+                });
+                bar.set_message(p.line());
+            }
+            Display::Plain { last } => {
+                let mut last = last
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if last.elapsed() >= PLAIN_LINE_EVERY {
+                    *last = Instant::now();
+                    eprintln!("[{:>6.1}s] {}", p.elapsed.as_secs_f64(), p.line());
+                }
+            }
+            Display::Quiet => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Display::Bar { bar, .. } = self {
+            bar.finish_and_clear();
+        }
+    }
+}

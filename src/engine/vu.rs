@@ -1,0 +1,322 @@
+//! One virtual user: interprets the scenario's steps over one Socket.IO
+//! connection, loops iterations until its count or the deadline, and records
+//! every connect and turn exactly once (ok / timeout / error / disconnected /
+//! interrupted) in the recorder.
+
+use super::{Control, Plan};
+use crate::metrics::{Counter, Metric, Recorder, ShardWriter};
+use crate::protocol::socketio::{
+    ConnectOptions, Connection, ProcessInput, Turn, TurnOutcome, WireCounters,
+};
+use crate::scenario::{SendStep, Step, TemplateCtx};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// After a failed connect, wait this long (or less if stopping) before the next try,
+/// so an unreachable target produces a bounded error rate instead of a busy loop.
+const CONNECT_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+pub(super) async fn run_vu(
+    vu: u64,
+    start_at: Instant,
+    plan: Arc<Plan>,
+    recorder: Arc<Recorder>,
+    control: Arc<Control>,
+) {
+    tokio::select! {
+        _ = tokio::time::sleep_until(start_at.into()) => {}
+        _ = control.soft.cancelled() => return,
+    }
+    control.vu_started();
+    let mut user = VirtualUser {
+        vu,
+        plan: &plan,
+        recorder: &recorder,
+        control: &control,
+        conn: None,
+        rng: StdRng::seed_from_u64(plan.seed ^ vu.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+    };
+    user.run().await;
+    if let Some(conn) = user.conn.take() {
+        close(conn, &recorder).await;
+    }
+    control.vu_finished();
+}
+
+struct VirtualUser<'a> {
+    vu: u64,
+    plan: &'a Plan,
+    recorder: &'a Recorder,
+    control: &'a Control,
+    conn: Option<Connection>,
+    rng: StdRng,
+}
+
+/// Whether the VU goes on after a step.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl VirtualUser<'_> {
+    async fn run(&mut self) {
+        let mut iteration = 0u64;
+        while self.plan.iterations.is_none_or(|n| iteration < n) {
+            let ctx = TemplateCtx {
+                vu: self.vu,
+                iteration,
+            };
+            for step in &self.plan.scenario.steps {
+                if self.control.soft.is_cancelled() {
+                    return;
+                }
+                if let Flow::Stop = self.step(step, &ctx).await {
+                    return;
+                }
+            }
+            iteration += 1;
+        }
+    }
+
+    async fn step(&mut self, step: &Step, ctx: &TemplateCtx) -> Flow {
+        match step {
+            Step::Connect => {
+                if let Some(old) = self.conn.take() {
+                    close(old, self.recorder).await;
+                }
+                self.connect(ctx).await
+            }
+            Step::Send(send) => {
+                if self.conn.is_none() {
+                    if let Flow::Stop = self.connect(ctx).await {
+                        return Flow::Stop;
+                    }
+                    if self.conn.is_none() {
+                        return Flow::Continue;
+                    }
+                }
+                self.send(send, ctx).await
+            }
+            Step::Think(think) => {
+                let pause = think_pause(think, &mut self.rng);
+                self.think(pause).await
+            }
+            Step::Disconnect => {
+                if let Some(conn) = self.conn.take() {
+                    close(conn, self.recorder).await;
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn connect(&mut self, ctx: &TemplateCtx) -> Flow {
+        let target = &self.plan.scenario.target;
+        let opts = ConnectOptions {
+            endpoint_url: self.plan.endpoint_url.clone(),
+            url_token: self.plan.url_token.clone(),
+            user_id: target.user_id.render(ctx),
+            session_id: target.session_id.render(ctx),
+            eio: target.eio,
+            emit_with_ack: target.emit_with_ack,
+            test_mode: target.test_mode,
+            inner_handshake: target.inner_handshake,
+            connect_timeout: target.connect_timeout.as_duration(),
+        };
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = Connection::connect(&opts) => r,
+            _ = self.control.soft.cancelled() => return Flow::Stop,
+        };
+        match result {
+            Ok(conn) => {
+                let mut w = self.recorder.writer();
+                w.record(Metric::Connect, started.elapsed());
+                w.add(Counter::ConnectsOk, 1);
+                self.conn = Some(conn);
+                Flow::Continue
+            }
+            Err(e) => {
+                {
+                    let mut w = self.recorder.writer();
+                    w.add(Counter::ConnectErrors, 1);
+                    w.cause(&format!("connect_{}", e.cause()));
+                }
+                tracing::debug!(vu = self.vu, "connect failed: {e}");
+                tokio::select! {
+                    _ = tokio::time::sleep(CONNECT_RETRY_PAUSE) => Flow::Continue,
+                    _ = self.control.soft.cancelled() => Flow::Stop,
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, send: &SendStep, ctx: &TemplateCtx) -> Flow {
+        let Some(conn) = self.conn.as_mut() else {
+            return Flow::Continue;
+        };
+        let input = ProcessInput {
+            text: send.text.render(ctx),
+            data: send.data.as_ref().map(|d| d.render(ctx)),
+            reset_flow: send.reset_flow,
+            channel: self.plan.scenario.target.channel.clone(),
+        };
+        self.recorder.add(Counter::TurnsSent, 1);
+        let turn = tokio::select! {
+            t = conn.turn(&input, send.timeout.as_duration()) => Some(t),
+            _ = self.control.hard.cancelled() => None,
+        };
+        let counters = conn.take_counters();
+        let keep_connection = {
+            let mut w = self.recorder.writer();
+            add_wire_counters(&mut w, &counters);
+            match &turn {
+                Some(turn) => record_turn(&mut w, turn, send, ctx),
+                None => {
+                    w.add(Counter::TurnsInterrupted, 1);
+                    w.cause("turn_interrupted");
+                    self.conn = None;
+                    return Flow::Stop;
+                }
+            }
+        };
+        if !keep_connection {
+            // After a timeout or a drop the session state is unknown: start afresh.
+            if let Some(conn) = self.conn.take() {
+                close(conn, self.recorder).await;
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn think(&mut self, pause: Duration) -> Flow {
+        let control = self.control;
+        let conn = self.conn.as_mut();
+        let idle = async {
+            match conn {
+                Some(conn) => conn.idle(pause).await.is_ok(),
+                None => {
+                    tokio::time::sleep(pause).await;
+                    true
+                }
+            }
+        };
+        let alive = tokio::select! {
+            alive = idle => alive,
+            _ = control.soft.cancelled() => return Flow::Stop,
+        };
+        if let Some(conn) = self.conn.as_mut() {
+            let counters = conn.take_counters();
+            let mut w = self.recorder.writer();
+            add_wire_counters(&mut w, &counters);
+            if !alive {
+                w.add(Counter::Disconnects, 1);
+                w.cause("disconnected_idle");
+            }
+        }
+        if !alive {
+            self.conn = None;
+        }
+        Flow::Continue
+    }
+}
+
+/// Records one finished turn; returns whether the connection is still usable.
+fn record_turn(w: &mut ShardWriter<'_>, turn: &Turn, send: &SendStep, ctx: &TemplateCtx) -> bool {
+    w.add(Counter::Outputs, turn.outputs.len() as u64);
+    if let Some(first) = turn.outputs.first() {
+        w.record(
+            Metric::FirstOutput,
+            first.at.saturating_duration_since(turn.sent_at),
+        );
+    }
+    for pair in turn.outputs.windows(2) {
+        w.record(
+            Metric::OutputGap,
+            pair[1].at.saturating_duration_since(pair[0].at),
+        );
+    }
+    if let Some(done) = turn.finished_at {
+        w.record(
+            Metric::FinalPing,
+            done.saturating_duration_since(turn.sent_at),
+        );
+    }
+    match &turn.outcome {
+        TurnOutcome::Ok => {
+            if let Some(failure) = expectation_failure(turn, send, ctx) {
+                w.add(Counter::TurnsError, 1);
+                w.add(Counter::ExpectFailed, 1);
+                w.cause(failure);
+            } else {
+                w.add(Counter::TurnsOk, 1);
+            }
+            true
+        }
+        TurnOutcome::BotError(_) => {
+            w.add(Counter::TurnsError, 1);
+            w.cause("bot_error");
+            true
+        }
+        TurnOutcome::Timeout => {
+            w.add(Counter::TurnsTimeout, 1);
+            w.cause("turn_timeout");
+            false
+        }
+        TurnOutcome::Disconnected(_) => {
+            w.add(Counter::TurnsDisconnected, 1);
+            w.add(Counter::Disconnects, 1);
+            w.cause("disconnected_in_turn");
+            false
+        }
+    }
+}
+
+/// The cause name of the first failed `expect` check, if any.
+fn expectation_failure(turn: &Turn, send: &SendStep, ctx: &TemplateCtx) -> Option<&'static str> {
+    let expect = send.expect.as_ref()?;
+    if let Some(min) = expect.min_outputs {
+        if (turn.outputs.len() as u64) < u64::from(min) {
+            return Some("expect_min_outputs");
+        }
+    }
+    if let Some(needle) = &expect.text_contains {
+        let needle = needle.render(ctx);
+        let found = turn
+            .outputs
+            .iter()
+            .any(|o| o.text.as_deref().is_some_and(|t| t.contains(&needle)));
+        if !found {
+            return Some("expect_text_contains");
+        }
+    }
+    None
+}
+
+fn add_wire_counters(w: &mut ShardWriter<'_>, c: &WireCounters) {
+    w.add(Counter::AcksSent, c.acks_sent);
+    w.add(Counter::UnknownEvents, c.unknown_events);
+    w.add(Counter::UnsolicitedOutputs, c.unsolicited_outputs);
+    w.add(Counter::Heartbeats, c.heartbeats);
+    w.add(Counter::BytesSent, c.bytes_sent);
+    w.add(Counter::BytesReceived, c.bytes_received);
+}
+
+/// Closes a connection (bounded by the connection's own timeout) and books its last counters.
+async fn close(mut conn: Connection, recorder: &Recorder) {
+    let counters = conn.take_counters();
+    add_wire_counters(&mut recorder.writer(), &counters);
+    conn.close().await;
+}
+
+// TEMP until scenario::ThinkTime::sample lands.
+fn think_pause(t: &crate::scenario::ThinkTime, rng: &mut StdRng) -> Duration {
+    use rand::Rng;
+    if t.max <= t.min {
+        t.min
+    } else {
+        rng.random_range(t.min..=t.max)
+    }
+}

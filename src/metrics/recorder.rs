@@ -1,0 +1,124 @@
+//! The recorder: a fixed set of shards, each a mutex around histograms and
+//! counters. A thread always writes the same shard (picked once per thread), so
+//! with at least as many shards as worker threads the locks are uncontended;
+//! the collector drains all shards once per interval.
+
+use super::{Counter, Metric, Snapshot};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// Per-thread recorders, merged by [`Recorder::drain`].
+pub struct Recorder {
+    shards: Box<[Mutex<Snapshot>]>,
+}
+
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static THREAD_SLOT: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Recorder {
+    /// One shard per expected worker thread, with head-room for blocking threads.
+    pub fn new() -> Recorder {
+        let threads = std::thread::available_parallelism().map_or(4, |n| n.get());
+        Recorder::with_shards(threads * 2 + 2)
+    }
+
+    pub fn with_shards(n: usize) -> Recorder {
+        let shards = (0..n.max(1)).map(|_| Mutex::new(Snapshot::new())).collect();
+        Recorder { shards }
+    }
+
+    /// Locks this thread's shard; record several values under one lock.
+    pub fn writer(&self) -> ShardWriter<'_> {
+        let slot = THREAD_SLOT.with(|s| *s) % self.shards.len();
+        let guard = self.shards[slot]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        ShardWriter { guard }
+    }
+
+    pub fn record(&self, metric: Metric, value: Duration) {
+        self.writer().record(metric, value);
+    }
+
+    pub fn add(&self, counter: Counter, n: u64) {
+        self.writer().add(counter, n);
+    }
+
+    /// Takes everything recorded since the last drain (all shards), leaving them empty.
+    pub fn drain(&self) -> Snapshot {
+        let mut out = Snapshot::new();
+        for shard in self.shards.iter() {
+            let mut s = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            out.merge(&s);
+            s.clear();
+        }
+        out
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
+/// A locked shard; dropping it releases the lock.
+pub struct ShardWriter<'a> {
+    guard: MutexGuard<'a, Snapshot>,
+}
+
+impl ShardWriter<'_> {
+    pub fn record(&mut self, metric: Metric, value: Duration) {
+        self.guard.record(metric, value);
+    }
+
+    pub fn add(&mut self, counter: Counter, n: u64) {
+        self.guard.add(counter, n);
+    }
+
+    /// Counts one failure under a cause name (`turn_timeout`, `connect_refused`, …).
+    pub fn cause(&mut self, cause: &str) {
+        self.guard.add_cause(cause, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn concurrent_writers_merge_exactly() {
+        let rec = Arc::new(Recorder::with_shards(3));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let rec = rec.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1000u64 {
+                        let mut w = rec.writer();
+                        w.record(Metric::FinalPing, Duration::from_micros(1 + i + t));
+                        w.add(Counter::TurnsOk, 1);
+                        if i % 100 == 0 {
+                            w.cause("turn_timeout");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let snap = rec.drain();
+        assert_eq!(snap.histogram(Metric::FinalPing).len(), 8000);
+        assert_eq!(snap.counter(Counter::TurnsOk), 8000);
+        assert_eq!(snap.causes().get("turn_timeout"), Some(&80));
+        // drained: a second drain is empty
+        let again = rec.drain();
+        assert_eq!(again.histogram(Metric::FinalPing).len(), 0);
+        assert_eq!(again.counter(Counter::TurnsOk), 0);
+    }
+}

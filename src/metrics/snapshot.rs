@@ -1,0 +1,196 @@
+//! A set of histograms, counters and failure causes: what a shard holds, what
+//! an interval drain returns and what the run totals are. Mergeable exactly.
+
+use super::{new_histogram, Counter, Metric};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct Snapshot {
+    hists: Vec<Histogram<u64>>,
+    counters: [u64; Counter::ALL.len()],
+    causes: BTreeMap<String, u64>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("counters", &self.counters)
+            .field("causes", &self.causes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot::new()
+    }
+}
+
+impl Snapshot {
+    pub fn new() -> Snapshot {
+        Snapshot {
+            hists: Metric::ALL.iter().map(|_| new_histogram()).collect(),
+            counters: [0; Counter::ALL.len()],
+            causes: BTreeMap::new(),
+        }
+    }
+
+    /// Records a latency; values beyond 1 h saturate, below 1 µs count as 1 µs.
+    pub fn record(&mut self, metric: Metric, value: Duration) {
+        let us = u64::try_from(value.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.hists[metric.index()].saturating_record(us);
+    }
+
+    pub fn add(&mut self, counter: Counter, n: u64) {
+        let c = &mut self.counters[counter.index()];
+        *c = c.saturating_add(n);
+    }
+
+    pub fn add_cause(&mut self, cause: &str, n: u64) {
+        match self.causes.get_mut(cause) {
+            Some(c) => *c += n,
+            None => {
+                self.causes.insert(cause.to_string(), n);
+            }
+        }
+    }
+
+    pub fn histogram(&self, metric: Metric) -> &Histogram<u64> {
+        &self.hists[metric.index()]
+    }
+
+    pub fn counter(&self, counter: Counter) -> u64 {
+        self.counters[counter.index()]
+    }
+
+    pub fn causes(&self) -> &BTreeMap<String, u64> {
+        &self.causes
+    }
+
+    /// Turns that ended in any way other than ok.
+    pub fn turns_failed(&self) -> u64 {
+        [
+            Counter::TurnsTimeout,
+            Counter::TurnsError,
+            Counter::TurnsDisconnected,
+            Counter::TurnsInterrupted,
+        ]
+        .iter()
+        .map(|c| self.counter(*c))
+        .sum()
+    }
+
+    /// Adds `other` into `self` (exact: HDR histograms of equal bounds add losslessly).
+    pub fn merge(&mut self, other: &Snapshot) {
+        for (a, b) in self.hists.iter_mut().zip(&other.hists) {
+            if !b.is_empty() {
+                // Same bounds on both sides, so addition cannot fail.
+                let _ = a.add(b);
+            }
+        }
+        for (a, b) in self.counters.iter_mut().zip(other.counters) {
+            *a = a.saturating_add(b);
+        }
+        for (k, v) in &other.causes {
+            self.add_cause(k, *v);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        for h in &mut self.hists {
+            if !h.is_empty() {
+                h.reset();
+            }
+        }
+        self.counters = [0; Counter::ALL.len()];
+        self.causes.clear();
+    }
+
+    pub fn summary(&self, metric: Metric) -> MetricSummary {
+        MetricSummary::of(self.histogram(metric))
+    }
+}
+
+/// Distribution summary of one metric in milliseconds (µs precision).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct MetricSummary {
+    pub count: u64,
+    pub min_ms: f64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p99_9_ms: f64,
+    pub p99_99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl MetricSummary {
+    pub fn of(h: &Histogram<u64>) -> MetricSummary {
+        let ms = |us: u64| us as f64 / 1000.0;
+        if h.is_empty() {
+            return MetricSummary {
+                count: 0,
+                min_ms: 0.0,
+                mean_ms: 0.0,
+                p50_ms: 0.0,
+                p90_ms: 0.0,
+                p95_ms: 0.0,
+                p99_ms: 0.0,
+                p99_9_ms: 0.0,
+                p99_99_ms: 0.0,
+                max_ms: 0.0,
+            };
+        }
+        let q = |p: f64| ms(h.value_at_quantile(p));
+        MetricSummary {
+            count: h.len(),
+            min_ms: ms(h.min()),
+            mean_ms: h.mean().round() / 1000.0,
+            p50_ms: q(0.50),
+            p90_ms: q(0.90),
+            p95_ms: q(0.95),
+            p99_ms: q(0.99),
+            p99_9_ms: q(0.999),
+            p99_99_ms: q(0.9999),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_reports_milliseconds() {
+        let mut s = Snapshot::new();
+        for us in 1..=1000u64 {
+            s.record(Metric::FinalPing, Duration::from_micros(us * 100));
+        }
+        let m = s.summary(Metric::FinalPing);
+        assert_eq!(m.count, 1000);
+        assert!((m.p50_ms - 50.0).abs() < 0.1, "{m:?}");
+        assert!((m.max_ms - 100.0).abs() < 0.1, "{m:?}");
+        assert!((m.min_ms - 0.1).abs() < 0.001, "{m:?}");
+    }
+
+    #[test]
+    fn merge_adds_counts_and_causes() {
+        let mut a = Snapshot::new();
+        let mut b = Snapshot::new();
+        a.add(Counter::Outputs, 2);
+        b.add(Counter::Outputs, 3);
+        b.add_cause("turn_timeout", 4);
+        b.record(Metric::Connect, Duration::from_millis(5));
+        a.merge(&b);
+        assert_eq!(a.counter(Counter::Outputs), 5);
+        assert_eq!(a.causes()["turn_timeout"], 4);
+        assert_eq!(a.histogram(Metric::Connect).len(), 1);
+        assert_eq!(MetricSummary::of(&new_histogram()).count, 0);
+    }
+}

@@ -1,0 +1,68 @@
+//! The final table printed to the terminal after a run.
+
+use super::{ms, RunReport};
+use crate::metrics::Counter;
+use std::fmt::Write as _;
+
+/// Renders the end-of-run table (latencies, turn accounting, failures).
+pub fn final_table(r: &RunReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n{} — {} in {:.1} s, peak {} VUs, {:.1} turns/s",
+        r.scenario,
+        r.status.as_str().to_uppercase(),
+        r.duration_s,
+        r.peak_vus,
+        r.turns_per_sec()
+    );
+    let _ = writeln!(
+        s,
+        "{:<13} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "metric (ms)", "count", "min", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for (name, m) in &r.metrics {
+        let _ = writeln!(
+            s,
+            "{:<13} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            name,
+            m.count,
+            ms(m.min_ms),
+            ms(m.p50_ms),
+            ms(m.p90_ms),
+            ms(m.p99_ms),
+            ms(m.p99_9_ms),
+            ms(m.max_ms)
+        );
+    }
+    let c = |k: Counter| r.counter(k);
+    let _ = writeln!(
+        s,
+        "turns: sent {} · ok {} · timeout {} · error {} · disconnected {} · interrupted {}",
+        c(Counter::TurnsSent),
+        c(Counter::TurnsOk),
+        c(Counter::TurnsTimeout),
+        c(Counter::TurnsError),
+        c(Counter::TurnsDisconnected),
+        c(Counter::TurnsInterrupted)
+    );
+    let _ = writeln!(
+        s,
+        "connects: ok {} · failed {} · outputs {} · acks {} · unknown events {}",
+        c(Counter::ConnectsOk),
+        c(Counter::ConnectErrors),
+        c(Counter::Outputs),
+        c(Counter::AcksSent),
+        c(Counter::UnknownEvents)
+    );
+    if !r.errors.is_empty() {
+        let causes: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s, "failures by cause: {}", causes.join(" · "));
+    }
+    let _ = writeln!(s, "{}", r.status_reason);
+    s
+}
+
+pub fn print_final_table(r: &RunReport) {
+    print!("{}", final_table(r));
+}

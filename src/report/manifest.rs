@@ -1,0 +1,66 @@
+//! `manifest.json`: how the run was set up — tool version, scenario hash, seed,
+//! host, protocol and load settings — so two runs can be compared knowingly.
+//! Secrets are redacted before they get here (see `secret`).
+
+use super::{Exporter, RunReport};
+use crate::emulator::EmulatorConfig;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub finalping_version: String,
+    pub scenario_name: String,
+    pub scenario_file: String,
+    /// SHA-256 of the scenario file's bytes.
+    pub scenario_sha256: String,
+    pub seed: u64,
+    pub host: String,
+    pub os: String,
+    pub cpus: usize,
+    /// The command line, with secrets scrubbed.
+    pub command_line: String,
+    pub target: TargetManifest,
+    pub load: LoadManifest,
+    /// Emulator settings when the run used the embedded emulator.
+    pub emulator: Option<EmulatorConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetManifest {
+    pub kind: String,
+    /// Endpoint URL (scrubbed), or `embedded emulator at …`.
+    pub url: String,
+    pub embedded_emulator: bool,
+    pub eio: u8,
+    pub emit_with_ack: bool,
+    pub test_mode: bool,
+    pub inner_handshake: bool,
+    pub channel: String,
+    /// Redacted: never the whole token.
+    pub url_token: String,
+    pub connect_timeout: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadManifest {
+    pub model: String,
+    pub vus: u32,
+    pub duration: Option<String>,
+    pub iterations: Option<u64>,
+    pub ramp_up: String,
+    pub grace: String,
+}
+
+pub struct ManifestJson;
+
+impl Exporter for ManifestJson {
+    fn file_name(&self) -> &'static str {
+        "manifest.json"
+    }
+
+    fn write(&self, report: &RunReport, out: &mut dyn Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, &report.manifest)?;
+        writeln!(out)
+    }
+}

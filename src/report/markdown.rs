@@ -1,0 +1,66 @@
+//! `summary.md`: a human summary suitable for a CI job summary or a PR comment.
+
+use super::{ms, Exporter, RunReport};
+use std::io::Write;
+
+pub struct SummaryMarkdown;
+
+impl Exporter for SummaryMarkdown {
+    fn file_name(&self) -> &'static str {
+        "summary.md"
+    }
+
+    fn write(&self, r: &RunReport, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(out, "# finalping run `{}`\n", r.run_id)?;
+        writeln!(out, "- scenario: **{}**", r.scenario)?;
+        writeln!(
+            out,
+            "- status: **{}** — {}",
+            r.status.as_str(),
+            r.status_reason
+        )?;
+        writeln!(out, "- target: {}", r.manifest.target.url)?;
+        writeln!(
+            out,
+            "- started: {} · duration: {:.1} s · peak VUs: {} · {:.1} turns/s\n",
+            r.started_at,
+            r.duration_s,
+            r.peak_vus,
+            r.turns_per_sec()
+        )?;
+        writeln!(out, "## Latency (ms)\n")?;
+        writeln!(
+            out,
+            "| metric | count | min | mean | p50 | p90 | p95 | p99 | p99.9 | max |"
+        )?;
+        writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        for (name, m) in &r.metrics {
+            writeln!(
+                out,
+                "| `{name}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                m.count,
+                ms(m.min_ms),
+                ms(m.mean_ms),
+                ms(m.p50_ms),
+                ms(m.p90_ms),
+                ms(m.p95_ms),
+                ms(m.p99_ms),
+                ms(m.p99_9_ms),
+                ms(m.max_ms)
+            )?;
+        }
+        writeln!(out, "\n## Counters\n")?;
+        writeln!(out, "| counter | value |\n|---|---:|")?;
+        for (name, v) in &r.counters {
+            writeln!(out, "| `{name}` | {v} |")?;
+        }
+        if !r.errors.is_empty() {
+            writeln!(out, "\n## Failures by cause\n")?;
+            writeln!(out, "| cause | count |\n|---|---:|")?;
+            for (cause, n) in &r.errors {
+                writeln!(out, "| `{cause}` | {n} |")?;
+            }
+        }
+        Ok(())
+    }
+}
