@@ -21,6 +21,8 @@ use std::sync::Arc;
 const FD_HEADROOM: u64 = 128;
 
 pub async fn run(args: RunArgs) -> Result<i32, CliError> {
+    // First, so that a Ctrl-C at any later point ends in partial reports.
+    let interrupt = signals::install();
     let mut scenario =
         scenario::load(&args.scenario).map_err(|e| CliError::usage(e.to_string()))?;
     apply_overrides(&mut scenario, &args)?;
@@ -87,7 +89,6 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         );
     }
 
-    let interrupt = signals::install();
     let recorder = Arc::new(Recorder::new());
     let progress = if args.quiet {
         ProgressMode::Quiet

@@ -1,0 +1,141 @@
+//! Helpers shared by the integration tests: run the real `finalping` binary with
+//! a hard time limit, write scenario files, read reports. No sleeps: waits are
+//! channel receives with timeouts.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_finalping")
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Runs `finalping <args>` to completion; panics (fails the test) if it takes
+/// longer than `limit`, killing it first.
+pub fn run_finalping(args: &[&str], limit: Duration) -> Output {
+    let child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn finalping");
+    wait_with_limit(child, limit)
+}
+
+/// Waits for a child's exit and output within `limit`, killing it on overrun.
+pub fn wait_with_limit(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait for finalping"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("finalping did not finish within {limit:?}");
+        }
+    }
+}
+
+/// A temp folder with a scenario file in it.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Workdir {
+        Workdir {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write file");
+        p
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+pub fn counter(summary: &serde_json::Value, name: &str) -> u64 {
+    summary["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("counter {name} missing in {summary}"))
+}
+
+pub fn metric(summary: &serde_json::Value, name: &str, field: &str) -> f64 {
+    summary["metrics"][name][field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("metric {name}.{field} missing"))
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Spawns `finalping serve --port 0 <extra>` and returns it with its URL.
+pub struct Served {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn serve(extra: &[&str]) -> Served {
+    let mut child = Command::new(bin())
+        .args(["serve", "--port", "0"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn finalping serve");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = first_line(stdout, Duration::from_secs(20));
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in `{line}`"))
+        .to_string();
+    Served { child, url }
+}
+
+/// Reads the first line of a pipe within `limit` (the rest is drained in the background).
+pub fn first_line(pipe: impl std::io::Read + Send + 'static, limit: Duration) -> String {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(pipe).lines();
+        let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+        let _ = tx.send(first);
+        for _ in lines {}
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("no first line within {limit:?}"))
+}

@@ -1,0 +1,297 @@
+//! `finalping run` end to end: the real binary against its embedded emulator
+//! (and against servers that misbehave), checking the accounting in the
+//! reports, the exit codes and the error messages.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// The quickstart scenario, shrunk, optionally switched to EIO4.
+fn small_quickstart(w: &Workdir, eio: u8) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo_path("scenarios/quickstart.yaml"))
+        .expect("read quickstart")
+        .replace("eio: 3", &format!("eio: {eio}"))
+        .replace("think: 500ms..1500ms", "think: 10ms..30ms")
+        .replace("think: 1s..2s", "think: 5ms");
+    w.file("quickstart.yaml", &text)
+}
+
+fn check_quickstart(eio: u8) {
+    let w = Workdir::new();
+    let scenario = small_quickstart(&w, eio);
+    let out_dir = w.path("report");
+    let out = run_finalping(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--vus",
+            "12",
+            "--iterations",
+            "3",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = read_json(&out_dir.join("summary.json"));
+    assert_eq!(s["schema_version"], 1);
+    assert_eq!(s["status"], "passed");
+    // 12 VUs × 3 iterations × 2 sends
+    assert_eq!(counter(&s, "turns_sent"), 72);
+    assert_eq!(counter(&s, "turns_ok"), 72);
+    for c in ["turns_timeout", "turns_error", "turns_disconnected", "turns_interrupted"] {
+        assert_eq!(counter(&s, c), 0, "{c}");
+    }
+    // 2 outputs per turn, each with an ack request, plus the acked finalPing.
+    assert_eq!(counter(&s, "outputs"), 144);
+    assert_eq!(counter(&s, "acks_sent"), 72 * 3);
+    assert_eq!(counter(&s, "connects_ok"), 36);
+    assert_eq!(metric(&s, "final_ping", "count"), 72.0);
+    assert_eq!(metric(&s, "connect", "count"), 36.0);
+    assert_eq!(metric(&s, "output_gap", "count"), 72.0);
+    // The emulator waits uniform(30ms, 60ms) + 5 ms between outputs.
+    assert!(metric(&s, "final_ping", "min_ms") >= 35.0, "{s}");
+    assert!(metric(&s, "final_ping", "p50_ms") >= 35.0, "{s}");
+    assert!(metric(&s, "first_output", "min_ms") >= 30.0, "{s}");
+    assert!(metric(&s, "final_ping", "max_ms") < 10_000.0, "{s}");
+    assert_eq!(s["manifest"]["target"]["eio"], eio);
+    assert_eq!(s["manifest"]["target"]["embedded_emulator"], true);
+
+    // Every report file exists and parses.
+    let m = read_json(&out_dir.join("manifest.json"));
+    assert_eq!(m["scenario_name"], "quickstart");
+    assert_eq!(m["scenario_sha256"].as_str().map(str::len), Some(64));
+    let csv = std::fs::read_to_string(out_dir.join("percentiles.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let headers = rows.headers().unwrap().clone();
+    assert_eq!(&headers[0], "metric");
+    assert!(headers.iter().any(|h| h == "p99_9_ms"));
+    let metrics: Vec<String> = rows
+        .records()
+        .map(|r| r.unwrap()[0].to_string())
+        .collect();
+    assert!(metrics.contains(&"final_ping".to_string()), "{csv}");
+    let md = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(md.contains("| `final_ping` | 72 |"), "{md}");
+    // The console table was printed.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("final_ping") && stdout.contains("PASSED"), "{stdout}");
+}
+
+#[test]
+fn quickstart_eio3_against_embedded_emulator() {
+    check_quickstart(3);
+}
+
+#[test]
+fn quickstart_eio4_against_embedded_emulator() {
+    check_quickstart(4);
+}
+
+#[test]
+fn every_shipped_scenario_validates() {
+    let dir = repo_path("scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "yaml") {
+            let out = run_finalping(&["validate", p.to_str().unwrap()], LIMIT);
+            assert_eq!(out.status.code(), Some(0), "{}: {}", p.display(), text(&out));
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
+
+fn assert_usage_error(yaml: &str, want_position: &str, want_words: &[&str]) {
+    let w = Workdir::new();
+    let p = w.file("bad.yaml", yaml);
+    for cmd in ["validate", "run"] {
+        let out = run_finalping(&[cmd, p.to_str().unwrap(), "--quiet"][..if cmd == "run" { 3 } else { 2 }], LIMIT);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{cmd}: {}", text(&out));
+        assert!(err.contains(&format!("bad.yaml:{want_position}")), "{cmd}: {err}");
+        for word in want_words {
+            assert!(err.contains(word), "{cmd}: `{word}` not in {err}");
+        }
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn malformed_yaml_is_a_usage_error_with_position() {
+    assert_usage_error(
+        "name: x\nload: {vus: 2\nsteps: [connect]\n",
+        "",
+        &["hint"],
+    );
+}
+
+#[test]
+fn unknown_field_is_a_usage_error_with_position() {
+    assert_usage_error(
+        "name: x\nload:\n  vus: 2\n  vuss: 3\nsteps:\n  - send: {text: hi}\n",
+        "4:3",
+        &["vuss"],
+    );
+}
+
+#[test]
+fn wrong_type_is_a_usage_error_with_position() {
+    assert_usage_error(
+        "name: x\nload:\n  vus: many\nsteps:\n  - send: {text: hi}\n",
+        "3:8",
+        &["many"],
+    );
+}
+
+#[test]
+fn missing_env_var_is_a_usage_error_with_position() {
+    assert_usage_error(
+        "name: x\ntarget:\n  url_token: \"${env:FINALPING_TEST_SURELY_UNSET_VAR}\"\nload: {vus: 1}\nsteps:\n  - send: {text: hi}\n",
+        "3:",
+        &["FINALPING_TEST_SURELY_UNSET_VAR"],
+    );
+}
+
+#[test]
+fn unreachable_target_counts_connect_errors_and_fails() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: unreachable\nload: {vus: 3, iterations: 2}\nsteps:\n  - connect\n  - send: {text: hi, timeout: 2s}\n",
+    );
+    let out_dir = w.path("r");
+    let target = format!("http://127.0.0.1:{port}");
+    let out = run_finalping(
+        &["run", p.to_str().unwrap(), "--target", &target, "--out", out_dir.to_str().unwrap(), "--quiet"],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let s = read_json(&out_dir.join("summary.json"));
+    assert_eq!(s["status"], "invalid");
+    assert!(counter(&s, "connect_errors") >= 3, "{s}");
+    assert_eq!(counter(&s, "turns_ok"), 0);
+    assert!(s["errors"]["connect_refused"].as_u64().unwrap_or(0) >= 3, "{s}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("connect_refused"), "{stdout}");
+    assert!(!text(&out).contains("panicked"));
+}
+
+/// A WebSocket server that completes the Engine.IO handshake but never sends
+/// `endpoint-ready`.
+fn silent_endpoint() -> (String, std::thread::JoinHandle<()>) {
+    use tokio_tungstenite::tungstenite::{accept, Message};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        // Serve a bounded number of connections, each until the client gives up.
+        for stream in listener.incoming().take(4) {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let Ok(mut ws) = accept(stream) else { return };
+                let open = r#"0{"sid":"x","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#;
+                let _ = ws.send(Message::text(open));
+                let _ = ws.send(Message::text("40"));
+                while ws.read().is_ok() {}
+            });
+        }
+    });
+    (url, handle)
+}
+
+#[test]
+fn missing_endpoint_ready_is_a_connect_timeout() {
+    let (url, _server) = silent_endpoint();
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: silent\ntarget: {connect_timeout: 500ms}\nload: {vus: 2, iterations: 1}\nsteps:\n  - connect\n  - send: {text: hi}\n",
+    );
+    let out_dir = w.path("r");
+    let out = run_finalping(
+        &["run", p.to_str().unwrap(), "--target", &url, "--out", out_dir.to_str().unwrap(), "--quiet"],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let s = read_json(&out_dir.join("summary.json"));
+    assert!(s["errors"]["connect_connect_timeout"].as_u64().unwrap_or(0) >= 2, "{s}");
+    assert_eq!(counter(&s, "connects_ok"), 0);
+}
+
+#[test]
+fn two_thousand_vus_against_embedded_emulator() {
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: many\nload: {vus: 2000, iterations: 1, ramp_up: 2s}\nsteps:\n  - connect\n  - send: {text: hi, timeout: 30s}\n  - think: 200ms\n  - send: {text: again, timeout: 30s}\n  - disconnect\nemulator: {delay: 5ms}\n",
+    );
+    let out_dir = w.path("r");
+    let out = run_finalping(
+        &["run", p.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--quiet"],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = read_json(&out_dir.join("summary.json"));
+    assert_eq!(counter(&s, "turns_ok"), 4000);
+    assert_eq!(counter(&s, "connects_ok"), 2000);
+    assert!(s["peak_vus"].as_u64().unwrap() > 100, "{s}");
+}
+
+#[test]
+fn too_many_vus_for_the_fd_limit_is_refused_with_advice() {
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: huge\nload: {vus: 4000000, iterations: 1}\nsteps:\n  - send: {text: hi}\n",
+    );
+    let out = run_finalping(&["run", p.to_str().unwrap(), "--quiet"], LIMIT);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("open files") && err.contains("finalping serve"), "{err}");
+}
+
+#[test]
+fn ctrl_c_writes_partial_reports_marked_interrupted() {
+    use std::process::{Command, Stdio};
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: long\nload: {vus: 5, duration: 5m}\nsteps:\n  - send: {text: hi}\n  - think: 50ms\nemulator: {delay: 2ms}\n",
+    );
+    let out_dir = w.path("r");
+    let mut child = Command::new(bin())
+        .args(["run", p.to_str().unwrap(), "--out", out_dir.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first stderr line says the run has started.
+    let stderr = child.stderr.take().unwrap();
+    let line = first_line(stderr, Duration::from_secs(30));
+    assert!(line.contains("running"), "{line}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = wait_with_limit(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let s = read_json(&out_dir.join("summary.json"));
+    assert_eq!(s["status"], "interrupted");
+    assert_eq!(
+        counter(&s, "turns_sent"),
+        counter(&s, "turns_ok") + counter(&s, "turns_interrupted") + counter(&s, "turns_error")
+            + counter(&s, "turns_timeout") + counter(&s, "turns_disconnected")
+    );
+}
