@@ -44,7 +44,12 @@ fn check_quickstart(eio: u8) {
     // 12 VUs × 3 iterations × 2 sends
     assert_eq!(counter(&s, "turns_sent"), 72);
     assert_eq!(counter(&s, "turns_ok"), 72);
-    for c in ["turns_timeout", "turns_error", "turns_disconnected", "turns_interrupted"] {
+    for c in [
+        "turns_timeout",
+        "turns_error",
+        "turns_disconnected",
+        "turns_interrupted",
+    ] {
         assert_eq!(counter(&s, c), 0, "{c}");
     }
     // 2 outputs per turn, each with an ack request, plus the acked finalPing.
@@ -71,16 +76,16 @@ fn check_quickstart(eio: u8) {
     let headers = rows.headers().unwrap().clone();
     assert_eq!(&headers[0], "metric");
     assert!(headers.iter().any(|h| h == "p99_9_ms"));
-    let metrics: Vec<String> = rows
-        .records()
-        .map(|r| r.unwrap()[0].to_string())
-        .collect();
+    let metrics: Vec<String> = rows.records().map(|r| r.unwrap()[0].to_string()).collect();
     assert!(metrics.contains(&"final_ping".to_string()), "{csv}");
     let md = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
     assert!(md.contains("| `final_ping` | 72 |"), "{md}");
     // The console table was printed.
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("final_ping") && stdout.contains("PASSED"), "{stdout}");
+    assert!(
+        stdout.contains("final_ping") && stdout.contains("PASSED"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -101,7 +106,13 @@ fn every_shipped_scenario_validates() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "yaml") {
             let out = run_finalping(&["validate", p.to_str().unwrap()], LIMIT);
-            assert_eq!(out.status.code(), Some(0), "{}: {}", p.display(), text(&out));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}: {}",
+                p.display(),
+                text(&out)
+            );
             n += 1;
         }
     }
@@ -112,10 +123,16 @@ fn assert_usage_error(yaml: &str, want_position: &str, want_words: &[&str]) {
     let w = Workdir::new();
     let p = w.file("bad.yaml", yaml);
     for cmd in ["validate", "run"] {
-        let out = run_finalping(&[cmd, p.to_str().unwrap(), "--quiet"][..if cmd == "run" { 3 } else { 2 }], LIMIT);
+        let out = run_finalping(
+            &[cmd, p.to_str().unwrap(), "--quiet"][..if cmd == "run" { 3 } else { 2 }],
+            LIMIT,
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{cmd}: {}", text(&out));
-        assert!(err.contains(&format!("bad.yaml:{want_position}")), "{cmd}: {err}");
+        assert!(
+            err.contains(&format!("bad.yaml:{want_position}")),
+            "{cmd}: {err}"
+        );
         for word in want_words {
             assert!(err.contains(word), "{cmd}: `{word}` not in {err}");
         }
@@ -125,11 +142,7 @@ fn assert_usage_error(yaml: &str, want_position: &str, want_words: &[&str]) {
 
 #[test]
 fn malformed_yaml_is_a_usage_error_with_position() {
-    assert_usage_error(
-        "name: x\nload: {vus: 2\nsteps: [connect]\n",
-        "",
-        &["hint"],
-    );
+    assert_usage_error("name: x\nload: {vus: 2\nsteps: [connect]\n", "", &["hint"]);
 }
 
 #[test]
@@ -173,7 +186,15 @@ fn unreachable_target_counts_connect_errors_and_fails() {
     let out_dir = w.path("r");
     let target = format!("http://127.0.0.1:{port}");
     let out = run_finalping(
-        &["run", p.to_str().unwrap(), "--target", &target, "--out", out_dir.to_str().unwrap(), "--quiet"],
+        &[
+            "run",
+            p.to_str().unwrap(),
+            "--target",
+            &target,
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+        ],
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -181,7 +202,10 @@ fn unreachable_target_counts_connect_errors_and_fails() {
     assert_eq!(s["status"], "invalid");
     assert!(counter(&s, "connect_errors") >= 3, "{s}");
     assert_eq!(counter(&s, "turns_ok"), 0);
-    assert!(s["errors"]["connect_refused"].as_u64().unwrap_or(0) >= 3, "{s}");
+    assert!(
+        s["errors"]["connect_refused"].as_u64().unwrap_or(0) >= 3,
+        "{s}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("connect_refused"), "{stdout}");
     assert!(!text(&out).contains("panicked"));
@@ -219,12 +243,23 @@ fn missing_endpoint_ready_is_a_connect_timeout() {
     );
     let out_dir = w.path("r");
     let out = run_finalping(
-        &["run", p.to_str().unwrap(), "--target", &url, "--out", out_dir.to_str().unwrap(), "--quiet"],
+        &[
+            "run",
+            p.to_str().unwrap(),
+            "--target",
+            &url,
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+        ],
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let s = read_json(&out_dir.join("summary.json"));
-    assert!(s["errors"]["connect_connect_timeout"].as_u64().unwrap_or(0) >= 2, "{s}");
+    assert!(
+        s["errors"]["connect_connect_timeout"].as_u64().unwrap_or(0) >= 2,
+        "{s}"
+    );
     assert_eq!(counter(&s, "connects_ok"), 0);
 }
 
@@ -237,7 +272,13 @@ fn two_thousand_vus_against_embedded_emulator() {
     );
     let out_dir = w.path("r");
     let out = run_finalping(
-        &["run", p.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--quiet"],
+        &[
+            "run",
+            p.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+        ],
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -257,7 +298,10 @@ fn too_many_vus_for_the_fd_limit_is_refused_with_advice() {
     let out = run_finalping(&["run", p.to_str().unwrap(), "--quiet"], LIMIT);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("open files") && err.contains("finalping serve"), "{err}");
+    assert!(
+        err.contains("open files") && err.contains("finalping serve"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -270,7 +314,12 @@ fn ctrl_c_writes_partial_reports_marked_interrupted() {
     );
     let out_dir = w.path("r");
     let mut child = Command::new(bin())
-        .args(["run", p.to_str().unwrap(), "--out", out_dir.to_str().unwrap()])
+        .args([
+            "run",
+            p.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -291,7 +340,10 @@ fn ctrl_c_writes_partial_reports_marked_interrupted() {
     assert_eq!(s["status"], "interrupted");
     assert_eq!(
         counter(&s, "turns_sent"),
-        counter(&s, "turns_ok") + counter(&s, "turns_interrupted") + counter(&s, "turns_error")
-            + counter(&s, "turns_timeout") + counter(&s, "turns_disconnected")
+        counter(&s, "turns_ok")
+            + counter(&s, "turns_interrupted")
+            + counter(&s, "turns_error")
+            + counter(&s, "turns_timeout")
+            + counter(&s, "turns_disconnected")
     );
 }

@@ -7,7 +7,7 @@ use crate::cli::RunArgs;
 use crate::emulator::{self, RunningEmulator};
 use crate::engine::{self, Plan, ProgressMode};
 use crate::error::CliError;
-use crate::metrics::Recorder;
+use crate::metrics::{GeneratorUsage, ProcessUsage, Recorder};
 use crate::report::{self, LoadManifest, Manifest, RunReport, TargetManifest};
 use crate::scenario::{self, Scenario, TemplateCtx};
 use crate::secret;
@@ -95,7 +95,14 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     } else {
         ProgressMode::Auto
     };
+    let usage_before = ProcessUsage::now();
     let outcome = engine::run(plan.clone(), recorder, progress, interrupt).await;
+    let generator = GeneratorUsage::between(
+        usage_before,
+        ProcessUsage::now(),
+        outcome.elapsed,
+        emulator.is_some(),
+    );
     if let Some(em) = emulator {
         em.shutdown().await;
     }
@@ -117,6 +124,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         outcome.elapsed.as_secs_f64(),
         outcome.peak_vus,
+        generator,
         manifest,
     );
     report::write_all(&report, &out_dir).map_err(|e| CliError::internal(e.to_string()))?;

@@ -4,9 +4,11 @@
 //! never one global lock per sample: each worker thread writes its own shard.
 //! This module does not know about sockets or report formats.
 
+mod process;
 mod recorder;
 mod snapshot;
 
+pub use process::{GeneratorUsage, ProcessUsage};
 pub use recorder::{Recorder, ShardWriter};
 pub use snapshot::{MetricSummary, Snapshot};
 

@@ -59,6 +59,19 @@ pub fn final_table(r: &RunReport) -> String {
         let causes: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(s, "failures by cause: {}", causes.join(" · "));
     }
+    let g = &r.generator;
+    let _ = writeln!(
+        s,
+        "generator: {:.0} ms CPU ({:.0}% of a core), peak RSS {:.1} MiB{}",
+        g.cpu_ms,
+        g.cpu_percent,
+        g.max_rss_kib as f64 / 1024.0,
+        if g.includes_embedded_emulator {
+            " (includes the embedded emulator)"
+        } else {
+            ""
+        }
+    );
     let _ = writeln!(s, "{}", r.status_reason);
     s
 }

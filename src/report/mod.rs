@@ -12,7 +12,7 @@ mod markdown;
 pub use console::print_final_table;
 pub use manifest::{LoadManifest, Manifest, TargetManifest};
 
-use crate::metrics::{Counter, Metric, MetricSummary, Snapshot};
+use crate::metrics::{Counter, GeneratorUsage, Metric, MetricSummary, Snapshot};
 use crate::verdict::RunStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -40,6 +40,8 @@ pub struct RunReport {
     pub counters: BTreeMap<String, u64>,
     /// Failures by cause (`turn_timeout`, `connect_refused`, …).
     pub errors: BTreeMap<String, u64>,
+    /// What the run cost the load generator (client side).
+    pub generator: GeneratorUsage,
     pub manifest: Manifest,
 }
 
@@ -54,6 +56,7 @@ impl RunReport {
         started_at: String,
         duration_s: f64,
         peak_vus: u64,
+        generator: GeneratorUsage,
         manifest: Manifest,
     ) -> RunReport {
         RunReport {
@@ -74,6 +77,7 @@ impl RunReport {
                 .map(|c| (c.name().to_string(), totals.counter(*c)))
                 .collect(),
             errors: totals.causes().clone(),
+            generator,
             manifest,
         }
     }
