@@ -145,7 +145,10 @@ impl EmulatorConfig {
             }
         }
         if self.outputs > MAX_OUTPUTS {
-            return invalid("outputs", &format!("at most {MAX_OUTPUTS} outputs per turn"));
+            return invalid(
+                "outputs",
+                &format!("at most {MAX_OUTPUTS} outputs per turn"),
+            );
         }
         if self.ping_interval.0.is_zero() || self.ping_timeout.0.is_zero() {
             return invalid(

@@ -371,7 +371,10 @@ mod tests {
             ("lognormal(50ms, 10ms)", "sigma"),
             ("lognormal(50ms, -1)", "between 0 and 10"),
             ("bimodal(1.5, 1ms, 2ms)", "between 0 and 1"),
-            ("bimodal(0.5, 1ms, nope(2ms))", "unknown distribution `nope`"),
+            (
+                "bimodal(0.5, 1ms, nope(2ms))",
+                "unknown distribution `nope`",
+            ),
             ("gamma(1ms, 2ms)", "unknown distribution"),
             ("uniform(1ms,,2ms)", "empty argument"),
             ("uniform(1ms, 2ms))", "unbalanced"),
@@ -380,7 +383,10 @@ mod tests {
         for (bad, why) in cases {
             let e = bad.parse::<Delay>().expect_err(bad).to_string();
             assert!(e.contains(why), "{bad}: {e}");
-            assert!(e.contains("uniform(20ms, 80ms)"), "{bad}: no example in {e}");
+            assert!(
+                e.contains("uniform(20ms, 80ms)"),
+                "{bad}: no example in {e}"
+            );
         }
         let deep = format!("{}1ms{}", "bimodal(0.5, 1ms, ".repeat(20), ")".repeat(20));
         let e = deep.parse::<Delay>().expect_err("deep").to_string();

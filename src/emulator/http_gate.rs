@@ -96,7 +96,9 @@ mod tests {
 
     #[test]
     fn prefix_is_stripped_only_before_socket_io() {
-        let uri: Uri = "/cognigy/socket.io/?EIO=3&transport=websocket".parse().unwrap();
+        let uri: Uri = "/cognigy/socket.io/?EIO=3&transport=websocket"
+            .parse()
+            .unwrap();
         assert_eq!(
             strip_prefix(&uri, "/cognigy").unwrap().to_string(),
             "/socket.io/?EIO=3&transport=websocket"

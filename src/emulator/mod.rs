@@ -127,7 +127,9 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         next_trace: AtomicU64::new(0),
         next_session: AtomicU64::new(0),
     });
-    io.ns("/", move |socket: SocketRef| connect::on_connect(socket, shared.clone()));
+    io.ns("/", move |socket: SocketRef| {
+        connect::on_connect(socket, shared.clone())
+    });
 
     let app = Router::new()
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found") })
@@ -145,7 +147,10 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         let stop = async move {
             // A dropped sender (RunningEmulator dropped) also stops the server.
             let _ = rx.await;
-            if tokio::time::timeout(CLOSE_GRACE, closer.close()).await.is_err() {
+            if tokio::time::timeout(CLOSE_GRACE, closer.close())
+                .await
+                .is_err()
+            {
                 tracing::debug!("socket.io close took longer than {CLOSE_GRACE:?}");
             }
         };

@@ -17,6 +17,9 @@ pub struct EmulatorStats {
     pub inputs: u64,
     /// `processInput` events dropped: unreadable payload or a full session queue.
     pub bad_inputs: u64,
+    /// `processInput` events whose `sessionId`, `userId` or `URLToken` differ from
+    /// the connection's session (a client encoding bug; the turn still runs).
+    pub input_mismatches: u64,
     /// Turns completed (finalPing emitted).
     pub turns: u64,
     /// `output` events emitted.
@@ -39,6 +42,7 @@ pub(crate) struct Counters {
     pub refused: AtomicU64,
     pub inputs: AtomicU64,
     pub bad_inputs: AtomicU64,
+    pub input_mismatches: AtomicU64,
     pub turns: AtomicU64,
     pub outputs: AtomicU64,
     pub acks_requested: AtomicU64,
@@ -61,6 +65,7 @@ impl Counters {
             refused: get(&self.refused),
             inputs: get(&self.inputs),
             bad_inputs: get(&self.bad_inputs),
+            input_mismatches: get(&self.input_mismatches),
             turns: get(&self.turns),
             outputs: get(&self.outputs),
             acks_requested: get(&self.acks_requested),

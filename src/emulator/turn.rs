@@ -72,18 +72,15 @@ pub(crate) fn open_session(socket: SocketRef, info: SessionInfo, shared: Arc<Sha
     let (tx, rx) = mpsc::channel::<Value>(INPUT_QUEUE);
     let cancel = CancellationToken::new();
     let counters = shared.counters.clone();
-    socket.on(
-        "processInput",
-        move |TryData(input): TryData<Value>| {
-            // This body runs synchronously in socketioxide's receive path (only the
-            // returned future is spawned), so inputs are queued in wire order.
-            match input.map(|v| tx.try_send(v)) {
-                Ok(Ok(())) => bump(&counters.inputs),
-                _ => bump(&counters.bad_inputs),
-            }
-            std::future::ready(())
-        },
-    );
+    socket.on("processInput", move |TryData(input): TryData<Value>| {
+        // This body runs synchronously in socketioxide's receive path (only the
+        // returned future is spawned), so inputs are queued in wire order.
+        match input.map(|v| tx.try_send(v)) {
+            Ok(Ok(())) => bump(&counters.inputs),
+            _ => bump(&counters.bad_inputs),
+        }
+        std::future::ready(())
+    });
     let on_close = {
         let cancel = cancel.clone();
         let counters = shared.counters.clone();
@@ -102,7 +99,10 @@ pub(crate) fn open_session(socket: SocketRef, info: SessionInfo, shared: Arc<Sha
         }
     });
     bump(&shared.counters.sessions);
-    shared.counters.active_sessions.fetch_add(1, Ordering::Relaxed);
+    shared
+        .counters
+        .active_sessions
+        .fetch_add(1, Ordering::Relaxed);
     if !socket.connected() {
         // Closed before the disconnect handler existed: it will never run.
         on_close();
@@ -164,9 +164,18 @@ async fn run_turn(
     input: &Value,
 ) -> Result<(), TurnError> {
     let config = &shared.config;
+    if !matches_session(input, info) {
+        bump(&shared.counters.input_mismatches);
+    }
     pause(config.delay.sample(rng)).await;
     if config.typing {
-        emit(socket, shared, "typingStatus", &Typing { status: "typingOn" }, false)?;
+        emit(
+            socket,
+            shared,
+            "typingStatus",
+            &Typing { status: "typingOn" },
+            false,
+        )?;
     }
     let text = input.get("text").and_then(Value::as_str).unwrap_or("");
     let echo = input.get("data").unwrap_or(&Value::Null);
@@ -191,12 +200,34 @@ async fn run_turn(
         bump(&shared.counters.outputs);
     }
     if config.typing {
-        emit(socket, shared, "typingStatus", &Typing { status: "typingOff" }, false)?;
+        emit(
+            socket,
+            shared,
+            "typingStatus",
+            &Typing {
+                status: "typingOff",
+            },
+            false,
+        )?;
     }
     let final_ping = FinalPing { kind: "regular" };
     emit(socket, shared, "finalPing", &final_ping, info.emit_with_ack)?;
     bump(&shared.counters.turns);
     Ok(())
+}
+
+/// True unless the input names another session, user or URL token than the
+/// connection (absent fields are not compared).
+fn matches_session(input: &Value, info: &SessionInfo) -> bool {
+    let same = |key: &str, expected: &str| {
+        input
+            .get(key)
+            .and_then(Value::as_str)
+            .is_none_or(|v| v == expected)
+    };
+    same("sessionId", &info.session_id)
+        && same("userId", &info.user_id)
+        && same("URLToken", &info.url_token)
 }
 
 async fn pause(d: std::time::Duration) {
@@ -215,19 +246,17 @@ fn emit<T: Serialize + ?Sized>(
     ack: bool,
 ) -> Result<(), TurnError> {
     let sent = if ack {
-        socket
-            .emit_with_ack::<T, Value>(event, data)
-            .map(|reply| {
-                bump(&shared.counters.acks_requested);
-                let counters = shared.counters.clone();
-                tokio::spawn(async move {
-                    match reply.await {
-                        // `43<id>[]` has no first element to decode: still an ack.
-                        Ok(_) | Err(AckError::Decode(_)) => bump(&counters.acks_received),
-                        Err(_) => bump(&counters.acks_missed),
-                    }
-                });
-            })
+        socket.emit_with_ack::<T, Value>(event, data).map(|reply| {
+            bump(&shared.counters.acks_requested);
+            let counters = shared.counters.clone();
+            tokio::spawn(async move {
+                match reply.await {
+                    // `43<id>[]` has no first element to decode: still an ack.
+                    Ok(_) | Err(AckError::Decode(_)) => bump(&counters.acks_received),
+                    Err(_) => bump(&counters.acks_missed),
+                }
+            });
+        })
     } else {
         socket.emit(event, data)
     };
