@@ -1,21 +1,65 @@
 //! The embedded emulator (`finalping serve`, the default target, and the peer of
-//! most tests). Serves the Socket.IO Endpoint (EIO3 and EIO4 on one port) with
-//! scripted outputs and configurable delays. Shares no code with the client
-//! beyond wire constants. (STUB: being implemented.)
+//! most tests). Serves the Socket.IO Endpoint (EIO3 and EIO4 on one port, at
+//! `/socket.io/` and optionally `<prefix>/socket.io/`) with scripted outputs and
+//! configurable delays. Shares no code with the client beyond wire constants.
+//!
+//! Layout: [`config`] settings, [`delay`] delay distributions, `http_gate`
+//! (prefix, protocol and URL-token checks before the upgrade), `connect`
+//! (session identity, inner handshake), `turn` (per-session queue and the bot
+//! turn), [`stats`] counters.
 
 pub mod config;
+mod connect;
 pub mod delay;
+mod http_gate;
+pub mod session;
+pub mod stats;
+mod turn;
 
-pub use config::EmulatorConfig;
-pub use delay::Delay;
+pub use config::{EmulatorConfig, EmulatorConfigError};
+pub use delay::{Delay, DelayError};
+pub use stats::EmulatorStats;
 
+use axum::serve::ListenerExt;
+use axum::Router;
+use socketioxide::extract::SocketRef;
+use socketioxide::SocketIo;
+use stats::Counters;
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long `shutdown` lets Socket.IO close its sockets.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long `shutdown` waits for the server task before aborting it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// State shared by every session of one emulator.
+pub(crate) struct Shared {
+    pub config: EmulatorConfig,
+    pub counters: Arc<Counters>,
+    pub url_tokens: Arc<HashSet<String>>,
+    /// Source of `trace-<n>` ids.
+    pub next_trace: AtomicU64,
+    /// Session order, for per-session RNG seeds.
+    pub next_session: AtomicU64,
+}
+
+impl Shared {
+    /// Empty `url_tokens` accepts every token.
+    pub fn token_allowed(&self, token: &str) -> bool {
+        self.url_tokens.is_empty() || self.url_tokens.contains(token)
+    }
+}
 
 /// A running emulator; dropping it (or calling `shutdown`) stops the server.
 pub struct RunningEmulator {
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    counters: Arc<Counters>,
 }
 
 impl RunningEmulator {
@@ -24,16 +68,104 @@ impl RunningEmulator {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, closes connections and waits for the server task.
+    /// A snapshot of the counters (sessions, turns, outputs, acks, …).
+    pub fn stats(&self) -> EmulatorStats {
+        self.counters.snapshot()
+    }
+
+    /// Stops accepting, closes connections and waits for the server task
+    /// (at most a few seconds; then the task is aborted).
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = (&mut self.task).await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("emulator did not stop within {SHUTDOWN_GRACE:?}; aborting it");
+            self.task.abort();
+        }
     }
 }
 
 /// Binds `addr` (port 0 = ephemeral) and serves in a background task.
-pub async fn start(_config: EmulatorConfig, _addr: SocketAddr) -> std::io::Result<RunningEmulator> {
-    Err(std::io::Error::other("emulator not implemented"))
+/// An invalid config is an `InvalidInput` error naming the setting.
+pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<RunningEmulator> {
+    config
+        .validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let counters = Arc::new(Counters::default());
+    let url_tokens = Arc::new(config.url_tokens.iter().cloned().collect::<HashSet<_>>());
+
+    // Each turn emits outputs + 3 packets without waiting; keep room for two turns.
+    let buffer = usize::try_from(config.outputs)
+        .unwrap_or(usize::MAX)
+        .saturating_add(3)
+        .saturating_mul(2)
+        .max(128);
+    let (sio_layer, io) = SocketIo::builder()
+        .ping_interval(config.ping_interval.0)
+        .ping_timeout(config.ping_timeout.0)
+        .ack_timeout(config.ack_timeout.0)
+        .max_buffer_size(buffer)
+        .build_layer();
+
+    let gate = Arc::new(http_gate::Gate {
+        prefix: config.normalized_prefix().map(str::to_string),
+        eio3: config.eio3,
+        eio4: config.eio4,
+        url_tokens: url_tokens.clone(),
+        counters: counters.clone(),
+    });
+    let shared = Arc::new(Shared {
+        config,
+        counters: counters.clone(),
+        url_tokens,
+        next_trace: AtomicU64::new(0),
+        next_session: AtomicU64::new(0),
+    });
+    io.ns("/", move |socket: SocketRef| {
+        connect::on_connect(socket, shared.clone())
+    });
+
+    let app = Router::new()
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found") })
+        .layer(sio_layer)
+        .layer(axum::middleware::from_fn_with_state(gate, http_gate::gate));
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
+
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let closer = io.clone();
+        let stop = async move {
+            // A dropped sender (RunningEmulator dropped) also stops the server.
+            let _ = rx.await;
+            if tokio::time::timeout(CLOSE_GRACE, closer.close())
+                .await
+                .is_err()
+            {
+                tracing::debug!("socket.io close took longer than {CLOSE_GRACE:?}");
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::warn!("emulator server stopped with an error: {e}");
+        }
+    });
+
+    Ok(RunningEmulator {
+        addr,
+        shutdown: Some(tx),
+        task,
+        counters,
+    })
 }

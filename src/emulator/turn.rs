@@ -1,0 +1,270 @@
+//! One ready session: its `processInput` queue (served one input at a time, in
+//! wire order) and the scripted bot turn: delay, typingOn, N outputs, typingOff,
+//! finalPing, with ack requests when the session asked for them.
+
+use super::session::SessionInfo;
+use super::stats::bump;
+use super::Shared;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::Serialize;
+use serde_json::Value;
+use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::{AckError, SendError, SocketError};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Serialises as "no arguments": the frame is `42["endpoint-ready"]`, not `…,null]`.
+pub(crate) const NO_ARGS: [(); 0] = [];
+
+/// Inputs a session may queue while a turn runs; more are dropped and counted.
+const INPUT_QUEUE: usize = 256;
+
+#[derive(Serialize)]
+struct Typing {
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct FinalPing {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// `{"type":"output","data":{"text":…,"data":{"echo":…,"emulator":true},"source":"bot","traceId":…}}`
+/// (field order as the fixtures show it).
+#[derive(Serialize)]
+struct Output<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    data: OutputData<'a>,
+}
+
+#[derive(Serialize)]
+struct OutputData<'a> {
+    text: String,
+    data: Echo<'a>,
+    source: &'static str,
+    #[serde(rename = "traceId")]
+    trace_id: String,
+}
+
+#[derive(Serialize)]
+struct Echo<'a> {
+    echo: &'a Value,
+    emulator: bool,
+}
+
+/// Why a turn stopped early.
+#[derive(Debug)]
+enum TurnError {
+    /// The socket is gone; the session ends.
+    Closed,
+    /// One emit failed (buffer full); the turn is abandoned, the session goes on.
+    Send,
+}
+
+/// Makes the session ready: registers its handlers, starts its worker task and
+/// emits `endpoint-ready`.
+pub(crate) fn open_session(socket: SocketRef, info: SessionInfo, shared: Arc<Shared>) {
+    let (tx, rx) = mpsc::channel::<Value>(INPUT_QUEUE);
+    let cancel = CancellationToken::new();
+    let counters = shared.counters.clone();
+    socket.on("processInput", move |TryData(input): TryData<Value>| {
+        // This body runs synchronously in socketioxide's receive path (only the
+        // returned future is spawned), so inputs are queued in wire order.
+        match input.map(|v| tx.try_send(v)) {
+            Ok(Ok(())) => bump(&counters.inputs),
+            _ => bump(&counters.bad_inputs),
+        }
+        std::future::ready(())
+    });
+    let on_close = {
+        let cancel = cancel.clone();
+        let counters = shared.counters.clone();
+        move || {
+            if !cancel.is_cancelled() {
+                cancel.cancel();
+                counters.session_closed();
+            }
+        }
+    };
+    socket.on_disconnect({
+        let on_close = on_close.clone();
+        move || {
+            on_close();
+            std::future::ready(())
+        }
+    });
+    bump(&shared.counters.sessions);
+    shared
+        .counters
+        .active_sessions
+        .fetch_add(1, Ordering::Relaxed);
+    if !socket.connected() {
+        // Closed before the disconnect handler existed: it will never run.
+        on_close();
+        return;
+    }
+    let index = shared.next_session.fetch_add(1, Ordering::Relaxed);
+    let seed = shared
+        .config
+        .seed
+        .wrapping_add(index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    tokio::spawn(run_session(
+        socket.clone(),
+        info,
+        shared,
+        rx,
+        cancel,
+        StdRng::seed_from_u64(seed),
+    ));
+    if socket.emit("endpoint-ready", &NO_ARGS).is_err() {
+        on_close();
+    }
+}
+
+/// Serves the session's inputs one by one until it disconnects.
+async fn run_session(
+    socket: SocketRef,
+    info: SessionInfo,
+    shared: Arc<Shared>,
+    mut inputs: mpsc::Receiver<Value>,
+    cancel: CancellationToken,
+    mut rng: StdRng,
+) {
+    loop {
+        let input = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            next = inputs.recv() => match next {
+                Some(input) => input,
+                None => break,
+            },
+        };
+        let result = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            r = run_turn(&socket, &info, &shared, &mut rng, &input) => r,
+        };
+        match result {
+            Ok(()) | Err(TurnError::Send) => {}
+            Err(TurnError::Closed) => break,
+        }
+    }
+}
+
+async fn run_turn(
+    socket: &SocketRef,
+    info: &SessionInfo,
+    shared: &Shared,
+    rng: &mut StdRng,
+    input: &Value,
+) -> Result<(), TurnError> {
+    let config = &shared.config;
+    if !matches_session(input, info) {
+        bump(&shared.counters.input_mismatches);
+    }
+    pause(config.delay.sample(rng)).await;
+    if config.typing {
+        emit(
+            socket,
+            shared,
+            "typingStatus",
+            &Typing { status: "typingOn" },
+            false,
+        )?;
+    }
+    let text = input.get("text").and_then(Value::as_str).unwrap_or("");
+    let echo = input.get("data").unwrap_or(&Value::Null);
+    for i in 0..config.outputs {
+        if i > 0 {
+            pause(config.output_gap.sample(rng)).await;
+        }
+        let n = shared.next_trace.fetch_add(1, Ordering::Relaxed) + 1;
+        let output = Output {
+            kind: "output",
+            data: OutputData {
+                text: format!("You said: {text}"),
+                data: Echo {
+                    echo,
+                    emulator: true,
+                },
+                source: "bot",
+                trace_id: format!("trace-{n}"),
+            },
+        };
+        emit(socket, shared, "output", &output, info.emit_with_ack)?;
+        bump(&shared.counters.outputs);
+    }
+    if config.typing {
+        emit(
+            socket,
+            shared,
+            "typingStatus",
+            &Typing {
+                status: "typingOff",
+            },
+            false,
+        )?;
+    }
+    let final_ping = FinalPing { kind: "regular" };
+    emit(socket, shared, "finalPing", &final_ping, info.emit_with_ack)?;
+    bump(&shared.counters.turns);
+    Ok(())
+}
+
+/// True unless the input names another session, user or URL token than the
+/// connection (absent fields are not compared).
+fn matches_session(input: &Value, info: &SessionInfo) -> bool {
+    let same = |key: &str, expected: &str| {
+        input
+            .get(key)
+            .and_then(Value::as_str)
+            .is_none_or(|v| v == expected)
+    };
+    same("sessionId", &info.session_id)
+        && same("userId", &info.user_id)
+        && same("URLToken", &info.url_token)
+}
+
+async fn pause(d: std::time::Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// Emits one event; with `ack`, requests an ack and counts it in the background
+/// (socketioxide's `ack_timeout` bounds the wait; the turn never waits).
+fn emit<T: Serialize + ?Sized>(
+    socket: &SocketRef,
+    shared: &Shared,
+    event: &str,
+    data: &T,
+    ack: bool,
+) -> Result<(), TurnError> {
+    let sent = if ack {
+        socket.emit_with_ack::<T, Value>(event, data).map(|reply| {
+            bump(&shared.counters.acks_requested);
+            let counters = shared.counters.clone();
+            tokio::spawn(async move {
+                match reply.await {
+                    // `43<id>[]` has no first element to decode: still an ack.
+                    Ok(_) | Err(AckError::Decode(_)) => bump(&counters.acks_received),
+                    Err(_) => bump(&counters.acks_missed),
+                }
+            });
+        })
+    } else {
+        socket.emit(event, data)
+    };
+    sent.map_err(|e| match e {
+        SendError::Socket(SocketError::Closed) => TurnError::Closed,
+        _ => {
+            bump(&shared.counters.send_errors);
+            TurnError::Send
+        }
+    })
+}
