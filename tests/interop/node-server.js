@@ -6,8 +6,8 @@
 //                            [--ping-timeout-ms N] [--max-lifetime-s N]
 //
 // Listens on 127.0.0.1, ephemeral port. First stdout line: `listening on http://127.0.0.1:<port>`.
-// Per connection: session from the query (each value URI-decoded twice, as the official
-// client encodes twice) or from the inner handshake (`?handshake=true`), then
+// Per connection: session from the query (each value URI-decoded twice in all, as the
+// official client encodes twice) or from the inner handshake (`?handshake=true`), then
 // `endpoint-ready`. Per processInput: typingOn, N outputs (ack requested when
 // emitWithAck=true), typingOff, finalPing {type:"regular"} (ack requested likewise).
 // A processInput that does not match the session (URLToken/userId/sessionId, source,
@@ -69,9 +69,12 @@ function shutdown(why) {
   process.stdout.write(JSON.stringify({ stats }) + '\n', () => process.exit(0));
 }
 
-function decodeTwice(value, name) {
+// The official client URI-encodes each value twice; socket.io's query parsing
+// (URLSearchParams) undoes one layer, this undoes the other. A value sent with a single
+// encoding fails here when it contains '%' (URI malformed) and loses '+' (to a space).
+function decodeSecondLayer(value, name) {
   if (typeof value !== 'string') throw new Error(`query parameter ${name} is missing`);
-  return decodeURIComponent(decodeURIComponent(value));
+  return decodeURIComponent(value);
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -136,11 +139,11 @@ async function handleInput(socket, session, input) {
 
 function sessionFromQuery(query) {
   return {
-    sessionId: decodeTwice(query.sessionId, 'sessionId'),
-    urlToken: decodeTwice(query.urlToken, 'urlToken'),
-    userId: decodeTwice(query.userId, 'userId'),
-    emitWithAck: decodeTwice(query.emitWithAck || 'false', 'emitWithAck') === 'true',
-    testMode: decodeTwice(query.testMode || 'false', 'testMode') === 'true',
+    sessionId: decodeSecondLayer(query.sessionId, 'sessionId'),
+    urlToken: decodeSecondLayer(query.urlToken, 'urlToken'),
+    userId: decodeSecondLayer(query.userId, 'userId'),
+    emitWithAck: decodeSecondLayer(query.emitWithAck || 'false', 'emitWithAck') === 'true',
+    testMode: decodeSecondLayer(query.testMode || 'false', 'testMode') === 'true',
   };
 }
 
@@ -190,7 +193,8 @@ io.on('connection', async (socket) => {
     socket.disconnect(true);
     return;
   }
-  log(`connected eio${eio} session=${JSON.stringify(session.sessionId)} user=${JSON.stringify(session.userId)}`);
+  log(`connected eio${eio} ${socket.request.url}`);
+  log(`  session=${JSON.stringify(session.sessionId)} user=${JSON.stringify(session.userId)}`);
   socket.on('processInput', (input) => {
     handleInput(socket, session, input).catch((e) => log(`processInput failed: ${e.message}`));
   });
