@@ -251,16 +251,39 @@ fn interop_dir() -> PathBuf {
         .join("interop")
 }
 
-/// Fails with the fix when the Node dependencies are not installed.
+/// Installs the pinned Node packages from the committed lock (`npm ci`) once per
+/// test process when they are missing, so `cargo test` works on a fresh machine;
+/// fails with the fix when that is impossible (no Node.js/npm).
 fn require_node_modules() -> PathBuf {
+    static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let dir = interop_dir();
-    for pkg in ["cognigy-client-4", "cognigy-client-5", "socket.io"] {
-        let p = dir.join("node_modules").join(pkg).join("package.json");
-        assert!(
-            p.is_file(),
-            "{} is missing: run `npm ci --prefix tests/interop` (done by .ci/run)",
-            p.display()
-        );
+    let packages = ["cognigy-client-4", "cognigy-client-5", "socket.io"];
+    let missing = |dir: &Path| {
+        packages
+            .iter()
+            .map(|pkg| dir.join("node_modules").join(pkg).join("package.json"))
+            .find(|p| !p.is_file())
+    };
+    let installed = INSTALLED.get_or_init(|| {
+        if missing(&dir).is_none() {
+            return Ok(());
+        }
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run npm ({e}): install Node.js 20+ and npm"))?;
+        if !status.success() {
+            return Err(format!("`npm ci` in {} failed: {status}", dir.display()));
+        }
+        Ok(())
+    });
+    if let Err(e) = installed {
+        panic!("{e}; or run `npm ci --prefix tests/interop` by hand");
+    }
+    if let Some(p) = missing(&dir) {
+        panic!("{} is missing after `npm ci`", p.display());
     }
     dir
 }
