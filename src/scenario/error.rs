@@ -108,10 +108,10 @@ impl ScenarioError {
 
     /// Converts a serde-saphyr error on `text` (labelled `origin`).
     pub(crate) fn from_yaml(err: &YamlError, text: &str, origin: &str) -> ScenarioError {
-        let (line, column) = err
+        let (line, column, span_len) = err
             .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
+            .map(|l| (l.line(), l.column(), l.span().len()))
+            .unwrap_or((0, 0, 0));
         let src_line = line_of(text, line);
         let (message, hint) = explain(err, src_line, column);
         ScenarioError::Invalid(Box::new(Diagnostic {
@@ -119,7 +119,7 @@ impl ScenarioError {
             line,
             column,
             message,
-            snippet: src_line.map(|l| snippet(l, line, column)),
+            snippet: src_line.map(|l| snippet(l, line, column, span_len)),
             hint,
         }))
     }
@@ -131,8 +131,9 @@ fn line_of(text: &str, line: u64) -> Option<&str> {
     text.lines().nth(idx).map(|l| l.trim_end_matches('\r'))
 }
 
-/// `  3 |   vus: many` / `    |        ^^^^` with the caret run under the token.
-fn snippet(src: &str, line: u64, column: u64) -> String {
+/// `  3 |   vus: many` / `    |        ^^^^` with the caret run under the
+/// node (`span_len` characters when serde-saphyr knows it, else the token).
+fn snippet(src: &str, line: u64, column: u64, span_len: u64) -> String {
     let gutter = line.to_string();
     let pad = " ".repeat(gutter.len());
     let col0 = usize::try_from(column.saturating_sub(1)).unwrap_or(0);
@@ -142,7 +143,11 @@ fn snippet(src: &str, line: u64, column: u64) -> String {
         .take(col0)
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect();
-    let width = token_width(src.chars().skip(col0));
+    let rest = src.chars().skip(col0).count().max(1);
+    let width = match usize::try_from(span_len) {
+        Ok(n) if n > 0 => n.min(rest),
+        _ => token_width(src.chars().skip(col0)),
+    };
     format!(
         "{pad} |\n{gutter} | {src}\n{pad} | {lead}{}",
         "^".repeat(width.max(1))
@@ -224,7 +229,7 @@ fn explain(err: &YamlError, line: Option<&str>, column: u64) -> (String, String)
             choices_hint(variant, expected, "valid values"),
         ),
         YamlError::SerdeMissingField { field, .. } => (
-            format!("missing required field `{field}`"),
+            format!("missing required field `{field}` in the mapping marked below"),
             missing_hint(field),
         ),
         YamlError::SerdeInvalidType {
@@ -316,8 +321,8 @@ fn friendly(expected: &str) -> String {
         "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number (0 or more)",
         "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
         "f32" | "f64" => "a number",
-        "bool" | "a boolean" => "`true` or `false`",
-        "a string" | "string" | "a borrowed string" => "a string",
+        "bool" | "boolean" | "a boolean" => "`true` or `false`",
+        "a string" | "string" | "string scalar" | "a borrowed string" => "a string",
         "a sequence" | "sequence start" => "a list (`- item` lines or `[a, b]`)",
         "a map" | "mapping start" => "`key: value` settings",
         _ if e.starts_with("struct ") => "`key: value` settings",
@@ -334,8 +339,8 @@ fn generic_hint(key: Option<&str>, expected: Option<&str>) -> String {
         "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64"
         | "i128" | "isize" => Some("3"),
         "f32" | "f64" => Some("1.5"),
-        "bool" | "a boolean" => Some("true"),
-        "a string" | "string" => Some("\"text\""),
+        "bool" | "boolean" | "a boolean" => Some("true"),
+        "a string" | "string" | "string scalar" => Some("\"text\""),
         "a sequence" | "sequence start" => Some("[a, b]"),
         "a map" | "mapping start" => Some("{ key: value }"),
         _ if kind.starts_with("struct ") => Some("{ key: value }"),
@@ -343,6 +348,7 @@ fn generic_hint(key: Option<&str>, expected: Option<&str>) -> String {
     };
     match (key, example) {
         (Some(k), Some(ex)) => format!("write it like `{k}: {ex}`"),
+        (None, Some("{ key: value }")) => "write `key: value` lines here (a scenario file itself is a mapping with `name`, `load` and `steps`)".to_string(),
         (None, Some(ex)) => format!("write a value like `{ex}`"),
         (Some(k), None) => format!("fix the value of `{k}` at the marked position"),
         (None, None) => "fix the value at the marked position".to_string(),
@@ -413,10 +419,15 @@ mod tests {
 
     #[test]
     fn snippet_puts_caret_under_token() {
-        let s = snippet("  vus: many", 3, 8);
+        let s = snippet("  vus: many", 3, 8, 0);
         assert_eq!(s, "  |\n3 |   vus: many\n  |        ^^^^");
-        let s = snippet("\tx: \"a b\" # c", 12, 5);
+        let s = snippet("\tx: \"a b\" # c", 12, 5, 0);
         assert_eq!(s, "   |\n12 | \tx: \"a b\" # c\n   | \t   ^^^^^");
+        // A known span wins (multi-word plain scalar), clamped to the line.
+        let s = snippet("d: 2 minutes", 1, 4, 9);
+        assert_eq!(s, "  |\n1 | d: 2 minutes\n  |    ^^^^^^^^^");
+        let s = snippet("d: x", 1, 4, 40);
+        assert_eq!(s, "  |\n1 | d: x\n  |    ^");
     }
 
     #[test]

@@ -340,10 +340,13 @@ impl StepName {
             "send" => Ok(StepName::Send),
             "think" => Ok(StepName::Think),
             "disconnect" => Ok(StepName::Disconnect),
-            other => Err(de_error(
-                &format_args!("unknown step `{other}`"),
-                choices_hint(other, &STEP_NAMES, "valid steps"),
-            )),
+            other => {
+                let mut hint = choices_hint(other, &STEP_NAMES, "valid steps");
+                if other.contains(char::is_whitespace) {
+                    hint.push_str("; a step's settings go after a colon (`- send:`) and are indented under it");
+                }
+                Err(de_error(&format_args!("unknown step `{other}`"), hint))
+            }
         }
     }
 }
@@ -352,6 +355,13 @@ impl<'de> Deserialize<'de> for StepName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         StepName::parse(&String::deserialize(d)?)
     }
+}
+
+fn not_a_step<E: de::Error>(found: &dyn fmt::Display) -> E {
+    de_error(
+        &format_args!("expected a step, found {found}"),
+        "write one step per list item: `- connect`, `- send: { text: \"hi\" }`, `- think: 1s..3s` or `- disconnect`",
+    )
 }
 
 const SEND_FORM: &str = "write `- send: { text: \"hello {{vu}}\" }` (fields: name, text, data, reset_flow, timeout, expect)";
@@ -377,6 +387,27 @@ impl<'de> Deserialize<'de> for Step {
                         super::think::THINK_HINT,
                     )),
                 }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Step, E> {
+                Err(not_a_step(&v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Step, E> {
+                Err(not_a_step(&v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Step, E> {
+                Err(not_a_step(&v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Step, E> {
+                Err(not_a_step(&v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Step, E> {
+                Err(not_a_step(&"nothing"))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Step, E> {
+                Err(not_a_step(&"nothing"))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Step, A::Error> {
+                Err(not_a_step(&"a list"))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Step, A::Error> {
                 let Some(name) = map.next_key::<StepName>()? else {
