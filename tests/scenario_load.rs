@@ -24,7 +24,10 @@ fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 /// Loads a fixture with an explicit (empty unless given) environment.
-fn load_fixture_with_env(name: &str, vars: &[(&str, &str)]) -> Result<scenario::Scenario, ScenarioError> {
+fn load_fixture_with_env(
+    name: &str,
+    vars: &[(&str, &str)],
+) -> Result<scenario::Scenario, ScenarioError> {
     let path = fixture(name);
     let text = std::fs::read_to_string(&path).unwrap();
     load_str_with_env(&text, &path.display().to_string(), &env(vars))
@@ -125,14 +128,20 @@ const CASES: &[Expected] = &[
         line: 6,
         col: 13,
         message: "unknown placeholder `{{vuu}}`",
-        hints: &["did you mean `{{vu}}`?", "{{vu}}, {{iteration}}, {{uuid}}, ${env:NAME}"],
+        hints: &[
+            "did you mean `{{vu}}`?",
+            "{{vu}}, {{iteration}}, {{uuid}}, ${env:NAME}",
+        ],
     },
     Expected {
         file: "bad_step.yaml",
         line: 6,
         col: 5,
         message: "unknown step `sned`",
-        hints: &["did you mean `send`?", "valid steps: connect, send, think, disconnect"],
+        hints: &[
+            "did you mean `send`?",
+            "valid steps: connect, send, think, disconnect",
+        ],
     },
     Expected {
         file: "no_send.yaml",
@@ -241,7 +250,10 @@ fn valid_fixture_loads_every_field() {
     assert_eq!(s.seed, Some(42));
 
     let t = &s.target;
-    assert_eq!(t.url.as_ref().map(|u| u.source()), Some("http://127.0.0.1:9"));
+    assert_eq!(
+        t.url.as_ref().map(|u| u.source()),
+        Some("http://127.0.0.1:9")
+    );
     assert_eq!(t.url_token.source(), "fixture-token");
     assert_eq!(t.eio, finalping::protocol::socketio::Eio::V4);
     assert!(!t.emit_with_ack);
@@ -255,10 +267,17 @@ fn valid_fixture_loads_every_field() {
 
     let l = &s.load;
     assert_eq!(l.vus, 3);
-    assert_eq!(l.duration.map(|d| d.as_duration()), Some(Duration::from_secs(120)));
+    assert_eq!(
+        l.duration.map(|d| d.as_duration()),
+        Some(Duration::from_secs(120))
+    );
     assert_eq!(l.iterations, Some(4));
     assert_eq!(l.ramp_up.as_duration(), Duration::from_millis(1500));
-    assert_eq!(l.grace.as_duration(), Duration::from_secs(10), "default grace");
+    assert_eq!(
+        l.grace.as_duration(),
+        Duration::from_secs(10),
+        "default grace"
+    );
 
     assert_eq!(s.steps.len(), 6);
     assert!(matches!(s.steps[0], Step::Connect));
@@ -274,7 +293,11 @@ fn valid_fixture_loads_every_field() {
     let expect = first.expect.as_ref().unwrap();
     assert_eq!(expect.min_outputs, Some(1));
     assert_eq!(
-        expect.text_contains.as_ref().map(|t| t.render(&ctx)).as_deref(),
+        expect
+            .text_contains
+            .as_ref()
+            .map(|t| t.render(&ctx))
+            .as_deref(),
         Some("hello")
     );
     let Step::Think(think) = s.steps[2] else {
@@ -293,8 +316,14 @@ fn valid_fixture_loads_every_field() {
     assert_eq!(second.name.as_deref(), Some("second"));
     assert_eq!(second.text.render(&ctx), "turn 5");
     assert!(second.reset_flow);
-    assert_eq!(second.timeout.as_duration(), Duration::from_secs(30), "default timeout");
-    assert!(matches!(s.steps[4], Step::Think(t) if t == ThinkTime::fixed(Duration::from_millis(500))));
+    assert_eq!(
+        second.timeout.as_duration(),
+        Duration::from_secs(30),
+        "default timeout"
+    );
+    assert!(
+        matches!(s.steps[4], Step::Think(t) if t == ThinkTime::fixed(Duration::from_millis(500)))
+    );
     assert!(matches!(s.steps[5], Step::Disconnect));
 
     assert_eq!(s.emulator.as_ref().map(|e| e.outputs), Some(2));
@@ -359,7 +388,10 @@ fn env_url_is_validated_after_resolution() {
     assert_eq!(err.position(), Some((3, 8)), "{err}");
     let text = err.to_string();
     assert!(text.contains("must start with http://"), "{text}");
-    assert!(text.contains("${env:FP_TEST_URL}"), "names the source form: {text}");
+    assert!(
+        text.contains("${env:FP_TEST_URL}"),
+        "names the source form: {text}"
+    );
 }
 
 #[test]
@@ -374,7 +406,13 @@ fn file_not_found_is_clear_without_position() {
         "{text}"
     );
     assert!(!text.contains(".yaml:1:"), "{text}");
-    assert!(text.lines().last().unwrap().starts_with("hint: check the path"), "{text}");
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .starts_with("hint: check the path"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -382,7 +420,10 @@ fn directory_and_non_utf8_files_are_unreadable_with_hints() {
     let dir = tempfile::tempdir().unwrap();
     let err = load(dir.path()).unwrap_err();
     assert!(matches!(err, ScenarioError::Read { .. }), "{err}");
-    assert!(err.to_string().contains("cannot read scenario file"), "{err}");
+    assert!(
+        err.to_string().contains("cannot read scenario file"),
+        "{err}"
+    );
 
     let bin = dir.path().join("latin1.yaml");
     std::fs::write(&bin, b"name: caf\xe9\n").unwrap();
@@ -407,13 +448,16 @@ fn step_forms_have_specific_errors() {
     let cases = [
         ("- send", (5, 5), "step `send` needs settings"),
         ("- think", (5, 5), "step `think` needs a duration"),
-        ("- connect: { x: 1 }", (5, 5), "step `connect` takes no settings"),
+        (
+            "- connect: { x: 1 }",
+            (5, 5),
+            "step `connect` takes no settings",
+        ),
         ("- 5", (5, 5), "expected a step, found 5"),
     ];
     for (step, pos, msg) in cases {
-        let yaml = format!(
-            "name: s\nload: {{ vus: 1 }}\nsteps:\n  - send: {{ text: hi }}\n  {step}\n"
-        );
+        let yaml =
+            format!("name: s\nload: {{ vus: 1 }}\nsteps:\n  - send: {{ text: hi }}\n  {step}\n");
         let err = load_str_with_env(&yaml, "s.yaml", &env(&[])).unwrap_err();
         assert_eq!(err.position(), Some(pos), "{step}: {err}");
         assert!(err.to_string().contains(msg), "{step}: {err}");

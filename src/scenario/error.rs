@@ -169,7 +169,11 @@ fn token_width(mut it: impl Iterator<Item = char>) -> usize {
             }
             n
         }
-        Some(_) => 1 + it.take_while(|c| !c.is_whitespace() && !",]}#".contains(*c)).count(),
+        Some(_) => {
+            1 + it
+                .take_while(|c| !c.is_whitespace() && !",]}#".contains(*c))
+                .count()
+        }
     }
 }
 
@@ -248,7 +252,10 @@ fn explain(err: &YamlError, line: Option<&str>, column: u64) -> (String, String)
             expected,
             ..
         } => (
-            format!("invalid value {unexpected}: expected {}", friendly(expected)),
+            format!(
+                "invalid value {unexpected}: expected {}",
+                friendly(expected)
+            ),
             generic_hint(key.as_deref(), Some(expected)),
         ),
         YamlError::InvalidScalar { ty, .. } => {
@@ -336,8 +343,8 @@ fn friendly(expected: &str) -> String {
 fn generic_hint(key: Option<&str>, expected: Option<&str>) -> String {
     let kind = expected.map(str::trim).unwrap_or("");
     let example = match kind {
-        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64"
-        | "i128" | "isize" => Some("3"),
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64" | "i128"
+        | "isize" => Some("3"),
         "f32" | "f64" => Some("1.5"),
         "bool" | "boolean" | "a boolean" => Some("true"),
         "a string" | "string" | "string scalar" => Some("\"text\""),

@@ -468,7 +468,13 @@ mod tests {
         ] {
             assert_eq!(check_url(ok), Ok(()), "{ok}");
         }
-        for bad in ["endpoint.example.com", "ftp://h", "http://", "http:///x", "https://h /x"] {
+        for bad in [
+            "endpoint.example.com",
+            "ftp://h",
+            "http://",
+            "http:///x",
+            "https://h /x",
+        ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
     }

@@ -26,16 +26,15 @@ use std::path::Path;
 
 /// Reads and validates a scenario file; `${env:NAME}` comes from the process environment.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;
     load_str(&text, &path.display().to_string())
 }
 
 /// Parses and validates scenario YAML; `origin` labels positions in errors
 /// (usually the file name). `${env:NAME}` comes from the process environment.
 pub fn load_str(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
-    serde_saphyr::from_str::<Scenario>(text)
-        .map_err(|e| ScenarioError::from_yaml(&e, text, origin))
+    serde_saphyr::from_str::<Scenario>(text).map_err(|e| ScenarioError::from_yaml(&e, text, origin))
 }
 
 /// Like [`load_str`], but `${env:NAME}` is resolved from `env` only (the

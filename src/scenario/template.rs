@@ -412,12 +412,7 @@ mod tests {
     #[test]
     fn unknown_placeholder_lists_valid_ones() {
         let e = Template::parse("hi {{vuu}}").unwrap_err();
-        assert_eq!(
-            e,
-            TemplateError::UnknownPlaceholder {
-                name: "vuu".into()
-            }
-        );
+        assert_eq!(e, TemplateError::UnknownPlaceholder { name: "vuu".into() });
         assert_eq!(e.to_string(), "unknown placeholder `{{vuu}}`");
         let hint = e.hint();
         assert!(hint.contains("did you mean `{{vu}}`"), "{hint}");
@@ -429,7 +424,10 @@ mod tests {
 
     #[test]
     fn unclosed_braces_are_errors() {
-        assert_eq!(Template::parse("a {{vu").unwrap_err(), TemplateError::Unclosed);
+        assert_eq!(
+            Template::parse("a {{vu").unwrap_err(),
+            TemplateError::Unclosed
+        );
         assert_eq!(
             Template::parse("${env:X").unwrap_err(),
             TemplateError::UnclosedEnv
@@ -462,7 +460,10 @@ mod tests {
     #[test]
     fn missing_or_empty_env_is_an_error_with_export_hint() {
         let e = with_env(&env(&[]), || Template::parse("${env:COGNIGY_URL_TOKEN}")).unwrap_err();
-        assert_eq!(e.to_string(), "environment variable `COGNIGY_URL_TOKEN` is not set");
+        assert_eq!(
+            e.to_string(),
+            "environment variable `COGNIGY_URL_TOKEN` is not set"
+        );
         assert!(e.hint().contains("export COGNIGY_URL_TOKEN=..."));
         let e = with_env(&env(&[("E", "")]), || Template::parse("${env:E}")).unwrap_err();
         assert_eq!(e, TemplateError::EnvEmpty { name: "E".into() });

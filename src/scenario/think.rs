@@ -87,7 +87,12 @@ impl fmt::Display for ThinkTime {
         if self.min == self.max {
             write!(f, "{}", HumanDuration(self.min))
         } else {
-            write!(f, "{}..{}", HumanDuration(self.min), HumanDuration(self.max))
+            write!(
+                f,
+                "{}..{}",
+                HumanDuration(self.min),
+                HumanDuration(self.max)
+            )
         }
     }
 }
@@ -117,7 +122,10 @@ mod tests {
 
     #[test]
     fn parses_fixed_and_range() {
-        assert_eq!("500ms".parse::<ThinkTime>().unwrap(), ThinkTime::fixed(ms(500)));
+        assert_eq!(
+            "500ms".parse::<ThinkTime>().unwrap(),
+            ThinkTime::fixed(ms(500))
+        );
         assert_eq!(
             "1s..3s".parse::<ThinkTime>().unwrap(),
             ThinkTime {
@@ -172,7 +180,10 @@ mod tests {
         let samples: Vec<Duration> = (0..200).map(|_| range.sample(&mut rng)).collect();
         assert!(samples.iter().all(|d| *d >= ms(1000) && *d <= ms(3000)));
         let below_mid = samples.iter().filter(|d| **d < ms(2000)).count();
-        assert!((50..150).contains(&below_mid), "not uniform-ish: {below_mid}/200");
+        assert!(
+            (50..150).contains(&below_mid),
+            "not uniform-ish: {below_mid}/200"
+        );
     }
 
     #[test]
