@@ -100,7 +100,7 @@ impl VirtualUser<'_> {
                 self.send(send, ctx).await
             }
             Step::Think(think) => {
-                let pause = think_pause(think, &mut self.rng);
+                let pause = think.sample(&mut self.rng);
                 self.think(pause).await
             }
             Step::Disconnect => {
@@ -309,14 +309,4 @@ async fn close(mut conn: Connection, recorder: &Recorder) {
     let counters = conn.take_counters();
     add_wire_counters(&mut recorder.writer(), &counters);
     conn.close().await;
-}
-
-// TEMP until scenario::ThinkTime::sample lands.
-fn think_pause(t: &crate::scenario::ThinkTime, rng: &mut StdRng) -> Duration {
-    use rand::Rng;
-    if t.max <= t.min {
-        t.min
-    } else {
-        rng.random_range(t.min..=t.max)
-    }
 }

@@ -1,7 +1,8 @@
 //! The scenario file's data model (serde, `deny_unknown_fields`). Every default
-//! lives here, next to the field it belongs to.
+//! lives here, next to the field it belongs to; every validation rule is a
+//! `deserialize_with` in `fields` (so errors carry the exact position).
 
-use super::{Template, TemplateValue};
+use super::{fields, Template, TemplateValue};
 use crate::duration::HumanDuration;
 use crate::emulator::EmulatorConfig;
 use crate::protocol::socketio::Eio;
@@ -12,10 +13,13 @@ use std::time::Duration;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    #[serde(deserialize_with = "fields::name")]
     pub name: String,
     #[serde(default)]
     pub target: Target,
     pub load: Load,
+    /// What each VU does, in order; at least one `send`.
+    #[serde(deserialize_with = "fields::steps")]
     pub steps: Vec<Step>,
     /// Settings for the embedded emulator, used only when `target.url` is absent.
     #[serde(default)]
@@ -30,9 +34,12 @@ pub struct Scenario {
 #[serde(deny_unknown_fields, default)]
 pub struct Target {
     /// Endpoint URL (`https://host/<URLToken>` or `http://host`). Absent = embedded emulator.
+    #[serde(deserialize_with = "fields::url")]
     pub url: Option<Template>,
     /// The Endpoint's URL token (secret-ish: redacted in logs and reports).
     pub url_token: Template,
+    /// Engine.IO revision: 3 or 4.
+    #[serde(deserialize_with = "fields::eio")]
     pub eio: Eio,
     pub emit_with_ack: bool,
     pub test_mode: bool,
@@ -40,6 +47,7 @@ pub struct Target {
     pub user_id: Template,
     pub session_id: Template,
     pub channel: String,
+    #[serde(deserialize_with = "fields::positive_duration")]
     pub connect_timeout: HumanDuration,
 }
 
@@ -64,18 +72,20 @@ impl Default for Target {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Load {
+    /// Concurrent VUs, >= 1.
+    #[serde(deserialize_with = "fields::vus")]
     pub vus: u32,
     /// Stop starting iterations after this long (whichever of duration/iterations comes first).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::opt_positive_duration")]
     pub duration: Option<HumanDuration>,
-    /// Iterations per VU. Neither duration nor iterations = 1 iteration.
-    #[serde(default)]
+    /// Iterations per VU (>= 1). Neither duration nor iterations = 1 iteration.
+    #[serde(default, deserialize_with = "fields::iterations")]
     pub iterations: Option<u64>,
     /// Spread VU starts evenly over this time.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::duration")]
     pub ramp_up: HumanDuration,
     /// After the duration ends, in-flight turns get this long before they count as interrupted.
-    #[serde(default = "default_grace")]
+    #[serde(default = "default_grace", deserialize_with = "fields::duration")]
     pub grace: HumanDuration,
 }
 
@@ -83,9 +93,11 @@ fn default_grace() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
 }
 
-/// One step of a VU script.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+/// One step of a VU script. YAML: `- connect`, `- send: {...}`, `- think: 1s..3s`,
+/// `- disconnect` (Deserialize is hand-written in `fields` for precise errors;
+/// Serialize produces the same form).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Open a session (new ids rendered from the templates); waits for `endpoint-ready`.
     Connect,
@@ -110,7 +122,10 @@ pub struct SendStep {
     #[serde(default)]
     pub reset_flow: bool,
     /// Turn timeout: no `finalPing` by then = timeout.
-    #[serde(default = "default_turn_timeout")]
+    #[serde(
+        default = "default_turn_timeout",
+        deserialize_with = "fields::positive_duration"
+    )]
     pub timeout: HumanDuration,
     #[serde(default)]
     pub expect: Option<Expect>,

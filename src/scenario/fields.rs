@@ -1,0 +1,481 @@
+//! Validating deserialisers for scenario fields (`#[serde(deserialize_with)]`)
+//! and the YAML form of [`Step`]. Every rule that rejects a value lives here,
+//! inside deserialisation, so serde-saphyr attaches the exact position of the
+//! offending node; each rejection carries a hint (see `error::de_error`).
+
+use super::error::{choices_hint, de_error};
+use super::{SendStep, Step, Template, TemplateCtx, ThinkTime};
+use crate::duration::HumanDuration;
+use crate::protocol::socketio::Eio;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use std::fmt;
+
+const DURATION_HINT: &str =
+    "write a number followed by a unit, e.g. `250ms`, `1.5s`, `2m`, `1h` (units us, ms, s, m, h)";
+
+// ---------------------------------------------------------------- integers
+
+/// A whole number >= 1 (or, if `optional`, also null → `None`).
+struct PositiveInt {
+    field: &'static str,
+    meaning: &'static str,
+    example: &'static str,
+    optional: bool,
+}
+
+impl PositiveInt {
+    fn reject<E: de::Error>(&self, found: &dyn fmt::Display) -> E {
+        de_error(
+            &format_args!(
+                "`{}` must be a positive integer, found `{found}`",
+                self.field
+            ),
+            format_args!(
+                "`{}` is {}: a whole number >= 1, e.g. `{}: {}`",
+                self.field, self.meaning, self.field, self.example
+            ),
+        )
+    }
+}
+
+impl<'de> Visitor<'de> for PositiveInt {
+    type Value = Option<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a positive integer")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        if v == 0 {
+            return Err(self.reject(&v));
+        }
+        Ok(Some(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        match u64::try_from(v) {
+            Ok(u) => self.visit_u64(u),
+            Err(_) => Err(self.reject(&v)),
+        }
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Err(self.reject(&v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Err(self.reject(&v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        match v.trim().parse::<u64>() {
+            Ok(u) => self.visit_u64(u),
+            Err(_) => Err(self.reject(&v)),
+        }
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        if self.optional {
+            Ok(None)
+        } else {
+            Err(self.reject(&"null"))
+        }
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.visit_unit()
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(self.reject(&"a list"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(self.reject(&"a mapping"))
+    }
+}
+
+/// `load.vus`: >= 1.
+pub(crate) fn vus<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v = PositiveInt {
+        field: "vus",
+        meaning: "the number of concurrent virtual users",
+        example: "10",
+        optional: false,
+    };
+    let n = d.deserialize_any(v)?.unwrap_or(0);
+    u32::try_from(n).map_err(|_| {
+        de_error(
+            &format_args!("`vus` is too large ({n})"),
+            "use at most 4294967295 VUs (and far fewer per generator machine)",
+        )
+    })
+}
+
+/// `load.iterations`: absent/null or >= 1.
+pub(crate) fn iterations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    d.deserialize_any(PositiveInt {
+        field: "iterations",
+        meaning: "how many times each VU runs the steps",
+        example: "5",
+        optional: true,
+    })
+}
+
+// --------------------------------------------------------------- durations
+
+/// A duration string; `positive` rejects zero, `optional` accepts null.
+struct DurationField {
+    positive: bool,
+    optional: bool,
+}
+
+impl<'de> Visitor<'de> for DurationField {
+    type Value = Option<HumanDuration>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a duration such as `250ms` or `2m`")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let d: HumanDuration = v.parse().map_err(|e: crate::duration::DurationError| {
+            de_error(
+                &format_args!("invalid duration `{}`: {}", e.input, e.reason),
+                DURATION_HINT,
+            )
+        })?;
+        if self.positive && d.0.is_zero() {
+            return Err(de_error(
+                &format_args!("duration `{v}` must be greater than zero"),
+                "use a positive duration, e.g. `30s`; leave the field out to use the default",
+            ));
+        }
+        Ok(Some(d))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Err(no_unit(&v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Err(no_unit(&v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Err(no_unit(&v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        if self.optional {
+            Ok(None)
+        } else {
+            Err(de_error(&"a duration is missing here", DURATION_HINT))
+        }
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.visit_unit()
+    }
+}
+
+fn no_unit<E: de::Error>(v: &dyn fmt::Display) -> E {
+    de_error(&format_args!("duration `{v}` has no unit"), DURATION_HINT)
+}
+
+fn required<E: de::Error>(v: Option<HumanDuration>) -> Result<HumanDuration, E> {
+    v.ok_or_else(|| de_error(&"a duration is missing here", DURATION_HINT))
+}
+
+/// Any duration, zero allowed (`ramp_up`, `grace`).
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
+    required(d.deserialize_any(DurationField {
+        positive: false,
+        optional: false,
+    })?)
+}
+
+/// A duration > 0 (`timeout`, `connect_timeout`).
+pub(crate) fn positive_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<HumanDuration, D::Error> {
+    required(d.deserialize_any(DurationField {
+        positive: true,
+        optional: false,
+    })?)
+}
+
+/// Absent/null or a duration > 0 (`load.duration`).
+pub(crate) fn opt_positive_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<HumanDuration>, D::Error> {
+    d.deserialize_any(DurationField {
+        positive: true,
+        optional: true,
+    })
+}
+
+// ------------------------------------------------------------------ target
+
+/// `target.eio`: 3 or 4.
+pub(crate) fn eio<'de, D: Deserializer<'de>>(d: D) -> Result<Eio, D::Error> {
+    struct V;
+    impl V {
+        fn reject<E: de::Error>(found: &dyn fmt::Display) -> E {
+            de_error(
+                &format_args!("`eio` must be 3 or 4, found `{found}`"),
+                "write `eio: 3` (Engine.IO 3, @cognigy/socket-client 4.x) or `eio: 4` (Engine.IO 4, client 5.x / Webchat v3)",
+            )
+        }
+    }
+    impl<'de> Visitor<'de> for V {
+        type Value = Eio;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "3 or 4")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Eio, E> {
+            match v {
+                3 => Ok(Eio::V3),
+                4 => Ok(Eio::V4),
+                _ => Err(V::reject(&v)),
+            }
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Eio, E> {
+            match u64::try_from(v) {
+                Ok(u) => self.visit_u64(u),
+                Err(_) => Err(V::reject(&v)),
+            }
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Eio, E> {
+            Err(V::reject(&v))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Eio, E> {
+            Err(V::reject(&v))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Eio, E> {
+            match v.trim().parse::<u64>() {
+                Ok(u) => self.visit_u64(u),
+                Err(_) => Err(V::reject(&v)),
+            }
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Eio, E> {
+            Err(V::reject(&"null"))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `target.url`: absent/null (embedded emulator) or an http(s)/ws(s) URL with a host.
+pub(crate) fn url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Template>, D::Error> {
+    let Some(t) = Option::<Template>::deserialize(d)? else {
+        return Ok(None);
+    };
+    // Render with a sample context: `{{vu}}` in a path is fine, the scheme and host must be there.
+    let rendered = t.render(&TemplateCtx {
+        vu: 1,
+        iteration: 0,
+    });
+    check_url(&rendered).map_err(|problem| {
+        de_error(
+            &format_args!("`url` {problem} (`{}`)", t.source()),
+            "write the Endpoint URL as copied from Cognigy, e.g. `https://endpoint.example.com/<URLToken>`; schemes http, https, ws, wss; leave `url` out to use the embedded emulator",
+        )
+    })?;
+    Ok(Some(t))
+}
+
+fn check_url(u: &str) -> Result<(), &'static str> {
+    let rest = ["https://", "http://", "wss://", "ws://"]
+        .iter()
+        .find_map(|scheme| {
+            u.get(..scheme.len())
+                .filter(|p| p.eq_ignore_ascii_case(scheme))
+                .map(|p| &u[p.len()..])
+        })
+        .ok_or("must start with http://, https://, ws:// or wss://")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') {
+        return Err("has no host");
+    }
+    if u.chars().any(char::is_whitespace) {
+        return Err("contains whitespace");
+    }
+    Ok(())
+}
+
+// -------------------------------------------------------------------- misc
+
+/// `name`: non-empty.
+pub(crate) fn name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Err(de_error(
+            &"`name` is empty",
+            "give the scenario a short name, e.g. `name: smoke`; it labels reports",
+        ));
+    }
+    Ok(s)
+}
+
+/// `steps`: non-empty, with at least one `send`.
+pub(crate) fn steps<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Step>, D::Error> {
+    let steps = Vec::<Step>::deserialize(d)?;
+    if steps.is_empty() {
+        return Err(de_error(
+            &"`steps` is empty",
+            "list what each VU does, e.g. `steps: [connect, { send: { text: \"hi\" } }, disconnect]`",
+        ));
+    }
+    if !steps.iter().any(|s| matches!(s, Step::Send(_))) {
+        return Err(de_error(
+            &"`steps` has no `send` step, so nothing would be measured",
+            "add a turn, e.g. `- send: { text: \"hello {{vu}}\" }`",
+        ));
+    }
+    Ok(steps)
+}
+
+// ------------------------------------------------------------------- steps
+
+/// Valid step names, in the order hints list them.
+pub const STEP_NAMES: [&str; 4] = ["connect", "send", "think", "disconnect"];
+
+#[derive(Clone, Copy)]
+enum StepName {
+    Connect,
+    Send,
+    Think,
+    Disconnect,
+}
+
+impl StepName {
+    fn parse<E: de::Error>(s: &str) -> Result<StepName, E> {
+        match s.trim() {
+            "connect" => Ok(StepName::Connect),
+            "send" => Ok(StepName::Send),
+            "think" => Ok(StepName::Think),
+            "disconnect" => Ok(StepName::Disconnect),
+            other => {
+                let mut hint = choices_hint(other, &STEP_NAMES, "valid steps");
+                if other.contains(char::is_whitespace) {
+                    hint.push_str("; a step's settings go after a colon (`- send:`) and are indented under it");
+                }
+                Err(de_error(&format_args!("unknown step `{other}`"), hint))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StepName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        StepName::parse(&String::deserialize(d)?)
+    }
+}
+
+fn not_a_step<E: de::Error>(found: &dyn fmt::Display) -> E {
+    de_error(
+        &format_args!("expected a step, found {found}"),
+        "write one step per list item: `- connect`, `- send: { text: \"hi\" }`, `- think: 1s..3s` or `- disconnect`",
+    )
+}
+
+const SEND_FORM: &str = "write `- send: { text: \"hello {{vu}}\" }` (fields: name, text, data, reset_flow, timeout, expect)";
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Step;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(
+                    f,
+                    "a step: `connect`, `disconnect`, `send: {{...}}` or `think: 1s`"
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Step, E> {
+                match StepName::parse(v)? {
+                    StepName::Connect => Ok(Step::Connect),
+                    StepName::Disconnect => Ok(Step::Disconnect),
+                    StepName::Send => Err(de_error(&"step `send` needs settings", SEND_FORM)),
+                    StepName::Think => Err(de_error(
+                        &"step `think` needs a duration",
+                        super::think::THINK_HINT,
+                    )),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Step, E> {
+                Err(not_a_step(&v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Step, E> {
+                Err(not_a_step(&v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Step, E> {
+                Err(not_a_step(&v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Step, E> {
+                Err(not_a_step(&v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Step, E> {
+                Err(not_a_step(&"nothing"))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Step, E> {
+                Err(not_a_step(&"nothing"))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Step, A::Error> {
+                Err(not_a_step(&"a list"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Step, A::Error> {
+                let Some(name) = map.next_key::<StepName>()? else {
+                    return Err(de_error(
+                        &"empty step",
+                        "write a step name, e.g. `- connect`",
+                    ));
+                };
+                let step = match name {
+                    StepName::Send => match map.next_value::<Option<SendStep>>()? {
+                        Some(s) => Step::Send(s),
+                        None => return Err(de_error(&"step `send` needs settings", SEND_FORM)),
+                    },
+                    StepName::Think => Step::Think(map.next_value::<ThinkTime>()?),
+                    StepName::Connect | StepName::Disconnect => {
+                        let word = if matches!(name, StepName::Connect) {
+                            "connect"
+                        } else {
+                            "disconnect"
+                        };
+                        if map.next_value::<Option<IgnoredAny>>()?.is_some() {
+                            return Err(de_error(
+                                &format_args!("step `{word}` takes no settings"),
+                                format_args!("write `- {word}` on its own"),
+                            ));
+                        }
+                        if matches!(name, StepName::Connect) {
+                            Step::Connect
+                        } else {
+                            Step::Disconnect
+                        }
+                    }
+                };
+                if let Some(extra) = map.next_key::<String>()? {
+                    return Err(de_error(
+                        &format_args!("a step has one name, but this one also has `{extra}`"),
+                        "put each step in its own list item (`- ...`); a step's settings go inside its braces or are indented under it",
+                    ));
+                }
+                Ok(step)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_url_accepts_web_schemes_only() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "https://endpoint.example.com/abc",
+            "ws://h",
+            "WSS://h/x?y",
+        ] {
+            assert_eq!(check_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "endpoint.example.com",
+            "ftp://h",
+            "http://",
+            "http:///x",
+            "https://h /x",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+}
