@@ -411,7 +411,9 @@ impl Connection {
                 Err(f) => return Err(f.into_connect(stage, after)),
                 Ok(Got::Deadline) => return Err(timeout(stage)),
                 Ok(Got::Open(_)) => {
-                    return Err(ConnectError::Protocol("second Engine.IO open packet".into()))
+                    return Err(ConnectError::Protocol(
+                        "second Engine.IO open packet".into(),
+                    ))
                 }
                 Ok(Got::Socket(packet, at)) => (packet, at),
             };
@@ -792,7 +794,10 @@ mod tests {
     #[test]
     fn url_matches_fixture_get_lines() {
         let u = socket_url(&opts("http://127.0.0.1:37211/emulator-url-token", Eio::V3));
-        assert_eq!(u.as_ref().map(|u| u.url.as_str()).ok(), Some(FIXTURE_RAW_EIO3));
+        assert_eq!(
+            u.as_ref().map(|u| u.url.as_str()).ok(),
+            Some(FIXTURE_RAW_EIO3)
+        );
         for (eio, want) in [(Eio::V3, FIXTURE_EIO3), (Eio::V4, FIXTURE_EIO4)] {
             for endpoint in [
                 "https://endpoint.example.com/emulator-url-token",
@@ -855,7 +860,10 @@ mod tests {
             "https://[::1]x/",
         ] {
             assert!(
-                matches!(socket_url(&opts(bad, Eio::V3)), Err(ConnectError::BadUrl(_))),
+                matches!(
+                    socket_url(&opts(bad, Eio::V3)),
+                    Err(ConnectError::BadUrl(_))
+                ),
                 "{bad:?}"
             );
         }

@@ -79,8 +79,13 @@ pub enum EnginePacket {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SocketPacket {
     /// `40` (EIO3, server → client), `40{"sid":…}` (EIO4 answer), `40` (EIO4 client).
-    Connect { nsp: String, data: Option<Value> },
-    Disconnect { nsp: String },
+    Connect {
+        nsp: String,
+        data: Option<Value>,
+    },
+    Disconnect {
+        nsp: String,
+    },
     /// `42[<id>]["name",args…]`.
     Event {
         nsp: String,
@@ -95,7 +100,10 @@ pub enum SocketPacket {
         args: Vec<Value>,
     },
     /// `44{…}` (EIO4) or `44"message"` (EIO3).
-    ConnectError { nsp: String, data: Value },
+    ConnectError {
+        nsp: String,
+        data: Value,
+    },
 }
 
 impl SocketPacket {
@@ -346,7 +354,9 @@ mod tests {
 
     #[test]
     fn open_packet_from_fixture() {
-        let p = parse(r#"0{"sid":"O7zV9ZV5beX1Cn-5AAAA","upgrades":[],"pingInterval":1000,"pingTimeout":1000,"maxPayload":1000000}"#);
+        let p = parse(
+            r#"0{"sid":"O7zV9ZV5beX1Cn-5AAAA","upgrades":[],"pingInterval":1000,"pingTimeout":1000,"maxPayload":1000000}"#,
+        );
         assert_eq!(
             p,
             Ok(EnginePacket::Open(OpenInfo {
@@ -358,7 +368,13 @@ mod tests {
         );
         // EIO3 servers omit maxPayload.
         let p = parse(r#"0{"sid":"x","upgrades":[],"pingInterval":25000,"pingTimeout":5000}"#);
-        assert!(matches!(p, Ok(EnginePacket::Open(OpenInfo { max_payload: None, .. }))));
+        assert!(matches!(
+            p,
+            Ok(EnginePacket::Open(OpenInfo {
+                max_payload: None,
+                ..
+            }))
+        ));
     }
 
     #[test]
@@ -420,7 +436,9 @@ mod tests {
         );
         assert_eq!(
             parse("41"),
-            Ok(EnginePacket::Message(SocketPacket::Disconnect { nsp: "/".into() }))
+            Ok(EnginePacket::Message(SocketPacket::Disconnect {
+                nsp: "/".into()
+            }))
         );
         assert_eq!(
             parse("41/chat,"),
@@ -460,7 +478,11 @@ mod tests {
         );
         assert_eq!(
             event(r#"42["typingStatus",{"status":"typingOn"}]"#),
-            (None, "typingStatus".into(), vec![json!({"status":"typingOn"})])
+            (
+                None,
+                "typingStatus".into(),
+                vec![json!({"status":"typingOn"})]
+            )
         );
         let (id, name, args) = event(
             r#"420["output",{"type":"output","data":{"text":"You said: hello 1","data":{"echo":null,"emulator":true},"source":"bot","traceId":"trace-1795496931020"}}]"#,
