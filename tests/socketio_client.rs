@@ -618,3 +618,81 @@ async fn final_ping_variants() {
     conn.close().await;
     server.await.expect("server script");
 }
+
+/// Interop with a real Socket.IO server (socketioxide, EIO3 and EIO4): two
+/// turns, acks the server awaits, heartbeats in both directions, clean close.
+#[tokio::test]
+async fn socketioxide_interop_eio3_and_eio4() {
+    use serde_json::Value;
+    use socketioxide::extract::{Data, SocketRef};
+    use socketioxide::SocketIo;
+    use tokio::sync::mpsc;
+
+    for eio in [Eio::V3, Eio::V4] {
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<String>();
+        let (layer, io) = SocketIo::builder()
+            .ping_interval(Duration::from_millis(100))
+            .ping_timeout(Duration::from_millis(2000))
+            .ack_timeout(Duration::from_secs(2))
+            .build_layer();
+        io.ns("/", move |s: SocketRef| {
+            let ack_tx = ack_tx.clone();
+            s.on(
+                "processInput",
+                move |s: SocketRef, Data(input): Data<Value>| async move {
+                    let _ = s.emit("typingStatus", &json!({"status":"typingOn"}));
+                    let text = format!("You said: {}", input["text"].as_str().unwrap_or(""));
+                    let out = json!({"type":"output","data":{"text":text}});
+                    let acks = [
+                        s.emit_with_ack::<_, Value>("output", &out),
+                        s.emit_with_ack::<_, Value>("finalPing", &json!({"type":"regular"})),
+                    ];
+                    for ack in acks {
+                        let result = match ack {
+                            Ok(stream) => match stream.await {
+                                Ok(_) => "ok".to_owned(),
+                                // `43<id>[]` (what the official client sends) has no
+                                // first element to decode: received, not timed out.
+                                Err(socketioxide::AckError::Decode(_)) => "ok".to_owned(),
+                                Err(e) => format!("ack error: {e:?}"),
+                            },
+                            Err(e) => format!("emit error: {e:?}"),
+                        };
+                        let _ = ack_tx.send(result);
+                    }
+                },
+            );
+            let _ = s.emit("endpoint-ready", &());
+            async {}
+        });
+        let app = axum::Router::new().layer(layer);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let url = format!("http://{addr}/emulator-url-token");
+        let mut conn = connect(&options(&url, eio)).await;
+        for text in ["hello 1", "hello 2"] {
+            let turn = conn.turn(&input(text), WAIT).await;
+            assert_eq!(turn.outcome, TurnOutcome::Ok, "{eio:?}");
+            assert_eq!(turn.outputs.len(), 1);
+            assert_eq!(
+                turn.outputs[0].text.as_deref(),
+                Some(format!("You said: {text}").as_str())
+            );
+            for _ in 0..2 {
+                let ack = tokio::time::timeout(WAIT, ack_rx.recv())
+                    .await
+                    .expect("server saw no ack");
+                assert_eq!(ack.as_deref(), Some("ok"), "{eio:?}");
+            }
+        }
+        conn.idle(Duration::from_millis(350)).await.expect("idle");
+        let counters = conn.take_counters();
+        assert!(counters.heartbeats >= 1, "{eio:?}: no heartbeat");
+        assert_eq!(counters.acks_sent, 4);
+        assert_eq!(counters.unknown_events, 0);
+        conn.close().await;
+        server.abort();
+    }
+}
