@@ -1,35 +1,934 @@
-//! One Socket.IO Endpoint session over one WebSocket (STUB: being implemented).
+//! One Socket.IO Endpoint session over one WebSocket (PROTOCOL.md §1): the
+//! socket URL, the Engine.IO/Socket.IO handshake up to `endpoint-ready`,
+//! heartbeats (EIO3: the client pings; EIO4: the client answers server pings),
+//! immediate empty acks, and the turn state machine.
+//!
+//! One task owns a [`Connection`]; there is no background task. Heartbeats and
+//! acks are served whenever the connection is being read: inside
+//! [`Connection::connect`], [`Connection::turn`] and [`Connection::idle`].
+//! Between those calls nothing is read, so callers should not leave a
+//! connection unread for longer than the server's pingInterval + pingTimeout.
 
-use super::{ConnectError, ConnectOptions, Disconnected, ProcessInput, Turn, WireCounters};
-use std::time::Duration;
+use super::frame::{self, EnginePacket, HandshakeIds, OpenInfo, ProcessInputPayload, SocketPacket};
+use super::{
+    ConnectError, ConnectOptions, Disconnected, Eio, Output, ProcessInput, Turn, TurnOutcome,
+    WireCounters,
+};
+use futures_util::{SinkExt, StreamExt};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::Value;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Largest WebSocket message (and frame) accepted from the server. Larger ones
+/// are a protocol error that ends the connection.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// tungstenite read buffer per connection: small, thousands of connections are open at once.
+const READ_BUFFER_BYTES: usize = 4096;
+/// Limit for writing one heartbeat or ack.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Limit for the whole of [`Connection::close`].
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// `channel` sent when [`ProcessInput::channel`] is empty (the official default).
+pub const DEFAULT_CHANNEL: &str = "socket-client";
+/// Used instead of a deadline that would overflow `Instant`.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `encodeURIComponent`: everything but `A-Za-z0-9-_.!~*'()` is escaped.
+const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
+/// Where one session connects: the full WebSocket URL and the TCP peer it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketUrl {
+    /// `ws(s)://host[:port][/prefix]/socket.io/?…`
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+/// `encodeURIComponent(encodeURIComponent(value))`, as the official client does.
+pub fn encode_twice(value: &str) -> String {
+    let once = utf8_percent_encode(value, URI_COMPONENT).to_string();
+    utf8_percent_encode(&once, URI_COMPONENT).to_string()
+}
+
+/// Builds the Socket.IO WebSocket URL exactly like the official client.
+///
+/// `endpoint_url` may use `http`, `https`, `ws` or `wss`, may carry a path
+/// prefix `P` (→ `P/socket.io/`) and may end with `/<url_token>` (stripped).
+pub fn socket_url(opts: &ConnectOptions) -> Result<SocketUrl, ConnectError> {
+    let raw = opts.endpoint_url.trim();
+    let bad = |why: &str| {
+        ConnectError::BadUrl(format!(
+            "{raw:?}: {why} (expected http(s)://host[:port][/prefix][/<URLToken>])"
+        ))
+    };
+    let (scheme, rest) = raw.split_once("://").ok_or_else(|| bad("no scheme"))?;
+    let tls = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => false,
+        "https" | "wss" => true,
+        _ => return Err(bad("scheme must be http, https, ws or wss")),
+    };
+    if rest.contains(['?', '#']) {
+        return Err(bad("remove the query string / fragment"));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if authority.contains('@') {
+        return Err(bad("credentials in the URL are not supported"));
+    }
+    let (host, port) = split_host_port(authority, if tls { 443 } else { 80 })
+        .ok_or_else(|| bad("missing or malformed host[:port]"))?;
+    let mut segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if !opts.url_token.is_empty() && segments.last() == Some(&opts.url_token.as_str()) {
+        segments.pop();
+    }
+    let prefix: String = segments.iter().map(|s| format!("/{s}")).collect();
+    let eio = u8::from(opts.eio);
+    let query = if opts.inner_handshake {
+        format!("handshake=true&EIO={eio}&transport=websocket")
+    } else {
+        format!(
+            "sessionId={}&urlToken={}&userId={}&testMode={}&emitWithAck={}&EIO={eio}&transport=websocket",
+            encode_twice(&opts.session_id),
+            encode_twice(&opts.url_token),
+            encode_twice(&opts.user_id),
+            opts.test_mode,
+            opts.emit_with_ack,
+        )
+    };
+    let ws_scheme = if tls { "wss" } else { "ws" };
+    Ok(SocketUrl {
+        url: format!("{ws_scheme}://{authority}{prefix}/socket.io/?{query}"),
+        host,
+        port,
+        tls,
+    })
+}
+
+/// Splits `host[:port]` / `[v6][:port]`; `None` when malformed.
+fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (host, port)
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => p.parse().ok()?,
+    };
+    Some((host.to_owned(), port))
+}
+
+/// One rustls client config for all wss connections (webpki roots, ring).
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, ConnectError> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(ConnectError::Tls)
+}
+
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
+
+/// TCP connect (TCP_NODELAY), optional TLS, WebSocket upgrade.
+async fn open_ws(target: &SocketUrl) -> Result<Ws, ConnectError> {
+    let tcp = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| ConnectError::Refused(format!("{}:{}: {e}", target.host, target.port)))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| ConnectError::Closed(format!("setting TCP_NODELAY: {e}")))?;
+    let connector = if target.tls {
+        Connector::Rustls(tls_config()?)
+    } else {
+        Connector::Plain
+    };
+    let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
+        target.url.as_str(),
+        tcp,
+        Some(ws_config()),
+        Some(connector),
+    )
+    .await
+    .map_err(upgrade_error)?;
+    Ok(ws)
+}
+
+fn upgrade_error(e: tungstenite::Error) -> ConnectError {
+    use tungstenite::Error as E;
+    match e {
+        E::Http(resp) => ConnectError::Http {
+            status: resp.status().as_u16(),
+        },
+        E::Tls(e) => ConnectError::Tls(e.to_string()),
+        E::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
+            ConnectError::Tls(e.to_string())
+        }
+        E::Io(e) => ConnectError::Closed(format!("during the WebSocket upgrade: {e}")),
+        E::Url(e) => ConnectError::BadUrl(e.to_string()),
+        E::HttpFormat(e) => ConnectError::BadUrl(e.to_string()),
+        E::ConnectionClosed | E::AlreadyClosed => {
+            ConnectError::Closed("during the WebSocket upgrade".into())
+        }
+        other => ConnectError::Protocol(format!("WebSocket upgrade: {other}")),
+    }
+}
+
+/// Why reading or writing failed; becomes a `ConnectError` or a `Disconnected` cause.
+#[derive(Debug)]
+enum Fail {
+    Closed(String),
+    Protocol(String),
+    WriteTimeout,
+}
+
+impl Fail {
+    fn cause(&self) -> String {
+        match self {
+            Fail::Closed(why) => why.clone(),
+            Fail::Protocol(why) => format!("protocol error: {why}"),
+            Fail::WriteTimeout => "write timed out (server not reading)".into(),
+        }
+    }
+
+    fn into_connect(self, stage: &'static str, after: Duration) -> ConnectError {
+        match self {
+            Fail::Closed(why) => ConnectError::Closed(why),
+            Fail::Protocol(why) => ConnectError::Protocol(why),
+            Fail::WriteTimeout => ConnectError::Timeout { stage, after },
+        }
+    }
+
+    fn from_ws(e: tungstenite::Error) -> Fail {
+        use tungstenite::Error as E;
+        match e {
+            E::ConnectionClosed | E::AlreadyClosed => Fail::Closed("connection closed".into()),
+            E::Io(e) => Fail::Closed(format!("io error: {e}")),
+            E::Capacity(e) => Fail::Protocol(format!("{e} (limit {MAX_MESSAGE_BYTES} bytes)")),
+            other => Fail::Protocol(other.to_string()),
+        }
+    }
+}
+
+/// What one read step produced.
+enum Got {
+    Open(OpenInfo),
+    Socket(SocketPacket, Instant),
+    Deadline,
+}
+
+/// A Socket.IO event on `/` (already acked if it asked for an ack).
+struct Event {
+    name: String,
+    args: Vec<Value>,
+    at: Instant,
+}
+
+/// What an event means for a turn.
+enum Kind {
+    Output(Option<String>),
+    OutputError(String),
+    Final(Result<(), String>),
+    Exception(String),
+    Known,
+    Unknown,
+}
+
+fn classify(ev: &Event) -> Kind {
+    let arg = ev.args.first().unwrap_or(&Value::Null);
+    let kind = arg.get("type").and_then(Value::as_str);
+    match ev.name.as_str() {
+        "output" => match kind {
+            Some("output") => Kind::Output(
+                arg.get("data")
+                    .and_then(|d| d.get("text"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            ),
+            Some("error") => Kind::OutputError(error_message(
+                arg.get("data").unwrap_or(&Value::Null),
+                "output of type error",
+            )),
+            Some("finalPing") => Kind::Final(Ok(())),
+            _ => Kind::Unknown,
+        },
+        "finalPing" => match kind {
+            Some("error") => Kind::Final(Err(error_message(arg, "finalPing of type error"))),
+            _ => Kind::Final(Ok(())),
+        },
+        "exception" => Kind::Exception(error_message(arg, "exception")),
+        "typingStatus" | "endpoint-ready" | "handshake" => Kind::Known,
+        _ => Kind::Unknown,
+    }
+}
+
+/// `v.error.message`, `v.error` (string), `v.message`, else `fallback`.
+fn error_message(v: &Value, fallback: &str) -> String {
+    let error = v.get("error");
+    error
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .or_else(|| error.and_then(Value::as_str))
+        .or_else(|| v.get("message").and_then(Value::as_str))
+        .unwrap_or(fallback)
+        .to_owned()
+}
+
+fn deadline_in(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
+}
+
+/// Heartbeat settings from the open packet.
+#[derive(Debug, Clone, Copy)]
+struct Heartbeat {
+    interval: Duration,
+    timeout: Duration,
+}
 
 /// An open, ready (`endpoint-ready` received) Endpoint session.
 pub struct Connection {
+    ws: Ws,
+    eio: Eio,
+    url_token: String,
+    user_id: String,
+    session_id: String,
+    test_mode: bool,
+    emit_with_ack: bool,
+    inner_handshake: bool,
+    /// Known once the open packet arrived.
+    heartbeat: Option<Heartbeat>,
+    /// Last time anything arrived from the server.
+    last_rx: Instant,
+    /// EIO3 only: when the next client ping is due (`None` while a pong is awaited).
+    next_ping: Option<Instant>,
+    /// Set once the connection failed; every later call reports it.
+    dead: Option<String>,
     counters: WireCounters,
 }
 
 impl Connection {
     /// Opens the WebSocket, completes the Engine.IO/Socket.IO handshake and waits
-    /// for `endpoint-ready`, all within `opts.connect_timeout`.
-    pub async fn connect(_opts: &ConnectOptions) -> Result<Connection, ConnectError> {
-        Err(ConnectError::Protocol("not implemented".into()))
+    /// for `endpoint-ready`, all within `opts.connect_timeout`. Timeouts name the
+    /// stage: "websocket", "open packet", "namespace connect", "inner handshake"
+    /// (only with `inner_handshake`), "endpoint-ready".
+    pub async fn connect(opts: &ConnectOptions) -> Result<Connection, ConnectError> {
+        let target = socket_url(opts)?;
+        let after = opts.connect_timeout;
+        let deadline = deadline_in(after);
+        let timeout = |stage| ConnectError::Timeout { stage, after };
+        let ws = tokio::time::timeout_at(deadline.into(), open_ws(&target))
+            .await
+            .map_err(|_| timeout("websocket"))??;
+        let mut conn = Connection {
+            ws,
+            eio: opts.eio,
+            url_token: opts.url_token.clone(),
+            user_id: opts.user_id.clone(),
+            session_id: opts.session_id.clone(),
+            test_mode: opts.test_mode,
+            emit_with_ack: opts.emit_with_ack,
+            inner_handshake: opts.inner_handshake,
+            heartbeat: None,
+            last_rx: Instant::now(),
+            next_ping: None,
+            dead: None,
+            counters: WireCounters::default(),
+        };
+
+        let stage = "open packet";
+        match conn.read(deadline).await {
+            Err(f) => return Err(f.into_connect(stage, after)),
+            Ok(Got::Deadline) => return Err(timeout(stage)),
+            Ok(Got::Socket(..)) => {
+                return Err(ConnectError::Protocol(
+                    "Socket.IO packet before the Engine.IO open packet".into(),
+                ))
+            }
+            Ok(Got::Open(info)) => conn.start_heartbeat(&info),
+        }
+
+        if conn.eio == Eio::V4 {
+            conn.send(frame::CONNECT.into(), deadline)
+                .await
+                .map_err(|f| f.into_connect("namespace connect", after))?;
+        }
+        let mut nsp_connected = false;
+        let mut handshake_seen = !opts.inner_handshake;
+        loop {
+            let stage = if !nsp_connected {
+                "namespace connect"
+            } else if !handshake_seen {
+                "inner handshake"
+            } else {
+                "endpoint-ready"
+            };
+            let (packet, at) = match conn.read(deadline).await {
+                Err(f) => return Err(f.into_connect(stage, after)),
+                Ok(Got::Deadline) => return Err(timeout(stage)),
+                Ok(Got::Open(_)) => {
+                    return Err(ConnectError::Protocol(
+                        "second Engine.IO open packet".into(),
+                    ))
+                }
+                Ok(Got::Socket(packet, at)) => (packet, at),
+            };
+            if let SocketPacket::Connect { nsp, .. } = &packet {
+                nsp_connected |= nsp == "/";
+                continue;
+            }
+            match conn.handle_socket(packet, at).await {
+                Err(f) => return Err(f.into_connect(stage, after)),
+                Ok(None) => {}
+                Ok(Some(ev)) => match ev.name.as_str() {
+                    "endpoint-ready" => return Ok(conn),
+                    "handshake" => handshake_seen = true,
+                    _ => conn.count_outside_turn(&ev),
+                },
+            }
+        }
     }
 
-    /// Sends one `processInput` and reads until `finalPing` or `timeout`.
-    pub async fn turn(&mut self, _input: &ProcessInput, _timeout: Duration) -> Turn {
-        unimplemented!()
+    /// Sends one `processInput` and reads until `finalPing` or `timeout`
+    /// (counted from the call). Every server event asking for an ack is acked
+    /// at once with `43<id>[]`.
+    ///
+    /// The turn ends on `finalPing` (or legacy `output` of type finalPing),
+    /// `exception`, the timeout, or a disconnect. An `output` of type error
+    /// marks the outcome `BotError` but the turn still waits for `finalPing`,
+    /// so that a late finalPing is not taken for the next turn's; if none
+    /// comes, the outcome stays `BotError` (not `Timeout`).
+    pub async fn turn(&mut self, input: &ProcessInput, timeout: Duration) -> Turn {
+        let deadline = deadline_in(timeout);
+        let mut turn = Turn {
+            sent_at: Instant::now(),
+            outputs: Vec::new(),
+            finished_at: None,
+            outcome: TurnOutcome::Timeout,
+        };
+        if let Some(cause) = &self.dead {
+            turn.outcome = TurnOutcome::Disconnected(cause.clone());
+            return turn;
+        }
+        let channel = if input.channel.is_empty() {
+            DEFAULT_CHANNEL
+        } else {
+            input.channel.as_str()
+        };
+        let payload = ProcessInputPayload {
+            url_token: &self.url_token,
+            user_id: &self.user_id,
+            session_id: &self.session_id,
+            channel,
+            source: "device",
+            passthrough_ip: None,
+            reset_flow: input.reset_flow,
+            text: &input.text,
+            data: input.data.as_ref(),
+        };
+        let text = match frame::event_frame("processInput", &payload) {
+            Ok(text) => text,
+            Err(e) => {
+                turn.outcome =
+                    TurnOutcome::Disconnected(format!("could not encode processInput: {e}"));
+                return turn;
+            }
+        };
+        if let Err(f) = self.send(text, deadline).await {
+            turn.outcome = TurnOutcome::Disconnected(self.kill(f));
+            return turn;
+        }
+        turn.sent_at = Instant::now();
+
+        let mut bot_error: Option<String> = None;
+        loop {
+            let (packet, at) = match self.read(deadline).await {
+                Err(f) => {
+                    turn.outcome = TurnOutcome::Disconnected(self.kill(f));
+                    return turn;
+                }
+                Ok(Got::Deadline) => {
+                    turn.outcome = bot_error.map_or(TurnOutcome::Timeout, TurnOutcome::BotError);
+                    return turn;
+                }
+                Ok(Got::Open(_)) => {
+                    let f = Fail::Protocol("unexpected Engine.IO open packet".into());
+                    turn.outcome = TurnOutcome::Disconnected(self.kill(f));
+                    return turn;
+                }
+                Ok(Got::Socket(packet, at)) => (packet, at),
+            };
+            let ev = match self.handle_socket(packet, at).await {
+                Err(f) => {
+                    turn.outcome = TurnOutcome::Disconnected(self.kill(f));
+                    return turn;
+                }
+                Ok(None) => continue,
+                Ok(Some(ev)) => ev,
+            };
+            match classify(&ev) {
+                Kind::Output(text) => turn.outputs.push(Output { at: ev.at, text }),
+                Kind::OutputError(msg) => {
+                    bot_error.get_or_insert(msg);
+                }
+                Kind::Final(result) => {
+                    turn.finished_at = Some(ev.at);
+                    turn.outcome = match (bot_error, result) {
+                        (Some(msg), _) | (None, Err(msg)) => TurnOutcome::BotError(msg),
+                        (None, Ok(())) => TurnOutcome::Ok,
+                    };
+                    return turn;
+                }
+                Kind::Exception(msg) => {
+                    turn.outcome = TurnOutcome::BotError(msg);
+                    return turn;
+                }
+                Kind::Known => {}
+                Kind::Unknown => self.counters.unknown_events += 1,
+            }
+        }
     }
 
     /// Keeps the session alive (heartbeats, acks, unsolicited events) for `dur`.
-    pub async fn idle(&mut self, _dur: Duration) -> Result<(), Disconnected> {
-        Ok(())
+    pub async fn idle(&mut self, dur: Duration) -> Result<(), Disconnected> {
+        if let Some(cause) = &self.dead {
+            return Err(Disconnected(cause.clone()));
+        }
+        let deadline = deadline_in(dur);
+        loop {
+            let (packet, at) = match self.read(deadline).await {
+                Ok(Got::Deadline) => return Ok(()),
+                Ok(Got::Socket(packet, at)) => (packet, at),
+                Ok(Got::Open(_)) => {
+                    let f = Fail::Protocol("unexpected Engine.IO open packet".into());
+                    return Err(Disconnected(self.kill(f)));
+                }
+                Err(f) => return Err(Disconnected(self.kill(f))),
+            };
+            match self.handle_socket(packet, at).await {
+                Ok(Some(ev)) => self.count_outside_turn(&ev),
+                Ok(None) => {}
+                Err(f) => return Err(Disconnected(self.kill(f))),
+            }
+        }
     }
 
-    /// Leaves the namespace (`41`) and closes the WebSocket.
-    pub async fn close(self) {}
+    /// Leaves the namespace (`41`) and closes the WebSocket, within about 2 s
+    /// whatever the server does. Returns the counters not yet taken.
+    pub async fn close(mut self) -> WireCounters {
+        let limit = deadline_in(CLOSE_TIMEOUT);
+        let _ = tokio::time::timeout_at(limit.into(), async {
+            if self.dead.is_none() {
+                let _ = self.send(frame::DISCONNECT.into(), limit).await;
+            }
+            let _ = self.ws.close(None).await;
+            // Wait for the server's close frame or EOF (bounded by `limit`).
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+        self.counters
+    }
 
     /// Returns the counters accumulated since the last call and resets them.
     pub fn take_counters(&mut self) -> WireCounters {
         std::mem::take(&mut self.counters)
+    }
+
+    /// The Engine.IO revision this connection speaks.
+    pub fn eio(&self) -> Eio {
+        self.eio
+    }
+
+    /// Why the connection died, once it has.
+    pub fn disconnect_cause(&self) -> Option<&str> {
+        self.dead.as_deref()
+    }
+
+    fn kill(&mut self, f: Fail) -> String {
+        let cause = f.cause();
+        tracing::debug!(session = %self.session_id, %cause, "socket.io connection lost");
+        self.dead = Some(cause.clone());
+        cause
+    }
+
+    fn start_heartbeat(&mut self, info: &OpenInfo) {
+        let now = Instant::now();
+        self.heartbeat = Some(Heartbeat {
+            interval: info.ping_interval,
+            timeout: info.ping_timeout,
+        });
+        self.last_rx = now;
+        if self.eio == Eio::V3 {
+            self.next_ping = now.checked_add(info.ping_interval);
+        }
+    }
+
+    fn count_outside_turn(&mut self, ev: &Event) {
+        match classify(ev) {
+            Kind::Output(_) | Kind::OutputError(_) => self.counters.unsolicited_outputs += 1,
+            Kind::Unknown => self.counters.unknown_events += 1,
+            Kind::Final(_) | Kind::Exception(_) | Kind::Known => {}
+        }
+    }
+
+    /// Writes one text frame (flushed) before `limit`.
+    async fn send(&mut self, text: String, limit: Instant) -> Result<(), Fail> {
+        let len = text.len() as u64;
+        match tokio::time::timeout_at(limit.into(), self.ws.send(Message::text(text))).await {
+            Ok(Ok(())) => {
+                self.counters.frames_sent += 1;
+                self.counters.bytes_sent += len;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(Fail::from_ws(e)),
+            Err(_) => Err(Fail::WriteTimeout),
+        }
+    }
+
+    /// Acks an event if it asked for one; returns it if it is on `/`.
+    /// Namespace disconnects and connect errors are failures.
+    async fn handle_socket(
+        &mut self,
+        packet: SocketPacket,
+        at: Instant,
+    ) -> Result<Option<Event>, Fail> {
+        match packet {
+            SocketPacket::Event {
+                nsp,
+                id,
+                name,
+                args,
+            } => {
+                if let Some(id) = id {
+                    let ack = if name == "handshake" && self.inner_handshake {
+                        let ids = HandshakeIds {
+                            user_id: &self.user_id,
+                            session_id: &self.session_id,
+                            url_token: &self.url_token,
+                            test_mode: self.test_mode,
+                            emit_with_ack: self.emit_with_ack,
+                        };
+                        frame::ack_with(&nsp, id, &ids)
+                            .map_err(|e| Fail::Protocol(format!("encoding handshake ack: {e}")))?
+                    } else {
+                        frame::empty_ack(&nsp, id)
+                    };
+                    self.send(ack, deadline_in(WRITE_TIMEOUT)).await?;
+                    self.counters.acks_sent += 1;
+                }
+                if nsp != "/" {
+                    self.counters.unknown_events += 1;
+                    return Ok(None);
+                }
+                Ok(Some(Event { name, args, at }))
+            }
+            SocketPacket::Disconnect { nsp } if nsp == "/" => Err(Fail::Closed(
+                "server disconnected the namespace (41)".into(),
+            )),
+            SocketPacket::ConnectError { nsp, data } if nsp == "/" => Err(Fail::Protocol(format!(
+                "server refused the namespace: {}",
+                SocketPacket::connect_error_message(&data)
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads until a Socket.IO packet or open packet arrives, or `deadline`.
+    /// Serves heartbeats meanwhile and fails when the server has been silent
+    /// for pingInterval + pingTimeout.
+    async fn read(&mut self, deadline: Instant) -> Result<Got, Fail> {
+        loop {
+            let now = Instant::now();
+            let mut wake = deadline;
+            if let Some(hb) = self.heartbeat {
+                let silence = hb.interval.saturating_add(hb.timeout);
+                let silent_at = self.last_rx.checked_add(silence).unwrap_or(deadline);
+                if now >= silent_at {
+                    return Err(Fail::Closed(format!(
+                        "no server traffic for {} ms (pingInterval + pingTimeout)",
+                        silence.as_millis()
+                    )));
+                }
+                wake = wake.min(silent_at);
+            }
+            if let Some(at) = self.next_ping {
+                if now >= at {
+                    self.next_ping = None;
+                    self.send(frame::PING.into(), deadline_in(WRITE_TIMEOUT))
+                        .await?;
+                    self.counters.heartbeats += 1;
+                    continue;
+                }
+                wake = wake.min(at);
+            }
+            if now >= deadline {
+                return Ok(Got::Deadline);
+            }
+            let msg = tokio::select! {
+                biased;
+                msg = self.ws.next() => Some(msg),
+                () = tokio::time::sleep_until(wake.into()) => None,
+            };
+            let Some(msg) = msg else { continue };
+            let now = Instant::now();
+            let text = match msg {
+                None => return Err(Fail::Closed("connection closed by the server".into())),
+                Some(Err(e)) => return Err(Fail::from_ws(e)),
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Binary(_))) => {
+                    return Err(Fail::Protocol(
+                        "unexpected binary WebSocket message (binary Socket.IO packets are not supported)"
+                            .into(),
+                    ))
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(Fail::Closed(match frame {
+                        Some(f) => format!("server closed the WebSocket (code {})", f.code),
+                        None => "server closed the WebSocket".into(),
+                    }))
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                    self.last_rx = now;
+                    continue;
+                }
+            };
+            self.last_rx = now;
+            self.counters.frames_received += 1;
+            self.counters.bytes_received += text.len() as u64;
+            let packet = frame::parse(text.as_str())
+                .map_err(|e| Fail::Protocol(format!("unparsable frame: {e}")))?;
+            match packet {
+                EnginePacket::Open(info) => return Ok(Got::Open(info)),
+                EnginePacket::Message(packet) => return Ok(Got::Socket(packet, now)),
+                EnginePacket::Close => {
+                    return Err(Fail::Closed("server sent Engine.IO close (1)".into()))
+                }
+                EnginePacket::Ping(payload) => {
+                    self.send(frame::pong_for(&payload), deadline_in(WRITE_TIMEOUT))
+                        .await?;
+                    self.counters.heartbeats += 1;
+                }
+                EnginePacket::Pong(_) => {
+                    if let (Eio::V3, Some(hb)) = (self.eio, self.heartbeat) {
+                        self.next_ping = now.checked_add(hb.interval);
+                    }
+                }
+                EnginePacket::Upgrade | EnginePacket::Noop => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(endpoint: &str, eio: Eio) -> ConnectOptions {
+        ConnectOptions {
+            endpoint_url: endpoint.into(),
+            url_token: "emulator-url-token".into(),
+            user_id: "user@example.com".into(),
+            session_id: "session 1/emulator".into(),
+            eio,
+            emit_with_ack: true,
+            test_mode: false,
+            inner_handshake: false,
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn path_and_query(url: &str) -> &str {
+        let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
+        after_scheme.find('/').map_or("", |i| &after_scheme[i..])
+    }
+
+    // Request targets copied verbatim from /work/shared/fixtures.
+    const FIXTURE_EIO3: &str = "/socket.io/?sessionId=session%25201%252Femulator&urlToken=emulator-url-token&userId=user%2540example.com&testMode=false&emitWithAck=true&EIO=3&transport=websocket";
+    const FIXTURE_EIO4: &str = "/socket.io/?sessionId=session%25201%252Femulator&urlToken=emulator-url-token&userId=user%2540example.com&testMode=false&emitWithAck=true&EIO=4&transport=websocket";
+    const FIXTURE_RAW_EIO3: &str = "ws://127.0.0.1:37211/socket.io/?sessionId=session%25201%252Femulator&urlToken=emulator-url-token&userId=user%2540example.com&testMode=false&emitWithAck=true&EIO=3&transport=websocket";
+
+    #[test]
+    fn url_matches_fixture_get_lines() {
+        let u = socket_url(&opts("http://127.0.0.1:37211/emulator-url-token", Eio::V3));
+        assert_eq!(
+            u.as_ref().map(|u| u.url.as_str()).ok(),
+            Some(FIXTURE_RAW_EIO3)
+        );
+        for (eio, want) in [(Eio::V3, FIXTURE_EIO3), (Eio::V4, FIXTURE_EIO4)] {
+            for endpoint in [
+                "https://endpoint.example.com/emulator-url-token",
+                "https://endpoint.example.com/emulator-url-token/",
+                "https://endpoint.example.com",
+                "wss://endpoint.example.com/",
+            ] {
+                let u = socket_url(&opts(endpoint, eio));
+                let got = u.as_ref().map(|u| path_and_query(&u.url)).ok();
+                assert_eq!(got, Some(want), "{endpoint}");
+            }
+        }
+    }
+
+    #[test]
+    fn url_schemes_ports_and_prefix() {
+        let u = socket_url(&opts("https://h.example/p/q/emulator-url-token", Eio::V3));
+        let u = u.ok();
+        assert_eq!(u.as_ref().map(|u| u.tls), Some(true));
+        assert_eq!(u.as_ref().map(|u| u.port), Some(443));
+        assert!(u.as_ref().is_some_and(|u| u
+            .url
+            .starts_with("wss://h.example/p/q/socket.io/?sessionId=")));
+        let u = socket_url(&opts("WS://[::1]:9000/prefix", Eio::V4)).ok();
+        assert_eq!(
+            u.as_ref().map(|u| (u.host.as_str(), u.port, u.tls)),
+            Some(("::1", 9000, false))
+        );
+        assert!(u
+            .as_ref()
+            .is_some_and(|u| u.url.starts_with("ws://[::1]:9000/prefix/socket.io/?")));
+        let u = socket_url(&opts("http://h", Eio::V3)).ok();
+        assert_eq!(u.map(|u| u.port), Some(80));
+    }
+
+    #[test]
+    fn inner_handshake_query_carries_no_ids() {
+        let mut o = opts("http://127.0.0.1:1/emulator-url-token", Eio::V3);
+        o.inner_handshake = true;
+        let u = socket_url(&o).ok();
+        assert_eq!(
+            u.as_ref().map(|u| path_and_query(&u.url)),
+            Some("/socket.io/?handshake=true&EIO=3&transport=websocket")
+        );
+    }
+
+    #[test]
+    fn bad_urls_are_errors() {
+        for bad in [
+            "",
+            "endpoint.example.com",
+            "ftp://h/x",
+            "https://",
+            "https:///path",
+            "https://h:notaport/",
+            "https://h:99999/",
+            "https://user:pw@h/",
+            "https://h/x?y=1",
+            "https://[::1/",
+            "https://[::1]x/",
+        ] {
+            assert!(
+                matches!(
+                    socket_url(&opts(bad, Eio::V3)),
+                    Err(ConnectError::BadUrl(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn encode_twice_is_encode_uri_component_twice() {
+        assert_eq!(encode_twice("user@example.com"), "user%2540example.com");
+        assert_eq!(encode_twice("a b/c"), "a%2520b%252Fc");
+        assert_eq!(encode_twice("A-z_0.9!~*'()"), "A-z_0.9!~*'()");
+        assert_eq!(encode_twice("ü"), "%25C3%25BC");
+        assert_eq!(encode_twice("%"), "%2525");
+    }
+
+    #[test]
+    fn tls_config_builds_without_a_process_provider() {
+        assert!(tls_config().is_ok());
+    }
+
+    #[test]
+    fn classify_events() {
+        let ev = |name: &str, arg: Value| Event {
+            name: name.into(),
+            args: vec![arg],
+            at: Instant::now(),
+        };
+        use serde_json::json;
+        assert!(matches!(
+            classify(&ev("output", json!({"type":"output","data":{"text":"hi"}}))),
+            Kind::Output(Some(t)) if t == "hi"
+        ));
+        assert!(matches!(
+            classify(&ev("output", json!({"type":"output","data":{"data":{}}}))),
+            Kind::Output(None)
+        ));
+        assert!(matches!(
+            classify(&ev("output", json!({"type":"error","data":{"error":{"message":"boom"}}}))),
+            Kind::OutputError(m) if m == "boom"
+        ));
+        assert!(matches!(
+            classify(&ev("output", json!({"type":"finalPing"}))),
+            Kind::Final(Ok(()))
+        ));
+        assert!(matches!(
+            classify(&ev("finalPing", json!({"type":"cognigyStopFlow"}))),
+            Kind::Final(Ok(()))
+        ));
+        assert!(matches!(
+            classify(&ev("finalPing", json!({"type":"error"}))),
+            Kind::Final(Err(_))
+        ));
+        assert!(matches!(
+            classify(&ev("exception", json!({"error":"bad token"}))),
+            Kind::Exception(m) if m == "bad token"
+        ));
+        assert!(matches!(
+            classify(&ev("triggeredElement", json!({}))),
+            Kind::Unknown
+        ));
+        assert!(matches!(classify(&ev("output", json!(5))), Kind::Unknown));
+        let none = Event {
+            name: "finalPing".into(),
+            args: vec![],
+            at: Instant::now(),
+        };
+        assert!(matches!(classify(&none), Kind::Final(Ok(()))));
     }
 }

@@ -7,7 +7,7 @@
 pub mod connection;
 pub mod frame;
 
-pub use connection::Connection;
+pub use connection::{encode_twice, socket_url, Connection, SocketUrl, MAX_MESSAGE_BYTES};
 
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};

@@ -1,0 +1,698 @@
+//! Integration tests of the Socket.IO Endpoint client (`protocol::socketio`)
+//! against a scripted raw WebSocket server on 127.0.0.1:0 that replays the
+//! recorded fixture frames (/work/shared/fixtures) and asserts byte for byte
+//! what the client sends. Every wait is bounded by a timeout; nothing sleeps.
+
+// tungstenite's upgrade callback type fixes `Result<Response, ErrorResponse>`.
+#![allow(clippy::result_large_err)]
+
+use finalping::protocol::socketio::{
+    ConnectError, ConnectOptions, Connection, Eio, ProcessInput, TurnOutcome,
+};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// Upper bound for any single wait in the scripted server.
+const WAIT: Duration = Duration::from_secs(5);
+
+// Frames copied verbatim from the fixtures.
+const GET_EIO3: &str = "/socket.io/?sessionId=session%25201%252Femulator&urlToken=emulator-url-token&userId=user%2540example.com&testMode=false&emitWithAck=true&EIO=3&transport=websocket";
+const GET_EIO4: &str = "/socket.io/?sessionId=session%25201%252Femulator&urlToken=emulator-url-token&userId=user%2540example.com&testMode=false&emitWithAck=true&EIO=4&transport=websocket";
+const GET_INNER: &str = "/socket.io/?handshake=true&EIO=3&transport=websocket";
+const OPEN: &str = r#"0{"sid":"O7zV9ZV5beX1Cn-5AAAA","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
+const READY: &str = r#"42["endpoint-ready"]"#;
+const TYPING_ON: &str = r#"42["typingStatus",{"status":"typingOn"}]"#;
+const TYPING_OFF: &str = r#"42["typingStatus",{"status":"typingOff"}]"#;
+const INPUT_1: &str = r#"42["processInput",{"URLToken":"emulator-url-token","userId":"user@example.com","sessionId":"session 1/emulator","channel":"load-test","source":"device","passthroughIP":null,"resetFlow":false,"text":"hello 1"}]"#;
+const INPUT_2: &str = r#"42["processInput",{"URLToken":"emulator-url-token","userId":"user@example.com","sessionId":"session 1/emulator","channel":"load-test","source":"device","passthroughIP":null,"resetFlow":false,"text":"hello 2","data":{"color":"green","i":2}}]"#;
+const OUTPUT_1: &str = r#"420["output",{"type":"output","data":{"text":"You said: hello 1","data":{"echo":null,"emulator":true},"source":"bot","traceId":"trace-1795496931020"}}]"#;
+const FINAL_1: &str = r#"421["finalPing",{"type":"regular"}]"#;
+const OUTPUT_2: &str = r#"422["output",{"type":"output","data":{"text":"You said: hello 2","data":{"echo":{"color":"green","i":2},"emulator":true},"source":"bot","traceId":"trace-1795496931074"}}]"#;
+const FINAL_2: &str = r#"423["finalPing",{"type":"regular"}]"#;
+const HANDSHAKE_ACK: &str = r#"430[{"userId":"user@example.com","sessionId":"session 1/emulator","urlToken":"emulator-url-token","testMode":false,"emitWithAck":true}]"#;
+
+/// The server side of one accepted WebSocket.
+struct Peer {
+    ws: WebSocketStream<TcpStream>,
+    /// Request target of the upgrade GET (path and query).
+    target: String,
+    /// Every text frame the client sent, in order.
+    received: Vec<String>,
+}
+
+impl Peer {
+    async fn send(&mut self, text: &str) {
+        tokio::time::timeout(WAIT, self.ws.send(Message::text(text)))
+            .await
+            .expect("server send timed out")
+            .expect("server send failed");
+    }
+
+    /// Next text frame from the client (control frames skipped).
+    async fn recv(&mut self) -> String {
+        for _ in 0..1000 {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a client frame");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    self.received.push(t.to_string());
+                    return t.to_string();
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+        panic!("too many control frames")
+    }
+
+    async fn expect(&mut self, want: &str) {
+        assert_eq!(self.recv().await, want);
+    }
+
+    /// Reads until the client closes; true if it sent a WebSocket close frame.
+    async fn wait_closed(&mut self) -> bool {
+        for _ in 0..1000 {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("client did not close")
+            {
+                Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(Message::Text(t))) => self.received.push(t.to_string()),
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => return false,
+            }
+        }
+        panic!("client kept sending")
+    }
+
+    /// Open packet, namespace connect and endpoint-ready for `eio`.
+    async fn handshake(&mut self, eio: Eio, open: &str) {
+        self.send(open).await;
+        if eio == Eio::V4 {
+            self.expect("40").await;
+            self.send(r#"40{"sid":"1TRp80iIPhanP1SFAAAA"}"#).await;
+        } else {
+            self.send("40").await;
+        }
+        self.send(READY).await;
+    }
+
+    /// Answers client pings until the client leaves (`41`) and closes.
+    async fn pong_until_close(&mut self) -> u32 {
+        let mut pings = 0;
+        for _ in 0..1000 {
+            match self.recv().await.as_str() {
+                "2" => {
+                    pings += 1;
+                    self.send("3").await;
+                }
+                "41" => {
+                    assert!(self.wait_closed().await, "no close frame after 41");
+                    return pings;
+                }
+                other => panic!("unexpected client frame {other}"),
+            }
+        }
+        panic!("too many pings")
+    }
+}
+
+/// Starts a one-connection server on 127.0.0.1:0 running `script`; returns the
+/// endpoint URL users would paste and the script's handle.
+async fn serve<F, Fut, T>(script: F) -> (String, JoinHandle<T>)
+where
+    F: FnOnce(Peer) -> Fut + Send + 'static,
+    Fut: Future<Output = T> + Send,
+    T: Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let handle = tokio::spawn(async move {
+        let (tcp, _) = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .expect("no client connected")
+            .expect("accept");
+        let mut target = String::new();
+        let capture = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+            target = req.uri().to_string();
+            Ok(resp)
+        };
+        let ws = tokio::time::timeout(WAIT, tokio_tungstenite::accept_hdr_async(tcp, capture))
+            .await
+            .expect("upgrade timed out")
+            .expect("upgrade failed");
+        script(Peer {
+            ws,
+            target,
+            received: Vec::new(),
+        })
+        .await
+    });
+    (format!("http://{addr}/emulator-url-token"), handle)
+}
+
+fn options(endpoint: &str, eio: Eio) -> ConnectOptions {
+    ConnectOptions {
+        endpoint_url: endpoint.into(),
+        url_token: "emulator-url-token".into(),
+        user_id: "user@example.com".into(),
+        session_id: "session 1/emulator".into(),
+        eio,
+        emit_with_ack: true,
+        test_mode: false,
+        inner_handshake: false,
+        connect_timeout: Duration::from_secs(5),
+    }
+}
+
+fn input(text: &str) -> ProcessInput {
+    ProcessInput {
+        text: text.into(),
+        data: None,
+        reset_flow: false,
+        channel: "load-test".into(),
+    }
+}
+
+async fn connect(opts: &ConnectOptions) -> Connection {
+    match Connection::connect(opts).await {
+        Ok(c) => c,
+        Err(e) => panic!("connect failed: {e}"),
+    }
+}
+
+/// Replays the official 4.9.2 EIO3 transcript: two turns, immediate acks, 41.
+#[tokio::test]
+async fn eio3_official_transcript() {
+    let (url, server) = serve(|mut p| async move {
+        assert_eq!(p.target, GET_EIO3);
+        p.handshake(Eio::V3, OPEN).await;
+        p.expect(INPUT_1).await;
+        p.send(TYPING_ON).await;
+        p.send(OUTPUT_1).await;
+        p.expect("430[]").await; // acked at once, before finalPing
+        p.send(TYPING_OFF).await;
+        p.send(FINAL_1).await;
+        p.expect("431[]").await;
+        p.expect(INPUT_2).await;
+        p.send(TYPING_ON).await;
+        p.send(OUTPUT_2).await;
+        p.expect("432[]").await;
+        p.send(TYPING_OFF).await;
+        p.send(FINAL_2).await;
+        p.expect("433[]").await;
+        p.expect("41").await;
+        assert!(p.wait_closed().await, "client closed without a close frame");
+        p.received
+    })
+    .await;
+
+    let mut conn = connect(&options(&url, Eio::V3)).await;
+    let t1 = conn.turn(&input("hello 1"), WAIT).await;
+    assert_eq!(t1.outcome, TurnOutcome::Ok);
+    assert_eq!(t1.outputs.len(), 1);
+    assert_eq!(t1.outputs[0].text.as_deref(), Some("You said: hello 1"));
+    let finished = t1.finished_at.expect("finished_at");
+    assert!(t1.sent_at <= t1.outputs[0].at && t1.outputs[0].at <= finished);
+
+    let mut second = input("hello 2");
+    second.data = Some(json!({"color":"green","i":2}));
+    let t2 = conn.turn(&second, WAIT).await;
+    assert_eq!(t2.outcome, TurnOutcome::Ok);
+    assert_eq!(t2.outputs[0].text.as_deref(), Some("You said: hello 2"));
+
+    let before_close = conn.take_counters();
+    let at_close = conn.close().await;
+    let received = server.await.expect("server script");
+
+    assert_eq!(before_close.acks_sent, 4);
+    assert_eq!(before_close.unknown_events, 0);
+    assert_eq!(before_close.unsolicited_outputs, 0);
+    assert_eq!(before_close.heartbeats, 0);
+    // open, 40, ready + 2 × (typingOn, output, typingOff, finalPing)
+    assert_eq!(before_close.frames_received, 11);
+    let frames_sent = before_close.frames_sent + at_close.frames_sent;
+    let bytes_sent = before_close.bytes_sent + at_close.bytes_sent;
+    assert_eq!(frames_sent, received.len() as u64);
+    assert_eq!(
+        bytes_sent,
+        received.iter().map(|f| f.len() as u64).sum::<u64>()
+    );
+}
+
+/// EIO4: client sends 40, server pings before endpoint-ready and during a turn.
+#[tokio::test]
+async fn eio4_connect_and_pongs_before_ready() {
+    let (url, server) = serve(|mut p| async move {
+        assert_eq!(p.target, GET_EIO4);
+        p.send(OPEN).await;
+        p.expect("40").await;
+        p.send(r#"40{"sid":"1TRp80iIPhanP1SFAAAA"}"#).await;
+        p.send("2").await;
+        p.expect("3").await; // answered while waiting for endpoint-ready
+        p.send(READY).await;
+        p.expect(INPUT_1).await;
+        p.send("2").await;
+        p.expect("3").await; // answered during the turn
+        p.send(OUTPUT_1).await;
+        p.expect("430[]").await;
+        p.send(FINAL_1).await;
+        p.expect("431[]").await;
+        p.expect("41").await;
+        assert!(p.wait_closed().await);
+    })
+    .await;
+    let mut conn = connect(&options(&url, Eio::V4)).await;
+    let turn = conn.turn(&input("hello 1"), WAIT).await;
+    assert_eq!(turn.outcome, TurnOutcome::Ok);
+    assert_eq!(turn.outputs.len(), 1);
+    assert_eq!(conn.take_counters().heartbeats, 2);
+    conn.close().await;
+    server.await.expect("server script");
+}
+
+/// EIO3: the client pings every pingInterval, inside turns and while idle.
+#[tokio::test]
+async fn eio3_client_pings() {
+    let open = r#"0{"sid":"s","upgrades":[],"pingInterval":50,"pingTimeout":5000}"#;
+    let (url, server) = serve(move |mut p| async move {
+        p.handshake(Eio::V3, open).await;
+        let mut pings = 0;
+        let mut got_input = false;
+        // The turn must see two ping/pong rounds before finalPing arrives.
+        for _ in 0..100 {
+            match p.recv().await.as_str() {
+                "2" => {
+                    pings += 1;
+                    p.send("3").await;
+                }
+                INPUT_1 => got_input = true,
+                other => panic!("unexpected client frame {other}"),
+            }
+            if got_input && pings >= 2 {
+                break;
+            }
+        }
+        assert!(got_input && pings >= 2);
+        p.send(r#"42["finalPing",{"type":"regular"}]"#).await;
+        pings + p.pong_until_close().await
+    })
+    .await;
+    let mut conn = connect(&options(&url, Eio::V3)).await;
+    let turn = conn.turn(&input("hello 1"), WAIT).await;
+    assert_eq!(turn.outcome, TurnOutcome::Ok);
+    let turn_pings = conn.take_counters().heartbeats;
+    assert!(turn_pings >= 2);
+    conn.idle(Duration::from_millis(500)).await.expect("idle");
+    let idle_pings = conn.take_counters().heartbeats;
+    assert!(idle_pings >= 1, "no ping while idle");
+    conn.close().await;
+    let server_pings = server.await.expect("server script");
+    assert_eq!(u64::from(server_pings), turn_pings + idle_pings);
+}
+
+/// A server that stops answering is detected after pingInterval + pingTimeout.
+#[tokio::test]
+async fn silent_server_is_disconnected() {
+    let open = r#"0{"sid":"s","upgrades":[],"pingInterval":50,"pingTimeout":50}"#;
+    let (url, server) = serve(move |mut p| async move {
+        p.handshake(Eio::V3, open).await;
+        p.expect("2").await; // never answered
+        p.wait_closed().await;
+    })
+    .await;
+    let mut conn = connect(&options(&url, Eio::V3)).await;
+    let started = Instant::now();
+    let err = conn
+        .idle(WAIT)
+        .await
+        .expect_err("idle must fail on a silent server");
+    assert!(err.0.contains("no server traffic"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // A dead connection reports the cause again instead of hanging.
+    let turn = conn.turn(&input("x"), WAIT).await;
+    assert!(matches!(turn.outcome, TurnOutcome::Disconnected(_)));
+    conn.close().await;
+    server.await.expect("server script");
+}
+
+/// The inner handshake answers `420["handshake"]` with the ids in an ack.
+#[tokio::test]
+async fn inner_handshake_transcript() {
+    let (url, server) = serve(|mut p| async move {
+        assert_eq!(p.target, GET_INNER);
+        p.send(OPEN).await;
+        p.send("40").await;
+        p.send(r#"420["handshake"]"#).await;
+        p.expect(HANDSHAKE_ACK).await;
+        p.send(READY).await;
+        p.expect(INPUT_1).await;
+        p.send(r#"421["output",{"type":"output","data":{"text":"You said: hello 1"}}]"#)
+            .await;
+        p.expect("431[]").await;
+        p.send(r#"422["finalPing",{"type":"regular"}]"#).await;
+        p.expect("432[]").await;
+        p.expect("41").await;
+    })
+    .await;
+    let mut opts = options(&url, Eio::V3);
+    opts.inner_handshake = true;
+    let mut conn = connect(&opts).await;
+    let turn = conn.turn(&input("hello 1"), WAIT).await;
+    assert_eq!(turn.outcome, TurnOutcome::Ok);
+    conn.close().await;
+    server.await.expect("server script");
+}
+
+/// Each handshake stage that never completes ends in a Timeout naming it.
+#[tokio::test]
+async fn connect_timeouts_name_the_stage() {
+    for (eio, stage) in [
+        (Eio::V3, "open packet"),
+        (Eio::V3, "namespace connect"),
+        (Eio::V4, "namespace connect"),
+        (Eio::V3, "endpoint-ready"),
+    ] {
+        let (url, server) = serve(move |mut p| async move {
+            match stage {
+                "open packet" => {}
+                "namespace connect" => {
+                    p.send(OPEN).await;
+                    if eio == Eio::V4 {
+                        p.expect("40").await;
+                    }
+                }
+                _ => {
+                    p.send(OPEN).await;
+                    p.send("40").await;
+                }
+            }
+            p.wait_closed().await;
+        })
+        .await;
+        let mut opts = options(&url, eio);
+        opts.connect_timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        match Connection::connect(&opts).await {
+            Err(ConnectError::Timeout { stage: got, after }) => {
+                assert_eq!(got, stage);
+                assert_eq!(after, Duration::from_millis(300));
+            }
+            Err(e) => panic!("{stage}: expected a timeout, got {e}"),
+            Ok(_) => panic!("{stage}: connected without endpoint-ready"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(2));
+        server.await.expect("server script");
+    }
+}
+
+#[tokio::test]
+async fn refused_port_is_refused() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let opts = options(&format!("http://{addr}/emulator-url-token"), Eio::V3);
+    match Connection::connect(&opts).await {
+        Err(e @ ConnectError::Refused(_)) => assert_eq!(e.cause(), "refused"),
+        Err(e) => panic!("expected Refused, got {e}"),
+        Ok(_) => panic!("connected to a closed port"),
+    }
+}
+
+#[tokio::test]
+async fn http_status_on_upgrade() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let (tcp, _) = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .expect("no client")
+            .expect("accept");
+        let reject = |_: &Request, _: Response| -> Result<Response, ErrorResponse> {
+            let mut resp = ErrorResponse::new(Some("no such endpoint".into()));
+            *resp.status_mut() = StatusCode::NOT_FOUND;
+            Err(resp)
+        };
+        let _ = tokio_tungstenite::accept_hdr_async(tcp, reject).await;
+    });
+    let opts = options(&format!("http://{addr}/emulator-url-token"), Eio::V3);
+    match Connection::connect(&opts).await {
+        Err(ConnectError::Http { status }) => assert_eq!(status, 404),
+        Err(e) => panic!("expected Http, got {e}"),
+        Ok(_) => panic!("connected despite 404"),
+    }
+    server.await.expect("server");
+}
+
+#[tokio::test]
+async fn namespace_connect_error_is_reported() {
+    let (url, server) = serve(|mut p| async move {
+        p.send(OPEN).await;
+        p.expect("40").await;
+        p.send(r#"44{"message":"Not authorized"}"#).await;
+        p.wait_closed().await;
+    })
+    .await;
+    match Connection::connect(&options(&url, Eio::V4)).await {
+        Err(ConnectError::Protocol(msg)) => assert!(msg.contains("Not authorized"), "{msg}"),
+        Err(e) => panic!("expected Protocol, got {e}"),
+        Ok(_) => panic!("connected despite 44"),
+    }
+    server.await.expect("server script");
+}
+
+#[tokio::test]
+async fn turn_times_out_without_final_ping() {
+    let (url, server) = serve(|mut p| async move {
+        p.handshake(Eio::V3, OPEN).await;
+        p.expect(INPUT_1).await;
+        p.send(OUTPUT_1).await;
+        p.expect("430[]").await;
+        p.expect("41").await;
+    })
+    .await;
+    let mut conn = connect(&options(&url, Eio::V3)).await;
+    let started = Instant::now();
+    let turn = conn
+        .turn(&input("hello 1"), Duration::from_millis(300))
+        .await;
+    assert_eq!(turn.outcome, TurnOutcome::Timeout);
+    assert_eq!(turn.outputs.len(), 1, "outputs so far are kept");
+    assert!(turn.finished_at.is_none());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    conn.close().await;
+    server.await.expect("server script");
+}
+
+/// Ways the server can end the session in the middle of a turn.
+#[tokio::test]
+async fn server_ending_mid_turn_is_disconnected() {
+    for how in [
+        "close frame",
+        "drop",
+        "41",
+        "engine close",
+        "garbage",
+        "huge",
+    ] {
+        let (url, server) = serve(move |mut p| async move {
+            p.handshake(Eio::V3, OPEN).await;
+            p.expect(INPUT_1).await;
+            p.send(OUTPUT_1).await;
+            p.expect("430[]").await;
+            match how {
+                "close frame" => {
+                    let _ = p.ws.close(None).await;
+                }
+                "drop" => drop(p),
+                "41" => p.send("41").await,
+                "engine close" => p.send("1").await,
+                "garbage" => p.send("42[\"output\",{").await,
+                _ => {
+                    let huge = format!("42[\"output\",\"{}\"]", "x".repeat(5 << 20));
+                    // The client may reset the connection while this is written.
+                    let _ = p.ws.send(Message::text(huge)).await;
+                }
+            }
+        })
+        .await;
+        let mut conn = connect(&options(&url, Eio::V3)).await;
+        let turn = conn.turn(&input("hello 1"), WAIT).await;
+        let cause = match &turn.outcome {
+            TurnOutcome::Disconnected(cause) => cause.clone(),
+            other => panic!("{how}: expected Disconnected, got {other:?}"),
+        };
+        assert_eq!(turn.outputs.len(), 1, "{how}");
+        match how {
+            "41" => assert!(cause.contains("namespace"), "{cause}"),
+            "engine close" => assert!(cause.contains("Engine.IO close"), "{cause}"),
+            "garbage" | "huge" => assert!(cause.contains("protocol error"), "{how}: {cause}"),
+            _ => {}
+        }
+        assert_eq!(conn.disconnect_cause(), Some(cause.as_str()));
+        assert!(conn.idle(Duration::from_millis(10)).await.is_err());
+        conn.close().await;
+        server.await.expect("server script");
+    }
+}
+
+/// Unknown events are counted and acked; an error output makes the turn a
+/// BotError; outputs outside a turn are unsolicited; exception ends a turn.
+#[tokio::test]
+async fn unknown_events_error_outputs_and_unsolicited() {
+    let (url, server) = serve(|mut p| async move {
+        p.handshake(Eio::V3, OPEN).await;
+        p.expect(INPUT_1).await;
+        p.send(r#"42["triggeredElement",{"id":"x"}]"#).await;
+        p.send(r#"424["switchedFlow",{}]"#).await;
+        p.expect("434[]").await;
+        p.send(r#"425["output",{"type":"error","data":{"error":{"message":"Flow failed"}}}]"#)
+            .await;
+        p.expect("435[]").await;
+        p.send(r#"42["finalPing",{"type":"regular"}]"#).await;
+        p.send(r#"426["output",{"type":"output","data":{"text":"late"}}]"#)
+            .await;
+        p.expect("436[]").await;
+        // Second turn: exception.
+        p.expect(INPUT_1).await;
+        p.send(r#"42["exception",{"error":{"message":"Invalid URL token"}}]"#)
+            .await;
+        p.expect("41").await;
+    })
+    .await;
+    let mut conn = connect(&options(&url, Eio::V3)).await;
+    let turn = conn.turn(&input("hello 1"), WAIT).await;
+    assert_eq!(turn.outcome, TurnOutcome::BotError("Flow failed".into()));
+    assert!(turn.finished_at.is_some());
+    assert!(turn.outputs.is_empty());
+    let c = conn.take_counters();
+    assert_eq!(c.unknown_events, 2);
+    assert_eq!(c.acks_sent, 2);
+    conn.idle(Duration::from_millis(300)).await.expect("idle");
+    let c = conn.take_counters();
+    assert_eq!(c.unsolicited_outputs, 1);
+    assert_eq!(c.acks_sent, 1);
+    let turn = conn.turn(&input("hello 1"), WAIT).await;
+    assert_eq!(
+        turn.outcome,
+        TurnOutcome::BotError("Invalid URL token".into())
+    );
+    conn.close().await;
+    server.await.expect("server script");
+}
+
+/// A finalPing of type error is a BotError; legacy output finalPing ends a turn.
+#[tokio::test]
+async fn final_ping_variants() {
+    let (url, server) = serve(|mut p| async move {
+        p.handshake(Eio::V4, OPEN).await;
+        p.expect(INPUT_1).await;
+        p.send(r#"42["finalPing",{"type":"error","error":{"message":"stopped"}}]"#)
+            .await;
+        p.expect(INPUT_1).await;
+        p.send(OUTPUT_1).await;
+        p.expect("430[]").await;
+        p.send(r#"42["output",{"type":"finalPing"}]"#).await;
+        p.expect(INPUT_1).await;
+        p.send(r#"42["finalPing",{"type":"cognigyStopFlow"}]"#)
+            .await;
+        p.expect("41").await;
+    })
+    .await;
+    let mut conn = connect(&options(&url, Eio::V4)).await;
+    let t = conn.turn(&input("hello 1"), WAIT).await;
+    assert_eq!(t.outcome, TurnOutcome::BotError("stopped".into()));
+    let t = conn.turn(&input("hello 1"), WAIT).await;
+    assert_eq!((t.outcome, t.outputs.len()), (TurnOutcome::Ok, 1));
+    let t = conn.turn(&input("hello 1"), WAIT).await;
+    assert_eq!(t.outcome, TurnOutcome::Ok);
+    conn.close().await;
+    server.await.expect("server script");
+}
+
+/// Interop with a real Socket.IO server (socketioxide, EIO3 and EIO4): two
+/// turns, acks the server awaits, heartbeats in both directions, clean close.
+#[tokio::test]
+async fn socketioxide_interop_eio3_and_eio4() {
+    use serde_json::Value;
+    use socketioxide::extract::{Data, SocketRef};
+    use socketioxide::SocketIo;
+    use tokio::sync::mpsc;
+
+    for eio in [Eio::V3, Eio::V4] {
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<String>();
+        let (layer, io) = SocketIo::builder()
+            .ping_interval(Duration::from_millis(100))
+            .ping_timeout(Duration::from_millis(2000))
+            .ack_timeout(Duration::from_secs(2))
+            .build_layer();
+        io.ns("/", move |s: SocketRef| {
+            let ack_tx = ack_tx.clone();
+            s.on(
+                "processInput",
+                move |s: SocketRef, Data(input): Data<Value>| async move {
+                    let _ = s.emit("typingStatus", &json!({"status":"typingOn"}));
+                    let text = format!("You said: {}", input["text"].as_str().unwrap_or(""));
+                    let out = json!({"type":"output","data":{"text":text}});
+                    let acks = [
+                        s.emit_with_ack::<_, Value>("output", &out),
+                        s.emit_with_ack::<_, Value>("finalPing", &json!({"type":"regular"})),
+                    ];
+                    for ack in acks {
+                        let result = match ack {
+                            Ok(stream) => match stream.await {
+                                Ok(_) => "ok".to_owned(),
+                                // `43<id>[]` (what the official client sends) has no
+                                // first element to decode: received, not timed out.
+                                Err(socketioxide::AckError::Decode(_)) => "ok".to_owned(),
+                                Err(e) => format!("ack error: {e:?}"),
+                            },
+                            Err(e) => format!("emit error: {e:?}"),
+                        };
+                        let _ = ack_tx.send(result);
+                    }
+                },
+            );
+            let _ = s.emit("endpoint-ready", &());
+            async {}
+        });
+        let app = axum::Router::new().layer(layer);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let url = format!("http://{addr}/emulator-url-token");
+        let mut conn = connect(&options(&url, eio)).await;
+        for text in ["hello 1", "hello 2"] {
+            let turn = conn.turn(&input(text), WAIT).await;
+            assert_eq!(turn.outcome, TurnOutcome::Ok, "{eio:?}");
+            assert_eq!(turn.outputs.len(), 1);
+            assert_eq!(
+                turn.outputs[0].text.as_deref(),
+                Some(format!("You said: {text}").as_str())
+            );
+            for _ in 0..2 {
+                let ack = tokio::time::timeout(WAIT, ack_rx.recv())
+                    .await
+                    .expect("server saw no ack");
+                assert_eq!(ack.as_deref(), Some("ok"), "{eio:?}");
+            }
+        }
+        conn.idle(Duration::from_millis(350)).await.expect("idle");
+        let counters = conn.take_counters();
+        assert!(counters.heartbeats >= 1, "{eio:?}: no heartbeat");
+        assert_eq!(counters.acks_sent, 4);
+        assert_eq!(counters.unknown_events, 0);
+        conn.close().await;
+        server.abort();
+    }
+}
