@@ -62,8 +62,12 @@ fn main() {
     );
     println!(
         "| final_ping p50 / p99 in the busy run | {:.3} / {:.3} ms | |",
-        busy["metrics"]["final_ping"]["p50_ms"].as_f64().unwrap_or(0.0),
-        busy["metrics"]["final_ping"]["p99_ms"].as_f64().unwrap_or(0.0)
+        busy["metrics"]["final_ping"]["p50_ms"]
+            .as_f64()
+            .unwrap_or(0.0),
+        busy["metrics"]["final_ping"]["p99_ms"]
+            .as_f64()
+            .unwrap_or(0.0)
     );
 }
 
@@ -161,7 +165,14 @@ fn run_scenario(
     let started = std::time::Instant::now();
     let status = pin
         .command(0)
-        .args(["run", file.to_str().unwrap_or_default(), "--target", url, "--quiet", "--out"])
+        .args([
+            "run",
+            file.to_str().unwrap_or_default(),
+            "--target",
+            url,
+            "--quiet",
+            "--out",
+        ])
         .arg(&out)
         .stdout(Stdio::null())
         .status()

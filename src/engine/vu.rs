@@ -305,8 +305,7 @@ fn add_wire_counters(w: &mut ShardWriter<'_>, c: &WireCounters) {
 }
 
 /// Closes a connection (bounded by the connection's own timeout) and books its last counters.
-async fn close(mut conn: Connection, recorder: &Recorder) {
-    let counters = conn.take_counters();
+async fn close(conn: Connection, recorder: &Recorder) {
+    let counters = conn.close().await;
     add_wire_counters(&mut recorder.writer(), &counters);
-    conn.close().await;
 }
