@@ -347,3 +347,53 @@ fn ctrl_c_writes_partial_reports_marked_interrupted() {
             + counter(&s, "turns_disconnected")
     );
 }
+
+#[test]
+fn url_token_never_appears_in_output_or_reports() {
+    use std::process::{Command, Stdio};
+    let secret = "sEcReT-url-token-4f1d9c2b7a";
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: secret\ntarget: {url_token: \"${env:FINALPING_TEST_URL_TOKEN}\"}\nload: {vus: 2, iterations: 2}\nsteps:\n  - send: {text: hi}\n",
+    );
+    let out_dir = w.path("r");
+    let child = Command::new(bin())
+        .args([
+            "run",
+            p.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .env("FINALPING_TEST_URL_TOKEN", secret)
+        .env("RUST_LOG", "finalping=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_with_limit(child, LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains(secret), "{}", text(&out));
+    let mut files = 0;
+    for entry in std::fs::read_dir(&out_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let content = std::fs::read_to_string(&path).unwrap();
+        assert!(!content.contains(secret), "secret in {}", path.display());
+        assert!(
+            !content.contains("4f1d9c2b7a"),
+            "secret tail in {}",
+            path.display()
+        );
+        files += 1;
+    }
+    assert!(files >= 4);
+    let m = read_json(&out_dir.join("manifest.json"));
+    assert!(
+        m["target"]["url_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("sEcR"),
+        "{m}"
+    );
+}
