@@ -2,4 +2,5 @@
 //! pure frame types with parse/encode, and a connection that reads and writes
 //! them over a socket. Nothing here records metrics or knows about scenarios.
 
+pub mod runtime;
 pub mod socketio;

@@ -1,0 +1,13 @@
+//! Runtime WebSocket for context updates (PROTOCOL.md §2), shared by the load
+//! client and the emulator: `frame` (4-byte big-endian length + payload,
+//! heartbeats), `message` (the JSON/MessagePack message shapes) and `codec`
+//! (MessagePack or JSON behind one trait). The client connection, OAuth,
+//! validation and normalization build on these.
+
+pub mod codec;
+pub mod frame;
+pub mod message;
+
+pub use codec::{Codec, CodecError, WireCodec};
+pub use frame::{FrameError, Payload};
+pub use message::{ClientMessage, Context, RejectCode, ScopeVars, ServerMessage, SCOPES};
