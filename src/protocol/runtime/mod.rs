@@ -6,8 +6,10 @@
 
 pub mod codec;
 pub mod frame;
+pub mod limits;
 pub mod message;
 
 pub use codec::{Codec, CodecError, WireCodec};
 pub use frame::{FrameError, Payload};
+pub use limits::{LimitError, Limits};
 pub use message::{ClientMessage, Context, RejectCode, ScopeVars, ServerMessage, SCOPES};
