@@ -16,6 +16,7 @@
 //! - emulator behaviour (delays, outputs, heartbeats): [`emulator`]
 //! - a command-line flag: [`cli`]
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod duration;
