@@ -1,7 +1,7 @@
 //! Audit records for context updates (PROTOCOL.md §2.5): one record per
 //! variable per update, written to the run's `audit.jsonl` and optionally
 //! POSTed to a webhook. Owns the record shape ([`record`]), the file writer
-//! ([`writer`]), the webhook queue and workers ([`webhook`]) and the counters
+//! (`writer`), the webhook queue and workers ([`webhook`]) and the counters
 //! ([`stats`]).
 //!
 //! ```text
@@ -137,6 +137,15 @@ pub struct AuditSink {
     path: PathBuf,
 }
 
+impl std::fmt::Debug for AuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSink")
+            .field("path", &self.path)
+            .field("webhook", &self.webhook.as_ref().map(|w| &w.shown))
+            .finish_non_exhaustive()
+    }
+}
+
 impl AuditSink {
     /// Creates (or truncates) `path` and starts the writer thread and, with a
     /// webhook, its workers (this needs a tokio runtime).
@@ -144,7 +153,8 @@ impl AuditSink {
         let webhook = match webhook {
             Some(cfg) => {
                 let url = cfg.validate()?;
-                let rt = tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
+                let rt =
+                    tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
                 Some((cfg, url, rt))
             }
             None => None,
@@ -250,10 +260,12 @@ impl AuditSink {
         let c = &handle.counters;
         let mut stats = c.snapshot(handle.webhook);
         // Enqueued but neither sent nor failed: left in the queue or in flight.
-        let unsettled = Counters::get(&c.enqueued)
-            .saturating_sub(stats.webhook_sent + stats.webhook_failed);
+        let unsettled =
+            Counters::get(&c.enqueued).saturating_sub(stats.webhook_sent + stats.webhook_failed);
         stats.webhook_dropped += unsettled;
-        stats.records_lost = stats.records_submitted.saturating_sub(stats.records_written);
+        stats.records_lost = stats
+            .records_submitted
+            .saturating_sub(stats.records_written);
         stats.file_error = file_error;
         stats
     }

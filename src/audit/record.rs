@@ -180,7 +180,10 @@ mod tests {
         assert_eq!(v["eventType"], "context_variable_update");
         assert_eq!(v["cause"], "version_mismatch");
         let ts = v["timestamp"].as_str().unwrap();
-        assert!(ts.ends_with('Z') && ts.len() == "2025-01-02T03:04:05.678Z".len(), "{ts}");
+        assert!(
+            ts.ends_with('Z') && ts.len() == "2025-01-02T03:04:05.678Z".len(),
+            "{ts}"
+        );
         let back: AuditRecord = serde_json::from_value(v).unwrap();
         assert_eq!(back, rec);
     }

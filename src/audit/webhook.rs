@@ -315,9 +315,10 @@ mod tests {
         assert_eq!(cfg.timeout.0, Duration::from_secs(5));
         assert_eq!((cfg.queue, cfg.workers), (10_000, 4));
         assert_eq!(cfg.drain.0, Duration::from_secs(5));
-        let cfg: WebhookConfig =
-            serde_saphyr::from_str("url: http://h/x\ntimeout: 250ms\nqueue: 5\nworkers: 2\ndrain: 1s\n")
-                .unwrap();
+        let cfg: WebhookConfig = serde_saphyr::from_str(
+            "url: http://h/x\ntimeout: 250ms\nqueue: 5\nworkers: 2\ndrain: 1s\n",
+        )
+        .unwrap();
         assert_eq!((cfg.queue, cfg.workers), (5, 2));
         assert_eq!(cfg.timeout.0, Duration::from_millis(250));
         let err = serde_saphyr::from_str::<WebhookConfig>("url: http://h/x\nretries: 3\n");
@@ -327,15 +328,30 @@ mod tests {
     #[test]
     fn validate_names_the_field() {
         let mut cfg = WebhookConfig::new("ftp://h/x");
-        assert!(matches!(cfg.validate(), Err(WebhookConfigError::Scheme { .. })));
+        assert!(matches!(
+            cfg.validate(),
+            Err(WebhookConfigError::Scheme { .. })
+        ));
         cfg.url = "not a url".into();
-        assert!(cfg.validate().unwrap_err().to_string().contains("webhook.url"));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("webhook.url"));
         cfg.url = "http://127.0.0.1:1/x".into();
         cfg.queue = 0;
-        assert!(cfg.validate().unwrap_err().to_string().contains("webhook.queue"));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("webhook.queue"));
         cfg.queue = 1;
         cfg.workers = 0;
-        assert!(cfg.validate().unwrap_err().to_string().contains("webhook.workers"));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("webhook.workers"));
         cfg.workers = MAX_WORKERS + 1;
         assert!(cfg.validate().is_err());
         cfg.workers = 1;
@@ -358,11 +374,19 @@ mod tests {
             }
         );
         for text in [&shown, &debug, &bad] {
-            for secret in ["pa55word-secret", "user", "T0000SECRETPATH", "s3cr3t-t0ken-value"] {
+            for secret in [
+                "pa55word-secret",
+                "user",
+                "T0000SECRETPATH",
+                "s3cr3t-t0ken-value",
+            ] {
                 assert!(!text.contains(secret), "{secret} leaked in {text}");
             }
         }
-        assert!(shown.starts_with("https://***@hooks.example.com:8443/services/"), "{shown}");
+        assert!(
+            shown.starts_with("https://***@hooks.example.com:8443/services/"),
+            "{shown}"
+        );
         assert!(shown.contains("token="), "{shown}");
         let url = cfg.validate().unwrap();
         let msg = "error for https://hooks.example.com/services/T0000SECRETPATH/x?token=s3cr3t-t0ken-value";

@@ -92,10 +92,7 @@ impl Writer {
         s.flush();
         if s.error.is_none() {
             if let Err(e) = s.w.file.sync_data() {
-                s.error = Some(format!(
-                    "syncing audit file `{}`: {e}",
-                    s.w.path.display()
-                ));
+                s.error = Some(format!("syncing audit file `{}`: {e}", s.w.path.display()));
             }
         }
         // Closing the webhook queue lets its workers finish.
