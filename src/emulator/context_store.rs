@@ -159,6 +159,6 @@ mod tests {
         s.end("a");
         s.end("a");
         s.end("a"); // one too many: no underflow
-        assert!(s.lock().in_flight.get("a").is_none());
+        assert!(!s.lock().in_flight.contains_key("a"));
     }
 }
