@@ -1,15 +1,19 @@
 //! Emulator settings, from `finalping serve` flags, `--config emulator.yaml`, or a
-//! scenario's `emulator:` block. Plain data; defaults match PROTOCOL.md §1.
-//! Owns loading from YAML and checking the values before a server starts.
+//! scenario's `emulator:` block. Plain data; defaults match PROTOCOL.md §1 and
+//! (the `runtime:` block) §2. Owns loading from YAML and checking the values
+//! before a server starts.
 
 use super::Delay;
 use crate::duration::HumanDuration;
+use crate::protocol::runtime::{frame, Limits};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Most outputs one turn may carry (bounds per-connection buffers).
 pub const MAX_OUTPUTS: u32 = 1_000;
+/// Smallest `runtime.max_payload` accepted: room for a small update.
+pub const MIN_PAYLOAD: usize = 256;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -41,6 +45,45 @@ pub struct EmulatorConfig {
     /// How long the server waits for a client's ack (of `output`, `finalPing`,
     /// `handshake`) before counting it as missing. Turns never wait for acks.
     pub ack_timeout: HumanDuration,
+    /// The runtime WebSocket, token endpoint and webhook sink (PROTOCOL.md §2).
+    pub runtime: RuntimeEmulatorConfig,
+}
+
+/// Settings of the runtime side: `/oauth/token`, `/v2/runtime`, `/webhook`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeEmulatorConfig {
+    /// The only client id the token endpoint accepts.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: String,
+    /// How long an issued token is valid; a connection still open then is
+    /// closed with 4001 (use e.g. `1s` to exercise token refresh).
+    pub token_lifetime: HumanDuration,
+    /// A runtime connection that receives nothing for this long is closed
+    /// with 4000 "idle timeout".
+    pub idle_timeout: HumanDuration,
+    /// Delay before an `updateContext` is applied and answered.
+    pub update_delay: Delay,
+    /// Largest frame payload in bytes; a larger length header closes the
+    /// connection with 1002.
+    pub max_payload: usize,
+    /// Scopes, variables per scope, update size and in-flight updates per session.
+    pub limits: Limits,
+}
+
+impl Default for RuntimeEmulatorConfig {
+    fn default() -> Self {
+        RuntimeEmulatorConfig {
+            client_id: "finalping".into(),
+            client_secret: "finalping-secret".into(),
+            token_lifetime: HumanDuration(Duration::from_secs(3600)),
+            idle_timeout: HumanDuration(Duration::from_secs(30)),
+            update_delay: Delay::Fixed(HumanDuration(Duration::ZERO)),
+            max_payload: frame::DEFAULT_MAX_PAYLOAD,
+            limits: Limits::default(),
+        }
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -58,6 +101,7 @@ impl Default for EmulatorConfig {
             seed: 1,
             url_tokens: Vec::new(),
             ack_timeout: HumanDuration(Duration::from_secs(5)),
+            runtime: RuntimeEmulatorConfig::default(),
         }
     }
 }
@@ -159,7 +203,7 @@ impl EmulatorConfig {
         if self.ack_timeout.0.is_zero() {
             return invalid("ack_timeout", "must be greater than zero, e.g. `5s`");
         }
-        Ok(())
+        self.runtime.validate()
     }
 
     /// The prefix without a trailing slash (`/cognigy/` → `/cognigy`), if one is set.
@@ -168,6 +212,52 @@ impl EmulatorConfig {
             .as_deref()
             .map(|p| p.trim_end_matches('/'))
             .filter(|p| !p.is_empty())
+    }
+}
+
+impl RuntimeEmulatorConfig {
+    /// Checks the runtime settings (field names as in YAML, under `runtime.`).
+    pub fn validate(&self) -> Result<(), EmulatorConfigError> {
+        let invalid = |field, message: &str| {
+            Err(EmulatorConfigError::Invalid {
+                field,
+                message: message.to_string(),
+            })
+        };
+        if self.client_id.is_empty() || self.client_secret.is_empty() {
+            return invalid(
+                "runtime.client_id/runtime.client_secret",
+                "must not be empty (defaults: `finalping` / `finalping-secret`)",
+            );
+        }
+        if self.token_lifetime.0.is_zero() {
+            return invalid(
+                "runtime.token_lifetime",
+                "must be greater than zero, e.g. `1h` (or `1s` to test token expiry)",
+            );
+        }
+        if self.idle_timeout.0.is_zero() {
+            return invalid(
+                "runtime.idle_timeout",
+                "must be greater than zero, e.g. `30s`",
+            );
+        }
+        if self.max_payload < MIN_PAYLOAD {
+            return invalid(
+                "runtime.max_payload",
+                &format!(
+                    "must be at least {MIN_PAYLOAD} bytes (default {})",
+                    frame::DEFAULT_MAX_PAYLOAD
+                ),
+            );
+        }
+        if self.limits.max_in_flight_per_session == 0 || self.limits.max_variables_per_scope == 0 {
+            return invalid(
+                "runtime.limits",
+                "max_in_flight_per_session and max_variables_per_scope must be at least 1",
+            );
+        }
+        Ok(())
     }
 }
 
@@ -239,6 +329,50 @@ ping_timeout: 2s\nseed: 9\nurl_tokens: [a, b]\nack_timeout: 3s\n";
             assert!(c.validate().is_err(), "{c:?}");
         }
         assert!(EmulatorConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn runtime_block_loads_and_errors_are_positioned() {
+        let yaml = "outputs: 1
+runtime:
+  client_id: me
+  client_secret: s3
+  token_lifetime: 300ms
+  idle_timeout: 2s
+  update_delay: uniform(1ms, 5ms)
+  max_payload: 4096
+  limits:
+    max_in_flight_per_session: 3
+";
+        let c = EmulatorConfig::from_yaml_str(yaml).unwrap();
+        assert_eq!(c.runtime.client_id, "me");
+        assert_eq!(c.runtime.token_lifetime.0, Duration::from_millis(300));
+        assert_eq!(c.runtime.idle_timeout.0, Duration::from_secs(2));
+        assert_eq!(c.runtime.update_delay.to_string(), "uniform(1ms, 5ms)");
+        assert_eq!(c.runtime.max_payload, 4096);
+        assert_eq!(c.runtime.limits.max_in_flight_per_session, 3);
+        assert_eq!(c.runtime.limits.max_variables_per_scope, 500);
+        assert_eq!(
+            EmulatorConfig::default().runtime.max_payload,
+            frame::DEFAULT_MAX_PAYLOAD
+        );
+
+        let e = EmulatorConfig::from_yaml_str("outputs: 1\nruntime:\n  bogus: 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus") && e.contains("line 3"), "{e}");
+        let e = EmulatorConfig::from_yaml_str("runtime:\n  update_delay: uniform(9ms, 1ms)\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2 column 17"), "no line:col in {e}");
+        let e = EmulatorConfig::from_yaml_str("runtime:\n  token_lifetime: 0ms\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runtime.token_lifetime"), "{e}");
+        let e = EmulatorConfig::from_yaml_str("runtime:\n  max_payload: 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runtime.max_payload"), "{e}");
     }
 
     #[test]

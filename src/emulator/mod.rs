@@ -1,27 +1,39 @@
 //! The embedded emulator (`finalping serve`, the default target, and the peer of
-//! most tests). Serves the Socket.IO Endpoint (EIO3 and EIO4 on one port, at
+//! most tests). Serves, on one port, the Socket.IO Endpoint (EIO3 and EIO4, at
 //! `/socket.io/` and optionally `<prefix>/socket.io/`) with scripted outputs and
-//! configurable delays. Shares no code with the client beyond wire constants.
+//! configurable delays, and the runtime side (PROTOCOL.md §2): the token
+//! endpoint `/oauth/token`, the runtime WebSocket `/v2/runtime` and the webhook
+//! sink `/webhook`. Shares with the client only the wire code (frames,
+//! messages, codecs, limits).
 //!
 //! Layout: [`config`] settings, [`delay`] delay distributions, `http_gate`
 //! (prefix, protocol and URL-token checks before the upgrade), `connect`
 //! (session identity, inner handshake), `turn` (per-session queue and the bot
-//! turn), [`stats`] counters.
+//! turn), [`context_store`] (context variables shared by both sides),
+//! `runtime` (runtime WebSocket and routes), `oauth` (tokens),
+//! `webhook_sink`, [`stats`] counters.
 
 pub mod config;
 mod connect;
+pub mod context_store;
 pub mod delay;
 mod http_gate;
+mod oauth;
+mod runtime;
 pub mod session;
 pub mod stats;
 mod turn;
+mod webhook_sink;
 
-pub use config::{EmulatorConfig, EmulatorConfigError};
+pub use config::{EmulatorConfig, EmulatorConfigError, RuntimeEmulatorConfig};
+pub use context_store::ContextStore;
 pub use delay::{Delay, DelayError};
-pub use stats::EmulatorStats;
+pub use runtime::{CLOSE_IDLE, CLOSE_TOKEN_EXPIRED};
+pub use stats::{EmulatorStats, RejectionCounts};
 
+use crate::protocol::runtime::Context;
 use axum::serve::ListenerExt;
-use axum::Router;
+use runtime::RuntimeState;
 use socketioxide::extract::SocketRef;
 use socketioxide::SocketIo;
 use stats::Counters;
@@ -45,6 +57,8 @@ pub(crate) struct Shared {
     pub next_trace: AtomicU64,
     /// Session order, for per-session RNG seeds.
     pub next_session: AtomicU64,
+    /// Context variables, shared with the runtime WebSocket.
+    pub contexts: Arc<ContextStore>,
 }
 
 impl Shared {
@@ -60,6 +74,7 @@ pub struct RunningEmulator {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     counters: Arc<Counters>,
+    runtime: Arc<RuntimeState>,
 }
 
 impl RunningEmulator {
@@ -68,9 +83,34 @@ impl RunningEmulator {
         format!("http://{}", self.addr)
     }
 
-    /// A snapshot of the counters (sessions, turns, outputs, acks, …).
+    /// `ws://127.0.0.1:PORT/v2/runtime` — the runtime WebSocket (add `?token=…&codec=…`).
+    pub fn runtime_url(&self) -> String {
+        format!("ws://{}{}", self.addr, runtime::RUNTIME_PATH)
+    }
+
+    /// `http://127.0.0.1:PORT/oauth/token` — the token endpoint.
+    pub fn token_url(&self) -> String {
+        format!("http://{}{}", self.addr, runtime::TOKEN_PATH)
+    }
+
+    /// `http://127.0.0.1:PORT/webhook` — the webhook sink.
+    pub fn webhook_url(&self) -> String {
+        format!("http://{}{}", self.addr, runtime::WEBHOOK_PATH)
+    }
+
+    /// A snapshot of the counters (sessions, turns, outputs, acks, runtime, …).
     pub fn stats(&self) -> EmulatorStats {
         self.counters.snapshot()
+    }
+
+    /// A session's context version and variables, if an update to it succeeded.
+    pub fn context_of(&self, session_id: &str) -> Option<(u64, Context)> {
+        self.runtime.contexts.get(session_id)
+    }
+
+    /// The last webhook bodies received (at most 10,000), oldest first.
+    pub fn webhook_bodies(&self) -> Vec<serde_json::Value> {
+        self.runtime.webhook.bodies()
     }
 
     /// Stops accepting, closes connections and waits for the server task
@@ -120,18 +160,30 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         url_tokens: url_tokens.clone(),
         counters: counters.clone(),
     });
+    let contexts = Arc::new(ContextStore::default());
+    let runtime = Arc::new(RuntimeState {
+        config: config.runtime.clone(),
+        tokens: Default::default(),
+        contexts: contexts.clone(),
+        counters: counters.clone(),
+        webhook: Default::default(),
+        stop: tokio_util::sync::CancellationToken::new(),
+        seed: config.seed,
+        next_connection: AtomicU64::new(0),
+    });
     let shared = Arc::new(Shared {
         config,
         counters: counters.clone(),
         url_tokens,
         next_trace: AtomicU64::new(0),
         next_session: AtomicU64::new(0),
+        contexts,
     });
     io.ns("/", move |socket: SocketRef| {
         connect::on_connect(socket, shared.clone())
     });
 
-    let app = Router::new()
+    let app = runtime::router(runtime.clone())
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found") })
         .layer(sio_layer)
         .layer(axum::middleware::from_fn_with_state(gate, http_gate::gate));
@@ -142,11 +194,14 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
     });
 
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let runtime_stop = runtime.stop.clone();
     let task = tokio::spawn(async move {
         let closer = io.clone();
         let stop = async move {
             // A dropped sender (RunningEmulator dropped) also stops the server.
             let _ = rx.await;
+            // Runtime connections close with 1001.
+            runtime_stop.cancel();
             if tokio::time::timeout(CLOSE_GRACE, closer.close())
                 .await
                 .is_err()
@@ -167,5 +222,6 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         shutdown: Some(tx),
         task,
         counters,
+        runtime,
     })
 }

@@ -1,6 +1,7 @@
 //! One ready session: its `processInput` queue (served one input at a time, in
 //! wire order) and the scripted bot turn: delay, typingOn, N outputs, typingOff,
-//! finalPing, with ack requests when the session asked for them.
+//! finalPing, with ack requests when the session asked for them. An output of a
+//! session with runtime context carries the context version it saw.
 
 use super::session::SessionInfo;
 use super::stats::bump;
@@ -34,7 +35,8 @@ struct FinalPing {
 }
 
 /// `{"type":"output","data":{"text":…,"data":{"echo":…,"emulator":true},"source":"bot","traceId":…}}`
-/// (field order as the fixtures show it).
+/// (field order as the fixtures show it); `data.data.contextVersion` follows
+/// `emulator` only when the session has runtime context.
 #[derive(Serialize)]
 struct Output<'a> {
     #[serde(rename = "type")]
@@ -55,6 +57,10 @@ struct OutputData<'a> {
 struct Echo<'a> {
     echo: &'a Value,
     emulator: bool,
+    /// The session's context version when the output was made (absent if the
+    /// session never had a successful `updateContext`).
+    #[serde(rename = "contextVersion", skip_serializing_if = "Option::is_none")]
+    context_version: Option<u64>,
 }
 
 /// Why a turn stopped early.
@@ -191,6 +197,7 @@ async fn run_turn(
                 data: Echo {
                     echo,
                     emulator: true,
+                    context_version: shared.contexts.version_of(&info.session_id),
                 },
                 source: "bot",
                 trace_id: format!("trace-{n}"),
