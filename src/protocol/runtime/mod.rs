@@ -8,8 +8,10 @@ pub mod codec;
 pub mod frame;
 pub mod limits;
 pub mod message;
+pub mod normalize;
 
 pub use codec::{Codec, CodecError, WireCodec};
 pub use frame::{FrameError, Payload};
 pub use limits::{LimitError, Limits};
 pub use message::{ClientMessage, Context, RejectCode, ScopeVars, ServerMessage, SCOPES};
+pub use normalize::{deserialize_normalized, normalize_json};
