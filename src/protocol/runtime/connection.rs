@@ -798,6 +798,11 @@ impl RuntimeConnection {
         &self.opts
     }
 
+    /// The counters accumulated since the last [`take_counters`](Self::take_counters).
+    pub fn counters(&self) -> &RuntimeCounters {
+        &self.counters
+    }
+
     /// Returns the counters accumulated since the last call and resets them.
     pub fn take_counters(&mut self) -> RuntimeCounters {
         std::mem::take(&mut self.counters)
