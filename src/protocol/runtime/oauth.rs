@@ -4,7 +4,8 @@
 //!
 //! Rules:
 //! - **Single flight**: callers arriving while a fetch runs wait for that fetch
-//!   and get its token; only one request is in flight at a time.
+//!   and get its result (token or error); only one request is in flight at a
+//!   time, so a dead endpoint is not asked once per waiting VU.
 //! - **Refresh before expiry**: a token is refreshed once less than
 //!   `min(10 % of its lifetime, 30 s)` of it is left (a 3600 s token at 3570 s,
 //!   a 10 s token at 9 s). If that refresh fails while the old token is still
@@ -193,6 +194,9 @@ pub struct TokenProvider {
     fetch_gate: tokio::sync::Mutex<()>,
     /// Set once any token was fetched, to tell first fetches from refreshes.
     fetched_once: std::sync::atomic::AtomicBool,
+    /// Completed fetches, and the error of the last one if it failed.
+    fetches_done: AtomicU64,
+    last_error: Mutex<Option<OAuthError>>,
     requests: AtomicU64,
     refreshes: AtomicU64,
     failures: AtomicU64,
@@ -251,6 +255,8 @@ impl TokenProvider {
             cache: Mutex::new(None),
             fetch_gate: tokio::sync::Mutex::new(()),
             fetched_once: std::sync::atomic::AtomicBool::new(false),
+            fetches_done: AtomicU64::new(0),
+            last_error: Mutex::new(None),
             requests: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -266,13 +272,28 @@ impl TokenProvider {
         if let Some(token) = self.fresh_cached(Instant::now()) {
             return Ok(token);
         }
-        // Single flight: one fetch at a time; later arrivals find its result.
+        // Single flight: one fetch at a time; callers that waited for a fetch
+        // get its result, token or error, instead of fetching again.
+        let seen = self.fetches_done.load(Ordering::Acquire);
         let _gate = self.fetch_gate.lock().await;
-        let now = Instant::now();
-        if let Some(token) = self.fresh_cached(now) {
+        if let Some(token) = self.fresh_cached(Instant::now()) {
             return Ok(token);
         }
-        match self.fetch().await {
+        if self.fetches_done.load(Ordering::Acquire) != seen {
+            if let Some(e) = self
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
+                return Err(e);
+            }
+        }
+        let fetched = self.fetch().await;
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+            fetched.as_ref().err().cloned();
+        self.fetches_done.fetch_add(1, Ordering::Release);
+        match fetched {
             Ok(cached) => {
                 let token = cached.token.clone();
                 if self.fetched_once.swap(true, Ordering::Relaxed) {
