@@ -149,7 +149,7 @@ fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> 
 }
 
 /// One rustls client config for all wss connections (webpki roots, ring).
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, ConnectError> {
+pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, ConnectError> {
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
