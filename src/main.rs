@@ -33,7 +33,10 @@ fn main() {
 /// Logs go to stderr; `RUST_LOG=finalping=debug` shows more.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+        // tungstenite traces the raw handshake request, whose URL carries tokens.
+        .add_directive("tungstenite=off".parse().unwrap_or_default())
+        .add_directive("tokio_tungstenite=off".parse().unwrap_or_default());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

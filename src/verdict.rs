@@ -40,36 +40,57 @@ impl RunStatus {
 
 /// The status of a run and one sentence explaining it.
 pub fn judge(totals: &Snapshot, interrupted: bool) -> (RunStatus, String) {
-    let ok = totals.counter(Counter::TurnsOk);
-    let sent = totals.counter(Counter::TurnsSent);
-    let failed_turns = totals.turns_failed();
-    let failed_connects = totals.counter(Counter::ConnectErrors);
+    let c = |k: Counter| totals.counter(k);
+    let turns_ok = c(Counter::TurnsOk);
+    let turns_sent = c(Counter::TurnsSent);
+    let updates_ok = c(Counter::UpdatesOk);
+    let updates_sent = c(Counter::UpdatesSent);
+    let measured = turns_ok + updates_ok + c(Counter::GetsOk);
+    let work = describe(turns_ok, turns_sent, updates_ok, updates_sent);
     if interrupted {
         return (
             RunStatus::Interrupted,
-            format!("interrupted: {ok} of {sent} turns completed before the stop"),
+            format!("interrupted: {work} completed before the stop"),
         );
     }
-    if ok == 0 {
+    if measured == 0 {
         let why = match totals.causes().iter().max_by_key(|(_, n)| **n) {
             Some((cause, n)) => format!("most common failure: {cause} ({n}×)"),
-            None => "no turn was sent; check the scenario's steps and load".to_string(),
+            None => "nothing was sent; check the scenario's steps and load".to_string(),
         };
         return (
             RunStatus::Invalid,
-            format!("invalid: no turn completed, so nothing was measured; {why}"),
+            format!("invalid: nothing completed, so nothing was measured; {why}"),
         );
     }
-    if failed_turns > 0 || failed_connects > 0 {
+    let failures = totals.turns_failed()
+        + totals.updates_failed()
+        + c(Counter::GetsFailed)
+        + c(Counter::ConnectErrors)
+        + c(Counter::RuntimeConnectErrors);
+    if failures > 0 {
         return (
             RunStatus::Failed,
-            format!("failed: {failed_turns} of {sent} turns and {failed_connects} connects failed"),
+            format!(
+                "failed: {work} completed; {} turns, {} updates and {} connects failed",
+                totals.turns_failed(),
+                totals.updates_failed(),
+                c(Counter::ConnectErrors) + c(Counter::RuntimeConnectErrors)
+            ),
         );
     }
-    (
-        RunStatus::Passed,
-        format!("passed: all {sent} turns completed"),
-    )
+    (RunStatus::Passed, format!("passed: {work} completed"))
+}
+
+/// `12 of 12 turns and 30 of 30 updates`, leaving out what the run did not do.
+fn describe(turns_ok: u64, turns_sent: u64, updates_ok: u64, updates_sent: u64) -> String {
+    let turns = format!("{turns_ok} of {turns_sent} turns");
+    let updates = format!("{updates_ok} of {updates_sent} updates");
+    match (turns_sent > 0, updates_sent > 0) {
+        (true, true) => format!("{turns} and {updates}"),
+        (false, true) => updates,
+        _ => turns,
+    }
 }
 
 #[cfg(test)]
@@ -88,6 +109,13 @@ mod tests {
         let (status, reason) = judge(&t, false);
         assert_eq!(status, RunStatus::Failed);
         assert!(reason.contains("1 connects failed"), "{reason}");
+        t.add(Counter::UpdatesSent, 3);
+        t.add(Counter::UpdatesTimeout, 1);
+        let (_, reason) = judge(&t, false);
+        assert!(
+            reason.contains("0 of 3 updates") && reason.contains("1 updates"),
+            "{reason}"
+        );
         assert_eq!(status.exit_code(), 1);
     }
 }

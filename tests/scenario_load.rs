@@ -147,7 +147,7 @@ const CASES: &[Expected] = &[
         file: "no_send.yaml",
         line: 5,
         col: 3,
-        message: "`steps` has no `send` step",
+        message: "`steps` has no `send`, `update_context` or `get_context` step",
         hints: &["- send:"],
     },
     Expected {

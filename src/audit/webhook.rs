@@ -35,7 +35,9 @@ pub const MAX_WORKERS: usize = 64;
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `http://` or `https://`. May carry credentials; it is never shown
-    /// unredacted (see [`WebhookConfig::redacted_url`]).
+    /// unredacted (see [`WebhookConfig::redacted_url`]). `${env:NAME}` is resolved
+    /// when the scenario is loaded.
+    #[serde(deserialize_with = "env_resolved")]
     pub url: String,
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
@@ -45,6 +47,26 @@ pub struct WebhookConfig {
     pub workers: usize,
     #[serde(default = "default_drain")]
     pub drain: HumanDuration,
+}
+
+/// A string with `${env:NAME}` references resolved (a missing variable is an error).
+fn env_resolved<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let t = crate::scenario::Template::deserialize(d)?;
+    Ok(t.render(&crate::scenario::TemplateCtx::default()))
+}
+
+/// Serialised (into manifests) with the URL redacted.
+impl serde::Serialize for WebhookConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("WebhookConfig", 5)?;
+        st.serialize_field("url", &self.redacted_url())?;
+        st.serialize_field("timeout", &self.timeout)?;
+        st.serialize_field("queue", &self.queue)?;
+        st.serialize_field("workers", &self.workers)?;
+        st.serialize_field("drain", &self.drain)?;
+        st.end()
+    }
 }
 
 fn default_timeout() -> HumanDuration {

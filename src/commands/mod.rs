@@ -3,6 +3,7 @@
 //! returns typed errors.
 
 mod run;
+mod runtime_setup;
 mod serve;
 mod signals;
 mod validate;

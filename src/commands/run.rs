@@ -2,13 +2,13 @@
 //! machine can hold the VUs, start the embedded emulator when no target is
 //! given, run the engine, write the reports and pick the exit code.
 
-use super::signals;
+use super::{runtime_setup, signals};
 use crate::cli::RunArgs;
 use crate::emulator::{self, RunningEmulator};
 use crate::engine::{self, Plan, ProgressMode};
 use crate::error::CliError;
-use crate::metrics::{GeneratorUsage, ProcessUsage, Recorder};
-use crate::report::{self, LoadManifest, Manifest, RunReport, TargetManifest};
+use crate::metrics::{Counter, GeneratorUsage, ProcessUsage, Recorder};
+use crate::report::{self, ContextReport, LoadManifest, Manifest, RunReport, TargetManifest};
 use crate::scenario::{self, Scenario, TemplateCtx};
 use crate::secret;
 use crate::verdict;
@@ -60,7 +60,15 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         ))
     })?;
 
+    let runtime = if runtime_setup::needs_runtime(&scenario) {
+        let em = emulator.as_ref().zip(emulator_config.as_ref());
+        Some(runtime_setup::setup(&scenario, em, &out_dir)?)
+    } else {
+        None
+    };
+
     let plan = Arc::new(Plan {
+        runtime: runtime.as_ref().map(|r| r.plan.clone()),
         endpoint_url: endpoint_url.clone(),
         url_token: url_token.clone(),
         seed,
@@ -106,17 +114,32 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     if let Some(em) = emulator {
         em.shutdown().await;
     }
+    let runtime_manifest = runtime.as_ref().map(|rt| {
+        (
+            runtime_setup::manifest(rt, &plan.scenario),
+            rt.secrets.clone(),
+        )
+    });
+    let context = match runtime {
+        Some(rt) => Some(finish_runtime(rt, &plan, &outcome.totals).await),
+        None => None,
+    };
 
     let (status, reason) = verdict::judge(&outcome.totals, outcome.interrupted);
-    let manifest = build_manifest(
+    let mut secrets = vec![url_token.as_str()];
+    if let Some(rt) = &runtime_manifest {
+        secrets.extend(rt.1.iter().map(String::as_str));
+    }
+    let mut manifest = build_manifest(
         &plan,
         &args,
         &scenario_bytes,
         shown_url,
-        emulator_config,
-        &url_token,
+        emulator_config.map(|c| c.redacted()),
+        &secrets,
     );
-    let report = RunReport::new(
+    manifest.runtime = runtime_manifest.map(|(m, _)| m);
+    let mut report = RunReport::new(
         run_id,
         &outcome.totals,
         status,
@@ -127,10 +150,46 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         generator,
         manifest,
     );
+    report.context = context;
     report::write_all(&report, &out_dir).map_err(|e| CliError::internal(e.to_string()))?;
     report::print_final_table(&report);
     println!("reports: {}", out_dir.display());
     Ok(status.exit_code())
+}
+
+/// Flushes the audit log (and webhook queue) and sums up the context updates.
+async fn finish_runtime(
+    rt: runtime_setup::RuntimeSetup,
+    plan: &Plan,
+    totals: &crate::metrics::Snapshot,
+) -> ContextReport {
+    let audit = rt.audit.finish().await;
+    let tokens = rt.tokens.stats();
+    let c = |k: Counter| totals.counter(k);
+    let total = c(Counter::UpdatesSent);
+    let ok = c(Counter::UpdatesOk);
+    ContextReport {
+        runtime_url: rt.shown_url,
+        codec: plan.scenario.runtime.codec.as_str().to_string(),
+        heartbeat: plan
+            .scenario
+            .runtime
+            .heartbeat
+            .map_or_else(|| "off".to_string(), |h| h.to_string()),
+        updates_total: total,
+        updates_successful: ok,
+        updates_failed: totals.updates_failed(),
+        accuracy_rate: if total == 0 {
+            0.0
+        } else {
+            ok as f64 / total as f64
+        },
+        conflicts: c(Counter::Conflicts),
+        conflict_retries: c(Counter::ConflictRetries),
+        token_requests: tokens.requests,
+        token_failures: tokens.failures,
+        audit,
+    }
 }
 
 fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), CliError> {
@@ -251,8 +310,9 @@ fn build_manifest(
     scenario_bytes: &[u8],
     shown_url: String,
     emulator: Option<emulator::EmulatorConfig>,
-    url_token: &str,
+    secrets: &[&str],
 ) -> Manifest {
+    let url_token = secrets.first().copied().unwrap_or_default();
     let s = &plan.scenario;
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     Manifest {
@@ -264,7 +324,7 @@ fn build_manifest(
         host: gethostname::gethostname().to_string_lossy().into_owned(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-        command_line: secret::scrub(&command_line, &[url_token]),
+        command_line: secret::scrub(&command_line, secrets),
         target: TargetManifest {
             kind: "socketio".to_string(),
             url: shown_url,
@@ -285,6 +345,7 @@ fn build_manifest(
             ramp_up: s.load.ramp_up.to_string(),
             grace: s.load.grace.to_string(),
         },
+        runtime: None,
         emulator,
     }
 }

@@ -37,6 +37,13 @@ pub async fn serve(args: ServeArgs) -> Result<i32, CliError> {
         config.outputs,
         config.delay
     );
+    println!(
+        "  runtime WebSocket {} · OAuth token endpoint {} (client id `{}`) · webhook sink {}",
+        server.runtime_url(),
+        server.token_url(),
+        config.runtime.client_id,
+        server.webhook_url()
+    );
     let _ = std::io::stdout().flush();
     let stop = signals::install();
     stop.cancelled().await;

@@ -124,6 +124,18 @@ pub enum EmulatorConfigError {
 }
 
 impl EmulatorConfig {
+    /// A copy fit for reports: URL tokens and the client secret redacted.
+    pub fn redacted(&self) -> EmulatorConfig {
+        let mut c = self.clone();
+        c.url_tokens = c
+            .url_tokens
+            .iter()
+            .map(|t| crate::secret::redact(t))
+            .collect();
+        c.runtime.client_secret = crate::secret::redact(&c.runtime.client_secret);
+        c
+    }
+
     /// Loads a YAML file (all fields optional, unknown fields rejected) and validates it.
     /// YAML errors carry the line and column.
     pub fn from_yaml_file(path: impl AsRef<Path>) -> Result<Self, EmulatorConfigError> {

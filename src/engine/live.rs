@@ -59,7 +59,7 @@ async fn collect(
     let started = Instant::now();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_turns = 0u64;
+    let mut last_done = 0u64;
     let mut last_tick = Instant::now();
     loop {
         tokio::select! {
@@ -67,17 +67,27 @@ async fn collect(
             _ = &mut stopped => break,
         }
         totals.merge(&recorder.drain());
-        let done = totals.counter(Counter::TurnsOk) + totals.turns_failed();
-        let rate = (done - last_turns) as f64 / last_tick.elapsed().as_secs_f64().max(1e-3);
-        last_turns = done;
+        let turns = totals.counter(Counter::TurnsOk) + totals.turns_failed();
+        let updates = totals.counter(Counter::UpdatesOk) + totals.updates_failed();
+        let done =
+            turns + updates + totals.counter(Counter::GetsOk) + totals.counter(Counter::GetsFailed);
+        let rate = (done - last_done) as f64 / last_tick.elapsed().as_secs_f64().max(1e-3);
+        last_done = done;
         last_tick = Instant::now();
         display.update(&Progress {
             elapsed: started.elapsed(),
             active_vus: control.active_vus.load(Ordering::Relaxed),
-            turns_done: done,
-            turns_per_sec: rate,
-            p99_ms: totals.summary(Metric::FinalPing).p99_ms,
-            failures: totals.turns_failed() + totals.counter(Counter::ConnectErrors),
+            done,
+            turns,
+            updates,
+            per_sec: rate,
+            final_ping_p99_ms: totals.summary(Metric::FinalPing).p99_ms,
+            update_p99_ms: totals.summary(Metric::ContextUpdate).p99_ms,
+            failures: totals.turns_failed()
+                + totals.updates_failed()
+                + totals.counter(Counter::GetsFailed)
+                + totals.counter(Counter::ConnectErrors)
+                + totals.counter(Counter::RuntimeConnectErrors),
         });
     }
     totals.merge(&recorder.drain());
@@ -88,18 +98,36 @@ async fn collect(
 struct Progress {
     elapsed: Duration,
     active_vus: u64,
-    turns_done: u64,
-    turns_per_sec: f64,
-    p99_ms: f64,
+    /// Turns + updates + gets finished.
+    done: u64,
+    turns: u64,
+    updates: u64,
+    per_sec: f64,
+    final_ping_p99_ms: f64,
+    update_p99_ms: f64,
     failures: u64,
 }
 
 impl Progress {
     fn line(&self) -> String {
-        format!(
-            "VUs {:>5} | turns {:>8} | {:>7.1} turns/s | final_ping p99 {:>8.2} ms | errors {}",
-            self.active_vus, self.turns_done, self.turns_per_sec, self.p99_ms, self.failures
-        )
+        let mut line = format!("VUs {:>5}", self.active_vus);
+        if self.turns > 0 || self.updates == 0 {
+            line.push_str(&format!(
+                " | turns {:>8} | final_ping p99 {:>8.2} ms",
+                self.turns, self.final_ping_p99_ms
+            ));
+        }
+        if self.updates > 0 {
+            line.push_str(&format!(
+                " | updates {:>8} | context_update p99 {:>7.2} ms",
+                self.updates, self.update_p99_ms
+            ));
+        }
+        line.push_str(&format!(
+            " | {:>7.1}/s | errors {}",
+            self.per_sec, self.failures
+        ));
+        line
     }
 }
 
@@ -133,8 +161,8 @@ impl Display {
                 true,
             ),
             None => (
-                plan.iterations.unwrap_or(1) * u64::from(plan.vus) * plan.sends_per_iteration(),
-                "{spinner} [{elapsed_precise}] {bar:20} {pos}/{len} turns | {msg}",
+                plan.iterations.unwrap_or(1) * u64::from(plan.vus) * plan.samples_per_iteration(),
+                "{spinner} [{elapsed_precise}] {bar:20} {pos}/{len} | {msg}",
                 false,
             ),
         };
@@ -151,7 +179,7 @@ impl Display {
                 bar.set_position(if *by_time {
                     p.elapsed.as_secs()
                 } else {
-                    p.turns_done
+                    p.done
                 });
                 bar.set_message(p.line());
             }

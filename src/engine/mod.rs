@@ -4,9 +4,11 @@
 //! the live progress line shows how the run is going. Protocol details live in
 //! `protocol`, numbers in `metrics`; this module only schedules and accounts.
 
+mod context;
 mod live;
 mod vu;
 
+pub use context::RuntimePlan;
 pub use live::ProgressMode;
 
 use crate::metrics::{Recorder, Snapshot};
@@ -32,16 +34,23 @@ pub struct Plan {
     pub iterations: Option<u64>,
     pub ramp_up: Duration,
     pub grace: Duration,
+    /// The runtime WebSocket, when the scenario has context steps.
+    pub runtime: Option<Arc<RuntimePlan>>,
 }
 
 impl Plan {
-    /// Turns each VU runs per iteration (the number of `send` steps).
-    pub fn sends_per_iteration(&self) -> u64 {
+    /// Measured operations each VU runs per iteration (turns, updates, gets).
+    pub fn samples_per_iteration(&self) -> u64 {
+        use crate::scenario::Step;
         self.scenario
             .steps
             .iter()
-            .filter(|s| matches!(s, crate::scenario::Step::Send(_)))
-            .count() as u64
+            .map(|s| match s {
+                Step::Send(_) | Step::GetContext => 1,
+                Step::UpdateContext(u) => u64::from(u.parallel),
+                _ => 0,
+            })
+            .sum()
     }
 }
 

@@ -3,6 +3,7 @@
 //! every connect and turn exactly once (ok / timeout / error / disconnected /
 //! interrupted) in the recorder.
 
+use super::context::ContextSide;
 use super::{Control, Plan};
 use crate::metrics::{Counter, Metric, Recorder, ShardWriter};
 use crate::protocol::socketio::{
@@ -36,12 +37,15 @@ pub(super) async fn run_vu(
         recorder: &recorder,
         control: &control,
         conn: None,
+        session: None,
+        context: ContextSide::default(),
         rng: StdRng::seed_from_u64(plan.seed ^ vu.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
     };
     user.run().await;
     if let Some(conn) = user.conn.take() {
         close(conn, &recorder).await;
     }
+    user.context.close(&recorder).await;
     control.vu_finished();
 }
 
@@ -51,7 +55,17 @@ struct VirtualUser<'a> {
     recorder: &'a Recorder,
     control: &'a Control,
     conn: Option<Connection>,
+    /// The current conversation: rendered at `connect`, kept across reconnects.
+    session: Option<Session>,
+    /// Runtime WebSocket side (context updates) of the same session.
+    context: ContextSide,
     rng: StdRng,
+}
+
+#[derive(Clone)]
+struct Session {
+    user_id: String,
+    session_id: String,
 }
 
 /// Whether the VU goes on after a step.
@@ -86,6 +100,7 @@ impl VirtualUser<'_> {
                 if let Some(old) = self.conn.take() {
                     close(old, self.recorder).await;
                 }
+                self.new_session(ctx);
                 self.connect(ctx).await
             }
             Step::Send(send) => {
@@ -109,16 +124,64 @@ impl VirtualUser<'_> {
                 }
                 Flow::Continue
             }
+            Step::UpdateContext(update) => {
+                let Some(runtime) = self.plan.runtime.as_deref() else {
+                    return Flow::Stop;
+                };
+                let session_id = self.session(ctx).session_id;
+                self.context
+                    .update(
+                        update,
+                        &session_id,
+                        ctx,
+                        runtime,
+                        self.recorder,
+                        self.control,
+                    )
+                    .await;
+                Flow::Continue
+            }
+            Step::GetContext => {
+                let Some(runtime) = self.plan.runtime.as_deref() else {
+                    return Flow::Stop;
+                };
+                let session_id = self.session(ctx).session_id;
+                self.context
+                    .get(&session_id, runtime, self.recorder, self.control)
+                    .await;
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Starts a new conversation: fresh ids from the templates.
+    fn new_session(&mut self, ctx: &TemplateCtx) -> Session {
+        let target = &self.plan.scenario.target;
+        let session = Session {
+            user_id: target.user_id.render(ctx),
+            session_id: target.session_id.render(ctx),
+        };
+        self.session = Some(session.clone());
+        self.context.new_session();
+        session
+    }
+
+    /// The current conversation, started if there is none yet.
+    fn session(&mut self, ctx: &TemplateCtx) -> Session {
+        match &self.session {
+            Some(s) => s.clone(),
+            None => self.new_session(ctx),
         }
     }
 
     async fn connect(&mut self, ctx: &TemplateCtx) -> Flow {
+        let session = self.session(ctx);
         let target = &self.plan.scenario.target;
         let opts = ConnectOptions {
             endpoint_url: self.plan.endpoint_url.clone(),
             url_token: self.plan.url_token.clone(),
-            user_id: target.user_id.render(ctx),
-            session_id: target.session_id.render(ctx),
+            user_id: session.user_id,
+            session_id: session.session_id,
             eio: target.eio,
             emit_with_ack: target.emit_with_ack,
             test_mode: target.test_mode,
@@ -173,7 +236,10 @@ impl VirtualUser<'_> {
             let mut w = self.recorder.writer();
             add_wire_counters(&mut w, &counters);
             match &turn {
-                Some(turn) => record_turn(&mut w, turn, send, ctx),
+                Some(turn) => {
+                    record_visibility(&mut w, turn, &mut self.context.pending_visible);
+                    record_turn(&mut w, turn, send, ctx)
+                }
                 None => {
                     w.add(Counter::TurnsInterrupted, 1);
                     w.cause("turn_interrupted");
@@ -191,10 +257,11 @@ impl VirtualUser<'_> {
         Flow::Continue
     }
 
+    /// Pauses while keeping both connections alive (heartbeats, acks).
     async fn think(&mut self, pause: Duration) -> Flow {
         let control = self.control;
         let conn = self.conn.as_mut();
-        let idle = async {
+        let chat = async {
             match conn {
                 Some(conn) => conn.idle(pause).await.is_ok(),
                 None => {
@@ -203,8 +270,9 @@ impl VirtualUser<'_> {
                 }
             }
         };
-        let alive = tokio::select! {
-            alive = idle => alive,
+        let runtime = self.context.idle(pause);
+        let (alive, runtime_failure) = tokio::select! {
+            both = async { tokio::join!(chat, runtime) } => both,
             _ = control.soft.cancelled() => return Flow::Stop,
         };
         if let Some(conn) = self.conn.as_mut() {
@@ -219,7 +287,30 @@ impl VirtualUser<'_> {
         if !alive {
             self.conn = None;
         }
+        if let Some(runtime) = self.plan.runtime.as_deref() {
+            self.context
+                .after_idle(runtime_failure, runtime, self.recorder, control)
+                .await;
+        }
         Flow::Continue
+    }
+}
+
+/// `context_visible`: the first output showing the version of the last update.
+fn record_visibility(w: &mut ShardWriter<'_>, turn: &Turn, pending: &mut Option<(u64, Instant)>) {
+    let Some((version, sent_at)) = *pending else {
+        return;
+    };
+    let seen = turn
+        .outputs
+        .iter()
+        .find(|o| o.context_version.is_some_and(|v| v >= version));
+    if let Some(output) = seen {
+        w.record(
+            Metric::ContextVisible,
+            output.at.saturating_duration_since(sent_at),
+        );
+        *pending = None;
     }
 }
 

@@ -23,14 +23,29 @@ pub enum Metric {
     FinalPing,
     /// Between consecutive outputs of one turn.
     OutputGap,
+    /// `updateContext` written → its reply (`contextUpdated`/`contextRejected`).
+    ContextUpdate,
+    /// `getContext` written → its `context` reply.
+    ContextGet,
+    /// Runtime heartbeat `[0x02]` sent → answer `[0x03]`.
+    Heartbeat,
+    /// Update written → first bot output of the same session showing that version.
+    ContextVisible,
+    /// Runtime WebSocket connect start → open (token included when it was fetched).
+    RuntimeConnect,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 4] = [
+    pub const ALL: [Metric; 9] = [
         Metric::Connect,
         Metric::FirstOutput,
         Metric::FinalPing,
         Metric::OutputGap,
+        Metric::ContextUpdate,
+        Metric::ContextGet,
+        Metric::Heartbeat,
+        Metric::ContextVisible,
+        Metric::RuntimeConnect,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +54,11 @@ impl Metric {
             Metric::FirstOutput => "first_output",
             Metric::FinalPing => "final_ping",
             Metric::OutputGap => "output_gap",
+            Metric::ContextUpdate => "context_update",
+            Metric::ContextGet => "context_get",
+            Metric::Heartbeat => "heartbeat",
+            Metric::ContextVisible => "context_visible",
+            Metric::RuntimeConnect => "runtime_connect",
         }
     }
 
@@ -67,10 +87,30 @@ pub enum Counter {
     Heartbeats,
     BytesSent,
     BytesReceived,
+    UpdatesSent,
+    UpdatesOk,
+    UpdatesRejected,
+    UpdatesInvalid,
+    UpdatesTimeout,
+    UpdatesDisconnected,
+    UpdatesInterrupted,
+    Conflicts,
+    ConflictRetries,
+    GetsOk,
+    GetsFailed,
+    RuntimeConnectsOk,
+    RuntimeConnectErrors,
+    RuntimeReconnects,
+    TokenRefreshes,
+    RuntimeHeartbeats,
+    ProtocolErrors,
+    RuntimeBytesSent,
+    RuntimeBytesReceived,
+    AuditRecords,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 17] = [
+    pub const ALL: [Counter; 37] = [
         Counter::TurnsSent,
         Counter::TurnsOk,
         Counter::TurnsTimeout,
@@ -88,6 +128,26 @@ impl Counter {
         Counter::Heartbeats,
         Counter::BytesSent,
         Counter::BytesReceived,
+        Counter::UpdatesSent,
+        Counter::UpdatesOk,
+        Counter::UpdatesRejected,
+        Counter::UpdatesInvalid,
+        Counter::UpdatesTimeout,
+        Counter::UpdatesDisconnected,
+        Counter::UpdatesInterrupted,
+        Counter::Conflicts,
+        Counter::ConflictRetries,
+        Counter::GetsOk,
+        Counter::GetsFailed,
+        Counter::RuntimeConnectsOk,
+        Counter::RuntimeConnectErrors,
+        Counter::RuntimeReconnects,
+        Counter::TokenRefreshes,
+        Counter::RuntimeHeartbeats,
+        Counter::ProtocolErrors,
+        Counter::RuntimeBytesSent,
+        Counter::RuntimeBytesReceived,
+        Counter::AuditRecords,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +169,26 @@ impl Counter {
             Counter::Heartbeats => "heartbeats",
             Counter::BytesSent => "bytes_sent",
             Counter::BytesReceived => "bytes_received",
+            Counter::UpdatesSent => "updates_sent",
+            Counter::UpdatesOk => "updates_ok",
+            Counter::UpdatesRejected => "updates_rejected",
+            Counter::UpdatesInvalid => "updates_invalid",
+            Counter::UpdatesTimeout => "updates_timeout",
+            Counter::UpdatesDisconnected => "updates_disconnected",
+            Counter::UpdatesInterrupted => "updates_interrupted",
+            Counter::Conflicts => "conflicts",
+            Counter::ConflictRetries => "conflict_retries",
+            Counter::GetsOk => "gets_ok",
+            Counter::GetsFailed => "gets_failed",
+            Counter::RuntimeConnectsOk => "runtime_connects_ok",
+            Counter::RuntimeConnectErrors => "runtime_connect_errors",
+            Counter::RuntimeReconnects => "runtime_reconnects",
+            Counter::TokenRefreshes => "token_refreshes",
+            Counter::RuntimeHeartbeats => "runtime_heartbeats",
+            Counter::ProtocolErrors => "protocol_errors",
+            Counter::RuntimeBytesSent => "runtime_bytes_sent",
+            Counter::RuntimeBytesReceived => "runtime_bytes_received",
+            Counter::AuditRecords => "audit_records",
         }
     }
 

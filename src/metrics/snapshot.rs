@@ -83,6 +83,20 @@ impl Snapshot {
         .sum()
     }
 
+    /// Context updates that ended in any way other than ok.
+    pub fn updates_failed(&self) -> u64 {
+        [
+            Counter::UpdatesRejected,
+            Counter::UpdatesInvalid,
+            Counter::UpdatesTimeout,
+            Counter::UpdatesDisconnected,
+            Counter::UpdatesInterrupted,
+        ]
+        .iter()
+        .map(|c| self.counter(*c))
+        .sum()
+    }
+
     /// Adds `other` into `self` (exact: HDR histograms of equal bounds add losslessly).
     pub fn merge(&mut self, other: &Snapshot) {
         for (a, b) in self.hists.iter_mut().zip(&other.hists) {

@@ -55,6 +55,45 @@ pub fn final_table(r: &RunReport) -> String {
         c(Counter::AcksSent),
         c(Counter::UnknownEvents)
     );
+    if c(Counter::UpdatesSent) > 0 || c(Counter::GetsOk) + c(Counter::GetsFailed) > 0 {
+        let _ = writeln!(
+            s,
+            "updates: sent {} · ok {} · rejected {} · invalid {} · timeout {} · disconnected {} · interrupted {} · conflicts {} (retried {}) · gets ok {} failed {}",
+            c(Counter::UpdatesSent),
+            c(Counter::UpdatesOk),
+            c(Counter::UpdatesRejected),
+            c(Counter::UpdatesInvalid),
+            c(Counter::UpdatesTimeout),
+            c(Counter::UpdatesDisconnected),
+            c(Counter::UpdatesInterrupted),
+            c(Counter::Conflicts),
+            c(Counter::ConflictRetries),
+            c(Counter::GetsOk),
+            c(Counter::GetsFailed)
+        );
+    }
+    if let Some(ctx) = &r.context {
+        let a = &ctx.audit;
+        let webhook = if a.webhook_enabled {
+            format!(
+                " · webhook sent {} failed {} dropped {}",
+                a.webhook_sent, a.webhook_failed, a.webhook_dropped
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "context: accuracy {:.2}% ({} of {}) · audit records {}{} · runtime reconnects {} · token requests {}",
+            ctx.accuracy_rate * 100.0,
+            ctx.updates_successful,
+            ctx.updates_total,
+            a.records_written,
+            webhook,
+            c(Counter::RuntimeReconnects),
+            ctx.token_requests
+        );
+    }
     if !r.errors.is_empty() {
         let causes: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(s, "failures by cause: {}", causes.join(" · "));

@@ -22,7 +22,10 @@ pub struct Manifest {
     pub command_line: String,
     pub target: TargetManifest,
     pub load: LoadManifest,
-    /// Emulator settings when the run used the embedded emulator.
+    /// Runtime WebSocket settings when the scenario updates context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeManifest>,
+    /// Emulator settings when the run used the embedded emulator (secrets redacted).
     pub emulator: Option<EmulatorConfig>,
 }
 
@@ -50,6 +53,23 @@ pub struct LoadManifest {
     pub iterations: Option<u64>,
     pub ramp_up: String,
     pub grace: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeManifest {
+    pub url: String,
+    pub codec: String,
+    pub heartbeat: String,
+    pub token_url: String,
+    pub client_id: String,
+    /// Redacted.
+    pub client_secret: String,
+    pub validate: bool,
+    pub max_conflict_retries: u32,
+    pub reconnect_max_attempts: u32,
+    pub reconnect_backoff: String,
+    /// The webhook URL (redacted), if audit records are POSTed.
+    pub webhook: Option<String>,
 }
 
 pub struct ManifestJson;

@@ -10,7 +10,7 @@ mod manifest;
 mod markdown;
 
 pub use console::print_final_table;
-pub use manifest::{LoadManifest, Manifest, TargetManifest};
+pub use manifest::{LoadManifest, Manifest, RuntimeManifest, TargetManifest};
 
 use crate::metrics::{Counter, GeneratorUsage, Metric, MetricSummary, Snapshot};
 use crate::verdict::RunStatus;
@@ -42,6 +42,9 @@ pub struct RunReport {
     pub errors: BTreeMap<String, u64>,
     /// What the run cost the load generator (client side).
     pub generator: GeneratorUsage,
+    /// Context updates over the runtime WebSocket, when the scenario had any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<ContextReport>,
     pub manifest: Manifest,
 }
 
@@ -78,6 +81,7 @@ impl RunReport {
                 .collect(),
             errors: totals.causes().clone(),
             generator,
+            context: None,
             manifest,
         }
     }
@@ -93,6 +97,27 @@ impl RunReport {
         }
         self.counter(Counter::TurnsOk) as f64 / self.duration_s
     }
+}
+
+/// Aggregates of the context updates of a run (PROTOCOL.md §2.5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContextReport {
+    /// The runtime URL (never with a token).
+    pub runtime_url: String,
+    pub codec: String,
+    pub heartbeat: String,
+    /// Logical updates (retries not counted again).
+    pub updates_total: u64,
+    pub updates_successful: u64,
+    pub updates_failed: u64,
+    /// successful / total.
+    pub accuracy_rate: f64,
+    pub conflicts: u64,
+    pub conflict_retries: u64,
+    pub token_requests: u64,
+    pub token_failures: u64,
+    /// Audit log and webhook delivery.
+    pub audit: crate::audit::AuditStats,
 }
 
 /// One output format: a file name and how to write the report into it.

@@ -4,7 +4,9 @@
 //! offending node; each rejection carries a hint (see `error::de_error`).
 
 use super::error::{choices_hint, de_error};
-use super::{SendStep, Step, Template, TemplateCtx, ThinkTime};
+use super::{
+    SendStep, Step, Template, TemplateCtx, TemplateValue, ThinkTime, UpdateStep, UpdateVersion,
+};
 use crate::duration::HumanDuration;
 use crate::protocol::socketio::Eio;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -311,19 +313,142 @@ pub(crate) fn steps<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Step>, D::Err
             "list what each VU does, e.g. `steps: [connect, { send: { text: \"hi\" } }, disconnect]`",
         ));
     }
-    if !steps.iter().any(|s| matches!(s, Step::Send(_))) {
+    if !steps.iter().any(Step::is_measured) {
         return Err(de_error(
-            &"`steps` has no `send` step, so nothing would be measured",
+            &"`steps` has no `send`, `update_context` or `get_context` step, so nothing would be measured",
             "add a turn, e.g. `- send: { text: \"hello {{vu}}\" }`",
         ));
     }
     Ok(steps)
 }
 
+// ----------------------------------------------------------------- runtime
+
+/// `runtime.heartbeat`: a positive duration, or `off` (no heartbeats).
+pub(crate) fn heartbeat<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<HumanDuration>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<HumanDuration>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a heartbeat interval such as `25s`, or `off`")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            if v.trim() == "off" {
+                return Ok(None);
+            }
+            DurationField {
+                positive: true,
+                optional: false,
+            }
+            .visit_str(v)
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            if v {
+                Err(de_error(
+                    &"`heartbeat: true` does not say how often",
+                    "write an interval such as `heartbeat: 25s`, or `heartbeat: off`",
+                ))
+            } else {
+                Ok(None)
+            }
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Err(no_unit(&v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Err(no_unit(&v))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Err(no_unit(&v))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `vars` / `context` of `update_context`: a map whose values are normalized
+/// (see `protocol::runtime::normalize`) and whose strings are templates.
+pub(crate) fn context_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<TemplateValue>, D::Error> {
+    let value = crate::protocol::runtime::normalize::deserialize_normalized(d)?;
+    if !value.is_object() {
+        return Err(de_error(
+            &"expected a map of variables",
+            "write variables as a map, e.g. `vars: { cart: \"{{vu}}\", items: 3 }`",
+        ));
+    }
+    TemplateValue::parse(value)
+        .map(Some)
+        .map_err(|(path, e)| de_error(&format_args!("{e} (in {path})"), e.hint()))
+}
+
+/// `parallel` of `update_context`: 1..=10 updates in flight at once.
+pub(crate) fn parallel<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = u32::deserialize(d).map_err(|_| {
+        de_error(
+            &"`parallel` must be a whole number from 1 to 10",
+            "`parallel` is how many updates a VU sends at once (the runtime allows 10 in flight per session)",
+        )
+    })?;
+    if !(1..=10).contains(&n) {
+        return Err(de_error(
+            &format_args!("`parallel: {n}` is outside 1..=10"),
+            "the runtime allows at most 10 updates in flight per session",
+        ));
+    }
+    Ok(n)
+}
+
+impl serde::Serialize for UpdateVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            UpdateVersion::Auto => s.serialize_str("auto"),
+            UpdateVersion::Fixed(n) => s.serialize_u64(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const HINT: &str = "write `version: auto` (the VU tracks its session's version) or a number, e.g. `version: 0`";
+        impl<'de> Visitor<'de> for V {
+            type Value = UpdateVersion;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "`auto` or a version number")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v.trim() {
+                    "auto" => Ok(UpdateVersion::Auto),
+                    other => Err(de_error(&format_args!("invalid version `{other}`"), HINT)),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(UpdateVersion::Fixed(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map(UpdateVersion::Fixed)
+                    .map_err(|_| de_error(&format_args!("invalid version `{v}`"), HINT))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 // ------------------------------------------------------------------- steps
 
 /// Valid step names, in the order hints list them.
-pub const STEP_NAMES: [&str; 4] = ["connect", "send", "think", "disconnect"];
+pub const STEP_NAMES: [&str; 6] = [
+    "connect",
+    "send",
+    "think",
+    "disconnect",
+    "update_context",
+    "get_context",
+];
 
 #[derive(Clone, Copy)]
 enum StepName {
@@ -331,6 +456,8 @@ enum StepName {
     Send,
     Think,
     Disconnect,
+    UpdateContext,
+    GetContext,
 }
 
 impl StepName {
@@ -340,6 +467,8 @@ impl StepName {
             "send" => Ok(StepName::Send),
             "think" => Ok(StepName::Think),
             "disconnect" => Ok(StepName::Disconnect),
+            "update_context" => Ok(StepName::UpdateContext),
+            "get_context" => Ok(StepName::GetContext),
             other => {
                 let mut hint = choices_hint(other, &STEP_NAMES, "valid steps");
                 if other.contains(char::is_whitespace) {
@@ -364,6 +493,8 @@ fn not_a_step<E: de::Error>(found: &dyn fmt::Display) -> E {
     )
 }
 
+const UPDATE_FORM: &str = "write `- update_context: { scope: session, vars: { cart: \"{{vu}}\" } }` (fields: name, scope, vars, context, version, expect, parallel)";
+
 const SEND_FORM: &str = "write `- send: { text: \"hello {{vu}}\" }` (fields: name, text, data, reset_flow, timeout, expect)";
 
 impl<'de> Deserialize<'de> for Step {
@@ -381,6 +512,11 @@ impl<'de> Deserialize<'de> for Step {
                 match StepName::parse(v)? {
                     StepName::Connect => Ok(Step::Connect),
                     StepName::Disconnect => Ok(Step::Disconnect),
+                    StepName::GetContext => Ok(Step::GetContext),
+                    StepName::UpdateContext => Err(de_error(
+                        &"step `update_context` needs settings",
+                        UPDATE_FORM,
+                    )),
                     StepName::Send => Err(de_error(&"step `send` needs settings", SEND_FORM)),
                     StepName::Think => Err(de_error(
                         &"step `think` needs a duration",
@@ -422,11 +558,20 @@ impl<'de> Deserialize<'de> for Step {
                         None => return Err(de_error(&"step `send` needs settings", SEND_FORM)),
                     },
                     StepName::Think => Step::Think(map.next_value::<ThinkTime>()?),
-                    StepName::Connect | StepName::Disconnect => {
-                        let word = if matches!(name, StepName::Connect) {
-                            "connect"
-                        } else {
-                            "disconnect"
+                    StepName::UpdateContext => match map.next_value::<Option<UpdateStep>>()? {
+                        Some(u) => Step::UpdateContext(check_update(u)?),
+                        None => {
+                            return Err(de_error(
+                                &"step `update_context` needs settings",
+                                UPDATE_FORM,
+                            ))
+                        }
+                    },
+                    StepName::Connect | StepName::Disconnect | StepName::GetContext => {
+                        let word = match name {
+                            StepName::Connect => "connect",
+                            StepName::Disconnect => "disconnect",
+                            _ => "get_context",
                         };
                         if map.next_value::<Option<IgnoredAny>>()?.is_some() {
                             return Err(de_error(
@@ -434,10 +579,10 @@ impl<'de> Deserialize<'de> for Step {
                                 format_args!("write `- {word}` on its own"),
                             ));
                         }
-                        if matches!(name, StepName::Connect) {
-                            Step::Connect
-                        } else {
-                            Step::Disconnect
+                        match name {
+                            StepName::Connect => Step::Connect,
+                            StepName::Disconnect => Step::Disconnect,
+                            _ => Step::GetContext,
                         }
                     }
                 };
@@ -451,6 +596,22 @@ impl<'de> Deserialize<'de> for Step {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// `update_context` has either `scope` + `vars` or `context`, not both.
+fn check_update<E: de::Error>(u: UpdateStep) -> Result<UpdateStep, E> {
+    match (&u.scope, &u.vars, &u.context) {
+        (Some(_), Some(_), None) | (None, None, Some(_)) => Ok(u),
+        (_, _, Some(_)) => Err(de_error(
+            &"`update_context` has `context` and also `scope`/`vars`",
+            "use either `scope` + `vars`, or `context: { session: {...}, user: {...} }`",
+        )),
+        (None, Some(_), None) => Err(de_error(
+            &"`update_context` has `vars` but no `scope`",
+            "add `scope: session` (or user, global)",
+        )),
+        (_, None, None) => Err(de_error(&"`update_context` has no variables", UPDATE_FORM)),
     }
 }
 

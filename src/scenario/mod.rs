@@ -34,7 +34,10 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 /// Parses and validates scenario YAML; `origin` labels positions in errors
 /// (usually the file name). `${env:NAME}` comes from the process environment.
 pub fn load_str(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
-    serde_saphyr::from_str::<Scenario>(text).map_err(|e| ScenarioError::from_yaml(&e, text, origin))
+    // NaN/inf and `!!binary` reach context variables, which normalize them.
+    let options = crate::protocol::runtime::normalize::yaml_options();
+    serde_saphyr::from_str_with_options::<Scenario>(text, options)
+        .map_err(|e| ScenarioError::from_yaml(&e, text, origin))
 }
 
 /// Like [`load_str`], but `${env:NAME}` is resolved from `env` only (the

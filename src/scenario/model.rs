@@ -5,6 +5,7 @@
 use super::{fields, Template, TemplateValue};
 use crate::duration::HumanDuration;
 use crate::emulator::EmulatorConfig;
+use crate::protocol::runtime::{Codec, Limits};
 use crate::protocol::socketio::Eio;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -21,6 +22,12 @@ pub struct Scenario {
     /// What each VU does, in order; at least one `send`.
     #[serde(deserialize_with = "fields::steps")]
     pub steps: Vec<Step>,
+    /// The runtime WebSocket for `update_context` / `get_context` steps.
+    #[serde(default)]
+    pub runtime: RuntimeTarget,
+    /// POST every audit record to this URL as well (bounded queue, never blocks the load).
+    #[serde(default)]
+    pub webhook: Option<crate::audit::WebhookConfig>,
     /// Settings for the embedded emulator, used only when `target.url` is absent.
     #[serde(default)]
     pub emulator: Option<EmulatorConfig>,
@@ -107,6 +114,20 @@ pub enum Step {
     Think(ThinkTime),
     /// Leave the namespace and close.
     Disconnect,
+    /// Update context variables of the VU's session over the runtime WebSocket.
+    UpdateContext(UpdateStep),
+    /// Read the VU's session context over the runtime WebSocket.
+    GetContext,
+}
+
+impl Step {
+    /// Whether the step produces a measured sample (a turn or a context update).
+    pub fn is_measured(&self) -> bool {
+        matches!(
+            self,
+            Step::Send(_) | Step::UpdateContext(_) | Step::GetContext
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,4 +172,129 @@ pub struct Expect {
 pub struct ThinkTime {
     pub min: Duration,
     pub max: Duration,
+}
+
+/// Where context updates go and how the runtime connection behaves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeTarget {
+    /// `ws(s)://host/v2/runtime`. Absent = the embedded emulator's runtime.
+    #[serde(deserialize_with = "fields::url")]
+    pub url: Option<Template>,
+    /// OAuth client credentials. Absent with the embedded emulator = its defaults.
+    pub oauth: Option<OAuthSettings>,
+    pub codec: Codec,
+    /// Heartbeat interval, or `off`.
+    #[serde(deserialize_with = "fields::heartbeat")]
+    pub heartbeat: Option<HumanDuration>,
+    #[serde(deserialize_with = "fields::positive_duration")]
+    pub connect_timeout: HumanDuration,
+    /// How long an update waits for its reply.
+    #[serde(deserialize_with = "fields::positive_duration")]
+    pub reply_timeout: HumanDuration,
+    pub reconnect: ReconnectSettings,
+    /// Retries of an update rejected with VERSION_MISMATCH (with the server's version).
+    pub max_conflict_retries: u32,
+    /// Check limits before sending (turn off only to test a server's own checks).
+    pub validate: bool,
+    pub limits: Limits,
+}
+
+impl Default for RuntimeTarget {
+    fn default() -> Self {
+        RuntimeTarget {
+            url: None,
+            oauth: None,
+            codec: Codec::Msgpack,
+            heartbeat: Some(HumanDuration(Duration::from_secs(25))),
+            connect_timeout: HumanDuration(Duration::from_secs(10)),
+            reply_timeout: HumanDuration(Duration::from_secs(10)),
+            reconnect: ReconnectSettings::default(),
+            max_conflict_retries: 3,
+            validate: true,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// OAuth 2.0 client credentials for the runtime token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSettings {
+    pub token_url: Template,
+    pub client_id: Template,
+    /// Secret: use `${env:NAME}`; redacted everywhere.
+    pub client_secret: Template,
+    #[serde(default = "default_scope")]
+    pub scope: String,
+}
+
+fn default_scope() -> String {
+    "runtime:execute context:write".to_string()
+}
+
+/// Reconnect after abnormal closes: wait `backoff × attempt`, at most `max_attempts` tries.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconnectSettings {
+    pub max_attempts: u32,
+    #[serde(deserialize_with = "fields::duration")]
+    pub backoff: HumanDuration,
+}
+
+impl Default for ReconnectSettings {
+    fn default() -> Self {
+        ReconnectSettings {
+            max_attempts: 5,
+            backoff: HumanDuration(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// `update_context`: either `scope` + `vars`, or `context: {scope: {vars}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStep {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Variables (values normalized; strings are templates).
+    #[serde(default, deserialize_with = "fields::context_map")]
+    pub vars: Option<TemplateValue>,
+    /// Variables by scope.
+    #[serde(default, deserialize_with = "fields::context_map")]
+    pub context: Option<TemplateValue>,
+    #[serde(default)]
+    pub version: UpdateVersion,
+    #[serde(default)]
+    pub expect: UpdateExpect,
+    /// Updates sent at once (pipelined, each its own round trip), 1..=10.
+    #[serde(default = "default_parallel", deserialize_with = "fields::parallel")]
+    pub parallel: u32,
+}
+
+fn default_parallel() -> u32 {
+    1
+}
+
+/// `auto` = the VU's last known version of its session; a number = exactly that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpdateVersion {
+    #[default]
+    Auto,
+    Fixed(u64),
+}
+
+/// What counts as success for an update step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateExpect {
+    /// `contextUpdated` (after conflict retries).
+    #[default]
+    Ok,
+    /// `contextRejected` with VERSION_MISMATCH (no retries).
+    Conflict,
+    /// Any `contextRejected` (no retries).
+    Rejected,
 }

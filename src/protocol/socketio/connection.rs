@@ -268,7 +268,10 @@ struct Event {
 
 /// What an event means for a turn.
 enum Kind {
-    Output(Option<String>),
+    Output {
+        text: Option<String>,
+        context_version: Option<u64>,
+    },
     OutputError(String),
     Final(Result<(), String>),
     Exception(String),
@@ -281,12 +284,19 @@ fn classify(ev: &Event) -> Kind {
     let kind = arg.get("type").and_then(Value::as_str);
     match ev.name.as_str() {
         "output" => match kind {
-            Some("output") => Kind::Output(
-                arg.get("data")
-                    .and_then(|d| d.get("text"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-            ),
+            Some("output") => {
+                let data = arg.get("data");
+                Kind::Output {
+                    text: data
+                        .and_then(|d| d.get("text"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    context_version: data
+                        .and_then(|d| d.get("data"))
+                        .and_then(|d| d.get("contextVersion"))
+                        .and_then(Value::as_u64),
+                }
+            }
             Some("error") => Kind::OutputError(error_message(
                 arg.get("data").unwrap_or(&Value::Null),
                 "output of type error",
@@ -511,7 +521,14 @@ impl Connection {
                 Ok(Some(ev)) => ev,
             };
             match classify(&ev) {
-                Kind::Output(text) => turn.outputs.push(Output { at: ev.at, text }),
+                Kind::Output {
+                    text,
+                    context_version,
+                } => turn.outputs.push(Output {
+                    at: ev.at,
+                    text,
+                    context_version,
+                }),
                 Kind::OutputError(msg) => {
                     bot_error.get_or_insert(msg);
                 }
@@ -609,7 +626,7 @@ impl Connection {
 
     fn count_outside_turn(&mut self, ev: &Event) {
         match classify(ev) {
-            Kind::Output(_) | Kind::OutputError(_) => self.counters.unsolicited_outputs += 1,
+            Kind::Output { .. } | Kind::OutputError(_) => self.counters.unsolicited_outputs += 1,
             Kind::Unknown => self.counters.unknown_events += 1,
             Kind::Final(_) | Kind::Exception(_) | Kind::Known => {}
         }
@@ -893,11 +910,17 @@ mod tests {
         use serde_json::json;
         assert!(matches!(
             classify(&ev("output", json!({"type":"output","data":{"text":"hi"}}))),
-            Kind::Output(Some(t)) if t == "hi"
+            Kind::Output { text: Some(t), context_version: None } if t == "hi"
         ));
         assert!(matches!(
-            classify(&ev("output", json!({"type":"output","data":{"data":{}}}))),
-            Kind::Output(None)
+            classify(&ev(
+                "output",
+                json!({"type":"output","data":{"data":{"contextVersion":3}}})
+            )),
+            Kind::Output {
+                text: None,
+                context_version: Some(3)
+            }
         ));
         assert!(matches!(
             classify(&ev("output", json!({"type":"error","data":{"error":{"message":"boom"}}}))),

@@ -76,6 +76,8 @@ pub struct Output {
     pub at: Instant,
     /// `data.text` of the output, if it had one.
     pub text: Option<String>,
+    /// `data.data.contextVersion`: the context version the bot saw (emulator).
+    pub context_version: Option<u64>,
 }
 
 /// How a turn ended.

@@ -1,0 +1,133 @@
+//! Prepares the runtime WebSocket side of a run when the scenario has
+//! `update_context` / `get_context` steps: where to connect, the process-wide
+//! token provider, and the audit log (plus webhook) in the report folder.
+
+use crate::audit::AuditSink;
+use crate::emulator::{EmulatorConfig, RunningEmulator};
+use crate::engine::RuntimePlan;
+use crate::error::CliError;
+use crate::protocol::runtime::connection::{ReconnectPolicy, RuntimeOptions};
+use crate::protocol::runtime::frame::DEFAULT_MAX_PAYLOAD;
+use crate::protocol::runtime::oauth::{OAuthConfig, TokenProvider};
+use crate::scenario::{Scenario, Step, TemplateCtx};
+use crate::secret;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// The runtime side of a run, ready for the engine.
+pub struct RuntimeSetup {
+    pub plan: Arc<RuntimePlan>,
+    pub audit: AuditSink,
+    pub tokens: Arc<TokenProvider>,
+    /// Runtime URL as shown in reports (no token in it).
+    pub shown_url: String,
+    /// Secrets to scrub from anything printed (client secret).
+    pub secrets: Vec<String>,
+}
+
+/// Whether the scenario talks to the runtime WebSocket at all.
+pub fn needs_runtime(s: &Scenario) -> bool {
+    s.steps
+        .iter()
+        .any(|step| matches!(step, Step::UpdateContext(_) | Step::GetContext))
+}
+
+/// Resolves URL and credentials (the embedded emulator's when none are given)
+/// and opens `audit.jsonl` in `out_dir`.
+pub fn setup(
+    s: &Scenario,
+    emulator: Option<(&RunningEmulator, &EmulatorConfig)>,
+    out_dir: &Path,
+) -> Result<RuntimeSetup, CliError> {
+    let ctx = TemplateCtx::default();
+    let rt = &s.runtime;
+    let url = match (&rt.url, emulator) {
+        (Some(url), _) => url.render(&ctx),
+        (None, Some((em, _))) => em.runtime_url(),
+        (None, None) => {
+            return Err(CliError::usage(
+                "the scenario has update_context/get_context steps and a target.url, but no runtime.url: \
+                 add `runtime: { url: wss://…/v2/runtime, oauth: { token_url, client_id, client_secret } }`",
+            ))
+        }
+    };
+    let oauth = match (&rt.oauth, emulator) {
+        (Some(o), _) => {
+            let mut c = OAuthConfig::new(
+                o.token_url.render(&ctx),
+                o.client_id.render(&ctx),
+                o.client_secret.render(&ctx),
+            );
+            c.scope = o.scope.clone();
+            c
+        }
+        (None, Some((em, config))) => OAuthConfig::new(
+            em.token_url(),
+            config.runtime.client_id.clone(),
+            config.runtime.client_secret.clone(),
+        ),
+        (None, None) => {
+            return Err(CliError::usage(
+                "runtime.url is set but runtime.oauth is missing: add \
+                 `oauth: { token_url: …, client_id: …, client_secret: ${env:RUNTIME_CLIENT_SECRET} }`",
+            ))
+        }
+    };
+    let secrets = vec![oauth.client_secret.clone()];
+    let tokens = Arc::new(
+        TokenProvider::new(oauth).map_err(|e| CliError::usage(format!("runtime.oauth: {e}")))?,
+    );
+    let mut options = RuntimeOptions::new(url.clone());
+    options.codec = rt.codec;
+    options.heartbeat = rt.heartbeat.map(|h| h.as_duration());
+    options.connect_timeout = rt.connect_timeout.as_duration();
+    options.reply_timeout = rt.reply_timeout.as_duration();
+    options.reconnect = ReconnectPolicy {
+        max_attempts: rt.reconnect.max_attempts,
+        backoff: rt.reconnect.backoff.as_duration(),
+    };
+    options.max_payload = DEFAULT_MAX_PAYLOAD.max(rt.limits.max_update_json_bytes + 1024);
+    options.limits = rt.limits;
+    options.validate = rt.validate;
+
+    let audit_path = out_dir.join("audit.jsonl");
+    let audit = AuditSink::start(&audit_path, s.webhook.clone())
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let plan = Arc::new(RuntimePlan {
+        options,
+        tokens: tokens.clone(),
+        max_conflict_retries: rt.max_conflict_retries,
+        audit: Some(audit.handle()),
+        warned: Mutex::new(Default::default()),
+    });
+    let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    Ok(RuntimeSetup {
+        plan,
+        audit,
+        tokens,
+        shown_url: secret::scrub(&url, &secret_refs),
+        secrets,
+    })
+}
+
+/// The runtime settings as the manifest shows them (secrets redacted).
+pub fn manifest(rt: &RuntimeSetup, s: &Scenario) -> crate::report::RuntimeManifest {
+    let o = &rt.plan.options;
+    let oauth = rt.tokens.config();
+    crate::report::RuntimeManifest {
+        url: rt.shown_url.clone(),
+        codec: o.codec.as_str().to_string(),
+        heartbeat: s
+            .runtime
+            .heartbeat
+            .map_or_else(|| "off".to_string(), |h| h.to_string()),
+        token_url: oauth.token_url.clone(),
+        client_id: oauth.client_id.clone(),
+        client_secret: secret::redact(&oauth.client_secret),
+        validate: o.validate,
+        max_conflict_retries: rt.plan.max_conflict_retries,
+        reconnect_max_attempts: o.reconnect.max_attempts,
+        reconnect_backoff: crate::duration::HumanDuration(o.reconnect.backoff).to_string(),
+        webhook: s.webhook.as_ref().map(|w| w.redacted_url()),
+    }
+}

@@ -1,0 +1,477 @@
+//! A VU's context-update side: its runtime WebSocket connection, the version
+//! it believes its session has, conflict retries, and the bookkeeping of every
+//! update as exactly one of ok / rejected / invalid / timeout / disconnected /
+//! interrupted — with an audit record per variable and the `context_visible`
+//! link to the next bot output.
+
+use super::Control;
+use crate::audit::AuditHandle;
+use crate::metrics::{Counter, Metric, Recorder, ShardWriter};
+use crate::protocol::runtime::connection::{
+    GetOutcome, RuntimeConnection, RuntimeCounters, RuntimeError, RuntimeOptions, UpdateOutcome,
+    UpdateRequest, UpdateResult,
+};
+use crate::protocol::runtime::oauth::TokenProvider;
+use crate::protocol::runtime::{Context, RejectCode};
+use crate::scenario::{TemplateCtx, UpdateExpect, UpdateStep, UpdateVersion};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Pause after a failed runtime connect before the VU goes on (bounded error rate).
+const RUNTIME_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Everything a VU needs to reach the runtime; shared by all VUs of a run.
+pub struct RuntimePlan {
+    pub options: RuntimeOptions,
+    pub tokens: Arc<TokenProvider>,
+    pub max_conflict_retries: u32,
+    pub audit: Option<AuditHandle>,
+    /// Limit messages already printed, so each distinct one is shown once.
+    pub warned: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for RuntimePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimePlan")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The runtime state of one VU.
+#[derive(Default)]
+pub(super) struct ContextSide {
+    conn: Option<RuntimeConnection>,
+    /// The version the VU believes its session's context has.
+    pub version: u64,
+    /// Version written by the last successful update and when it was sent;
+    /// cleared by the first bot output that shows it (`context_visible`).
+    pub pending_visible: Option<(u64, Instant)>,
+}
+
+/// One logical update being driven through its conflict retries.
+struct Pending {
+    version: u64,
+    attempts: u32,
+}
+
+impl ContextSide {
+    /// A new session: the known version starts over.
+    pub fn new_session(&mut self) {
+        self.version = 0;
+        self.pending_visible = None;
+    }
+
+    /// Runs one `update_context` step for `session_id`.
+    pub async fn update(
+        &mut self,
+        step: &UpdateStep,
+        session_id: &str,
+        ctx: &TemplateCtx,
+        plan: &RuntimePlan,
+        recorder: &Recorder,
+        control: &Control,
+    ) {
+        let context = render_context(step, ctx);
+        let n = step.parallel.max(1) as usize;
+        recorder.add(Counter::UpdatesSent, n as u64);
+        if !self.ensure_connected(plan, recorder, control).await {
+            let mut w = recorder.writer();
+            w.add(Counter::UpdatesDisconnected, n as u64);
+            w.cause("update_not_connected");
+            return;
+        }
+        let start_version = match step.version {
+            UpdateVersion::Auto => self.version,
+            UpdateVersion::Fixed(v) => v,
+        };
+        let mut pending: Vec<Pending> = (0..n)
+            .map(|_| Pending {
+                version: start_version,
+                attempts: 0,
+            })
+            .collect();
+        while !pending.is_empty() {
+            let Some(conn) = self.conn.as_mut() else {
+                let mut w = recorder.writer();
+                w.add(Counter::UpdatesDisconnected, pending.len() as u64);
+                w.cause("update_not_connected");
+                return;
+            };
+            let requests = pending
+                .iter()
+                .map(|p| UpdateRequest {
+                    session_id: session_id.to_string(),
+                    version: p.version,
+                    context: context.clone(),
+                })
+                .collect();
+            let results = tokio::select! {
+                r = conn.update(requests) => Some(r),
+                _ = control.hard.cancelled() => None,
+            };
+            let counters = conn.take_counters();
+            book_counters(&mut recorder.writer(), &counters);
+            let Some(results) = results else {
+                let mut w = recorder.writer();
+                w.add(Counter::UpdatesInterrupted, pending.len() as u64);
+                w.cause("update_interrupted");
+                self.conn = None;
+                return;
+            };
+            let mut retry = Vec::new();
+            let mut lost_connection = false;
+            for (p, result) in pending.into_iter().zip(results) {
+                match self.settle(step, session_id, &context, p, &result, plan, recorder) {
+                    Settled::Done => {}
+                    Settled::Retry(next) => retry.push(next),
+                    Settled::ConnectionLost => lost_connection = true,
+                }
+            }
+            if lost_connection {
+                self.recover(plan, recorder, control).await;
+            }
+            pending = retry;
+        }
+    }
+
+    /// Books one result; says whether the update is finished or retried.
+    #[allow(clippy::too_many_arguments)]
+    fn settle(
+        &mut self,
+        step: &UpdateStep,
+        session_id: &str,
+        context: &Context,
+        p: Pending,
+        result: &UpdateResult,
+        plan: &RuntimePlan,
+        recorder: &Recorder,
+    ) -> Settled {
+        let latency = result
+            .replied_at
+            .map(|at| at.saturating_duration_since(result.sent_at));
+        let mut w = recorder.writer();
+        if let Some(l) = latency {
+            w.record(Metric::ContextUpdate, l);
+        }
+        let audit = |success: bool, previous: &Context, cause: Option<&str>| {
+            if let Some(a) = &plan.audit {
+                let n = a.record_update(
+                    session_id,
+                    context,
+                    previous,
+                    latency.unwrap_or_default(),
+                    success,
+                    cause,
+                );
+                n as u64
+            } else {
+                0
+            }
+        };
+        let empty = Context::new();
+        match &result.outcome {
+            UpdateOutcome::Updated { version, previous } => {
+                self.version = self.version.max(*version);
+                self.pending_visible = Some((*version, result.sent_at));
+                let records = audit(true, previous, None);
+                w.add(Counter::AuditRecords, records);
+                if step.expect == UpdateExpect::Ok {
+                    w.add(Counter::UpdatesOk, 1);
+                } else {
+                    w.add(Counter::UpdatesRejected, 1);
+                    w.cause("update_expected_rejection_but_updated");
+                }
+                Settled::Done
+            }
+            UpdateOutcome::Rejected {
+                code,
+                current_version,
+                ..
+            } => {
+                if *code == RejectCode::VersionMismatch {
+                    w.add(Counter::Conflicts, 1);
+                    if let Some(v) = current_version {
+                        self.version = *v;
+                    }
+                    if step.expect == UpdateExpect::Ok && p.attempts < plan.max_conflict_retries {
+                        w.add(Counter::ConflictRetries, 1);
+                        return Settled::Retry(Pending {
+                            version: current_version.unwrap_or(self.version),
+                            attempts: p.attempts + 1,
+                        });
+                    }
+                }
+                let expected = match step.expect {
+                    UpdateExpect::Ok => false,
+                    UpdateExpect::Conflict => *code == RejectCode::VersionMismatch,
+                    UpdateExpect::Rejected => true,
+                };
+                let cause = format!("update_{}", code.as_str());
+                let records = audit(false, &empty, Some(code.as_str()));
+                w.add(Counter::AuditRecords, records);
+                if expected {
+                    w.add(Counter::UpdatesOk, 1);
+                } else {
+                    w.add(Counter::UpdatesRejected, 1);
+                    w.cause(&cause);
+                }
+                Settled::Done
+            }
+            UpdateOutcome::Invalid(err) => {
+                w.add(Counter::UpdatesInvalid, 1);
+                w.cause("update_invalid");
+                drop(w);
+                warn_once(plan, &format!("update not sent: {err}"));
+                Settled::Done
+            }
+            UpdateOutcome::TooManyInFlight { max } => {
+                w.add(Counter::UpdatesInvalid, 1);
+                w.cause("update_too_many_in_flight");
+                drop(w);
+                warn_once(
+                    plan,
+                    &format!("update not sent: more than {max} updates in flight for one session"),
+                );
+                Settled::Done
+            }
+            UpdateOutcome::NotSent(why) => {
+                w.add(Counter::UpdatesInvalid, 1);
+                w.cause("update_not_sent");
+                drop(w);
+                warn_once(plan, &format!("update not sent: {why}"));
+                Settled::Done
+            }
+            UpdateOutcome::Timeout => {
+                let records = audit(false, &empty, Some("timeout"));
+                w.add(Counter::AuditRecords, records);
+                w.add(Counter::UpdatesTimeout, 1);
+                w.cause("update_timeout");
+                Settled::ConnectionLost
+            }
+            UpdateOutcome::Disconnected(_) => {
+                let records = audit(false, &empty, Some("disconnected"));
+                w.add(Counter::AuditRecords, records);
+                w.add(Counter::UpdatesDisconnected, 1);
+                w.cause("update_disconnected");
+                Settled::ConnectionLost
+            }
+        }
+    }
+
+    /// Runs one `get_context` step.
+    pub async fn get(
+        &mut self,
+        session_id: &str,
+        plan: &RuntimePlan,
+        recorder: &Recorder,
+        control: &Control,
+    ) {
+        if !self.ensure_connected(plan, recorder, control).await {
+            let mut w = recorder.writer();
+            w.add(Counter::GetsFailed, 1);
+            w.cause("get_not_connected");
+            return;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let result = tokio::select! {
+            r = conn.get_context(session_id) => Some(r),
+            _ = control.hard.cancelled() => None,
+        };
+        let counters = conn.take_counters();
+        let lost = {
+            let mut w = recorder.writer();
+            book_counters(&mut w, &counters);
+            let Some(result) = result else {
+                w.add(Counter::GetsFailed, 1);
+                w.cause("get_interrupted");
+                return;
+            };
+            if let Some(at) = result.replied_at {
+                w.record(
+                    Metric::ContextGet,
+                    at.saturating_duration_since(result.sent_at),
+                );
+            }
+            match result.outcome {
+                GetOutcome::Context { version, .. } => {
+                    self.version = version;
+                    w.add(Counter::GetsOk, 1);
+                    false
+                }
+                GetOutcome::Rejected { code, .. } => {
+                    w.add(Counter::GetsFailed, 1);
+                    w.cause(&format!("get_{}", code.as_str()));
+                    false
+                }
+                GetOutcome::NotSent(_) => {
+                    w.add(Counter::GetsFailed, 1);
+                    w.cause("get_not_sent");
+                    false
+                }
+                GetOutcome::Timeout | GetOutcome::Disconnected(_) => {
+                    w.add(Counter::GetsFailed, 1);
+                    w.cause("get_lost");
+                    true
+                }
+            }
+        };
+        if lost {
+            self.recover(plan, recorder, control).await;
+        }
+    }
+
+    /// Keeps the runtime connection alive (heartbeats) while the VU thinks.
+    pub async fn idle(&mut self, dur: Duration) -> Option<RuntimeError> {
+        match self.conn.as_mut() {
+            Some(conn) => conn.idle(dur).await.err(),
+            None => None,
+        }
+    }
+
+    /// Books the counters of a think period; recovers a dropped connection.
+    pub async fn after_idle(
+        &mut self,
+        failure: Option<RuntimeError>,
+        plan: &RuntimePlan,
+        recorder: &Recorder,
+        control: &Control,
+    ) {
+        if let Some(conn) = self.conn.as_mut() {
+            let counters = conn.take_counters();
+            book_counters(&mut recorder.writer(), &counters);
+        }
+        if let Some(err) = failure {
+            recorder.writer().cause(&format!("runtime_{}", err.cause()));
+            self.recover_from(err, plan, recorder, control).await;
+        }
+    }
+
+    pub async fn close(&mut self, recorder: &Recorder) {
+        if let Some(conn) = self.conn.take() {
+            let counters = conn.close().await;
+            book_counters(&mut recorder.writer(), &counters);
+        }
+    }
+
+    async fn ensure_connected(
+        &mut self,
+        plan: &RuntimePlan,
+        recorder: &Recorder,
+        control: &Control,
+    ) -> bool {
+        if self.conn.is_some() {
+            return true;
+        }
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = RuntimeConnection::connect(&plan.options, &plan.tokens) => r,
+            _ = control.soft.cancelled() => return false,
+        };
+        match result {
+            Ok(conn) => {
+                let mut w = recorder.writer();
+                w.record(Metric::RuntimeConnect, started.elapsed());
+                w.add(Counter::RuntimeConnectsOk, 1);
+                self.conn = Some(conn);
+                true
+            }
+            Err(e) => {
+                {
+                    let mut w = recorder.writer();
+                    w.add(Counter::RuntimeConnectErrors, 1);
+                    w.cause(&format!("runtime_connect_{}", e.cause()));
+                }
+                warn_once(plan, &format!("runtime connect failed: {e}"));
+                tokio::select! {
+                    _ = tokio::time::sleep(RUNTIME_RETRY_PAUSE) => {}
+                    _ = control.soft.cancelled() => {}
+                }
+                false
+            }
+        }
+    }
+
+    /// After a timeout or a drop: reconnect by the runtime policy if the
+    /// connection says it is gone, else keep it.
+    async fn recover(&mut self, plan: &RuntimePlan, recorder: &Recorder, control: &Control) {
+        let Some(err) = self.conn.as_ref().and_then(|c| c.failure().cloned()) else {
+            return;
+        };
+        self.recover_from(err, plan, recorder, control).await;
+    }
+
+    async fn recover_from(
+        &mut self,
+        err: RuntimeError,
+        plan: &RuntimePlan,
+        recorder: &Recorder,
+        control: &Control,
+    ) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let result = tokio::select! {
+            r = conn.reconnect(&plan.tokens, &err) => r,
+            _ = control.soft.cancelled() => Err(err),
+        };
+        let counters = conn.take_counters();
+        book_counters(&mut recorder.writer(), &counters);
+        if let Err(e) = result {
+            recorder
+                .writer()
+                .cause(&format!("runtime_reconnect_failed_{}", e.cause()));
+            self.conn = None;
+        }
+    }
+}
+
+enum Settled {
+    Done,
+    Retry(Pending),
+    ConnectionLost,
+}
+
+/// The step's variables, rendered for this VU and iteration, as scope → vars.
+fn render_context(step: &UpdateStep, ctx: &TemplateCtx) -> Context {
+    let mut out = Context::new();
+    let as_map = |v: serde_json::Value| match v {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    if let (Some(scope), Some(vars)) = (&step.scope, &step.vars) {
+        out.insert(scope.clone(), as_map(vars.render(ctx)));
+    }
+    if let Some(context) = &step.context {
+        for (scope, vars) in as_map(context.render(ctx)) {
+            out.insert(scope, as_map(vars));
+        }
+    }
+    out
+}
+
+pub(super) fn book_counters(w: &mut ShardWriter<'_>, c: &RuntimeCounters) {
+    w.add(Counter::RuntimeBytesSent, c.bytes_sent);
+    w.add(Counter::RuntimeBytesReceived, c.bytes_received);
+    w.add(Counter::RuntimeHeartbeats, c.heartbeats_sent);
+    w.add(Counter::ProtocolErrors, c.protocol_errors);
+    w.add(Counter::RuntimeReconnects, c.reconnects);
+    w.add(Counter::TokenRefreshes, c.token_refreshes);
+    for rtt in &c.heartbeat_rtts {
+        w.record(Metric::Heartbeat, *rtt);
+    }
+}
+
+fn warn_once(plan: &RuntimePlan, message: &str) {
+    let first = plan
+        .warned
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(message.to_string());
+    if first {
+        tracing::warn!("{message}");
+    }
+}
