@@ -333,7 +333,10 @@ mod tests {
         assert_eq!(first.gauges(), gauges);
         let stats = first.stats(Metric::FinalPing).expect("final_ping stats");
         assert_eq!(stats.count, 3);
-        assert_eq!(stats.max_us, first.histogram(Metric::FinalPing).unwrap().unwrap().max());
+        assert_eq!(
+            stats.max_us,
+            first.histogram(Metric::FinalPing).unwrap().unwrap().max()
+        );
         assert!(first.stats(Metric::Connect).is_none());
         assert!(first.histogram(Metric::Connect).unwrap().is_none());
         let second = &t.intervals()[1];
@@ -384,7 +387,12 @@ mod tests {
             s.record(Metric::FinalPing, Duration::from_micros(us as u64));
         }
         let mut t = Timeline::new(SystemTime::UNIX_EPOCH, Duration::from_secs(1));
-        t.push(Duration::ZERO, Duration::from_secs(1), &s, Gauges::default());
+        t.push(
+            Duration::ZERO,
+            Duration::from_secs(1),
+            &s,
+            Gauges::default(),
+        );
         let bytes = t.stored_bytes();
         assert!(bytes > 40 && bytes < 3072, "{bytes} bytes");
     }
