@@ -6,11 +6,14 @@
 
 mod process;
 mod recorder;
+pub mod selfcheck;
 mod snapshot;
+mod timeline;
 
 pub use process::{GeneratorUsage, ProcessUsage};
 pub use recorder::{Recorder, ShardWriter};
 pub use snapshot::{MetricSummary, Snapshot};
+pub use timeline::{Gauges, Interval, IntervalStats, Timeline, TimelineError};
 
 /// Latency metrics (names are part of the interface; see README "Metrics").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

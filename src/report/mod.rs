@@ -5,12 +5,16 @@
 
 mod console;
 mod csv_percentiles;
+mod hlog;
 mod json;
 mod manifest;
 mod markdown;
+mod timeseries;
 
 pub use console::print_final_table;
+pub use hlog::{hlog_file_name, write_hlog, write_hlogs};
 pub use manifest::{LoadManifest, Manifest, RuntimeManifest, TargetManifest};
+pub use timeseries::{timeseries_header, write_timeseries, TIMESERIES_FILE};
 
 use crate::metrics::{Counter, GeneratorUsage, Metric, MetricSummary, Snapshot};
 use crate::verdict::RunStatus;
