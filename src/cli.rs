@@ -10,7 +10,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  passed: every turn and connect succeeded
   1  failed: some turns or connects failed
-  2  invalid: nothing was measured (no turn completed)
+  2  invalid: nothing was measured, or the load generator was saturated
   3  usage or configuration error (bad YAML, bad flag, missing env var)
   4  internal error
   130 interrupted by Ctrl-C / SIGTERM (partial reports are written)";
@@ -59,6 +59,17 @@ pub struct RunArgs {
     /// No live progress; only the final table.
     #[arg(long, short)]
     pub quiet: bool,
+    /// What a saturated load generator means: `strict` marks the run invalid
+    /// (exit 2); `warn` reports it loudly but keeps the status.
+    #[arg(long, value_enum, default_value_t = SelfCheckMode::Strict)]
+    pub self_check: SelfCheckMode,
+}
+
+/// How the generator self-check affects the run's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SelfCheckMode {
+    Strict,
+    Warn,
 }
 
 #[derive(Debug, Args)]

@@ -38,8 +38,13 @@ impl RunStatus {
     }
 }
 
-/// The status of a run and one sentence explaining it.
-pub fn judge(totals: &Snapshot, interrupted: bool) -> (RunStatus, String) {
+/// The status of a run and one sentence explaining it. `saturation` holds the
+/// reasons the generator self-check gave when it counts (strict mode).
+pub fn judge(
+    totals: &Snapshot,
+    interrupted: bool,
+    saturation: Option<&[String]>,
+) -> (RunStatus, String) {
     let c = |k: Counter| totals.counter(k);
     let turns_ok = c(Counter::TurnsOk);
     let turns_sent = c(Counter::TurnsSent);
@@ -51,6 +56,15 @@ pub fn judge(totals: &Snapshot, interrupted: bool) -> (RunStatus, String) {
         return (
             RunStatus::Interrupted,
             format!("interrupted: {work} completed before the stop"),
+        );
+    }
+    if let Some(reasons) = saturation.filter(|r| !r.is_empty()) {
+        return (
+            RunStatus::Invalid,
+            format!(
+                "invalid: the load generator was saturated, so its latencies include its own delays ({}); use fewer VUs, a separate `finalping serve` process, or more cores",
+                reasons.join("; ")
+            ),
         );
     }
     if measured == 0 {
@@ -100,22 +114,29 @@ mod tests {
     #[test]
     fn status_follows_the_counts() {
         let mut t = Snapshot::new();
-        assert_eq!(judge(&t, false).0, RunStatus::Invalid);
+        assert_eq!(judge(&t, false, None).0, RunStatus::Invalid);
         t.add(Counter::TurnsSent, 2);
         t.add(Counter::TurnsOk, 2);
-        assert_eq!(judge(&t, false).0, RunStatus::Passed);
-        assert_eq!(judge(&t, true).0, RunStatus::Interrupted);
+        assert_eq!(judge(&t, false, None).0, RunStatus::Passed);
+        assert_eq!(judge(&t, true, None).0, RunStatus::Interrupted);
         t.add(Counter::ConnectErrors, 1);
-        let (status, reason) = judge(&t, false);
+        let (status, reason) = judge(&t, false, None);
         assert_eq!(status, RunStatus::Failed);
         assert!(reason.contains("1 connects failed"), "{reason}");
         t.add(Counter::UpdatesSent, 3);
         t.add(Counter::UpdatesTimeout, 1);
-        let (_, reason) = judge(&t, false);
+        let (_, reason) = judge(&t, false, None);
         assert!(
             reason.contains("0 of 3 updates") && reason.contains("1 updates"),
             "{reason}"
         );
         assert_eq!(status.exit_code(), 1);
+        let reasons = vec!["lag p99 20 ms > 10 ms".to_string()];
+        let (status, reason) = judge(&t, false, Some(&reasons));
+        assert_eq!(status, RunStatus::Invalid);
+        assert!(
+            reason.contains("saturated") && reason.contains("lag p99"),
+            "{reason}"
+        );
     }
 }

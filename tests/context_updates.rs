@@ -38,6 +38,8 @@ async fn run(w: &Workdir, scenario: &str) -> (std::process::Output, serde_json::
         "--out".to_string(),
         out_dir.to_string_lossy().into_owned(),
         "--quiet".to_string(),
+        "--self-check".to_string(),
+        "warn".to_string(),
     ];
     let out = tokio::task::spawn_blocking(move || {
         let child = std::process::Command::new(bin())

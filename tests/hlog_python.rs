@@ -392,3 +392,80 @@ fn rust_interval_log_iterator_reads_the_hlogs() {
         }
     }
 }
+
+/// A real run: the `.hlog` files `finalping run` wrote, decoded by the Python
+/// reader, agree with that run's `summary.json` (total count and p99).
+#[test]
+fn a_real_runs_hlogs_match_its_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("s.yaml");
+    std::fs::write(
+        &scenario,
+        "name: hlog\nmetrics: {interval: 250ms}\nload: {vus: 8, duration: 2s}\nsteps:\n  - send: {text: hi}\n  - think: 10ms\nemulator: {delay: \"uniform(2ms, 20ms)\", outputs: 2}\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("r");
+    let out = run(
+        Command::new(env!("CARGO_BIN_EXE_finalping"))
+            .arg("run")
+            .arg(&scenario)
+            .arg("--out")
+            .arg(&out_dir)
+            .args(["--quiet", "--self-check", "warn"]),
+        "finalping run",
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
+    let names = ["final_ping", "first_output", "output_gap", "connect"];
+    let files: Vec<PathBuf> = names
+        .iter()
+        .map(|n| out_dir.join(format!("{n}.hlog")))
+        .collect();
+    let py = run(
+        Command::new(python())
+            .arg(repo("tests/python/check_hlog.py"))
+            .args(&files),
+        "tests/python/check_hlog.py",
+        CHECK_LIMIT,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let json: serde_json::Value = serde_json::from_slice(&py.stdout).expect("JSON");
+    for name in names {
+        let got = &json[format!("{name}.hlog")];
+        let want = &summary["metrics"][name];
+        assert_eq!(got["total_count"], want["count"], "{name}: {got} vs {want}");
+        // The summary's p99 is the value at rank ceil(0.99 × count) of the
+        // decoded buckets (the two libraries round that rank differently, so
+        // compare the summary against the decoded data, not the two p99s).
+        let buckets: Vec<(u64, u64)> = got["recorded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
+            .collect();
+        let total: u64 = buckets.iter().map(|b| b.1).sum();
+        let rank = (0.99 * total as f64).ceil() as u64;
+        let mut seen = 0;
+        let decoded_p99 = buckets
+            .iter()
+            .find(|(_, n)| {
+                seen += n;
+                seen >= rank
+            })
+            .map(|b| b.0)
+            .unwrap();
+        let want_us = ms_to_us(want["p99_ms"].as_f64().unwrap());
+        assert!(
+            close(decoded_p99, want_us),
+            "{name} p99: decoded {decoded_p99} µs vs summary {want_us} µs"
+        );
+    }
+}

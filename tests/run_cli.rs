@@ -320,6 +320,7 @@ fn ctrl_c_writes_partial_reports_marked_interrupted() {
             "--out",
             out_dir.to_str().unwrap(),
         ])
+        .args(SELF_CHECK_WARN)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -365,6 +366,7 @@ fn url_token_never_appears_in_output_or_reports() {
             "--out",
             out_dir.to_str().unwrap(),
         ])
+        .args(SELF_CHECK_WARN)
         .env("FINALPING_TEST_URL_TOKEN", secret)
         .env("RUST_LOG", "finalping=debug")
         .stdin(Stdio::null())

@@ -3,7 +3,7 @@
 //! given, run the engine, write the reports and pick the exit code.
 
 use super::{runtime_setup, signals};
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, SelfCheckMode};
 use crate::emulator::{self, RunningEmulator};
 use crate::engine::{self, Plan, ProgressMode};
 use crate::error::CliError;
@@ -125,7 +125,9 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         None => None,
     };
 
-    let (status, reason) = verdict::judge(&outcome.totals, outcome.interrupted);
+    let saturation =
+        (args.self_check == SelfCheckMode::Strict).then_some(outcome.self_check.reasons.as_slice());
+    let (status, reason) = verdict::judge(&outcome.totals, outcome.interrupted, saturation);
     let mut secrets = vec![url_token.as_str()];
     if let Some(rt) = &runtime_manifest {
         secrets.extend(rt.1.iter().map(String::as_str));
@@ -148,9 +150,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         outcome.elapsed.as_secs_f64(),
         outcome.peak_vus,
         generator,
+        outcome.self_check,
         manifest,
     );
     report.context = context;
+    report.timeline = Some(Arc::new(outcome.timeline));
     report::write_all(&report, &out_dir).map_err(|e| CliError::internal(e.to_string()))?;
     report::print_final_table(&report);
     println!("reports: {}", out_dir.display());

@@ -1,42 +1,64 @@
 //! Ctrl-C / SIGTERM handling: the first signal cancels the token (stop new
-//! work, write partial reports); a second one exits at once.
+//! work, write partial reports); a second one exits at once. The handlers are
+//! registered before `install` returns, so no signal can slip past them.
 
 use crate::error::exit;
 use tokio_util::sync::CancellationToken;
 
-/// Spawns the listener; returns the token that the first signal cancels.
+/// Registers the handlers and returns the token that the first signal cancels.
 pub fn install() -> CancellationToken {
     let token = CancellationToken::new();
     let first = token.clone();
+    let mut signals = Signals::register();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.recv().await;
         eprintln!("\ninterrupted: stopping new work, giving in-flight turns their grace period, then writing reports (press Ctrl-C again to exit at once)");
         first.cancel();
-        wait_for_signal().await;
+        signals.recv().await;
         eprintln!("interrupted twice: exiting now without reports");
         std::process::exit(exit::INTERRUPTED);
     });
     token
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM streams, registered on creation.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn register() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = signal(SignalKind::interrupt())
+                .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                .ok();
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        match &mut self.streams {
+            Some((int, term)) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = int.recv() => {}
                     _ = term.recv() => {}
                 }
             }
-            Err(_) => {
+            None => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

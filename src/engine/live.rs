@@ -4,7 +4,8 @@
 //! `--quiet`.
 
 use super::{Control, Plan};
-use crate::metrics::{Counter, Metric, Recorder, Snapshot};
+use crate::metrics::selfcheck::{GeneratorMonitor, SelfCheckConfig, SelfCheckSummary};
+use crate::metrics::{Counter, Metric, Recorder, Snapshot, Timeline};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
@@ -20,11 +21,17 @@ pub enum ProgressMode {
     Quiet,
 }
 
-const TICK: Duration = Duration::from_secs(1);
 const PLAIN_LINE_EVERY: Duration = Duration::from_secs(5);
 
+/// What the collector hands back at the end of a run.
+pub(super) struct Collected {
+    pub totals: Snapshot,
+    pub timeline: Timeline,
+    pub self_check: SelfCheckSummary,
+}
+
 pub(super) struct Live {
-    task: tokio::task::JoinHandle<Snapshot>,
+    task: tokio::task::JoinHandle<Collected>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -40,10 +47,11 @@ impl Live {
         Live { task, stop }
     }
 
-    /// Stops the collector and returns the complete run totals (a last drain included).
-    pub async fn finish(self) -> Snapshot {
+    /// Stops the collector and returns the run totals (a last drain included),
+    /// the per-interval timeline and the generator self-check.
+    pub async fn finish(self) -> Option<Collected> {
         let _ = self.stop.send(());
-        self.task.await.unwrap_or_default()
+        self.task.await.ok()
     }
 }
 
@@ -53,11 +61,30 @@ async fn collect(
     control: Arc<Control>,
     mode: ProgressMode,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
-) -> Snapshot {
+) -> Collected {
+    let settings = plan.scenario.metrics;
+    let tick = settings.interval.as_duration();
     let mut totals = Snapshot::new();
+    let mut timeline = Timeline::new(std::time::SystemTime::now(), tick);
+    let mut monitor = GeneratorMonitor::start(SelfCheckConfig {
+        lag_p99_budget: settings.lag_p99_budget.as_duration(),
+        cpu_window_intervals: settings.cpu_saturation_intervals,
+        ..SelfCheckConfig::default()
+    });
     let display = Display::new(&plan, mode);
     let started = Instant::now();
-    let mut ticker = tokio::time::interval(TICK);
+    let mut interval_start = Duration::ZERO;
+    // One interval of the timeline: drain, account, sample the generator.
+    let mut close_interval = |totals: &mut Snapshot, timeline: &mut Timeline| {
+        let drained = recorder.drain();
+        totals.merge(&drained);
+        let now = started.elapsed();
+        let sample = monitor.sample_interval();
+        let active = control.active_vus.load(Ordering::Relaxed);
+        timeline.push(interval_start, now, &drained, sample.gauges(active));
+        interval_start = now;
+    };
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_done = 0u64;
     let mut last_tick = Instant::now();
@@ -66,7 +93,7 @@ async fn collect(
             _ = ticker.tick() => {}
             _ = &mut stopped => break,
         }
-        totals.merge(&recorder.drain());
+        close_interval(&mut totals, &mut timeline);
         let turns = totals.counter(Counter::TurnsOk) + totals.turns_failed();
         let updates = totals.counter(Counter::UpdatesOk) + totals.updates_failed();
         let done =
@@ -90,9 +117,13 @@ async fn collect(
                 + totals.counter(Counter::RuntimeConnectErrors),
         });
     }
-    totals.merge(&recorder.drain());
+    close_interval(&mut totals, &mut timeline);
     display.finish();
-    totals
+    Collected {
+        totals,
+        timeline,
+        self_check: monitor.finish(),
+    }
 }
 
 struct Progress {

@@ -11,7 +11,8 @@ mod vu;
 pub use context::RuntimePlan;
 pub use live::ProgressMode;
 
-use crate::metrics::{Recorder, Snapshot};
+use crate::metrics::selfcheck::SelfCheckSummary;
+use crate::metrics::{Recorder, Snapshot, Timeline};
 use crate::scenario::Scenario;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -58,6 +59,10 @@ impl Plan {
 #[derive(Debug)]
 pub struct EngineOutcome {
     pub totals: Snapshot,
+    /// Per-interval histograms, counters and generator gauges.
+    pub timeline: Timeline,
+    /// Scheduler lag, CPU and RSS of the generator, and whether it saturated.
+    pub self_check: SelfCheckSummary,
     pub elapsed: Duration,
     /// Stopped by Ctrl-C/SIGTERM rather than by its own schedule.
     pub interrupted: bool,
@@ -149,9 +154,23 @@ pub async fn run(
     }
     supervisor.abort();
     let elapsed = started.elapsed();
-    let totals = live.finish().await;
+    let collected = live.finish().await;
+    let (totals, timeline, self_check) = match collected {
+        Some(c) => (c.totals, c.timeline, c.self_check),
+        // The collector task panicked: report what is still in the recorder.
+        None => (
+            recorder.drain(),
+            Timeline::new(
+                std::time::SystemTime::now(),
+                plan.scenario.metrics.interval.as_duration(),
+            ),
+            crate::metrics::selfcheck::SelfCheck::new(Default::default()).summary(),
+        ),
+    };
     EngineOutcome {
         totals,
+        timeline,
+        self_check,
         elapsed,
         interrupted: interrupt.is_cancelled(),
         peak_vus: control.peak_vus.load(Ordering::Relaxed),

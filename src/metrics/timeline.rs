@@ -106,6 +106,7 @@ pub struct Interval {
     end: Duration,
     counters: [u64; Counter::ALL.len()],
     turns_failed: u64,
+    updates_failed: u64,
     gauges: Gauges,
     /// Only metrics with at least one sample, in `Metric::ALL` order.
     metrics: Vec<MetricInterval>,
@@ -140,6 +141,12 @@ impl Interval {
     /// (same definition as [`Snapshot::turns_failed`]).
     pub fn turns_failed(&self) -> u64 {
         self.turns_failed
+    }
+
+    /// Context updates that ended in any way other than ok during this interval
+    /// (same definition as [`Snapshot::updates_failed`]).
+    pub fn updates_failed(&self) -> u64 {
+        self.updates_failed
     }
 
     /// Percentiles of `metric` in this interval; `None` when it had no samples.
@@ -239,6 +246,7 @@ impl Timeline {
             end: end_offset,
             counters,
             turns_failed: interval.turns_failed(),
+            updates_failed: interval.updates_failed(),
             gauges,
             metrics,
         });

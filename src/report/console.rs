@@ -111,6 +111,23 @@ pub fn final_table(r: &RunReport) -> String {
             ""
         }
     );
+    let sc = &r.self_check;
+    let _ = writeln!(
+        s,
+        "self-check: scheduler lag p50 {:.3} ms, p99 {:.3} ms (budget {:.3} ms), CPU max {:.0}% of {} cores",
+        sc.lag_p50_us as f64 / 1000.0,
+        sc.lag_p99_us as f64 / 1000.0,
+        sc.lag_p99_budget_us as f64 / 1000.0,
+        sc.cpu_percent_max,
+        sc.cpu_cores
+    );
+    if sc.saturated {
+        let _ = writeln!(
+            s,
+            "!!! THE LOAD GENERATOR WAS SATURATED: {} — its latencies include its own delays",
+            sc.reasons.join("; ")
+        );
+    }
     let _ = writeln!(s, "{}", r.status_reason);
     s
 }

@@ -28,6 +28,13 @@ impl Exporter for SummaryMarkdown {
             r.peak_vus,
             r.turns_per_sec()
         )?;
+        if r.self_check.saturated {
+            writeln!(
+                out,
+                "> **The load generator was saturated**: {}. Its latencies include its own delays.\n",
+                r.self_check.reasons.join("; ")
+            )?;
+        }
         writeln!(out, "## Latency (ms)\n")?;
         writeln!(
             out,

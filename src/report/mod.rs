@@ -16,12 +16,14 @@ pub use hlog::{hlog_file_name, write_hlog, write_hlogs};
 pub use manifest::{LoadManifest, Manifest, RuntimeManifest, TargetManifest};
 pub use timeseries::{timeseries_header, write_timeseries, TIMESERIES_FILE};
 
-use crate::metrics::{Counter, GeneratorUsage, Metric, MetricSummary, Snapshot};
+use crate::metrics::selfcheck::SelfCheckSummary;
+use crate::metrics::{Counter, GeneratorUsage, Metric, MetricSummary, Snapshot, Timeline};
 use crate::verdict::RunStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Version of the `summary.json` schema; bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -46,6 +48,12 @@ pub struct RunReport {
     pub errors: BTreeMap<String, u64>,
     /// What the run cost the load generator (client side).
     pub generator: GeneratorUsage,
+    /// Scheduler lag, CPU and RSS of the generator over the run, and whether
+    /// it saturated (then the run is invalid unless `--self-check warn`).
+    pub self_check: SelfCheckSummary,
+    /// Per-interval data behind `timeseries.csv` and the `.hlog` files.
+    #[serde(skip)]
+    pub timeline: Option<Arc<Timeline>>,
     /// Context updates over the runtime WebSocket, when the scenario had any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<ContextReport>,
@@ -64,6 +72,7 @@ impl RunReport {
         duration_s: f64,
         peak_vus: u64,
         generator: GeneratorUsage,
+        self_check: SelfCheckSummary,
         manifest: Manifest,
     ) -> RunReport {
         RunReport {
@@ -85,6 +94,8 @@ impl RunReport {
                 .collect(),
             errors: totals.causes().clone(),
             generator,
+            self_check,
+            timeline: None,
             context: None,
             manifest,
         }
@@ -168,6 +179,24 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportE
             source,
         })?;
         written.push(path);
+    }
+    if let Some(timeline) = &report.timeline {
+        let path = dir.join(TIMESERIES_FILE);
+        let result = std::fs::File::create(&path).and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            write_timeseries(timeline, &mut w)?;
+            w.flush()
+        });
+        result.map_err(|source| ReportError {
+            path: path.clone(),
+            source,
+        })?;
+        written.push(path);
+        let hlogs = write_hlogs(timeline, dir).map_err(|source| ReportError {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        written.extend(hlogs);
     }
     Ok(written)
 }

@@ -26,20 +26,18 @@ use std::io::{self, Write};
 /// File name inside the run folder.
 pub const TIMESERIES_FILE: &str = "timeseries.csv";
 
-/// Latency metrics with percentile columns, by interface name.
-const MAIN_METRICS: [&str; 4] = ["final_ping", "first_output", "connect", "context_update"];
-/// Metric behind `schedule_lag_p99_ms`.
+/// Latency metrics with percentile columns.
+const MAIN_METRICS: [Metric; 4] = [
+    Metric::FinalPing,
+    Metric::FirstOutput,
+    Metric::Connect,
+    Metric::ContextUpdate,
+];
+/// Metric behind `schedule_lag_p99_ms` (open executors; absent until then).
 const SCHEDULE_LAG: &str = "schedule_lag";
-/// Counters behind `updates_completed` / `updates_failed`.
-const UPDATES_COMPLETED: &str = "updates_ok";
-const UPDATES_FAILED: &str = "updates_failed";
 
 fn metric_named(name: &str) -> Option<Metric> {
     Metric::ALL.iter().copied().find(|m| m.name() == name)
-}
-
-fn counter_named(name: &str) -> Option<Counter> {
-    Counter::ALL.iter().copied().find(|c| c.name() == name)
 }
 
 /// The header row.
@@ -60,7 +58,7 @@ pub fn timeseries_header() -> Vec<String> {
     .collect();
     for m in MAIN_METRICS {
         for q in ["p50", "p90", "p99", "max"] {
-            cols.push(format!("{m}_{q}_ms"));
+            cols.push(format!("{}_{q}_ms", m.name()));
         }
     }
     for c in [
@@ -79,8 +77,6 @@ fn us_as_ms(us: u64) -> String {
 }
 
 fn row(i: &Interval) -> Vec<String> {
-    let counter_cell =
-        |name: &str| counter_named(name).map_or_else(String::new, |c| i.counter(c).to_string());
     let g = i.gauges();
     let mut cells = vec![
         format!("{:.3}", i.start().as_secs_f64()),
@@ -90,11 +86,11 @@ fn row(i: &Interval) -> Vec<String> {
         i.counter(Counter::TurnsOk).to_string(),
         i.turns_failed().to_string(),
         i.counter(Counter::Outputs).to_string(),
-        counter_cell(UPDATES_COMPLETED),
-        counter_cell(UPDATES_FAILED),
+        (i.counter(Counter::UpdatesOk) + i.updates_failed()).to_string(),
+        i.updates_failed().to_string(),
     ];
-    for name in MAIN_METRICS {
-        match metric_named(name).and_then(|m| i.stats(m)) {
+    for m in MAIN_METRICS {
+        match i.stats(m) {
             Some(s) => cells.extend([s.p50_us, s.p90_us, s.p99_us, s.max_us].map(us_as_ms)),
             None => cells.extend(std::iter::repeat_n(String::new(), 4)),
         }

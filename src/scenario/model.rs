@@ -31,6 +31,9 @@ pub struct Scenario {
     /// Settings for the embedded emulator, used only when `target.url` is absent.
     #[serde(default)]
     pub emulator: Option<EmulatorConfig>,
+    /// Time-series interval and the generator self-check budgets.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
     /// Seed for think-time jitter and other randomness (CLI `--seed` overrides).
     #[serde(default)]
     pub seed: Option<u64>,
@@ -297,4 +300,28 @@ pub enum UpdateExpect {
     Conflict,
     /// Any `contextRejected` (no retries).
     Rejected,
+}
+
+/// How the run measures itself over time.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Length of one row of `timeseries.csv` / one interval of the `.hlog` files.
+    #[serde(deserialize_with = "fields::positive_duration")]
+    pub interval: HumanDuration,
+    /// The run is invalid when the scheduler lag p99 (a 10 ms probe's overshoot) exceeds this.
+    #[serde(deserialize_with = "fields::positive_duration")]
+    pub lag_p99_budget: HumanDuration,
+    /// ... or when CPU stays at ≥ 95 % of the usable cores for this many intervals in a row.
+    pub cpu_saturation_intervals: u32,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            interval: HumanDuration(Duration::from_secs(1)),
+            lag_p99_budget: HumanDuration(Duration::from_millis(10)),
+            cpu_saturation_intervals: 5,
+        }
+    }
 }
