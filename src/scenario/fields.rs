@@ -106,6 +106,13 @@ pub(crate) fn vus<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     })
 }
 
+/// `load`: the fields, then whether they fit the executor.
+pub(crate) fn load<'de, D: Deserializer<'de>>(d: D) -> Result<super::Load, D::Error> {
+    let load = super::Load::deserialize(d)?;
+    load.check().map_err(|(what, hint)| de_error(&what, hint))?;
+    Ok(load)
+}
+
 /// `load.iterations`: absent/null or >= 1.
 pub(crate) fn iterations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     d.deserialize_any(PositiveInt {
