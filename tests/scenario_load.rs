@@ -92,7 +92,7 @@ const CASES: &[Expected] = &[
         message: "unknown field `durration`",
         hints: &[
             "did you mean `duration`?",
-            "valid fields here: vus, duration, iterations, ramp_up, grace",
+            "valid fields here: executor, vus, duration, iterations, ramp_up, grace, start_vus",
         ],
     },
     Expected {
