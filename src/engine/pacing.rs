@@ -1,8 +1,11 @@
 //! When VUs work: the executors. Closed executors let each VU loop its
 //! iterations; `ramping-vus` moves a target number of active VUs along the
 //! stages; the arrival-rate executors start conversations on a schedule
-//! (uniform or seeded Poisson) on whichever VU is idle, and count an arrival
-//! that finds none as `dropped` — they never slow down to match the target.
+//! (uniform or seeded Poisson) on whichever VU is idle. An arrival that finds
+//! every VU busy waits in a backlog (at most `BACKLOG_PER_VU` × `max_vus`)
+//! and starts late, its lateness recorded as `schedule_lag`; one that finds
+//! the backlog full, or is still waiting when the run ends, is `dropped`. The
+//! schedule itself never slows down.
 
 use super::Control;
 use crate::metrics::{Counter, Recorder};
@@ -10,12 +13,15 @@ use crate::scenario::{Arrival, Executor, Load};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Exp};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 /// How often the ramping controller moves its target.
 const RAMP_STEP: Duration = Duration::from_millis(50);
+/// Arrivals that may wait for a busy VU, per VU of `max_vus`.
+pub const BACKLOG_PER_VU: usize = 10;
 /// While the arrival rate is 0, look again after this long.
 const IDLE_RATE_STEP: Duration = Duration::from_millis(10);
 
@@ -114,7 +120,7 @@ pub(super) enum Pacing {
     /// Run one conversation per job.
     Open {
         jobs: mpsc::Receiver<Job>,
-        idle: Arc<IdlePool>,
+        dispatch: Arc<Dispatch>,
     },
 }
 
@@ -124,21 +130,68 @@ pub(super) struct Job {
     pub intended: Instant,
 }
 
-/// VUs waiting for a conversation, by index (a tiny mutex: one push and one
-/// pop per conversation).
-#[derive(Default)]
-pub(super) struct IdlePool(Mutex<Vec<usize>>);
+/// Idle VUs (by index) and arrivals waiting for one; a tiny mutex taken once
+/// per arrival and once per finished conversation.
+pub(super) struct Dispatch {
+    state: Mutex<DispatchState>,
+    backlog_cap: usize,
+}
 
-impl IdlePool {
-    pub fn push(&self, index: usize) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(index);
+#[derive(Default)]
+struct DispatchState {
+    idle: Vec<usize>,
+    backlog: VecDeque<Job>,
+}
+
+/// What became of an arrival.
+enum Placed {
+    /// Handed to this idle VU.
+    Vu(usize),
+    Queued,
+    Dropped,
+}
+
+impl Dispatch {
+    fn new(vus: usize) -> Dispatch {
+        Dispatch {
+            state: Mutex::new(DispatchState::default()),
+            backlog_cap: vus.saturating_mul(BACKLOG_PER_VU),
+        }
     }
 
-    fn pop(&self) -> Option<usize> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).pop()
+    fn lock(&self) -> std::sync::MutexGuard<'_, DispatchState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn place(&self, job: Job) -> Placed {
+        let mut st = self.lock();
+        if let Some(vu) = st.idle.pop() {
+            return Placed::Vu(vu);
+        }
+        if st.backlog.len() < self.backlog_cap {
+            st.backlog.push_back(job);
+            Placed::Queued
+        } else {
+            Placed::Dropped
+        }
+    }
+
+    /// A VU is free: the oldest waiting arrival, or `None` after it is marked idle.
+    pub fn next_or_idle(&self, vu: usize) -> Option<Job> {
+        let mut st = self.lock();
+        let job = st.backlog.pop_front();
+        if job.is_none() {
+            st.idle.push(vu);
+        }
+        job
+    }
+
+    /// Arrivals still waiting when the run ends.
+    fn drain_backlog(&self) -> usize {
+        let mut st = self.lock();
+        let n = st.backlog.len();
+        st.backlog.clear();
+        n
     }
 }
 
@@ -163,7 +216,7 @@ pub(super) fn start(
             stages,
             poisson,
         } => {
-            let idle = Arc::new(IdlePool::default());
+            let dispatch = Arc::new(Dispatch::new(vus));
             let (senders, pacings): (Vec<_>, Vec<_>) = (0..vus)
                 .map(|_| {
                     let (tx, rx) = mpsc::channel(1);
@@ -171,7 +224,7 @@ pub(super) fn start(
                         tx,
                         Pacing::Open {
                             jobs: rx,
-                            idle: idle.clone(),
+                            dispatch: dispatch.clone(),
                         },
                     )
                 })
@@ -183,7 +236,7 @@ pub(super) fn start(
                 started,
                 seed,
             };
-            tokio::spawn(arrivals.run(senders, idle, recorder, control));
+            tokio::spawn(arrivals.run(senders, dispatch, recorder, control));
             pacings
         }
     }
@@ -220,13 +273,28 @@ struct Arrivals {
 }
 
 impl Arrivals {
-    /// Starts conversations until the stages end or the run stops.
+    /// Starts conversations until the stages end or the run stops; then
+    /// counts what is still waiting as dropped.
     async fn run(
         self,
         senders: Vec<mpsc::Sender<Job>>,
-        idle: Arc<IdlePool>,
+        dispatch: Arc<Dispatch>,
         recorder: Arc<Recorder>,
         control: Arc<Control>,
+    ) {
+        self.schedule(&senders, &dispatch, &recorder, &control)
+            .await;
+        control.soft.cancelled().await;
+        let left = dispatch.drain_backlog();
+        recorder.add(Counter::Dropped, left as u64);
+    }
+
+    async fn schedule(
+        &self,
+        senders: &[mpsc::Sender<Job>],
+        dispatch: &Dispatch,
+        recorder: &Recorder,
+        control: &Control,
     ) {
         let total: Duration = self.stages.iter().map(|s| s.0).sum();
         let mut rng = StdRng::seed_from_u64(self.seed ^ 0xA5A5_5A5A_0F0F_F0F0);
@@ -253,11 +321,13 @@ impl Arrivals {
                 _ = tokio::time::sleep_until(intended.into()) => {}
                 _ = control.soft.cancelled() => return,
             }
-            let sent = idle
-                .pop()
-                .and_then(|i| senders.get(i))
-                .is_some_and(|tx| tx.try_send(Job { intended }).is_ok());
-            if !sent {
+            let job = Job { intended };
+            let started = match dispatch.place(job) {
+                Placed::Vu(i) => senders.get(i).is_some_and(|tx| tx.try_send(job).is_ok()),
+                Placed::Queued => true,
+                Placed::Dropped => false,
+            };
+            if !started {
                 recorder.add(Counter::Dropped, 1);
             }
         }

@@ -4,7 +4,7 @@
 //! interrupted) in the recorder.
 
 use super::context::ContextSide;
-use super::pacing::{IdlePool, Job, Pacing};
+use super::pacing::{Dispatch, Job, Pacing};
 use super::{Control, Plan};
 use crate::metrics::{Counter, Metric, Recorder, ShardWriter};
 use crate::protocol::socketio::{
@@ -53,7 +53,7 @@ pub(super) async fn run_vu(
             control.vu_finished();
         }
         Pacing::Ramping(target) => user.run_ramping(target).await,
-        Pacing::Open { jobs, idle } => user.run_open(jobs, &idle).await,
+        Pacing::Open { jobs, dispatch } => user.run_open(jobs, &dispatch).await,
     }
 }
 
@@ -122,13 +122,15 @@ impl VirtualUser<'_> {
     }
 
     /// Arrival-rate executors: one conversation per job, timed from its intended start.
-    async fn run_open(&mut self, mut jobs: mpsc::Receiver<Job>, idle: &IdlePool) {
+    async fn run_open(&mut self, mut jobs: mpsc::Receiver<Job>, dispatch: &Dispatch) {
         let index = (self.vu - 1) as usize;
-        loop {
-            idle.push(index);
-            let job = tokio::select! {
-                job = jobs.recv() => job,
-                _ = self.control.soft.cancelled() => None,
+        while !self.control.soft.is_cancelled() {
+            let job = match dispatch.next_or_idle(index) {
+                Some(waiting) => Some(waiting),
+                None => tokio::select! {
+                    job = jobs.recv() => job,
+                    _ = self.control.soft.cancelled() => None,
+                },
             };
             let Some(job) = job else { break };
             let lag = Instant::now().saturating_duration_since(job.intended);
