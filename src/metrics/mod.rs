@@ -8,11 +8,13 @@ mod process;
 mod recorder;
 pub mod selfcheck;
 mod snapshot;
+mod tags;
 mod timeline;
 
 pub use process::{GeneratorUsage, ProcessUsage};
 pub use recorder::{Recorder, ShardWriter};
 pub use snapshot::{MetricSummary, Snapshot};
+pub use tags::{TagData, TagId, TAGGED};
 pub use timeline::{Gauges, Interval, IntervalStats, Timeline, TimelineError};
 
 /// Latency metrics (names are part of the interface; see README "Metrics").
