@@ -78,9 +78,15 @@ impl VirtualUser<'_> {
     async fn run(&mut self) {
         let mut iteration = 0u64;
         while self.plan.iterations.is_none_or(|n| iteration < n) {
+            let Ok(rows) = self.plan.feeders.pick(self.vu, iteration, &mut self.rng) else {
+                // A `unique` feeder is used up (logged once by `pick`): this VU is done.
+                self.recorder.writer().cause("feeder_exhausted");
+                return;
+            };
             let ctx = TemplateCtx {
                 vu: self.vu,
                 iteration,
+                rows: Some(&rows),
             };
             for step in &self.plan.scenario.steps {
                 if self.control.soft.is_cancelled() {
@@ -94,7 +100,7 @@ impl VirtualUser<'_> {
         }
     }
 
-    async fn step(&mut self, step: &Step, ctx: &TemplateCtx) -> Flow {
+    async fn step(&mut self, step: &Step, ctx: &TemplateCtx<'_>) -> Flow {
         match step {
             Step::Connect => {
                 if let Some(old) = self.conn.take() {
@@ -155,7 +161,7 @@ impl VirtualUser<'_> {
     }
 
     /// Starts a new conversation: fresh ids from the templates.
-    fn new_session(&mut self, ctx: &TemplateCtx) -> Session {
+    fn new_session(&mut self, ctx: &TemplateCtx<'_>) -> Session {
         let target = &self.plan.scenario.target;
         let session = Session {
             user_id: target.user_id.render(ctx),
@@ -167,14 +173,14 @@ impl VirtualUser<'_> {
     }
 
     /// The current conversation, started if there is none yet.
-    fn session(&mut self, ctx: &TemplateCtx) -> Session {
+    fn session(&mut self, ctx: &TemplateCtx<'_>) -> Session {
         match &self.session {
             Some(s) => s.clone(),
             None => self.new_session(ctx),
         }
     }
 
-    async fn connect(&mut self, ctx: &TemplateCtx) -> Flow {
+    async fn connect(&mut self, ctx: &TemplateCtx<'_>) -> Flow {
         let session = self.session(ctx);
         let target = &self.plan.scenario.target;
         let opts = ConnectOptions {
@@ -216,7 +222,7 @@ impl VirtualUser<'_> {
         }
     }
 
-    async fn send(&mut self, send: &SendStep, ctx: &TemplateCtx) -> Flow {
+    async fn send(&mut self, send: &SendStep, ctx: &TemplateCtx<'_>) -> Flow {
         let Some(conn) = self.conn.as_mut() else {
             return Flow::Continue;
         };
@@ -315,7 +321,7 @@ fn record_visibility(w: &mut ShardWriter<'_>, turn: &Turn, pending: &mut Option<
 }
 
 /// Records one finished turn; returns whether the connection is still usable.
-fn record_turn(w: &mut ShardWriter<'_>, turn: &Turn, send: &SendStep, ctx: &TemplateCtx) -> bool {
+fn record_turn(w: &mut ShardWriter<'_>, turn: &Turn, send: &SendStep, ctx: &TemplateCtx<'_>) -> bool {
     w.add(Counter::Outputs, turn.outputs.len() as u64);
     if let Some(first) = turn.outputs.first() {
         w.record(
@@ -366,7 +372,7 @@ fn record_turn(w: &mut ShardWriter<'_>, turn: &Turn, send: &SendStep, ctx: &Temp
 }
 
 /// The cause name of the first failed `expect` check, if any.
-fn expectation_failure(turn: &Turn, send: &SendStep, ctx: &TemplateCtx) -> Option<&'static str> {
+fn expectation_failure(turn: &Turn, send: &SendStep, ctx: &TemplateCtx<'_>) -> Option<&'static str> {
     let expect = send.expect.as_ref()?;
     if let Some(min) = expect.min_outputs {
         if (turn.outputs.len() as u64) < u64::from(min) {
