@@ -161,7 +161,7 @@ impl VirtualUser<'_> {
     }
 
     /// Starts a new conversation: fresh ids from the templates.
-    fn new_session(&mut self, ctx: &TemplateCtx<'_>) -> Session {
+    fn new_session(&mut self, ctx: &TemplateCtx) -> Session {
         let target = &self.plan.scenario.target;
         let session = Session {
             user_id: target.user_id.render(ctx),
@@ -173,7 +173,7 @@ impl VirtualUser<'_> {
     }
 
     /// The current conversation, started if there is none yet.
-    fn session(&mut self, ctx: &TemplateCtx<'_>) -> Session {
+    fn session(&mut self, ctx: &TemplateCtx) -> Session {
         match &self.session {
             Some(s) => s.clone(),
             None => self.new_session(ctx),
@@ -321,7 +321,7 @@ fn record_visibility(w: &mut ShardWriter<'_>, turn: &Turn, pending: &mut Option<
 }
 
 /// Records one finished turn; returns whether the connection is still usable.
-fn record_turn(w: &mut ShardWriter<'_>, turn: &Turn, send: &SendStep, ctx: &TemplateCtx<'_>) -> bool {
+fn record_turn(w: &mut ShardWriter<'_>, turn: &Turn, send: &SendStep, ctx: &TemplateCtx) -> bool {
     w.add(Counter::Outputs, turn.outputs.len() as u64);
     if let Some(first) = turn.outputs.first() {
         w.record(
@@ -372,7 +372,7 @@ fn record_turn(w: &mut ShardWriter<'_>, turn: &Turn, send: &SendStep, ctx: &Temp
 }
 
 /// The cause name of the first failed `expect` check, if any.
-fn expectation_failure(turn: &Turn, send: &SendStep, ctx: &TemplateCtx<'_>) -> Option<&'static str> {
+fn expectation_failure(turn: &Turn, send: &SendStep, ctx: &TemplateCtx) -> Option<&'static str> {
     let expect = send.expect.as_ref()?;
     if let Some(min) = expect.min_outputs {
         if (turn.outputs.len() as u64) < u64::from(min) {

@@ -108,7 +108,8 @@ pub enum FeederFileError {
 impl FeederFileError {
     /// How to fix it, for the `hint:` line.
     pub fn hint(&self) -> String {
-        const HEADER: &str = "the first line names the columns (e.g. `name,email`), each further line is one row";
+        const HEADER: &str =
+            "the first line names the columns (e.g. `name,email`), each further line is one row";
         match self {
             FeederFileError::Read { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => "a relative `file` starts from the scenario file's folder; check the name or give an absolute path".to_string(),
@@ -282,7 +283,11 @@ impl FeederTables {
 impl fmt::Debug for FeederTables {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(self.0.iter().map(|t| (&t.name, (t.file.as_str(), t.data.len()))))
+            .entries(
+                self.0
+                    .iter()
+                    .map(|t| (&t.name, (t.file.as_str(), t.data.len()))),
+            )
             .finish()
     }
 }
@@ -448,8 +453,10 @@ pub(crate) fn resolve(feeder: &str, column: &str) -> Result<FieldRef, TemplateEr
                 column: usize::MAX,
             }),
             Some(Schema::Checked { feeders, used }) => {
-                let Some((fi, (_, columns, file))) =
-                    feeders.iter().enumerate().find(|(_, (n, _, _))| n == feeder)
+                let Some((fi, (_, columns, file))) = feeders
+                    .iter()
+                    .enumerate()
+                    .find(|(_, (n, _, _))| n == feeder)
                 else {
                     return Err(TemplateError::UnknownFeeder {
                         name: feeder.to_string(),
@@ -662,7 +669,10 @@ mod tests {
         );
         assert!(e.hint().contains("quote fields"), "{}", e.hint());
         let e = CsvData::parse("u.csv", b"name,,x\na,b,c\n").unwrap_err();
-        assert!(matches!(e, FeederFileError::EmptyColumn { index: 2, .. }), "{e}");
+        assert!(
+            matches!(e, FeederFileError::EmptyColumn { index: 2, .. }),
+            "{e}"
+        );
         let e = CsvData::parse("u.csv", b"a,b,a\n1,2,3\n").unwrap_err();
         assert!(matches!(e, FeederFileError::DuplicateColumn { .. }), "{e}");
         let e = CsvData::parse("u.csv", b"a,b\n1,\xFF\n").unwrap_err();
@@ -671,17 +681,28 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_file() {
-        let e = CsvData::read("data/nope.csv", Path::new("/nonexistent/data/nope.csv")).unwrap_err();
+        let e =
+            CsvData::read("data/nope.csv", Path::new("/nonexistent/data/nope.csv")).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("cannot read feeder file `data/nope.csv` (/nonexistent/data/nope.csv)"), "{msg}");
+        assert!(
+            msg.starts_with("cannot read feeder file `data/nope.csv` (/nonexistent/data/nope.csv)"),
+            "{msg}"
+        );
         assert!(e.hint().contains("scenario file's folder"), "{}", e.hint());
     }
 
     #[test]
     fn sequential_wraps_around_and_is_shared() {
-        let f = Feeders::new(&FeederTables::new(vec![table("u", FeederMode::Sequential, USERS)]));
+        let f = Feeders::new(&FeederTables::new(vec![table(
+            "u",
+            FeederMode::Sequential,
+            USERS,
+        )]));
         let mut rng = StdRng::seed_from_u64(1);
-        assert_eq!(names(&f, 7, &mut rng), ["ann", "bob", "cid", "ann", "bob", "cid", "ann"]);
+        assert_eq!(
+            names(&f, 7, &mut rng),
+            ["ann", "bob", "cid", "ann", "bob", "cid", "ann"]
+        );
         // Another VU continues the same sequence.
         let rows = f.pick(2, 0, &mut rng).unwrap();
         assert_eq!(rows.value(0, 0), Some("bob"));
@@ -690,7 +711,11 @@ mod tests {
 
     #[test]
     fn one_row_per_iteration_for_all_columns() {
-        let f = Feeders::new(&FeederTables::new(vec![table("u", FeederMode::Random, USERS)]));
+        let f = Feeders::new(&FeederTables::new(vec![table(
+            "u",
+            FeederMode::Random,
+            USERS,
+        )]));
         let mut rng = StdRng::seed_from_u64(9);
         for i in 0..50 {
             let rows = f.pick(1, i, &mut rng).unwrap();
@@ -702,10 +727,20 @@ mod tests {
 
     #[test]
     fn unique_hands_out_each_row_once_then_fails() {
-        let f = Feeders::new(&FeederTables::new(vec![table("u", FeederMode::Unique, USERS)]));
+        let f = Feeders::new(&FeederTables::new(vec![table(
+            "u",
+            FeederMode::Unique,
+            USERS,
+        )]));
         let mut rng = StdRng::seed_from_u64(1);
         let mut seen: Vec<String> = (0..3u64)
-            .map(|vu| f.pick(vu + 1, 0, &mut rng).unwrap().value(0, 0).unwrap().to_string())
+            .map(|vu| {
+                f.pick(vu + 1, 0, &mut rng)
+                    .unwrap()
+                    .value(0, 0)
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         seen.sort();
         assert_eq!(seen, ["ann", "bob", "cid"]);
@@ -729,7 +764,11 @@ mod tests {
             .chain((0..1000).map(|i| i.to_string()))
             .collect::<Vec<_>>()
             .join("\n");
-        let f = Arc::new(Feeders::new(&FeederTables::new(vec![table("u", FeederMode::Unique, &csv)])));
+        let f = Arc::new(Feeders::new(&FeederTables::new(vec![table(
+            "u",
+            FeederMode::Unique,
+            &csv,
+        )])));
         let handles: Vec<_> = (0..4)
             .map(|t| {
                 let f = f.clone();
@@ -746,7 +785,10 @@ mod tests {
                 })
             })
             .collect();
-        let mut all: Vec<usize> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let mut all: Vec<usize> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         all.sort_unstable();
         assert_eq!(all, (0..1000).collect::<Vec<_>>());
     }
@@ -788,7 +830,8 @@ mod tests {
         }
         let (t, v) = with_schema(&mut tables, || {
             let t = Template::parse("hi {{u.name}} <{{ u.email }}> #{{vu}}").unwrap();
-            let v = TemplateValue::parse(serde_json::json!({"mail": "{{u.email}}", "n": 1})).unwrap();
+            let v =
+                TemplateValue::parse(serde_json::json!({"mail": "{{u.email}}", "n": 1})).unwrap();
             (t, v)
         });
         assert!(tables[0].used && !tables[1].used, "only `u` is referenced");
@@ -796,12 +839,21 @@ mod tests {
         assert_eq!(t.source(), "hi {{u.name}} <{{ u.email }}> #{{vu}}");
         let feeders = Feeders::new(&FeederTables::new(tables));
         let mut rng = StdRng::seed_from_u64(1);
-        for (i, (name, mail)) in [("ann", "a@x"), ("bob", "b@x"), ("cid", "c@x"), ("ann", "a@x")]
-            .into_iter()
-            .enumerate()
+        for (i, (name, mail)) in [
+            ("ann", "a@x"),
+            ("bob", "b@x"),
+            ("cid", "c@x"),
+            ("ann", "a@x"),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let rows = feeders.pick(1, i as u64, &mut rng).unwrap();
-            let ctx = TemplateCtx { vu: 3, iteration: i as u64, rows: Some(&rows) };
+            let ctx = TemplateCtx {
+                vu: 3,
+                iteration: i as u64,
+                rows: Some(&rows),
+            };
             assert_eq!(t.render(&ctx), format!("hi {name} <{mail}> #3"));
             assert_eq!(v.render(&ctx), serde_json::json!({"mail": mail, "n": 1}));
         }
