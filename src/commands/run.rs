@@ -85,6 +85,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         },
         ramp_up: scenario.load.ramp_up.as_duration(),
         grace: scenario.load.grace.as_duration(),
+        feeders: Arc::new(scenario::Feeders::new(&scenario.feeder_tables)),
         scenario,
     });
     let shown_url = match &emulator {

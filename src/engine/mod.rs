@@ -42,6 +42,8 @@ pub struct Plan {
     pub grace: Duration,
     /// The runtime WebSocket, when the scenario has context steps.
     pub runtime: Option<Arc<RuntimePlan>>,
+    /// CSV feeder rows, picked once per VU iteration (shared cursors).
+    pub feeders: Arc<crate::scenario::Feeders>,
 }
 
 impl Plan {

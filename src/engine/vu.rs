@@ -148,9 +148,19 @@ impl VirtualUser<'_> {
 
     /// One pass over the steps.
     async fn run_iteration(&mut self) -> Flow {
+        let Ok(rows) = self
+            .plan
+            .feeders
+            .pick(self.vu, self.iteration, &mut self.rng)
+        else {
+            // A `unique` feeder is used up (logged once by `pick`): this VU is done.
+            self.recorder.writer().cause("feeder_exhausted");
+            return Flow::Stop;
+        };
         let ctx = TemplateCtx {
             vu: self.vu,
             iteration: self.iteration,
+            rows: Some(&rows),
         };
         self.iteration += 1;
         for step in &self.plan.scenario.steps {
@@ -172,7 +182,7 @@ impl VirtualUser<'_> {
         self.context.close(self.recorder).await;
     }
 
-    async fn step(&mut self, step: &Step, ctx: &TemplateCtx) -> Flow {
+    async fn step(&mut self, step: &Step, ctx: &TemplateCtx<'_>) -> Flow {
         match step {
             Step::Connect => {
                 if let Some(old) = self.conn.take() {
@@ -252,7 +262,7 @@ impl VirtualUser<'_> {
         }
     }
 
-    async fn connect(&mut self, ctx: &TemplateCtx) -> Flow {
+    async fn connect(&mut self, ctx: &TemplateCtx<'_>) -> Flow {
         let session = self.session(ctx);
         let target = &self.plan.scenario.target;
         let opts = ConnectOptions {
@@ -294,7 +304,7 @@ impl VirtualUser<'_> {
         }
     }
 
-    async fn send(&mut self, send: &SendStep, ctx: &TemplateCtx) -> Flow {
+    async fn send(&mut self, send: &SendStep, ctx: &TemplateCtx<'_>) -> Flow {
         let Some(conn) = self.conn.as_mut() else {
             return Flow::Continue;
         };

@@ -2,12 +2,13 @@
 //! lives here, next to the field it belongs to; every validation rule is a
 //! `deserialize_with` in `fields` (so errors carry the exact position).
 
-use super::{fields, Template, TemplateValue};
+use super::{fields, FeederConfig, FeederName, FeederTables, Template, TemplateValue};
 use crate::duration::HumanDuration;
 use crate::emulator::EmulatorConfig;
 use crate::protocol::runtime::{Codec, Limits};
 use crate::protocol::socketio::Eio;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A whole scenario file.
@@ -38,6 +39,13 @@ pub struct Scenario {
     /// Seed for think-time jitter and other randomness (CLI `--seed` overrides).
     #[serde(default)]
     pub seed: Option<u64>,
+    /// CSV data feeders, used in templates as `{{name.column}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub feeders: BTreeMap<FeederName, FeederConfig>,
+    /// The CSV data of `feeders` (filled in by the loader; not serialised).
+    /// The engine builds its [`super::Feeders`] from it.
+    #[serde(skip)]
+    pub feeder_tables: FeederTables,
 }
 
 /// Where the turns go and how each session identifies itself.
@@ -48,6 +56,7 @@ pub struct Target {
     #[serde(deserialize_with = "fields::url")]
     pub url: Option<Template>,
     /// The Endpoint's URL token (secret-ish: redacted in logs and reports).
+    #[serde(deserialize_with = "fields::run_constant")]
     pub url_token: Template,
     /// Engine.IO revision: 3 or 4.
     #[serde(deserialize_with = "fields::eio")]
@@ -394,9 +403,12 @@ impl Default for RuntimeTarget {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthSettings {
+    #[serde(deserialize_with = "fields::run_constant")]
     pub token_url: Template,
+    #[serde(deserialize_with = "fields::run_constant")]
     pub client_id: Template,
     /// Secret: use `${env:NAME}`; redacted everywhere.
+    #[serde(deserialize_with = "fields::run_constant")]
     pub client_secret: Template,
     #[serde(default = "default_scope")]
     pub scope: String,
