@@ -160,3 +160,53 @@ async fn reported_percentiles_match_the_injected_delays() {
     }
     emu.shutdown().await;
 }
+
+#[test]
+fn several_scenarios_run_concurrently_with_tags_per_scenario_and_step() {
+    let (out, s, _w) = run_scenario(
+        "name: multi\nload: {vus: 8, iterations: 10}\nscenarios:\n  - name: browse\n    weight: 3\n    steps:\n      - send: {name: greet, text: hi}\n  - name: checkout\n    weight: 1\n    steps:\n      - send: {name: pay, text: pay}\n      - send: {text: thanks}\n  - name: spike\n    load: {executor: constant-arrival-rate, rate: 20, duration: 1s, max_vus: 4}\n    steps:\n      - send: {text: hello}\nemulator: {delay: 2ms}\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let tags = &s["tags"];
+    let turns = |tag: &str| tags[tag]["counters"]["turns_ok"].as_u64().unwrap_or(0);
+    // 8 VUs split 3:1 → 6 and 2, 10 iterations each.
+    assert_eq!(turns("scenario=browse"), 60, "{tags}");
+    assert_eq!(turns("scenario=browse,step=greet"), 60);
+    assert_eq!(turns("scenario=checkout"), 40);
+    assert_eq!(turns("scenario=checkout,step=pay"), 20);
+    let spike = turns("scenario=spike");
+    assert!((19..=20).contains(&spike), "{spike}");
+    // Totals are the sum of the scenarios.
+    assert_eq!(counter(&s, "turns_ok"), 100 + spike);
+    assert_eq!(
+        tags["scenario=checkout,step=pay"]["metrics"]["final_ping"]["count"],
+        20
+    );
+    assert!(
+        tags.get("scenario=spike,step=hello").is_none(),
+        "unnamed steps have no tag"
+    );
+    assert_eq!(
+        s["manifest"]["load"]["scenarios"].as_array().unwrap().len(),
+        3
+    );
+}
+
+#[test]
+fn steps_and_scenarios_together_are_a_usage_error() {
+    let (out, _, _w) = {
+        let w = Workdir::new();
+        let p = w.file(
+            "s.yaml",
+            "name: both\nload: {vus: 1}\nsteps:\n  - send: {text: hi}\nscenarios:\n  - name: a\n    steps:\n      - send: {text: hi}\n",
+        );
+        let out = run_finalping(&["validate", p.to_str().unwrap()], LIMIT);
+        (out, (), w)
+    };
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("s.yaml:5:1") && err.contains("both top-level `steps` and `scenarios`"),
+        "{err}"
+    );
+}

@@ -235,12 +235,12 @@ fn env_override_does_not_fall_back_to_process_env() {
 }
 
 #[test]
-fn missing_required_field_points_into_the_mapping() {
+fn missing_steps_is_reported_with_a_position_and_hint() {
     let err = load(&fixture("missing_steps.yaml")).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("missing required field `steps`"), "{text}");
-    assert!(err.position().is_some(), "{text}");
-    assert!(err.hint().contains("add a `steps:` list"), "{text}");
+    assert!(text.contains("has no `steps`"), "{text}");
+    assert_eq!(err.position(), Some((1, 1)), "{text}");
+    assert!(err.hint().contains("steps: ["), "{text}");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use super::{runtime_setup, signals};
 use crate::cli::{RunArgs, SelfCheckMode};
 use crate::emulator::{self, RunningEmulator};
-use crate::engine::{self, Plan, ProgressMode, Schedule};
+use crate::engine::{self, Plan, ProgressMode};
 use crate::error::CliError;
 use crate::metrics::{Counter, GeneratorUsage, ProcessUsage, Recorder};
 use crate::report::{self, ContextReport, LoadManifest, Manifest, RunReport, TargetManifest};
@@ -32,7 +32,9 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         .or(scenario.seed)
         .unwrap_or_else(rand::random::<u64>);
     let embedded = scenario.target.url.is_none();
-    ensure_fd_capacity(scenario.load.max_vus(), embedded)?;
+    let (groups, tags) = engine::groups_of(&scenario);
+    let total_vus: u32 = groups.iter().map(|g| g.vus).sum();
+    ensure_fd_capacity(total_vus, embedded)?;
 
     let emulator_config = embedded.then(|| scenario.emulator.clone().unwrap_or_default());
     let emulator = match &emulator_config {
@@ -67,25 +69,14 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         None
     };
 
-    let schedule = Schedule::from_load(&scenario.load);
     let plan = Arc::new(Plan {
         runtime: runtime.as_ref().map(|r| r.plan.clone()),
+        feeders: Arc::new(scenario::Feeders::new(&scenario.feeder_tables)),
         endpoint_url: endpoint_url.clone(),
         url_token: url_token.clone(),
         seed,
-        vus: scenario.load.max_vus(),
-        schedule: schedule.clone(),
-        duration: schedule
-            .staged_duration()
-            .or(scenario.load.duration.map(|d| d.as_duration())),
-        iterations: match (&schedule, scenario.load.iterations, scenario.load.duration) {
-            (Schedule::Closed, None, None) => Some(1),
-            (Schedule::Closed, n, _) => n,
-            _ => None,
-        },
-        ramp_up: scenario.load.ramp_up.as_duration(),
-        grace: scenario.load.grace.as_duration(),
-        feeders: Arc::new(scenario::Feeders::new(&scenario.feeder_tables)),
+        groups,
+        tags,
         scenario,
     });
     let shown_url = match &emulator {
@@ -96,7 +87,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         eprintln!(
             "finalping: running `{}` — {} VUs against {} (EIO{}), reports in {}",
             plan.scenario.name,
-            plan.vus,
+            plan.vus(),
             shown_url,
             u8::from(plan.scenario.target.eio),
             out_dir.display()
@@ -160,6 +151,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         manifest,
     );
     report.context = context;
+    report.tags = report::tag_reports(&outcome.totals, &plan.tags);
     report.timeline = Some(Arc::new(outcome.timeline));
     report::write_all(&report, &out_dir).map_err(|e| CliError::internal(e.to_string()))?;
     report::print_final_table(&report);
@@ -380,11 +372,16 @@ fn build_manifest(
             connect_timeout: s.target.connect_timeout.to_string(),
         },
         load: LoadManifest {
-            model: if plan.schedule.is_open() {
+            model: if s.load.executor().is_open() {
                 "open (arrival rate)".to_string()
             } else {
                 "closed (VUs)".to_string()
             },
+            scenarios: plan
+                .groups
+                .iter()
+                .map(|g| format!("{}: {} ({} VUs)", g.name, g.load.executor().name(), g.vus))
+                .collect(),
             executor: s.load.executor().name().to_string(),
             stages: s
                 .load
@@ -394,9 +391,9 @@ fn build_manifest(
                 .collect(),
             rate: s.load.rate,
             arrival: format!("{:?}", s.load.arrival).to_lowercase(),
-            vus: plan.vus,
+            vus: plan.vus(),
             duration: s.load.duration.map(|d| d.to_string()),
-            iterations: plan.iterations,
+            iterations: s.load.iterations,
             ramp_up: s.load.ramp_up.to_string(),
             grace: s.load.grace.to_string(),
         },

@@ -27,8 +27,7 @@ pub struct RuntimeSetup {
 
 /// Whether the scenario talks to the runtime WebSocket at all.
 pub fn needs_runtime(s: &Scenario) -> bool {
-    s.steps
-        .iter()
+    s.all_steps()
         .any(|step| matches!(step, Step::UpdateContext(_) | Step::GetContext))
 }
 

@@ -26,12 +26,12 @@ pub fn validate(args: &ValidateArgs) -> Result<i32, CliError> {
         (_, None, None) => "1 iteration each".to_string(),
     };
     println!(
-        "ok: {} — {}, up to {} VUs, {}, {} steps per iteration, against {} (EIO{})",
+        "ok: {} — {}, up to {} VUs, {}, {} steps, against {} (EIO{})",
         args.scenario.display(),
         l.executor().name(),
         l.max_vus(),
         length,
-        s.steps.len(),
+        s.all_steps().count(),
         target,
         u8::from(s.target.eio)
     );

@@ -6,7 +6,7 @@
 
 use super::Control;
 use crate::audit::AuditHandle;
-use crate::metrics::{Counter, Metric, Recorder, ShardWriter};
+use crate::metrics::{Counter, Metric, Recorder, ShardWriter, TagId};
 use crate::protocol::runtime::connection::{
     GetOutcome, RuntimeConnection, RuntimeCounters, RuntimeError, RuntimeOptions, UpdateOutcome,
     UpdateRequest, UpdateResult,
@@ -64,21 +64,25 @@ impl ContextSide {
     }
 
     /// Runs one `update_context` step for `session_id`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn update(
         &mut self,
         step: &UpdateStep,
         session_id: &str,
         ctx: &TemplateCtx<'_>,
+        tags: &[TagId],
         plan: &RuntimePlan,
         recorder: &Recorder,
         control: &Control,
     ) {
         let context = render_context(step, ctx);
         let n = step.parallel.max(1) as usize;
-        recorder.add(Counter::UpdatesSent, n as u64);
+        recorder
+            .writer()
+            .add_tagged(Counter::UpdatesSent, tags, n as u64);
         if !self.ensure_connected(plan, recorder, control).await {
             let mut w = recorder.writer();
-            w.add(Counter::UpdatesDisconnected, n as u64);
+            w.add_tagged(Counter::UpdatesDisconnected, tags, n as u64);
             w.cause("update_not_connected");
             return;
         }
@@ -95,7 +99,7 @@ impl ContextSide {
         while !pending.is_empty() {
             let Some(conn) = self.conn.as_mut() else {
                 let mut w = recorder.writer();
-                w.add(Counter::UpdatesDisconnected, pending.len() as u64);
+                w.add_tagged(Counter::UpdatesDisconnected, tags, pending.len() as u64);
                 w.cause("update_not_connected");
                 return;
             };
@@ -115,7 +119,7 @@ impl ContextSide {
             book_counters(&mut recorder.writer(), &counters);
             let Some(results) = results else {
                 let mut w = recorder.writer();
-                w.add(Counter::UpdatesInterrupted, pending.len() as u64);
+                w.add_tagged(Counter::UpdatesInterrupted, tags, pending.len() as u64);
                 w.cause("update_interrupted");
                 self.conn = None;
                 return;
@@ -123,7 +127,7 @@ impl ContextSide {
             let mut retry = Vec::new();
             let mut lost_connection = false;
             for (p, result) in pending.into_iter().zip(results) {
-                match self.settle(step, session_id, &context, p, &result, plan, recorder) {
+                match self.settle(step, session_id, &context, p, &result, tags, plan, recorder) {
                     Settled::Done => {}
                     Settled::Retry(next) => retry.push(next),
                     Settled::ConnectionLost => lost_connection = true,
@@ -145,6 +149,7 @@ impl ContextSide {
         context: &Context,
         p: Pending,
         result: &UpdateResult,
+        tags: &[TagId],
         plan: &RuntimePlan,
         recorder: &Recorder,
     ) -> Settled {
@@ -153,7 +158,7 @@ impl ContextSide {
             .map(|at| at.saturating_duration_since(result.sent_at));
         let mut w = recorder.writer();
         if let Some(l) = latency {
-            w.record(Metric::ContextUpdate, l);
+            w.record_tagged(Metric::ContextUpdate, tags, l);
         }
         let audit = |success: bool, previous: &Context, cause: Option<&str>| {
             if let Some(a) = &plan.audit {
@@ -178,9 +183,9 @@ impl ContextSide {
                 let records = audit(true, previous, None);
                 w.add(Counter::AuditRecords, records);
                 if step.expect == UpdateExpect::Ok {
-                    w.add(Counter::UpdatesOk, 1);
+                    w.add_tagged(Counter::UpdatesOk, tags, 1);
                 } else {
-                    w.add(Counter::UpdatesRejected, 1);
+                    w.add_tagged(Counter::UpdatesRejected, tags, 1);
                     w.cause("update_expected_rejection_but_updated");
                 }
                 Settled::Done
@@ -212,22 +217,22 @@ impl ContextSide {
                 let records = audit(false, &empty, Some(code.as_str()));
                 w.add(Counter::AuditRecords, records);
                 if expected {
-                    w.add(Counter::UpdatesOk, 1);
+                    w.add_tagged(Counter::UpdatesOk, tags, 1);
                 } else {
-                    w.add(Counter::UpdatesRejected, 1);
+                    w.add_tagged(Counter::UpdatesRejected, tags, 1);
                     w.cause(&cause);
                 }
                 Settled::Done
             }
             UpdateOutcome::Invalid(err) => {
-                w.add(Counter::UpdatesInvalid, 1);
+                w.add_tagged(Counter::UpdatesInvalid, tags, 1);
                 w.cause("update_invalid");
                 drop(w);
                 warn_once(plan, &format!("update not sent: {err}"));
                 Settled::Done
             }
             UpdateOutcome::TooManyInFlight { max } => {
-                w.add(Counter::UpdatesInvalid, 1);
+                w.add_tagged(Counter::UpdatesInvalid, tags, 1);
                 w.cause("update_too_many_in_flight");
                 drop(w);
                 warn_once(
@@ -237,7 +242,7 @@ impl ContextSide {
                 Settled::Done
             }
             UpdateOutcome::NotSent(why) => {
-                w.add(Counter::UpdatesInvalid, 1);
+                w.add_tagged(Counter::UpdatesInvalid, tags, 1);
                 w.cause("update_not_sent");
                 drop(w);
                 warn_once(plan, &format!("update not sent: {why}"));
@@ -246,14 +251,14 @@ impl ContextSide {
             UpdateOutcome::Timeout => {
                 let records = audit(false, &empty, Some("timeout"));
                 w.add(Counter::AuditRecords, records);
-                w.add(Counter::UpdatesTimeout, 1);
+                w.add_tagged(Counter::UpdatesTimeout, tags, 1);
                 w.cause("update_timeout");
                 Settled::ConnectionLost
             }
             UpdateOutcome::Disconnected(_) => {
                 let records = audit(false, &empty, Some("disconnected"));
                 w.add(Counter::AuditRecords, records);
-                w.add(Counter::UpdatesDisconnected, 1);
+                w.add_tagged(Counter::UpdatesDisconnected, tags, 1);
                 w.cause("update_disconnected");
                 Settled::ConnectionLost
             }

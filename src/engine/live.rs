@@ -3,7 +3,7 @@
 //! on a terminal, a plain line every few seconds otherwise, nothing with
 //! `--quiet`.
 
-use super::{Control, Plan};
+use super::{Gauge, Plan};
 use crate::metrics::selfcheck::{GeneratorMonitor, SelfCheckConfig, SelfCheckSummary};
 use crate::metrics::{Counter, Metric, Recorder, Snapshot, Timeline};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,11 +39,11 @@ impl Live {
     pub fn start(
         plan: Arc<Plan>,
         recorder: Arc<Recorder>,
-        control: Arc<Control>,
+        gauge: Arc<Gauge>,
         mode: ProgressMode,
     ) -> Live {
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(collect(plan, recorder, control, mode, stopped));
+        let task = tokio::spawn(collect(plan, recorder, gauge, mode, stopped));
         Live { task, stop }
     }
 
@@ -58,7 +58,7 @@ impl Live {
 async fn collect(
     plan: Arc<Plan>,
     recorder: Arc<Recorder>,
-    control: Arc<Control>,
+    gauge: Arc<Gauge>,
     mode: ProgressMode,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) -> Collected {
@@ -80,7 +80,7 @@ async fn collect(
         totals.merge(&drained);
         let now = started.elapsed();
         let sample = monitor.sample_interval();
-        let active = control.active_vus.load(Ordering::Relaxed);
+        let active = gauge.active.load(Ordering::Relaxed);
         timeline.push(interval_start, now, &drained, sample.gauges(active));
         interval_start = now;
     };
@@ -103,7 +103,7 @@ async fn collect(
         last_tick = Instant::now();
         display.update(&Progress {
             elapsed: started.elapsed(),
-            active_vus: control.active_vus.load(Ordering::Relaxed),
+            active_vus: gauge.active.load(Ordering::Relaxed),
             done,
             turns,
             updates,
@@ -185,14 +185,14 @@ impl Display {
             };
         }
         // Length = planned seconds when duration-bound, else planned turns.
-        let (len, template, by_time) = match plan.duration {
+        let (len, template, by_time) = match plan.duration() {
             Some(d) => (
                 d.as_secs().max(1),
                 "{spinner} [{elapsed_precise}] {bar:20} {msg}",
                 true,
             ),
             None => (
-                plan.iterations.unwrap_or(1) * u64::from(plan.vus) * plan.samples_per_iteration(),
+                plan.planned_samples(),
                 "{spinner} [{elapsed_precise}] {bar:20} {pos}/{len} | {msg}",
                 false,
             ),

@@ -5,11 +5,13 @@
 //! `protocol`, numbers in `metrics`; this module only schedules and accounts.
 
 mod context;
+mod group;
 mod live;
 mod pacing;
 mod vu;
 
 pub use context::RuntimePlan;
+pub use group::{groups_of, Group};
 pub use live::ProgressMode;
 pub use pacing::Schedule;
 
@@ -21,8 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// A scenario with everything resolved that the engine needs: where to connect,
-/// how many VUs, for how long. Immutable during the run.
+/// A scenario with everything resolved that the engine needs: where to
+/// connect, which groups of VUs run which script under which executor.
+/// Immutable during the run.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub scenario: Scenario,
@@ -31,15 +34,10 @@ pub struct Plan {
     /// The resolved URL token (secret: never print it).
     pub url_token: String,
     pub seed: u64,
-    /// VU tasks: the closed VUs, the ramping maximum, or the arrival-rate `max_vus`.
-    pub vus: u32,
-    /// The executor.
-    pub schedule: Schedule,
-    pub duration: Option<Duration>,
-    /// Iterations per VU; `None` = loop until `duration`.
-    pub iterations: Option<u64>,
-    pub ramp_up: Duration,
-    pub grace: Duration,
+    /// The scripts with their loads (one for a plain file, one per `scenarios:` entry).
+    pub groups: Vec<Group>,
+    /// Tag names by `TagId`.
+    pub tags: Vec<String>,
     /// The runtime WebSocket, when the scenario has context steps.
     pub runtime: Option<Arc<RuntimePlan>>,
     /// CSV feeder rows, picked once per VU iteration (shared cursors).
@@ -47,17 +45,24 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Measured operations each VU runs per iteration (turns, updates, gets).
-    pub fn samples_per_iteration(&self) -> u64 {
-        use crate::scenario::Step;
-        self.scenario
-            .steps
+    /// All VU tasks of the run.
+    pub fn vus(&self) -> u32 {
+        self.groups.iter().map(|g| g.vus).sum()
+    }
+
+    /// The longest group duration, when every group has one.
+    pub fn duration(&self) -> Option<Duration> {
+        self.groups
             .iter()
-            .map(|s| match s {
-                Step::Send(_) | Step::GetContext => 1,
-                Step::UpdateContext(u) => u64::from(u.parallel),
-                _ => 0,
-            })
+            .map(|g| g.duration)
+            .try_fold(Duration::ZERO, |acc, d| d.map(|d| acc.max(d)))
+    }
+
+    /// Measured operations of a fully iteration-bound run (for a progress bar).
+    pub fn planned_samples(&self) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| g.iterations.unwrap_or(1) * u64::from(g.vus) * g.samples_per_iteration())
             .sum()
     }
 }
@@ -77,24 +82,67 @@ pub struct EngineOutcome {
     pub peak_vus: u64,
 }
 
-/// Shared run control: two stop levels and the active-VU gauge.
+/// Active VUs now and at most (all groups together).
+#[derive(Default)]
+pub(crate) struct Gauge {
+    pub active: AtomicU64,
+    pub peak: AtomicU64,
+}
+
+/// Run control of one group: two stop levels (children of the run's) and
+/// the shared active-VU gauge.
 pub(crate) struct Control {
     /// Stop starting new steps (deadline reached or interrupted).
     pub soft: CancellationToken,
     /// Grace period over: abandon in-flight turns as interrupted.
     pub hard: CancellationToken,
-    pub active_vus: AtomicU64,
-    pub peak_vus: AtomicU64,
+    pub gauge: Arc<Gauge>,
 }
 
 impl Control {
     fn vu_started(&self) {
-        let now = self.active_vus.fetch_add(1, Ordering::Relaxed) + 1;
-        self.peak_vus.fetch_max(now, Ordering::Relaxed);
+        let now = self.gauge.active.fetch_add(1, Ordering::Relaxed) + 1;
+        self.gauge.peak.fetch_max(now, Ordering::Relaxed);
     }
 
     fn vu_finished(&self) {
-        self.active_vus.fetch_sub(1, Ordering::Relaxed);
+        self.gauge.active.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn child(&self) -> Control {
+        Control {
+            soft: self.soft.child_token(),
+            hard: self.hard.child_token(),
+            gauge: self.gauge.clone(),
+        }
+    }
+
+    /// Soft stop at `deadline` (if any) or when `stop` fires; hard stop `grace` later.
+    fn supervise(
+        self: Arc<Self>,
+        deadline: Option<Instant>,
+        grace: Duration,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let deadline_reached = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = deadline_reached => {}
+                _ = stop.cancelled() => {}
+                _ = self.soft.cancelled() => {}
+            }
+            self.soft.cancel();
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {}
+                _ = self.hard.cancelled() => {}
+            }
+            self.hard.cancel();
+        })
     }
 }
 
@@ -106,73 +154,73 @@ pub async fn run(
     progress: ProgressMode,
     interrupt: CancellationToken,
 ) -> EngineOutcome {
-    let control = Arc::new(Control {
+    let root = Arc::new(Control {
         soft: CancellationToken::new(),
         hard: CancellationToken::new(),
-        active_vus: AtomicU64::new(0),
-        peak_vus: AtomicU64::new(0),
+        gauge: Arc::new(Gauge::default()),
     });
     let started = Instant::now();
-    let live = live::Live::start(plan.clone(), recorder.clone(), control.clone(), progress);
+    let live = live::Live::start(plan.clone(), recorder.clone(), root.gauge.clone(), progress);
 
-    let pacings = pacing::start(
-        &plan.schedule,
-        plan.vus as usize,
-        started,
-        plan.seed,
-        recorder.clone(),
-        control.clone(),
-    );
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, pacing) in pacings.into_iter().enumerate() {
-        let vu = index as u64 + 1;
-        let start_offset = match plan.schedule {
-            Schedule::Closed => start_offset(plan.ramp_up, vu - 1, u64::from(plan.vus)),
-            _ => Duration::ZERO,
-        };
-        tasks.spawn(vu::run_vu(
-            vu,
-            started + start_offset,
-            pacing,
-            plan.clone(),
+    let mut supervisors = Vec::new();
+    let mut first_vu = 1u64;
+    for (gi, group) in plan.groups.iter().enumerate() {
+        let control = Arc::new(root.child());
+        supervisors.push(control.clone().supervise(
+            group.duration.map(|d| started + d),
+            group.load.grace.as_duration(),
+            root.soft.clone(),
+        ));
+        let pacings = pacing::start(
+            &group.schedule,
+            group.vus as usize,
+            started,
+            plan.seed ^ (gi as u64).wrapping_mul(0x2545_F491_4F6C_DD1D),
             recorder.clone(),
             control.clone(),
-        ));
-    }
-
-    // Deadline / interruption → soft stop; soft stop + grace → hard stop.
-    let supervisor = {
-        let control = control.clone();
-        let interrupt = interrupt.clone();
-        let deadline = plan.duration.map(|d| started + d);
-        let grace = plan.grace;
-        tokio::spawn(async move {
-            let deadline_reached = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
+        );
+        for (index, pacing) in pacings.into_iter().enumerate() {
+            let offset = match group.schedule {
+                Schedule::Closed => start_offset(
+                    group.load.ramp_up.as_duration(),
+                    index as u64,
+                    u64::from(group.vus),
+                ),
+                _ => Duration::ZERO,
             };
-            tokio::select! {
-                _ = deadline_reached => {}
-                _ = interrupt.cancelled() => {}
-                _ = control.soft.cancelled() => {}
-            }
-            control.soft.cancel();
-            tokio::select! {
-                _ = tokio::time::sleep(grace) => {}
-                _ = control.hard.cancelled() => {}
-            }
-            control.hard.cancel();
-        })
-    };
+            tasks.spawn(vu::run_vu(
+                vu::VuSlot {
+                    vu: first_vu + index as u64,
+                    index,
+                    group: gi,
+                },
+                started + offset,
+                pacing,
+                plan.clone(),
+                recorder.clone(),
+                control.clone(),
+            ));
+        }
+        first_vu += u64::from(group.vus);
+    }
+    // Ctrl-C: every group stops at once and gets the longest grace.
+    let grace = plan
+        .groups
+        .iter()
+        .map(|g| g.load.grace.as_duration())
+        .max()
+        .unwrap_or_default();
+    supervisors.push(root.clone().supervise(None, grace, interrupt.clone()));
 
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined {
             tracing::error!("a VU task failed: {e}");
         }
     }
-    supervisor.abort();
+    for s in supervisors {
+        s.abort();
+    }
     let elapsed = started.elapsed();
     let collected = live.finish().await;
     let (totals, timeline, self_check) = match collected {
@@ -193,7 +241,7 @@ pub async fn run(
         self_check,
         elapsed,
         interrupted: interrupt.is_cancelled(),
-        peak_vus: control.peak_vus.load(Ordering::Relaxed),
+        peak_vus: root.gauge.peak.load(Ordering::Relaxed),
     }
 }
 

@@ -5,8 +5,8 @@
 
 use super::context::ContextSide;
 use super::pacing::{Dispatch, Job, Pacing};
-use super::{Control, Plan};
-use crate::metrics::{Counter, Metric, Recorder, ShardWriter};
+use super::{Control, Group, Plan};
+use crate::metrics::{Counter, Metric, Recorder, ShardWriter, TagId};
 use crate::protocol::socketio::{
     ConnectOptions, Connection, ProcessInput, Turn, TurnOutcome, WireCounters,
 };
@@ -21,8 +21,16 @@ use tokio::sync::{mpsc, watch};
 /// so an unreachable target produces a bounded error rate instead of a busy loop.
 const CONNECT_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
+/// Which VU this is: its run-wide number (`{{vu}}`), its index within its
+/// group, and the group.
+pub(super) struct VuSlot {
+    pub vu: u64,
+    pub index: usize,
+    pub group: usize,
+}
+
 pub(super) async fn run_vu(
-    vu: u64,
+    slot: VuSlot,
     start_at: Instant,
     pacing: Pacing,
     plan: Arc<Plan>,
@@ -33,8 +41,14 @@ pub(super) async fn run_vu(
         _ = tokio::time::sleep_until(start_at.into()) => {}
         _ = control.soft.cancelled() => return,
     }
+    let Some(group) = plan.groups.get(slot.group) else {
+        return;
+    };
+    let vu = slot.vu;
     let mut user = VirtualUser {
         vu,
+        index: slot.index,
+        group,
         plan: &plan,
         recorder: &recorder,
         control: &control,
@@ -59,6 +73,9 @@ pub(super) async fn run_vu(
 
 struct VirtualUser<'a> {
     vu: u64,
+    /// Index within the group (for the open model's dispatch).
+    index: usize,
+    group: &'a Group,
     plan: &'a Plan,
     recorder: &'a Recorder,
     control: &'a Control,
@@ -89,7 +106,7 @@ enum Flow {
 impl VirtualUser<'_> {
     /// Closed executors: loop iterations until the count or the deadline.
     async fn run_closed(&mut self) {
-        while self.plan.iterations.is_none_or(|n| self.iteration < n) {
+        while self.group.iterations.is_none_or(|n| self.iteration < n) {
             if let Flow::Stop = self.run_iteration().await {
                 return;
             }
@@ -99,7 +116,7 @@ impl VirtualUser<'_> {
     /// `ramping-vus`: work while this VU's number is within the target.
     async fn run_ramping(&mut self, mut target: watch::Receiver<u32>) {
         loop {
-            while u64::from(*target.borrow_and_update()) < self.vu {
+            while (*target.borrow_and_update() as usize) <= self.index {
                 tokio::select! {
                     changed = target.changed() => if changed.is_err() { return },
                     _ = self.control.soft.cancelled() => return,
@@ -107,7 +124,7 @@ impl VirtualUser<'_> {
             }
             self.control.vu_started();
             let mut flow = Flow::Continue;
-            while u64::from(*target.borrow()) >= self.vu {
+            while (*target.borrow() as usize) > self.index {
                 flow = self.run_iteration().await;
                 if let Flow::Stop = flow {
                     break;
@@ -123,9 +140,8 @@ impl VirtualUser<'_> {
 
     /// Arrival-rate executors: one conversation per job, timed from its intended start.
     async fn run_open(&mut self, mut jobs: mpsc::Receiver<Job>, dispatch: &Dispatch) {
-        let index = (self.vu - 1) as usize;
         while !self.control.soft.is_cancelled() {
-            let job = match dispatch.next_or_idle(index) {
+            let job = match dispatch.next_or_idle(self.index) {
                 Some(waiting) => Some(waiting),
                 None => tokio::select! {
                     job = jobs.recv() => job,
@@ -134,7 +150,9 @@ impl VirtualUser<'_> {
             };
             let Some(job) = job else { break };
             let lag = Instant::now().saturating_duration_since(job.intended);
-            self.recorder.record(Metric::ScheduleLag, lag);
+            self.recorder
+                .writer()
+                .record_tagged(Metric::ScheduleLag, &[self.group.tag], lag);
             self.lag = Some(lag);
             self.control.vu_started();
             let flow = self.run_iteration().await;
@@ -163,11 +181,13 @@ impl VirtualUser<'_> {
             rows: Some(&rows),
         };
         self.iteration += 1;
-        for step in &self.plan.scenario.steps {
+        for (i, step) in self.group.steps.iter().enumerate() {
             if self.control.soft.is_cancelled() {
                 return Flow::Stop;
             }
-            if let Flow::Stop = self.step(step, &ctx).await {
+            let step_tag = self.group.step_tags.get(i).copied().flatten();
+            let tags = TagSet::new(self.group.tag, step_tag);
+            if let Flow::Stop = self.step(step, &ctx, &tags).await {
                 return Flow::Stop;
             }
         }
@@ -182,7 +202,7 @@ impl VirtualUser<'_> {
         self.context.close(self.recorder).await;
     }
 
-    async fn step(&mut self, step: &Step, ctx: &TemplateCtx<'_>) -> Flow {
+    async fn step(&mut self, step: &Step, ctx: &TemplateCtx<'_>, tags: &TagSet) -> Flow {
         match step {
             Step::Connect => {
                 if let Some(old) = self.conn.take() {
@@ -200,7 +220,7 @@ impl VirtualUser<'_> {
                         return Flow::Continue;
                     }
                 }
-                self.send(send, ctx).await
+                self.send(send, ctx, tags.as_slice()).await
             }
             Step::Think(think) => {
                 let pause = think.sample(&mut self.rng);
@@ -222,6 +242,7 @@ impl VirtualUser<'_> {
                         update,
                         &session_id,
                         ctx,
+                        tags.as_slice(),
                         runtime,
                         self.recorder,
                         self.control,
@@ -304,7 +325,7 @@ impl VirtualUser<'_> {
         }
     }
 
-    async fn send(&mut self, send: &SendStep, ctx: &TemplateCtx<'_>) -> Flow {
+    async fn send(&mut self, send: &SendStep, ctx: &TemplateCtx<'_>, tags: &[TagId]) -> Flow {
         let Some(conn) = self.conn.as_mut() else {
             return Flow::Continue;
         };
@@ -314,7 +335,9 @@ impl VirtualUser<'_> {
             reset_flow: send.reset_flow,
             channel: self.plan.scenario.target.channel.clone(),
         };
-        self.recorder.add(Counter::TurnsSent, 1);
+        self.recorder
+            .writer()
+            .add_tagged(Counter::TurnsSent, tags, 1);
         let turn = tokio::select! {
             t = conn.turn(&input, send.timeout.as_duration()) => Some(t),
             _ = self.control.hard.cancelled() => None,
@@ -325,15 +348,15 @@ impl VirtualUser<'_> {
             add_wire_counters(&mut w, &counters);
             match &turn {
                 Some(turn) => {
-                    record_visibility(&mut w, turn, &mut self.context.pending_visible);
+                    record_visibility(&mut w, turn, tags, &mut self.context.pending_visible);
                     if let (Some(lag), Some(done)) = (self.lag, turn.finished_at) {
                         let from_intended = done.saturating_duration_since(turn.sent_at) + lag;
-                        w.record(Metric::FinalPingIntended, from_intended);
+                        w.record_tagged(Metric::FinalPingIntended, tags, from_intended);
                     }
-                    record_turn(&mut w, turn, send, ctx)
+                    record_turn(&mut w, turn, send, ctx, tags)
                 }
                 None => {
-                    w.add(Counter::TurnsInterrupted, 1);
+                    w.add_tagged(Counter::TurnsInterrupted, tags, 1);
                     w.cause("turn_interrupted");
                     self.conn = None;
                     return Flow::Stop;
@@ -389,7 +412,12 @@ impl VirtualUser<'_> {
 }
 
 /// `context_visible`: the first output showing the version of the last update.
-fn record_visibility(w: &mut ShardWriter<'_>, turn: &Turn, pending: &mut Option<(u64, Instant)>) {
+fn record_visibility(
+    w: &mut ShardWriter<'_>,
+    turn: &Turn,
+    tags: &[TagId],
+    pending: &mut Option<(u64, Instant)>,
+) {
     let Some((version, sent_at)) = *pending else {
         return;
     };
@@ -398,8 +426,9 @@ fn record_visibility(w: &mut ShardWriter<'_>, turn: &Turn, pending: &mut Option<
         .iter()
         .find(|o| o.context_version.is_some_and(|v| v >= version));
     if let Some(output) = seen {
-        w.record(
+        w.record_tagged(
             Metric::ContextVisible,
+            tags,
             output.at.saturating_duration_since(sent_at),
         );
         *pending = None;
@@ -407,11 +436,18 @@ fn record_visibility(w: &mut ShardWriter<'_>, turn: &Turn, pending: &mut Option<
 }
 
 /// Records one finished turn; returns whether the connection is still usable.
-fn record_turn(w: &mut ShardWriter<'_>, turn: &Turn, send: &SendStep, ctx: &TemplateCtx) -> bool {
+fn record_turn(
+    w: &mut ShardWriter<'_>,
+    turn: &Turn,
+    send: &SendStep,
+    ctx: &TemplateCtx,
+    tags: &[TagId],
+) -> bool {
     w.add(Counter::Outputs, turn.outputs.len() as u64);
     if let Some(first) = turn.outputs.first() {
-        w.record(
+        w.record_tagged(
             Metric::FirstOutput,
+            tags,
             first.at.saturating_duration_since(turn.sent_at),
         );
     }
@@ -422,34 +458,35 @@ fn record_turn(w: &mut ShardWriter<'_>, turn: &Turn, send: &SendStep, ctx: &Temp
         );
     }
     if let Some(done) = turn.finished_at {
-        w.record(
+        w.record_tagged(
             Metric::FinalPing,
+            tags,
             done.saturating_duration_since(turn.sent_at),
         );
     }
     match &turn.outcome {
         TurnOutcome::Ok => {
             if let Some(failure) = expectation_failure(turn, send, ctx) {
-                w.add(Counter::TurnsError, 1);
+                w.add_tagged(Counter::TurnsError, tags, 1);
                 w.add(Counter::ExpectFailed, 1);
                 w.cause(failure);
             } else {
-                w.add(Counter::TurnsOk, 1);
+                w.add_tagged(Counter::TurnsOk, tags, 1);
             }
             true
         }
         TurnOutcome::BotError(_) => {
-            w.add(Counter::TurnsError, 1);
+            w.add_tagged(Counter::TurnsError, tags, 1);
             w.cause("bot_error");
             true
         }
         TurnOutcome::Timeout => {
-            w.add(Counter::TurnsTimeout, 1);
+            w.add_tagged(Counter::TurnsTimeout, tags, 1);
             w.cause("turn_timeout");
             false
         }
         TurnOutcome::Disconnected(_) => {
-            w.add(Counter::TurnsDisconnected, 1);
+            w.add_tagged(Counter::TurnsDisconnected, tags, 1);
             w.add(Counter::Disconnects, 1);
             w.cause("disconnected_in_turn");
             false
@@ -491,4 +528,29 @@ fn add_wire_counters(w: &mut ShardWriter<'_>, c: &WireCounters) {
 async fn close(conn: Connection, recorder: &Recorder) {
     let counters = conn.close().await;
     add_wire_counters(&mut recorder.writer(), &counters);
+}
+
+/// The tags of one step: its scenario, and the step's own when it is named.
+pub(super) struct TagSet {
+    ids: [TagId; 2],
+    len: usize,
+}
+
+impl TagSet {
+    fn new(scenario: TagId, step: Option<TagId>) -> TagSet {
+        match step {
+            Some(step) => TagSet {
+                ids: [scenario, step],
+                len: 2,
+            },
+            None => TagSet {
+                ids: [scenario, scenario],
+                len: 1,
+            },
+        }
+    }
+
+    fn as_slice(&self) -> &[TagId] {
+        &self.ids[..self.len]
+    }
 }

@@ -36,6 +36,33 @@ pub fn final_table(r: &RunReport) -> String {
             ms(m.max_ms)
         );
     }
+    // Per scenario / named step, when there is more than the one scenario.
+    if r.tags.len() > 1 {
+        let _ = writeln!(
+            s,
+            "{:<40} {:>8} {:>8} {:>12} {:>12} {:>12}",
+            "tag", "ok", "failed", "final_ping p50", "p99", "update p99"
+        );
+        for (tag, t) in &r.tags {
+            let ok = t.counters.get("turns_ok").copied().unwrap_or(0)
+                + t.counters.get("updates_ok").copied().unwrap_or(0);
+            let sent = t.counters.get("turns_sent").copied().unwrap_or(0)
+                + t.counters.get("updates_sent").copied().unwrap_or(0);
+            let p = |m: &str, f: fn(&crate::metrics::MetricSummary) -> f64| {
+                t.metrics.get(m).map_or("-".to_string(), |x| ms(f(x)))
+            };
+            let _ = writeln!(
+                s,
+                "{:<40} {:>8} {:>8} {:>12} {:>12} {:>12}",
+                tag,
+                ok,
+                sent.saturating_sub(ok),
+                p("final_ping", |x| x.p50_ms),
+                p("final_ping", |x| x.p99_ms),
+                p("context_update", |x| x.p99_ms)
+            );
+        }
+    }
     let c = |k: Counter| r.counter(k);
     let _ = writeln!(
         s,

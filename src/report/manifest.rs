@@ -49,6 +49,8 @@ pub struct TargetManifest {
 pub struct LoadManifest {
     pub model: String,
     pub executor: String,
+    /// Each scenario group with its executor and VUs.
+    pub scenarios: Vec<String>,
     /// Ramping stages as `duration→target`.
     pub stages: Vec<String>,
     /// Constant arrival rate, conversations per second.

@@ -56,6 +56,26 @@ impl Exporter for SummaryMarkdown {
                 ms(m.max_ms)
             )?;
         }
+        if r.tags.len() > 1 {
+            writeln!(out, "\n## Per scenario and step\n")?;
+            writeln!(
+                out,
+                "| tag | metric | count | p50 | p90 | p99 | max |\n|---|---|---:|---:|---:|---:|---:|"
+            )?;
+            for (tag, t) in &r.tags {
+                for (name, m) in &t.metrics {
+                    writeln!(
+                        out,
+                        "| `{tag}` | `{name}` | {} | {} | {} | {} | {} |",
+                        m.count,
+                        ms(m.p50_ms),
+                        ms(m.p90_ms),
+                        ms(m.p99_ms),
+                        ms(m.max_ms)
+                    )?;
+                }
+            }
+        }
         writeln!(out, "\n## Counters\n")?;
         writeln!(out, "| counter | value |\n|---|---:|")?;
         for (name, v) in &r.counters {

@@ -17,7 +17,9 @@ pub use manifest::{LoadManifest, Manifest, RuntimeManifest, TargetManifest};
 pub use timeseries::{timeseries_header, write_timeseries, TIMESERIES_FILE};
 
 use crate::metrics::selfcheck::SelfCheckSummary;
-use crate::metrics::{Counter, GeneratorUsage, Metric, MetricSummary, Snapshot, Timeline};
+use crate::metrics::{
+    Counter, GeneratorUsage, Metric, MetricSummary, Snapshot, TagId, Timeline, TAGGED,
+};
 use crate::verdict::RunStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -54,6 +56,10 @@ pub struct RunReport {
     /// Per-interval data behind `timeseries.csv` and the `.hlog` files.
     #[serde(skip)]
     pub timeline: Option<Arc<Timeline>>,
+    /// The same numbers per scenario and per named step (`scenario=a`,
+    /// `scenario=a,step=b`): tagged metrics and non-zero counters.
+    #[serde(default)]
+    pub tags: BTreeMap<String, TagReport>,
     /// Context updates over the runtime WebSocket, when the scenario had any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<ContextReport>,
@@ -96,6 +102,7 @@ impl RunReport {
             generator,
             self_check,
             timeline: None,
+            tags: BTreeMap::new(),
             context: None,
             manifest,
         }
@@ -112,6 +119,34 @@ impl RunReport {
         }
         self.counter(Counter::TurnsOk) as f64 / self.duration_s
     }
+}
+
+/// The numbers of one tag.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TagReport {
+    pub metrics: BTreeMap<String, MetricSummary>,
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// The per-tag section of a report: every tag that has numbers, by name.
+pub fn tag_reports(totals: &Snapshot, tag_names: &[String]) -> BTreeMap<String, TagReport> {
+    tag_names
+        .iter()
+        .enumerate()
+        .filter_map(|(id, name)| {
+            let data = totals.tag(TagId::try_from(id).ok()?)?;
+            let metrics = TAGGED
+                .iter()
+                .filter_map(|m| Some((m.name().to_string(), data.summary(*m)?)))
+                .collect();
+            let counters = Counter::ALL
+                .iter()
+                .filter(|c| data.counter(**c) > 0)
+                .map(|c| (c.name().to_string(), data.counter(*c)))
+                .collect();
+            Some((name.clone(), TagReport { metrics, counters }))
+        })
+        .collect()
 }
 
 /// Aggregates of the context updates of a run (PROTOCOL.md §2.5).

@@ -125,6 +125,33 @@ impl ScenarioError {
     }
 }
 
+impl ScenarioError {
+    /// An error about a whole top-level section (`key:` at column 1), found
+    /// after parsing; points at that key, or at line 1 when it is absent.
+    pub(crate) fn at_top_level_key(
+        text: &str,
+        origin: &str,
+        key: &str,
+        message: String,
+        hint: String,
+    ) -> ScenarioError {
+        let prefix = format!("{key}:");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with(&prefix))
+            .map_or(1, |i| i as u64 + 1);
+        let src_line = line_of(text, line);
+        ScenarioError::Invalid(Box::new(Diagnostic {
+            origin: origin.to_string(),
+            line,
+            column: 1,
+            message,
+            snippet: src_line.map(|l| snippet(l, line, 1, key.len() as u64)),
+            hint,
+        }))
+    }
+}
+
 /// The 1-based `line` of `text`, if it exists.
 fn line_of(text: &str, line: u64) -> Option<&str> {
     let idx = usize::try_from(line.checked_sub(1)?).ok()?;

@@ -114,6 +114,29 @@ pub(crate) fn load<'de, D: Deserializer<'de>>(d: D) -> Result<super::Load, D::Er
     Ok(load)
 }
 
+/// A scenario's own `load`.
+pub(crate) fn opt_load<'de, D: Deserializer<'de>>(d: D) -> Result<Option<super::Load>, D::Error> {
+    load(d).map(Some)
+}
+
+/// `weight`: a positive number.
+pub(crate) fn weight<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let w = f64::deserialize(d).map_err(|_| {
+        de_error(
+            &"`weight` must be a positive number",
+            "`weight` is the scenario's share of the top-level load, e.g. `weight: 3`",
+        )
+    })?;
+    if w > 0.0 && w.is_finite() {
+        Ok(w)
+    } else {
+        Err(de_error(
+            &format_args!("`weight: {w}` must be greater than 0"),
+            "give every scenario a positive share, e.g. `weight: 1`",
+        ))
+    }
+}
+
 /// `load.iterations`: absent/null or >= 1.
 pub(crate) fn iterations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     d.deserialize_any(PositiveInt {

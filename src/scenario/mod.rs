@@ -53,8 +53,10 @@ pub fn load_str_in(text: &str, origin: &str, base_dir: &Path) -> Result<Scenario
     // NaN/inf and `!!binary` reach context variables, which normalize them.
     let options = crate::protocol::runtime::normalize::yaml_options();
     let parse = || {
-        serde_saphyr::from_str_with_options::<Scenario>(text, options.clone())
-            .map_err(|e| ScenarioError::from_yaml(&e, text, origin))
+        let s = serde_saphyr::from_str_with_options::<Scenario>(text, options.clone())
+            .map_err(|e| ScenarioError::from_yaml(&e, text, origin))?;
+        check_scripts(&s, text, origin)?;
+        Ok(s)
     };
     // Fast path: no feeders anywhere, so no `{{a.b}}` can resolve either.
     if !text.contains("feeders") {
@@ -77,6 +79,56 @@ pub fn load_str_in(text: &str, origin: &str, base_dir: &Path) -> Result<Scenario
             // full parse finds one (feeder references unchecked); else this one.
             feeder::with_lenient_schema(parse)?;
             Err(ScenarioError::from_yaml(&e, text, origin))
+        }
+    }
+}
+
+/// A file has either top-level `steps` or `scenarios`, with unique names.
+fn check_scripts(s: &Scenario, text: &str, origin: &str) -> Result<(), ScenarioError> {
+    let err = |key: &str, message: &str, hint: &str| {
+        Err(ScenarioError::at_top_level_key(
+            text,
+            origin,
+            key,
+            message.to_string(),
+            hint.to_string(),
+        ))
+    };
+    match (s.steps.is_empty(), s.scenarios.is_empty()) {
+        (true, true) => err(
+            "steps",
+            "the scenario has no `steps` (and no `scenarios`)",
+            "list what each VU does, e.g. `steps: [connect, { send: { text: \"hi\" } }, disconnect]`",
+        ),
+        (false, false) => err(
+            "scenarios",
+            "the file has both top-level `steps` and `scenarios`",
+            "move the top-level steps into a scenario of `scenarios:` (each has its own `steps`)",
+        ),
+        (false, true) if s.load.max_vus() == 0 => err(
+            "load",
+            "the scenario has `steps` but no `load`",
+            "add e.g. `load: { vus: 10, duration: 1m }`",
+        ),
+        _ => {
+            let mut names = std::collections::BTreeSet::new();
+            for sub in &s.scenarios {
+                if !names.insert(sub.name.as_str()) {
+                    return err(
+                        "scenarios",
+                        &format!("two scenarios are named `{}`", sub.name),
+                        "give every scenario its own name (names tag the metrics)",
+                    );
+                }
+                if sub.load.is_none() && s.load.max_vus() == 0 {
+                    return err(
+                        "load",
+                        &format!("scenario `{}` has no `load` and the top-level `load` has nothing to share", sub.name),
+                        "give it a `load:` of its own, or a `weight` of a top-level load with VUs or a rate",
+                    );
+                }
+            }
+            Ok(())
         }
     }
 }

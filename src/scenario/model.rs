@@ -19,11 +19,17 @@ pub struct Scenario {
     pub name: String,
     #[serde(default)]
     pub target: Target,
-    #[serde(deserialize_with = "fields::load")]
+    /// The load of the top-level `steps`, or the load `scenarios` share by weight.
+    #[serde(default, deserialize_with = "fields::load")]
     pub load: Load,
-    /// What each VU does, in order; at least one `send`.
-    #[serde(deserialize_with = "fields::steps")]
+    /// What each VU does, in order; at least one measured step. Either this
+    /// or `scenarios`.
+    #[serde(default, deserialize_with = "fields::steps")]
     pub steps: Vec<Step>,
+    /// Several scripts run concurrently, each with a `weight` (its share of
+    /// the top-level `load`) or a `load` of its own. Either this or `steps`.
+    #[serde(default)]
+    pub scenarios: Vec<SubScenario>,
     /// The runtime WebSocket for `update_context` / `get_context` steps.
     #[serde(default)]
     pub runtime: RuntimeTarget,
@@ -88,6 +94,35 @@ impl Default for Target {
     }
 }
 
+impl Scenario {
+    /// Every step of the file: the top-level script and those of `scenarios`.
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        self.steps
+            .iter()
+            .chain(self.scenarios.iter().flat_map(|s| s.steps.iter()))
+    }
+}
+
+/// One of several scripts of a file (`scenarios:`), tagged by its name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubScenario {
+    #[serde(deserialize_with = "fields::name")]
+    pub name: String,
+    /// Share of the top-level load (VUs or arrival rate) when it has no `load`.
+    #[serde(default = "default_weight", deserialize_with = "fields::weight")]
+    pub weight: f64,
+    /// Its own executor; the top-level `load` is then not shared with it.
+    #[serde(default, deserialize_with = "fields::opt_load")]
+    pub load: Option<Load>,
+    #[serde(deserialize_with = "fields::steps")]
+    pub steps: Vec<Step>,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
 /// How load is generated (k6-like executors). Without `executor`, `vus` VUs
 /// loop the steps for `duration` and/or `iterations` (closed model).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +164,27 @@ pub struct Load {
     /// Arrival-rate executors: evenly spaced (`uniform`) or `poisson` (seeded).
     #[serde(default)]
     pub arrival: Arrival,
+}
+
+impl Default for Load {
+    /// No load at all (what a file without `load:` has; only valid when every
+    /// scenario brings its own).
+    fn default() -> Self {
+        Load {
+            executor: None,
+            vus: 0,
+            duration: None,
+            iterations: None,
+            ramp_up: HumanDuration::default(),
+            grace: default_grace(),
+            start_vus: 0,
+            stages: Vec::new(),
+            rate: None,
+            start_rate: 0.0,
+            max_vus: None,
+            arrival: Arrival::Uniform,
+        }
+    }
 }
 
 /// k6-style executor names.
