@@ -37,6 +37,9 @@ pub struct Scenario {
     /// Seed for think-time jitter and other randomness (CLI `--seed` overrides).
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Pass/fail limits judged at the end (`final_ping.p99: "< 800ms"`).
+    #[serde(default, skip_serializing_if = "crate::thresholds::Thresholds::is_empty")]
+    pub thresholds: crate::thresholds::Thresholds,
 }
 
 /// Where the turns go and how each session identifies itself.
