@@ -161,8 +161,8 @@ pub fn json(r: &CompareReport, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out)
 }
 
-/// JUnit: one test case per metric (failure when worse, error when it could
-/// not be judged or an input is invalid).
+/// JUnit: one test case per metric (failure when worse, skipped when it could
+/// not be judged), plus an error case when an input run is invalid.
 pub fn junit(r: &CompareReport, out: &mut dyn Write) -> io::Result<()> {
     let classname = format!("finalping.compare.{}", r.current.scenario);
     let mut cases: Vec<JunitCase> = r
@@ -203,7 +203,7 @@ pub fn junit(r: &CompareReport, out: &mut dyn Write) -> io::Result<()> {
             };
             match m.verdict {
                 Verdict::Worse => c.failure = Some((msg, detail)),
-                Verdict::Insufficient => c.error = Some((msg, detail)),
+                Verdict::Insufficient => c.skipped = Some(format!("{msg}: {detail}")),
                 Verdict::Same | Verdict::Better => c.system_out = Some(format!("{msg}\n{detail}")),
             }
             c

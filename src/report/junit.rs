@@ -21,6 +21,8 @@ pub struct JunitCase {
     pub time_s: f64,
     pub failure: Option<(String, String)>,
     pub error: Option<(String, String)>,
+    /// Not judged, with the reason.
+    pub skipped: Option<String>,
     pub system_out: Option<String>,
 }
 
@@ -45,19 +47,21 @@ pub fn write_junit(suites: &[JunitSuite], out: &mut dyn Write) -> io::Result<()>
     let tests = count(&|_| true);
     let failures = count(&|c| c.failure.is_some());
     let errors = count(&|c| c.error.is_some());
+    let skipped = count(&|c| c.skipped.is_some());
     let time: f64 = suites.iter().map(|s| s.time_s).sum();
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
         out,
-        r#"<testsuites name="finalping" tests="{tests}" failures="{failures}" errors="{errors}" time="{time:.3}">"#
+        r#"<testsuites name="finalping" tests="{tests}" failures="{failures}" errors="{errors}" skipped="{skipped}" time="{time:.3}">"#
     )?;
     for s in suites {
         let n = s.cases.len();
         let f = s.cases.iter().filter(|c| c.failure.is_some()).count();
         let e = s.cases.iter().filter(|c| c.error.is_some()).count();
+        let k = s.cases.iter().filter(|c| c.skipped.is_some()).count();
         writeln!(
             out,
-            r#"  <testsuite name="{}" tests="{n}" failures="{f}" errors="{e}" skipped="0" time="{:.3}">"#,
+            r#"  <testsuite name="{}" tests="{n}" failures="{f}" errors="{e}" skipped="{k}" time="{:.3}">"#,
             esc(&s.name),
             s.time_s
         )?;
@@ -81,7 +85,11 @@ pub fn write_junit(suites: &[JunitSuite], out: &mut dyn Write) -> io::Result<()>
                 esc(&c.name),
                 c.time_s
             )?;
-            if c.failure.is_none() && c.error.is_none() && c.system_out.is_none() {
+            if c.failure.is_none()
+                && c.error.is_none()
+                && c.skipped.is_none()
+                && c.system_out.is_none()
+            {
                 writeln!(out, "/>")?;
                 continue;
             }
@@ -101,6 +109,9 @@ pub fn write_junit(suites: &[JunitSuite], out: &mut dyn Write) -> io::Result<()>
                     esc(msg),
                     esc(text)
                 )?;
+            }
+            if let Some(msg) = &c.skipped {
+                writeln!(out, r#"      <skipped message="{}"/>"#, esc(msg))?;
             }
             if let Some(text) = &c.system_out {
                 writeln!(out, "      <system-out>{}</system-out>", esc(text))?;
@@ -222,7 +233,10 @@ mod tests {
         let mut out = Vec::new();
         write_junit(&[suite], &mut out).unwrap();
         let xml = String::from_utf8(out).unwrap();
-        assert!(xml.contains(r#"tests="2" failures="1" errors="0""#), "{xml}");
+        assert!(
+            xml.contains(r#"tests="2" failures="1" errors="0" skipped="0""#),
+            "{xml}"
+        );
         assert!(xml.contains("p99 &lt; 800ms &amp; more"), "{xml}");
         assert!(xml.contains(r#"message="bad""#), "{xml}");
         assert!(xml.contains(r#"value="a&quot;b""#), "{xml}");
