@@ -148,7 +148,11 @@ pub struct CompareArgs {
     pub baselines: Vec<PathBuf>,
     /// Allowed slowdown: `5%` for every metric, or `final_ping=10%` for one
     /// (repeatable).
-    #[arg(long = "max-regression", value_name = "[METRIC=]PCT", default_value = "5%")]
+    #[arg(
+        long = "max-regression",
+        value_name = "[METRIC=]PCT",
+        default_value = "5%"
+    )]
     pub max_regression: Vec<String>,
     /// Percentiles to compare, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "50,90,99")]

@@ -122,7 +122,10 @@ pub fn apply_thresholds(
     if !invalid.is_empty() {
         return (
             RunStatus::Invalid,
-            format!("invalid: threshold could not be judged: {}", invalid.join("; ")),
+            format!(
+                "invalid: threshold could not be judged: {}",
+                invalid.join("; ")
+            ),
         );
     }
     let failed = list(Outcome::Fail);
@@ -210,7 +213,10 @@ mod tests {
         };
         let failed = || (RunStatus::Failed, "failed: 1 turn".to_string());
         let (r, e) = judged(&[("final_ping.p99", "< 80ms")]);
-        assert_eq!(apply_thresholds(failed().0, failed().1, &r, e).0, RunStatus::Failed);
+        assert_eq!(
+            apply_thresholds(failed().0, failed().1, &r, e).0,
+            RunStatus::Failed
+        );
         let (r, e) = judged(&[("final_ping.p99", "< 80ms"), ("errors.rate", "< 20%")]);
         let (status, reason) = apply_thresholds(failed().0, failed().1, &r, e);
         assert_eq!(status, RunStatus::Passed, "{reason}");

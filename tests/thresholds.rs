@@ -79,7 +79,9 @@ fn thresholds_that_hold_pass_and_are_listed_everywhere() {
             .contains("all 7 thresholds held"),
         "{s}"
     );
-    let t = s["thresholds"].as_array().expect("thresholds in summary.json");
+    let t = s["thresholds"]
+        .as_array()
+        .expect("thresholds in summary.json");
     assert_eq!(t.len(), 7);
     assert!(t.iter().all(|r| r["outcome"] == "pass"), "{t:?}");
     assert_eq!(t[0]["threshold"], "final_ping.p99 < 5s");
@@ -89,7 +91,10 @@ fn thresholds_that_hold_pass_and_are_listed_everywhere() {
     assert_eq!(t[4]["value"], 0.0);
     // The mean first output is at least the emulator's fixed delay.
     assert!(t[2]["value"].as_f64().unwrap() >= 5.0, "{t:?}");
-    assert!(out.contains("thresholds:") && out.contains("pass    turns.count >= 20"), "{out}");
+    assert!(
+        out.contains("thresholds:") && out.contains("pass    turns.count >= 20"),
+        "{out}"
+    );
 
     let junit = consumer("junit", &dir.join("junit.xml"));
     let suite = &junit["suites"][0];
@@ -101,7 +106,13 @@ fn thresholds_that_hold_pass_and_are_listed_everywhere() {
     assert_eq!(cases[7]["name"], "run status");
 
     let md = consumer("markdown", &dir.join("summary.md"));
-    assert!(md["headings"].as_array().unwrap().contains(&"Thresholds".into()), "{md}");
+    assert!(
+        md["headings"]
+            .as_array()
+            .unwrap()
+            .contains(&"Thresholds".into()),
+        "{md}"
+    );
     let table = &md["tables"][0];
     assert_eq!(table[0][0], "threshold", "{md}");
     assert_eq!(table.as_array().unwrap().len(), 8, "header + 7 rows: {md}");
@@ -115,8 +126,14 @@ fn thresholds_that_hold_pass_and_are_listed_everywhere() {
     }
     let out = run_finalping(&["report", dir.to_str().unwrap()], LIMIT);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(dir.join("summary.md")).unwrap(), before);
-    assert_eq!(std::fs::read_to_string(dir.join("junit.xml")).unwrap(), junit_before);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("summary.md")).unwrap(),
+        before
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("junit.xml")).unwrap(),
+        junit_before
+    );
     assert!(dir.join("percentiles.csv").is_file());
 }
 
@@ -131,7 +148,10 @@ fn a_breached_threshold_fails_the_run_with_exit_1() {
     let s = read_json(&dir.join("summary.json"));
     assert_eq!(s["status"], "failed");
     let reason = s["status_reason"].as_str().unwrap();
-    assert!(reason.contains("1 of 2 thresholds breached") && reason.contains("final_ping.p50 < 1ms"), "{reason}");
+    assert!(
+        reason.contains("1 of 2 thresholds breached") && reason.contains("final_ping.p50 < 1ms"),
+        "{reason}"
+    );
     assert_eq!(s["thresholds"][0]["outcome"], "fail");
     assert!(s["thresholds"][0]["value"].as_f64().unwrap() >= 5.0);
     assert_eq!(s["thresholds"][1]["outcome"], "pass");
@@ -158,7 +178,10 @@ fn a_threshold_on_an_unknown_metric_makes_the_run_invalid() {
     assert_eq!(r["outcome"], "invalid");
     assert!(r["value"].is_null());
     let msg = r["message"].as_str().unwrap();
-    assert!(msg.contains("unknown metric `final_pong`") && msg.contains("did you mean `final_ping`"), "{msg}");
+    assert!(
+        msg.contains("unknown metric `final_pong`") && msg.contains("did you mean `final_ping`"),
+        "{msg}"
+    );
     assert!(out.contains("INVALID"), "{out}");
     let junit = consumer("junit", &dir.join("junit.xml"));
     assert_eq!(junit["suites"][0]["cases"][0]["result"], "error", "{junit}");
@@ -186,7 +209,10 @@ fn a_thresholded_metric_without_samples_makes_the_run_invalid() {
     let s = read_json(&dir.join("summary.json"));
     assert_eq!(s["status"], "invalid");
     assert!(
-        s["status_reason"].as_str().unwrap().contains("zero samples"),
+        s["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("zero samples"),
         "{s}"
     );
     assert_eq!(s["thresholds"][0]["outcome"], "pass");
@@ -197,8 +223,16 @@ fn a_thresholded_metric_without_samples_makes_the_run_invalid() {
 fn bad_threshold_syntax_is_a_usage_error_with_its_position() {
     let cases = [
         // (threshold lines, position, words)
-        ("  final_ping.p99: \"< 800 parsecs\"\n", "7:19", "unknown unit `parsecs`"),
-        ("  final_ping.median: \"< 1s\"\n", "7:3", "unknown statistic `median`"),
+        (
+            "  final_ping.p99: \"< 800 parsecs\"\n",
+            "7:19",
+            "unknown unit `parsecs`",
+        ),
+        (
+            "  final_ping.median: \"< 1s\"\n",
+            "7:3",
+            "unknown statistic `median`",
+        ),
         ("  final_ping.p99: 800\n", "7:19", "needs an operator"),
         ("  turns.count: \"> 10ms\"\n", "7:16", "plain number"),
         ("  errors.rate: \"< 5\"\n", "7:16", "percentage"),
@@ -206,12 +240,18 @@ fn bad_threshold_syntax_is_a_usage_error_with_its_position() {
     for (lines, pos, words) in cases {
         let w = Workdir::new();
         let p = w.file("bad.yaml", &scenario(lines));
-        for args in [vec!["validate", p.to_str().unwrap()], vec!["run", p.to_str().unwrap(), "--quiet"]] {
+        for args in [
+            vec!["validate", p.to_str().unwrap()],
+            vec!["run", p.to_str().unwrap(), "--quiet"],
+        ] {
             let out = run_finalping(&args, LIMIT);
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(3), "{lines}: {}", text(&out));
             assert!(err.contains(&format!("bad.yaml:{pos}:")), "{lines}: {err}");
-            assert!(err.contains(words) && err.contains("hint:"), "{lines}: {err}");
+            assert!(
+                err.contains(words) && err.contains("hint:"),
+                "{lines}: {err}"
+            );
         }
     }
 }

@@ -30,15 +30,14 @@ pub fn compare(args: &CompareArgs) -> Result<i32, CliError> {
     }
     let report = compare::compare(&baselines, &current, &settings);
     print!("{}", output::console(&report));
-    let files: [(&Option<PathBuf>, fn(&compare::CompareReport, &mut dyn Write) -> std::io::Result<()>); 3] = [
-        (&args.markdown, output::markdown),
-        (&args.json, output::json),
-        (&args.junit, output::junit),
-    ];
-    for (path, write) in files {
-        if let Some(path) = path {
-            write_file(path, |w| write(&report, w))?;
-        }
+    if let Some(path) = &args.markdown {
+        write_file(path, |w| output::markdown(&report, w))?;
+    }
+    if let Some(path) = &args.json {
+        write_file(path, |w| output::json(&report, w))?;
+    }
+    if let Some(path) = &args.junit {
+        write_file(path, |w| output::junit(&report, w))?;
     }
     Ok(report.exit_code())
 }
@@ -46,18 +45,17 @@ pub fn compare(args: &CompareArgs) -> Result<i32, CliError> {
 /// `(baselines, current)` from the positional runs and `--baseline`.
 fn split_runs(args: &CompareArgs) -> Result<(Vec<PathBuf>, PathBuf), CliError> {
     let mut baselines = args.baselines.clone();
-    let current = match args.runs.as_slice() {
-        [current] => current.clone(),
-        [baseline, current] => {
-            baselines.insert(0, baseline.clone());
-            current.clone()
-        }
-        _ => {
-            return Err(CliError::usage(
+    let current =
+        match args.runs.as_slice() {
+            [current] => current.clone(),
+            [baseline, current] => {
+                baselines.insert(0, baseline.clone());
+                current.clone()
+            }
+            _ => return Err(CliError::usage(
                 "compare needs `BASELINE CURRENT`, or `CURRENT --baseline DIR [--baseline DIR]...`",
-            ))
-        }
-    };
+            )),
+        };
     if baselines.is_empty() {
         return Err(CliError::usage(
             "no baseline: write `finalping compare BASELINE CURRENT` or add `--baseline DIR`",
@@ -77,7 +75,11 @@ fn settings(args: &CompareArgs) -> Result<CompareSettings, CliError> {
             None => all = percent(spec)?,
         }
     }
-    if let Some(p) = args.percentiles.iter().find(|p| !(**p > 0.0 && **p <= 100.0)) {
+    if let Some(p) = args
+        .percentiles
+        .iter()
+        .find(|p| !(**p > 0.0 && **p <= 100.0))
+    {
         return Err(CliError::usage(format!(
             "--percentiles: {p} is not in (0, 100]; e.g. --percentiles 50,90,99"
         )));
@@ -88,7 +90,9 @@ fn settings(args: &CompareArgs) -> Result<CompareSettings, CliError> {
         ));
     }
     if !(100..=100_000).contains(&args.resamples) {
-        return Err(CliError::usage("--resamples must be between 100 and 100000"));
+        return Err(CliError::usage(
+            "--resamples must be between 100 and 100000",
+        ));
     }
     Ok(CompareSettings {
         percentiles: args.percentiles.clone(),

@@ -156,7 +156,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     );
     report.context = context;
     report.timeline = Some(Arc::new(outcome.timeline));
-    thresholds::judge_report(&mut report, &plan.scenario.thresholds, Some(&outcome.totals));
+    thresholds::judge_report(
+        &mut report,
+        &plan.scenario.thresholds,
+        Some(&outcome.totals),
+    );
     report::write_all(&report, &out_dir).map_err(|e| CliError::internal(e.to_string()))?;
     report::print_final_table(&report);
     println!("reports: {}", out_dir.display());

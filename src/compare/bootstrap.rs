@@ -29,12 +29,7 @@ impl Side {
     }
 
     pub fn samples(&self) -> u64 {
-        self.runs
-            .iter()
-            .flatten()
-            .flatten()
-            .map(|(_, c)| *c)
-            .sum()
+        self.runs.iter().flatten().flatten().map(|(_, c)| *c).sum()
     }
 
     /// Sums every interval of every run into `dense`.
@@ -221,8 +216,14 @@ mod tests {
     #[test]
     fn same_distribution_has_an_interval_around_zero() {
         let v = axis();
-        let d = deltas(&v, &side(50_000.0, 1, 20, 1), &side(50_000.0, 1, 20, 2), &[50.0, 99.0], S)
-            .unwrap();
+        let d = deltas(
+            &v,
+            &side(50_000.0, 1, 20, 1),
+            &side(50_000.0, 1, 20, 2),
+            &[50.0, 99.0],
+            S,
+        )
+        .unwrap();
         for x in &d {
             assert!(x.ci_low_pct < 0.0 && x.ci_high_pct > 0.0, "{x:?}");
             assert!(x.ci_high_pct - x.ci_low_pct < 15.0, "{x:?}");

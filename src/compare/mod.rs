@@ -187,7 +187,9 @@ pub fn compare(baselines: &[RunData], current: &RunData, s: &CompareSettings) ->
         .into_iter()
         .map(|name| compare_metric(name, baselines, current, s))
         .collect();
-    let judged = metrics.iter().filter(|m| m.verdict != Verdict::Insufficient);
+    let judged = metrics
+        .iter()
+        .filter(|m| m.verdict != Verdict::Insufficient);
     let verdict = judged.fold(Verdict::Insufficient, |acc, m| match (acc, m.verdict) {
         (Verdict::Worse, _) | (_, Verdict::Worse) => Verdict::Worse,
         (Verdict::Better, _) | (_, Verdict::Better) => Verdict::Better,
@@ -219,7 +221,11 @@ fn compare_metric(
     current: &RunData,
     s: &CompareSettings,
 ) -> MetricResult {
-    let tolerance = s.per_metric.get(name).copied().unwrap_or(s.max_regression_pct);
+    let tolerance = s
+        .per_metric
+        .get(name)
+        .copied()
+        .unwrap_or(s.max_regression_pct);
     let empty = Vec::new();
     let base_runs: Vec<&Vec<Histogram<u64>>> = baselines
         .iter()
@@ -253,8 +259,7 @@ fn compare_metric(
         ));
         return result;
     }
-    let Some(deltas) = bootstrap::deltas(&values, &base, &cur, &s.percentiles, s.bootstrap)
-    else {
+    let Some(deltas) = bootstrap::deltas(&values, &base, &cur, &s.percentiles, s.bootstrap) else {
         result.note = Some("no samples".to_string());
         return result;
     };
@@ -292,10 +297,7 @@ fn compare_metric(
 }
 
 /// Puts every interval of both sides on one sorted value axis (µs).
-fn sides(
-    base: &[&Vec<Histogram<u64>>],
-    cur: &[&Vec<Histogram<u64>>],
-) -> (Vec<f64>, Side, Side) {
+fn sides(base: &[&Vec<Histogram<u64>>], cur: &[&Vec<Histogram<u64>>]) -> (Vec<f64>, Side, Side) {
     let mut axis: BTreeSet<u64> = BTreeSet::new();
     for h in base.iter().chain(cur).flat_map(|r| r.iter()) {
         axis.extend(h.iter_recorded().map(|v| v.value_iterated_to()));

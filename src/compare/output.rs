@@ -30,8 +30,8 @@ pub fn console(r: &CompareReport) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<16} {:>6} {:>12} {:>12} {:>9} {:>22}  {}",
-        "metric", "pct", "baseline ms", "current ms", "delta", "CI of delta", "verdict"
+        "{:<16} {:>6} {:>12} {:>12} {:>9} {:>22}  verdict",
+        "metric", "pct", "baseline ms", "current ms", "delta", "CI of delta"
     );
     for m in &r.metrics {
         if m.percentiles.is_empty() {
@@ -90,8 +90,12 @@ fn summary_line(r: &CompareReport) -> String {
     };
     match (&r.invalid, r.verdict) {
         (Some(why), _) => format!("INVALID — {why}"),
-        (None, Verdict::Worse) => format!("WORSE — regression in {}", names(Verdict::Worse).join(", ")),
-        (None, Verdict::Better) => format!("BETTER — faster: {}", names(Verdict::Better).join(", ")),
+        (None, Verdict::Worse) => {
+            format!("WORSE — regression in {}", names(Verdict::Worse).join(", "))
+        }
+        (None, Verdict::Better) => {
+            format!("BETTER — faster: {}", names(Verdict::Better).join(", "))
+        }
         (None, Verdict::Same) => "SAME — no change beyond the tolerance".to_string(),
         (None, Verdict::Insufficient) => {
             "INSUFFICIENT — no metric had enough intervals on both sides".to_string()
@@ -103,7 +107,11 @@ fn summary_line(r: &CompareReport) -> String {
 pub fn markdown(r: &CompareReport, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "# finalping compare\n")?;
     writeln!(out, "**{}**\n", summary_line(r))?;
-    writeln!(out, "- current: `{}` ({})", r.current.run_id, r.current.scenario)?;
+    writeln!(
+        out,
+        "- current: `{}` ({})",
+        r.current.run_id, r.current.scenario
+    )?;
     for b in &r.baselines {
         writeln!(out, "- baseline: `{}` ({})", b.run_id, b.scenario)?;
     }

@@ -44,7 +44,9 @@ impl Exporter for SummaryMarkdown {
                 let result = match t.outcome {
                     Outcome::Pass => "✅ pass".to_string(),
                     Outcome::Fail => "❌ **fail**".to_string(),
-                    Outcome::Invalid => format!("⚠️ **invalid**: {}", t.message.replace('|', "\\|")),
+                    Outcome::Invalid => {
+                        format!("⚠️ **invalid**: {}", t.message.replace('|', "\\|"))
+                    }
                 };
                 writeln!(
                     out,

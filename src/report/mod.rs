@@ -13,8 +13,8 @@ mod markdown;
 mod timeseries;
 
 pub use console::print_final_table;
-pub use junit::{write_junit, JunitCase, JunitSuite, JUNIT_FILE};
 pub use hlog::{hlog_file_name, write_hlog, write_hlogs};
+pub use junit::{write_junit, JunitCase, JunitSuite, JUNIT_FILE};
 pub use manifest::{LoadManifest, Manifest, RuntimeManifest, TargetManifest};
 pub use timeseries::{timeseries_header, write_timeseries, TIMESERIES_FILE};
 

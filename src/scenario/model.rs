@@ -38,7 +38,10 @@ pub struct Scenario {
     #[serde(default)]
     pub seed: Option<u64>,
     /// Pass/fail limits judged at the end (`final_ping.p99: "< 800ms"`).
-    #[serde(default, skip_serializing_if = "crate::thresholds::Thresholds::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::thresholds::Thresholds::is_empty"
+    )]
     pub thresholds: crate::thresholds::Thresholds,
 }
 

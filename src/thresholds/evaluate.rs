@@ -53,7 +53,8 @@ pub struct ThresholdResult {
 impl ThresholdResult {
     /// The value with its unit (`912.383 ms`, `0.40%`, `1200`), or `—`.
     pub fn value_text(&self) -> String {
-        self.value.map_or_else(|| "—".to_string(), |v| fmt(v, self.unit))
+        self.value
+            .map_or_else(|| "—".to_string(), |v| fmt(v, self.unit))
     }
 
     /// The limit with its operator (`< 800.000 ms`).
@@ -232,15 +233,18 @@ fn measure(t: &Threshold, summary: &Value, quantile: Option<QuantileFn>) -> Resu
                 return field(name);
             }
             match quantile.filter(|_| whole_run) {
-                Some(q) => q(&k.metric, p / 100.0)
-                    .ok_or_else(|| format!("`{}` has no p{p}", k.series())),
+                Some(q) => {
+                    q(&k.metric, p / 100.0).ok_or_else(|| format!("`{}` has no p{p}", k.series()))
+                }
                 None => Err(format!(
                     "p{p} of `{}` is not in summary.json; use p50, p90, p95, p99, p99.9 or p99.99",
                     k.series()
                 )),
             }
         }
-        Statistic::Count | Statistic::Rate => Err(format!("`{}`: {stat} is not a latency", k.series())),
+        Statistic::Count | Statistic::Rate => {
+            Err(format!("`{}`: {stat} is not a latency", k.series()))
+        }
     }
 }
 
@@ -353,10 +357,7 @@ fn series<'a>(
             } else {
                 format!("its tags: scenario, {}", names.join(", "))
             };
-            Err(format!(
-                "unknown tag `{unknown}` on `{}`: {has}",
-                k.metric
-            ))
+            Err(format!("unknown tag `{unknown}` on `{}`: {has}", k.metric))
         }
         None => Err(format!("`{key}` has zero samples")),
     }
@@ -425,7 +426,11 @@ mod tests {
         assert!(r.message.contains("zero samples"), "{}", r.message);
         let r = one("final_pong.p99", "< 50ms");
         assert_eq!(r.outcome, Outcome::Invalid);
-        assert!(r.message.contains("did you mean `final_ping`"), "{}", r.message);
+        assert!(
+            r.message.contains("did you mean `final_ping`"),
+            "{}",
+            r.message
+        );
         let r = one("connect.p99", "< 50ms");
         assert!(r.message.contains("zero samples"), "{}", r.message);
         assert_eq!(one("connect.count", "> 0").outcome, Outcome::Fail);
