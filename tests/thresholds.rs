@@ -255,3 +255,17 @@ fn bad_threshold_syntax_is_a_usage_error_with_its_position() {
         }
     }
 }
+
+/// The CI example scenario validates, and the workflow runs exactly it.
+#[test]
+fn the_ci_example_validates() {
+    let scenario = repo_path("examples/ci-gate.yaml");
+    let out = run_finalping(&["validate", scenario.to_str().unwrap()], LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let workflow = std::fs::read_to_string(repo_path("examples/github-actions.yaml")).unwrap();
+    assert!(
+        workflow.contains("finalping run examples/ci-gate.yaml"),
+        "{workflow}"
+    );
+    assert!(workflow.contains("finalping compare reports/baseline reports/current"));
+}
