@@ -78,11 +78,21 @@ pub fn judge(
             format!("invalid: nothing completed, so nothing was measured; {why}"),
         );
     }
-    let failures = totals.turns_failed()
+    let dropped = c(Counter::Dropped);
+    let failures = dropped
+        + totals.turns_failed()
         + totals.updates_failed()
         + c(Counter::GetsFailed)
         + c(Counter::ConnectErrors)
         + c(Counter::RuntimeConnectErrors);
+    if dropped > 0 {
+        return (
+            RunStatus::Failed,
+            format!(
+                "failed: {dropped} conversations could not start (every VU busy: raise `max_vus` or lower the rate); {work} completed"
+            ),
+        );
+    }
     if failures > 0 {
         return (
             RunStatus::Failed,

@@ -92,7 +92,7 @@ const CASES: &[Expected] = &[
         message: "unknown field `durration`",
         hints: &[
             "did you mean `duration`?",
-            "valid fields here: vus, duration, iterations, ramp_up, grace",
+            "valid fields here: executor, vus, duration, iterations, ramp_up, grace, start_vus",
         ],
     },
     Expected {
@@ -261,6 +261,7 @@ fn valid_fixture_loads_every_field() {
     let ctx = TemplateCtx {
         vu: 2,
         iteration: 5,
+        ..TemplateCtx::default()
     };
     assert_eq!(t.user_id.render(&ctx), "user-2");
     assert_eq!(t.channel, "finalping", "default kept");

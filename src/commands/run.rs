@@ -5,11 +5,11 @@
 use super::{runtime_setup, signals};
 use crate::cli::{RunArgs, SelfCheckMode};
 use crate::emulator::{self, RunningEmulator};
-use crate::engine::{self, Plan, ProgressMode};
+use crate::engine::{self, Plan, ProgressMode, Schedule};
 use crate::error::CliError;
 use crate::metrics::{Counter, GeneratorUsage, ProcessUsage, Recorder};
 use crate::report::{self, ContextReport, LoadManifest, Manifest, RunReport, TargetManifest};
-use crate::scenario::{self, Scenario, TemplateCtx};
+use crate::scenario::{self, Executor, Scenario, TemplateCtx};
 use crate::secret;
 use crate::thresholds;
 use crate::verdict;
@@ -33,7 +33,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         .or(scenario.seed)
         .unwrap_or_else(rand::random::<u64>);
     let embedded = scenario.target.url.is_none();
-    ensure_fd_capacity(scenario.load.vus, embedded)?;
+    ensure_fd_capacity(scenario.load.max_vus(), embedded)?;
 
     let emulator_config = embedded.then(|| scenario.emulator.clone().unwrap_or_default());
     let emulator = match &emulator_config {
@@ -68,19 +68,25 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         None
     };
 
+    let schedule = Schedule::from_load(&scenario.load);
     let plan = Arc::new(Plan {
         runtime: runtime.as_ref().map(|r| r.plan.clone()),
         endpoint_url: endpoint_url.clone(),
         url_token: url_token.clone(),
         seed,
-        vus: scenario.load.vus,
-        duration: scenario.load.duration.map(|d| d.as_duration()),
-        iterations: match (scenario.load.iterations, scenario.load.duration) {
-            (None, None) => Some(1),
-            (n, _) => n,
+        vus: scenario.load.max_vus(),
+        schedule: schedule.clone(),
+        duration: schedule
+            .staged_duration()
+            .or(scenario.load.duration.map(|d| d.as_duration())),
+        iterations: match (&schedule, scenario.load.iterations, scenario.load.duration) {
+            (Schedule::Closed, None, None) => Some(1),
+            (Schedule::Closed, n, _) => n,
+            _ => None,
         },
         ramp_up: scenario.load.ramp_up.as_duration(),
         grace: scenario.load.grace.as_duration(),
+        feeders: Arc::new(scenario::Feeders::new(&scenario.feeder_tables)),
         scenario,
     });
     let shown_url = match &emulator {
@@ -203,17 +209,37 @@ async fn finish_runtime(
 }
 
 fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), CliError> {
+    let executor = s.load.executor();
     if let Some(vus) = args.vus {
         if vus == 0 {
             return Err(CliError::usage("--vus must be at least 1"));
         }
-        s.load.vus = vus;
+        match executor {
+            Executor::ConstantVus | Executor::PerVuIterations => s.load.vus = vus,
+            Executor::ConstantArrivalRate | Executor::RampingArrivalRate => {
+                s.load.max_vus = Some(vus)
+            }
+            Executor::RampingVus => {
+                return Err(CliError::usage(
+                    "--vus does not apply to `ramping-vus`: change the stages' targets",
+                ))
+            }
+        }
     }
     if let Some(d) = args.duration {
         if d.as_duration().is_zero() {
             return Err(CliError::usage(
                 "--duration must be longer than 0 (e.g. 30s)",
             ));
+        }
+        if matches!(
+            executor,
+            Executor::RampingVus | Executor::RampingArrivalRate
+        ) {
+            return Err(CliError::usage(format!(
+                "--duration does not apply to `{}`: its stages set the length",
+                executor.name()
+            )));
         }
         s.load.duration = Some(d);
         if args.iterations.is_none() {
@@ -224,10 +250,22 @@ fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), CliError> {
         if n == 0 {
             return Err(CliError::usage("--iterations must be at least 1"));
         }
+        if executor.is_open() || executor == Executor::RampingVus {
+            return Err(CliError::usage(format!(
+                "--iterations does not apply to `{}`",
+                executor.name()
+            )));
+        }
         s.load.iterations = Some(n);
         if args.duration.is_none() {
             s.load.duration = None;
         }
+    }
+    // Overrides must leave a load the executor can run.
+    if args.vus.is_some() || args.duration.is_some() || args.iterations.is_some() {
+        s.load
+            .check()
+            .map_err(|(what, hint)| CliError::usage(format!("after the flags: {what} ({hint})")))?;
     }
     if let Some(url) = &args.target {
         let t = scenario::Template::parse(url)
@@ -348,7 +386,20 @@ fn build_manifest(
             connect_timeout: s.target.connect_timeout.to_string(),
         },
         load: LoadManifest {
-            model: "closed (constant VUs)".to_string(),
+            model: if plan.schedule.is_open() {
+                "open (arrival rate)".to_string()
+            } else {
+                "closed (VUs)".to_string()
+            },
+            executor: s.load.executor().name().to_string(),
+            stages: s
+                .load
+                .stages
+                .iter()
+                .map(|st| format!("{}→{}", st.duration, st.target))
+                .collect(),
+            rate: s.load.rate,
+            arrival: format!("{:?}", s.load.arrival).to_lowercase(),
             vus: plan.vus,
             duration: s.load.duration.map(|d| d.to_string()),
             iterations: plan.iterations,

@@ -2,7 +2,7 @@
 
 use crate::cli::ValidateArgs;
 use crate::error::{exit, CliError};
-use crate::scenario;
+use crate::scenario::{self, Executor};
 
 pub fn validate(args: &ValidateArgs) -> Result<i32, CliError> {
     let s = scenario::load(&args.scenario).map_err(|e| CliError::usage(e.to_string()))?;
@@ -10,16 +10,26 @@ pub fn validate(args: &ValidateArgs) -> Result<i32, CliError> {
         Some(_) => "target.url",
         None => "the embedded emulator",
     };
-    let length = match (&s.load.duration, s.load.iterations) {
-        (Some(d), Some(n)) => format!("{n} iterations or {d}, whichever comes first"),
-        (Some(d), None) => format!("for {d}"),
-        (None, Some(n)) => format!("{n} iterations each"),
-        (None, None) => "1 iteration each".to_string(),
+    let l = &s.load;
+    let length = match (l.executor(), &l.duration, l.iterations) {
+        (Executor::RampingVus | Executor::RampingArrivalRate, _, _) => format!(
+            "{} stages over {}",
+            l.stages.len(),
+            crate::duration::HumanDuration(l.stages_duration())
+        ),
+        (Executor::ConstantArrivalRate, Some(d), _) => {
+            format!("{}/s for {d}", l.rate.unwrap_or(0.0))
+        }
+        (_, Some(d), Some(n)) => format!("{n} iterations or {d}, whichever comes first"),
+        (_, Some(d), None) => format!("for {d}"),
+        (_, None, Some(n)) => format!("{n} iterations each"),
+        (_, None, None) => "1 iteration each".to_string(),
     };
     println!(
-        "ok: {} — {} VUs, {}, {} steps per iteration, against {} (EIO{})",
+        "ok: {} — {}, up to {} VUs, {}, {} steps per iteration, against {} (EIO{})",
         args.scenario.display(),
-        s.load.vus,
+        l.executor().name(),
+        l.max_vus(),
         length,
         s.steps.len(),
         target,

@@ -47,6 +47,20 @@ pub struct EmulatorConfig {
     pub ack_timeout: HumanDuration,
     /// The runtime WebSocket, token endpoint and webhook sink (PROTOCOL.md §2).
     pub runtime: RuntimeEmulatorConfig,
+    /// Fault: inputs arriving in this window (from emulator start) wait until
+    /// it ends before their normal delay — a bot that hangs for a while.
+    pub stall: Option<Stall>,
+}
+
+/// A window in which the bot answers nothing.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Stall {
+    /// When the stall starts, from emulator start.
+    pub at: HumanDuration,
+    /// How long it lasts.
+    #[serde(rename = "for")]
+    pub duration: HumanDuration,
 }
 
 /// Settings of the runtime side: `/oauth/token`, `/v2/runtime`, `/webhook`.
@@ -102,6 +116,7 @@ impl Default for EmulatorConfig {
             url_tokens: Vec::new(),
             ack_timeout: HumanDuration(Duration::from_secs(5)),
             runtime: RuntimeEmulatorConfig::default(),
+            stall: None,
         }
     }
 }

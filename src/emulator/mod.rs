@@ -59,6 +59,11 @@ pub(crate) struct Shared {
     pub next_session: AtomicU64,
     /// Context variables, shared with the runtime WebSocket.
     pub contexts: Arc<ContextStore>,
+    /// When the emulator started (the origin of `stall.at`).
+    pub started: std::time::Instant,
+    /// Every reply delay it injected (stall wait included), in µs: the ground
+    /// truth that accuracy tests compare finalping's numbers with.
+    pub injected: Arc<std::sync::Mutex<hdrhistogram::Histogram<u64>>>,
 }
 
 impl Shared {
@@ -75,9 +80,18 @@ pub struct RunningEmulator {
     task: tokio::task::JoinHandle<()>,
     counters: Arc<Counters>,
     runtime: Arc<RuntimeState>,
+    injected: Arc<std::sync::Mutex<hdrhistogram::Histogram<u64>>>,
 }
 
 impl RunningEmulator {
+    /// The reply delays injected so far (µs), stall waits included.
+    pub fn injected_delays(&self) -> hdrhistogram::Histogram<u64> {
+        self.injected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// `http://127.0.0.1:PORT` — what a scenario's `target.url` would hold.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -171,6 +185,7 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         seed: config.seed,
         next_connection: AtomicU64::new(0),
     });
+    let injected = Arc::new(std::sync::Mutex::new(crate::metrics::new_histogram()));
     let shared = Arc::new(Shared {
         config,
         counters: counters.clone(),
@@ -178,6 +193,8 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         next_trace: AtomicU64::new(0),
         next_session: AtomicU64::new(0),
         contexts,
+        started: std::time::Instant::now(),
+        injected: injected.clone(),
     });
     io.ns("/", move |socket: SocketRef| {
         connect::on_connect(socket, shared.clone())
@@ -222,6 +239,7 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         shutdown: Some(tx),
         task,
         counters,
+        injected,
         runtime,
     })
 }

@@ -173,7 +173,20 @@ async fn run_turn(
     if !matches_session(input, info) {
         bump(&shared.counters.input_mismatches);
     }
-    pause(config.delay.sample(rng)).await;
+    let stall_wait = config.stall.map_or(std::time::Duration::ZERO, |stall| {
+        let since = shared.started.elapsed();
+        let end = stall.at.as_duration() + stall.duration.as_duration();
+        if since >= stall.at.as_duration() && since < end {
+            end - since
+        } else {
+            std::time::Duration::ZERO
+        }
+    });
+    let delay = stall_wait + config.delay.sample(rng);
+    if let Ok(mut h) = shared.injected.lock() {
+        h.saturating_record(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX).max(1));
+    }
+    pause(delay).await;
     if config.typing {
         emit(
             socket,

@@ -68,7 +68,7 @@ impl ContextSide {
         &mut self,
         step: &UpdateStep,
         session_id: &str,
-        ctx: &TemplateCtx,
+        ctx: &TemplateCtx<'_>,
         plan: &RuntimePlan,
         recorder: &Recorder,
         control: &Control,

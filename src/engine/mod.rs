@@ -6,10 +6,12 @@
 
 mod context;
 mod live;
+mod pacing;
 mod vu;
 
 pub use context::RuntimePlan;
 pub use live::ProgressMode;
+pub use pacing::Schedule;
 
 use crate::metrics::selfcheck::SelfCheckSummary;
 use crate::metrics::{Recorder, Snapshot, Timeline};
@@ -29,7 +31,10 @@ pub struct Plan {
     /// The resolved URL token (secret: never print it).
     pub url_token: String,
     pub seed: u64,
+    /// VU tasks: the closed VUs, the ramping maximum, or the arrival-rate `max_vus`.
     pub vus: u32,
+    /// The executor.
+    pub schedule: Schedule,
     pub duration: Option<Duration>,
     /// Iterations per VU; `None` = loop until `duration`.
     pub iterations: Option<u64>,
@@ -37,6 +42,8 @@ pub struct Plan {
     pub grace: Duration,
     /// The runtime WebSocket, when the scenario has context steps.
     pub runtime: Option<Arc<RuntimePlan>>,
+    /// CSV feeder rows, picked once per VU iteration (shared cursors).
+    pub feeders: Arc<crate::scenario::Feeders>,
 }
 
 impl Plan {
@@ -108,12 +115,25 @@ pub async fn run(
     let started = Instant::now();
     let live = live::Live::start(plan.clone(), recorder.clone(), control.clone(), progress);
 
+    let pacings = pacing::start(
+        &plan.schedule,
+        plan.vus as usize,
+        started,
+        plan.seed,
+        recorder.clone(),
+        control.clone(),
+    );
     let mut tasks = tokio::task::JoinSet::new();
-    for vu in 1..=u64::from(plan.vus) {
-        let start_offset = start_offset(plan.ramp_up, vu - 1, u64::from(plan.vus));
+    for (index, pacing) in pacings.into_iter().enumerate() {
+        let vu = index as u64 + 1;
+        let start_offset = match plan.schedule {
+            Schedule::Closed => start_offset(plan.ramp_up, vu - 1, u64::from(plan.vus)),
+            _ => Duration::ZERO,
+        };
         tasks.spawn(vu::run_vu(
             vu,
             started + start_offset,
+            pacing,
             plan.clone(),
             recorder.clone(),
             control.clone(),

@@ -4,6 +4,7 @@
 //! interrupted) in the recorder.
 
 use super::context::ContextSide;
+use super::pacing::{Dispatch, Job, Pacing};
 use super::{Control, Plan};
 use crate::metrics::{Counter, Metric, Recorder, ShardWriter};
 use crate::protocol::socketio::{
@@ -14,6 +15,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
 
 /// After a failed connect, wait this long (or less if stopping) before the next try,
 /// so an unreachable target produces a bounded error rate instead of a busy loop.
@@ -22,6 +24,7 @@ const CONNECT_RETRY_PAUSE: Duration = Duration::from_secs(1);
 pub(super) async fn run_vu(
     vu: u64,
     start_at: Instant,
+    pacing: Pacing,
     plan: Arc<Plan>,
     recorder: Arc<Recorder>,
     control: Arc<Control>,
@@ -30,7 +33,6 @@ pub(super) async fn run_vu(
         _ = tokio::time::sleep_until(start_at.into()) => {}
         _ = control.soft.cancelled() => return,
     }
-    control.vu_started();
     let mut user = VirtualUser {
         vu,
         plan: &plan,
@@ -39,14 +41,20 @@ pub(super) async fn run_vu(
         conn: None,
         session: None,
         context: ContextSide::default(),
+        iteration: 0,
+        lag: None,
         rng: StdRng::seed_from_u64(plan.seed ^ vu.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
     };
-    user.run().await;
-    if let Some(conn) = user.conn.take() {
-        close(conn, &recorder).await;
+    match pacing {
+        Pacing::Closed => {
+            control.vu_started();
+            user.run_closed().await;
+            user.close_all().await;
+            control.vu_finished();
+        }
+        Pacing::Ramping(target) => user.run_ramping(target).await,
+        Pacing::Open { jobs, dispatch } => user.run_open(jobs, &dispatch).await,
     }
-    user.context.close(&recorder).await;
-    control.vu_finished();
 }
 
 struct VirtualUser<'a> {
@@ -59,6 +67,10 @@ struct VirtualUser<'a> {
     session: Option<Session>,
     /// Runtime WebSocket side (context updates) of the same session.
     context: ContextSide,
+    /// Iterations (conversations) this VU has started.
+    iteration: u64,
+    /// Open executors: how late the current conversation started.
+    lag: Option<Duration>,
     rng: StdRng,
 }
 
@@ -75,26 +87,102 @@ enum Flow {
 }
 
 impl VirtualUser<'_> {
-    async fn run(&mut self) {
-        let mut iteration = 0u64;
-        while self.plan.iterations.is_none_or(|n| iteration < n) {
-            let ctx = TemplateCtx {
-                vu: self.vu,
-                iteration,
-            };
-            for step in &self.plan.scenario.steps {
-                if self.control.soft.is_cancelled() {
-                    return;
-                }
-                if let Flow::Stop = self.step(step, &ctx).await {
-                    return;
-                }
+    /// Closed executors: loop iterations until the count or the deadline.
+    async fn run_closed(&mut self) {
+        while self.plan.iterations.is_none_or(|n| self.iteration < n) {
+            if let Flow::Stop = self.run_iteration().await {
+                return;
             }
-            iteration += 1;
         }
     }
 
-    async fn step(&mut self, step: &Step, ctx: &TemplateCtx) -> Flow {
+    /// `ramping-vus`: work while this VU's number is within the target.
+    async fn run_ramping(&mut self, mut target: watch::Receiver<u32>) {
+        loop {
+            while u64::from(*target.borrow_and_update()) < self.vu {
+                tokio::select! {
+                    changed = target.changed() => if changed.is_err() { return },
+                    _ = self.control.soft.cancelled() => return,
+                }
+            }
+            self.control.vu_started();
+            let mut flow = Flow::Continue;
+            while u64::from(*target.borrow()) >= self.vu {
+                flow = self.run_iteration().await;
+                if let Flow::Stop = flow {
+                    break;
+                }
+            }
+            self.close_all().await;
+            self.control.vu_finished();
+            if let Flow::Stop = flow {
+                return;
+            }
+        }
+    }
+
+    /// Arrival-rate executors: one conversation per job, timed from its intended start.
+    async fn run_open(&mut self, mut jobs: mpsc::Receiver<Job>, dispatch: &Dispatch) {
+        let index = (self.vu - 1) as usize;
+        while !self.control.soft.is_cancelled() {
+            let job = match dispatch.next_or_idle(index) {
+                Some(waiting) => Some(waiting),
+                None => tokio::select! {
+                    job = jobs.recv() => job,
+                    _ = self.control.soft.cancelled() => None,
+                },
+            };
+            let Some(job) = job else { break };
+            let lag = Instant::now().saturating_duration_since(job.intended);
+            self.recorder.record(Metric::ScheduleLag, lag);
+            self.lag = Some(lag);
+            self.control.vu_started();
+            let flow = self.run_iteration().await;
+            self.control.vu_finished();
+            if let Flow::Stop = flow {
+                break;
+            }
+        }
+        self.close_all().await;
+    }
+
+    /// One pass over the steps.
+    async fn run_iteration(&mut self) -> Flow {
+        let Ok(rows) = self
+            .plan
+            .feeders
+            .pick(self.vu, self.iteration, &mut self.rng)
+        else {
+            // A `unique` feeder is used up (logged once by `pick`): this VU is done.
+            self.recorder.writer().cause("feeder_exhausted");
+            return Flow::Stop;
+        };
+        let ctx = TemplateCtx {
+            vu: self.vu,
+            iteration: self.iteration,
+            rows: Some(&rows),
+        };
+        self.iteration += 1;
+        for step in &self.plan.scenario.steps {
+            if self.control.soft.is_cancelled() {
+                return Flow::Stop;
+            }
+            if let Flow::Stop = self.step(step, &ctx).await {
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Closes both connections (end of the VU's work or of its active period).
+    async fn close_all(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            close(conn, self.recorder).await;
+        }
+        self.context.close(self.recorder).await;
+    }
+
+    async fn step(&mut self, step: &Step, ctx: &TemplateCtx<'_>) -> Flow {
         match step {
             Step::Connect => {
                 if let Some(old) = self.conn.take() {
@@ -174,7 +262,7 @@ impl VirtualUser<'_> {
         }
     }
 
-    async fn connect(&mut self, ctx: &TemplateCtx) -> Flow {
+    async fn connect(&mut self, ctx: &TemplateCtx<'_>) -> Flow {
         let session = self.session(ctx);
         let target = &self.plan.scenario.target;
         let opts = ConnectOptions {
@@ -216,7 +304,7 @@ impl VirtualUser<'_> {
         }
     }
 
-    async fn send(&mut self, send: &SendStep, ctx: &TemplateCtx) -> Flow {
+    async fn send(&mut self, send: &SendStep, ctx: &TemplateCtx<'_>) -> Flow {
         let Some(conn) = self.conn.as_mut() else {
             return Flow::Continue;
         };
@@ -238,6 +326,10 @@ impl VirtualUser<'_> {
             match &turn {
                 Some(turn) => {
                     record_visibility(&mut w, turn, &mut self.context.pending_visible);
+                    if let (Some(lag), Some(done)) = (self.lag, turn.finished_at) {
+                        let from_intended = done.saturating_duration_since(turn.sent_at) + lag;
+                        w.record(Metric::FinalPingIntended, from_intended);
+                    }
                     record_turn(&mut w, turn, send, ctx)
                 }
                 None => {

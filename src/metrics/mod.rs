@@ -8,11 +8,13 @@ mod process;
 mod recorder;
 pub mod selfcheck;
 mod snapshot;
+mod tags;
 mod timeline;
 
 pub use process::{GeneratorUsage, ProcessUsage};
 pub use recorder::{Recorder, ShardWriter};
 pub use snapshot::{MetricSummary, Snapshot};
+pub use tags::{TagData, TagId, TAGGED};
 pub use timeline::{Gauges, Interval, IntervalStats, Timeline, TimelineError};
 
 /// Latency metrics (names are part of the interface; see README "Metrics").
@@ -36,10 +38,15 @@ pub enum Metric {
     ContextVisible,
     /// Runtime WebSocket connect start → open (token included when it was fetched).
     RuntimeConnect,
+    /// Open executors: a conversation's intended start → its actual start.
+    ScheduleLag,
+    /// Open executors: `final_ping` measured from the turn's intended send
+    /// (its actual send minus the conversation's schedule lag).
+    FinalPingIntended,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 11] = [
         Metric::Connect,
         Metric::FirstOutput,
         Metric::FinalPing,
@@ -49,6 +56,8 @@ impl Metric {
         Metric::Heartbeat,
         Metric::ContextVisible,
         Metric::RuntimeConnect,
+        Metric::ScheduleLag,
+        Metric::FinalPingIntended,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +71,8 @@ impl Metric {
             Metric::Heartbeat => "heartbeat",
             Metric::ContextVisible => "context_visible",
             Metric::RuntimeConnect => "runtime_connect",
+            Metric::ScheduleLag => "schedule_lag",
+            Metric::FinalPingIntended => "final_ping_intended",
         }
     }
 
@@ -110,10 +121,11 @@ pub enum Counter {
     RuntimeBytesSent,
     RuntimeBytesReceived,
     AuditRecords,
+    Dropped,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 37] = [
+    pub const ALL: [Counter; 38] = [
         Counter::TurnsSent,
         Counter::TurnsOk,
         Counter::TurnsTimeout,
@@ -151,6 +163,7 @@ impl Counter {
         Counter::RuntimeBytesSent,
         Counter::RuntimeBytesReceived,
         Counter::AuditRecords,
+        Counter::Dropped,
     ];
 
     pub fn name(self) -> &'static str {
@@ -192,6 +205,7 @@ impl Counter {
             Counter::RuntimeBytesSent => "runtime_bytes_sent",
             Counter::RuntimeBytesReceived => "runtime_bytes_received",
             Counter::AuditRecords => "audit_records",
+            Counter::Dropped => "dropped",
         }
     }
 

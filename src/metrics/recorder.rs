@@ -3,7 +3,7 @@
 //! with at least as many shards as worker threads the locks are uncontended;
 //! the collector drains all shards once per interval.
 
-use super::{Counter, Metric, Snapshot};
+use super::{Counter, Metric, Snapshot, TagId};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -78,6 +78,16 @@ impl ShardWriter<'_> {
 
     pub fn add(&mut self, counter: Counter, n: u64) {
         self.guard.add(counter, n);
+    }
+
+    /// Records a latency in the totals and under each tag.
+    pub fn record_tagged(&mut self, metric: Metric, tags: &[TagId], value: Duration) {
+        self.guard.record_tagged(metric, tags, value);
+    }
+
+    /// Adds to a counter in the totals and under each tag.
+    pub fn add_tagged(&mut self, counter: Counter, tags: &[TagId], n: u64) {
+        self.guard.add_tagged(counter, tags, n);
     }
 
     /// Counts one failure under a cause name (`turn_timeout`, `connect_refused`, …).

@@ -1,6 +1,7 @@
 //! A set of histograms, counters and failure causes: what a shard holds, what
 //! an interval drain returns and what the run totals are. Mergeable exactly.
 
+use super::tags::{micros, TagData, TagId};
 use super::{new_histogram, Counter, Metric};
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -12,6 +13,8 @@ pub struct Snapshot {
     hists: Vec<Histogram<u64>>,
     counters: [u64; Counter::ALL.len()],
     causes: BTreeMap<String, u64>,
+    /// The same numbers per tag (scenario, named step).
+    tagged: BTreeMap<TagId, TagData>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -35,13 +38,35 @@ impl Snapshot {
             hists: Metric::ALL.iter().map(|_| new_histogram()).collect(),
             counters: [0; Counter::ALL.len()],
             causes: BTreeMap::new(),
+            tagged: BTreeMap::new(),
         }
+    }
+
+    /// Records a latency in the totals and under each tag.
+    pub fn record_tagged(&mut self, metric: Metric, tags: &[TagId], value: Duration) {
+        self.record(metric, value);
+        let us = micros(value);
+        for t in tags {
+            self.tagged.entry(*t).or_default().record(metric, us);
+        }
+    }
+
+    /// Adds to a counter in the totals and under each tag.
+    pub fn add_tagged(&mut self, counter: Counter, tags: &[TagId], n: u64) {
+        self.add(counter, n);
+        for t in tags {
+            self.tagged.entry(*t).or_default().add(counter, n);
+        }
+    }
+
+    /// The numbers of one tag, if anything was booked under it.
+    pub fn tag(&self, id: TagId) -> Option<&TagData> {
+        self.tagged.get(&id)
     }
 
     /// Records a latency; values beyond 1 h saturate, below 1 µs count as 1 µs.
     pub fn record(&mut self, metric: Metric, value: Duration) {
-        let us = u64::try_from(value.as_micros()).unwrap_or(u64::MAX).max(1);
-        self.hists[metric.index()].saturating_record(us);
+        self.hists[metric.index()].saturating_record(micros(value));
     }
 
     pub fn add(&mut self, counter: Counter, n: u64) {
@@ -111,6 +136,9 @@ impl Snapshot {
         for (k, v) in &other.causes {
             self.add_cause(k, *v);
         }
+        for (t, data) in &other.tagged {
+            self.tagged.entry(*t).or_default().merge(data);
+        }
     }
 
     pub fn clear(&mut self) {
@@ -121,6 +149,7 @@ impl Snapshot {
         }
         self.counters = [0; Counter::ALL.len()];
         self.causes.clear();
+        self.tagged.clear();
     }
 
     pub fn summary(&self, metric: Metric) -> MetricSummary {
@@ -191,6 +220,35 @@ mod tests {
         assert!((m.p50_ms - 50.0).abs() < 0.1, "{m:?}");
         assert!((m.max_ms - 100.0).abs() < 0.1, "{m:?}");
         assert!((m.min_ms - 0.1).abs() < 0.001, "{m:?}");
+    }
+
+    #[test]
+    fn tagged_samples_count_in_totals_and_per_tag() {
+        let mut a = Snapshot::new();
+        a.record_tagged(Metric::FinalPing, &[0, 2], Duration::from_millis(5));
+        a.record_tagged(Metric::Connect, &[0], Duration::from_millis(1));
+        a.add_tagged(Counter::TurnsOk, &[2], 1);
+        let mut b = Snapshot::new();
+        b.record_tagged(Metric::FinalPing, &[2], Duration::from_millis(7));
+        a.merge(&b);
+        assert_eq!(a.histogram(Metric::FinalPing).len(), 2);
+        assert_eq!(
+            a.tag(0)
+                .and_then(|t| t.summary(Metric::FinalPing))
+                .map(|m| m.count),
+            Some(1)
+        );
+        assert_eq!(
+            a.tag(2)
+                .and_then(|t| t.summary(Metric::FinalPing))
+                .map(|m| m.count),
+            Some(2)
+        );
+        // connect is not a tagged metric; the total still has it.
+        assert!(a.tag(0).and_then(|t| t.summary(Metric::Connect)).is_none());
+        assert_eq!(a.histogram(Metric::Connect).len(), 1);
+        assert_eq!(a.tag(2).map(|t| t.counter(Counter::TurnsOk)), Some(1));
+        assert!(a.tag(1).is_none());
     }
 
     #[test]

@@ -19,13 +19,14 @@ pub fn final_table(r: &RunReport) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<13} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:<20} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "metric (ms)", "count", "min", "p50", "p90", "p99", "p99.9", "max"
     );
-    for (name, m) in &r.metrics {
+    // Metrics the run did not produce (e.g. context metrics in a chat-only run) are left out.
+    for (name, m) in r.metrics.iter().filter(|(_, m)| m.count > 0) {
         let _ = writeln!(
             s,
-            "{:<13} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "{:<20} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             name,
             m.count,
             ms(m.min_ms),

@@ -48,6 +48,12 @@ pub struct TargetManifest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadManifest {
     pub model: String,
+    pub executor: String,
+    /// Ramping stages as `duration→target`.
+    pub stages: Vec<String>,
+    /// Constant arrival rate, conversations per second.
+    pub rate: Option<f64>,
+    pub arrival: String,
     pub vus: u32,
     pub duration: Option<String>,
     pub iterations: Option<u64>,

@@ -5,7 +5,8 @@
 
 use super::error::{choices_hint, de_error};
 use super::{
-    SendStep, Step, Template, TemplateCtx, TemplateValue, ThinkTime, UpdateStep, UpdateVersion,
+    FeederName, SendStep, Step, Template, TemplateCtx, TemplateValue, ThinkTime, UpdateStep,
+    UpdateVersion,
 };
 use crate::duration::HumanDuration;
 use crate::protocol::socketio::Eio;
@@ -104,6 +105,13 @@ pub(crate) fn vus<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
             "use at most 4294967295 VUs (and far fewer per generator machine)",
         )
     })
+}
+
+/// `load`: the fields, then whether they fit the executor.
+pub(crate) fn load<'de, D: Deserializer<'de>>(d: D) -> Result<super::Load, D::Error> {
+    let load = super::Load::deserialize(d)?;
+    load.check().map_err(|(what, hint)| de_error(&what, hint))?;
+    Ok(load)
 }
 
 /// `load.iterations`: absent/null or >= 1.
@@ -258,9 +266,13 @@ pub(crate) fn url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Template>, D
         return Ok(None);
     };
     // Render with a sample context: `{{vu}}` in a path is fine, the scheme and host must be there.
+    if t.uses_feeders() {
+        return Err(feeder_once_per_run(&t));
+    }
     let rendered = t.render(&TemplateCtx {
         vu: 1,
         iteration: 0,
+        rows: None,
     });
     check_url(&rendered).map_err(|problem| {
         de_error(
@@ -269,6 +281,23 @@ pub(crate) fn url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Template>, D
         )
     })?;
     Ok(Some(t))
+}
+
+/// A template rendered once per run (URLs, tokens, credentials): feeder rows
+/// exist only per VU iteration, so `{{feeder.column}}` cannot be used there.
+pub(crate) fn run_constant<'de, D: Deserializer<'de>>(d: D) -> Result<Template, D::Error> {
+    let t = Template::deserialize(d)?;
+    if t.uses_feeders() {
+        return Err(feeder_once_per_run(&t));
+    }
+    Ok(t)
+}
+
+fn feeder_once_per_run<E: de::Error>(t: &Template) -> E {
+    de_error(
+        &format_args!("`{}` uses a feeder, but this value is set once per run", t.source()),
+        "feeder columns (`{{users.email}}`) work in per-VU values: `send` text/data/expect, `update_context` vars, `target.user_id`/`session_id`",
+    )
 }
 
 fn check_url(u: &str) -> Result<(), &'static str> {
@@ -288,6 +317,32 @@ fn check_url(u: &str) -> Result<(), &'static str> {
         return Err("contains whitespace");
     }
     Ok(())
+}
+
+// ----------------------------------------------------------------- feeders
+
+/// A feeder's `file`: non-empty; read (and checked) while the loader's first
+/// pass runs, so a missing or malformed file is reported at this value.
+pub(crate) fn feeder_file<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let file = String::deserialize(d)?;
+    super::feeder::file_seen(&file).map_err(|e| de_error(&e, e.hint()))?;
+    Ok(file)
+}
+
+impl<'de> Deserialize<'de> for FeederName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let mut chars = s.chars();
+        let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(de_error(
+                &format_args!("invalid feeder name `{s}`"),
+                "name feeders with letters, digits, `_` and `-`, starting with a letter, e.g. `users`; templates use it as `{{users.email}}`",
+            ));
+        }
+        Ok(FeederName(s))
+    }
 }
 
 // -------------------------------------------------------------------- misc

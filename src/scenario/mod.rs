@@ -1,21 +1,28 @@
 //! Scenario files: the YAML model, loading with exact error positions,
-//! templates (`{{vu}}`, `{{iteration}}`, `{{uuid}}`, `${env:NAME}`) and
-//! validation. Produces an immutable [`Scenario`]; knows nothing about sockets.
+//! templates (`{{vu}}`, `{{iteration}}`, `{{uuid}}`, `{{feeder.column}}`,
+//! `${env:NAME}`), CSV data feeders and validation. Produces an immutable
+//! [`Scenario`]; knows nothing about sockets.
 //!
 //! - `model`: the data types and their defaults.
 //! - `fields`: validating deserialisers (every rule that rejects a value) and
 //!   the YAML form of steps.
 //! - `template`: template parsing and rendering; `think`: think-time ranges.
+//! - `feeder`: CSV feeders: reading the files, checking `{{feeder.column}}`
+//!   references, and the run-time row picker [`Feeders`].
 //! - `error`: [`ScenarioError`], which renders `file:line:col: what`, the source
 //!   line with a caret, and `hint: how to fix`.
 
 pub mod error;
+pub mod feeder;
 mod fields;
 pub mod model;
 pub mod template;
 pub mod think;
 
 pub use error::{Diagnostic, ScenarioError};
+pub use feeder::{
+    FeederConfig, FeederExhausted, FeederMode, FeederName, FeederRows, FeederTables, Feeders,
+};
 pub use fields::STEP_NAMES;
 pub use model::*;
 pub use template::{Template, TemplateCtx, TemplateError, TemplateValue};
@@ -24,20 +31,61 @@ pub use think::ThinkError;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Reads and validates a scenario file; `${env:NAME}` comes from the process environment.
+/// Reads and validates a scenario file; `${env:NAME}` comes from the process
+/// environment, feeder files are relative to the scenario file's folder.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;
-    load_str(&text, &path.display().to_string())
+    let base_dir = path.parent().unwrap_or(Path::new(""));
+    load_str_in(&text, &path.display().to_string(), base_dir)
 }
 
 /// Parses and validates scenario YAML; `origin` labels positions in errors
-/// (usually the file name). `${env:NAME}` comes from the process environment.
+/// (usually the file name). `${env:NAME}` comes from the process environment;
+/// feeder files are relative to the current directory (see [`load_str_in`]).
 pub fn load_str(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+    load_str_in(text, origin, Path::new(""))
+}
+
+/// Like [`load_str`], with relative feeder `file`s resolved against `base_dir`
+/// (the scenario file's folder; an empty path = the current directory).
+pub fn load_str_in(text: &str, origin: &str, base_dir: &Path) -> Result<Scenario, ScenarioError> {
     // NaN/inf and `!!binary` reach context variables, which normalize them.
     let options = crate::protocol::runtime::normalize::yaml_options();
-    serde_saphyr::from_str_with_options::<Scenario>(text, options)
-        .map_err(|e| ScenarioError::from_yaml(&e, text, origin))
+    let parse = || {
+        serde_saphyr::from_str_with_options::<Scenario>(text, options.clone())
+            .map_err(|e| ScenarioError::from_yaml(&e, text, origin))
+    };
+    // Fast path: no feeders anywhere, so no `{{a.b}}` can resolve either.
+    if !text.contains("feeders") {
+        return parse();
+    }
+    // Pass 1: only `feeders:`, reading each CSV file (errors at its `file:`).
+    let (declared, read) = feeder::with_loader(base_dir, || {
+        serde_saphyr::from_str_with_options::<FeedersOnly>(text, options.clone())
+    });
+    match declared {
+        Ok(only) => {
+            // Pass 2: the whole file, with `{{feeder.column}}` checked.
+            let mut tables = feeder::tables_from(&only.feeders, &read);
+            let mut scenario = feeder::with_schema(&mut tables, parse)?;
+            scenario.feeder_tables = FeederTables::new(tables);
+            Ok(scenario)
+        }
+        Err(e) => {
+            // Report the first problem of the file in document order when the
+            // full parse finds one (feeder references unchecked); else this one.
+            feeder::with_lenient_schema(parse)?;
+            Err(ScenarioError::from_yaml(&e, text, origin))
+        }
+    }
+}
+
+/// Pass 1 of loading: the `feeders:` block alone (everything else ignored).
+#[derive(serde::Deserialize)]
+struct FeedersOnly {
+    #[serde(default)]
+    feeders: BTreeMap<FeederName, FeederConfig>,
 }
 
 /// Like [`load_str`], but `${env:NAME}` is resolved from `env` only (the

@@ -2,12 +2,13 @@
 //! lives here, next to the field it belongs to; every validation rule is a
 //! `deserialize_with` in `fields` (so errors carry the exact position).
 
-use super::{fields, Template, TemplateValue};
+use super::{fields, FeederConfig, FeederName, FeederTables, Template, TemplateValue};
 use crate::duration::HumanDuration;
 use crate::emulator::EmulatorConfig;
 use crate::protocol::runtime::{Codec, Limits};
 use crate::protocol::socketio::Eio;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A whole scenario file.
@@ -18,6 +19,7 @@ pub struct Scenario {
     pub name: String,
     #[serde(default)]
     pub target: Target,
+    #[serde(deserialize_with = "fields::load")]
     pub load: Load,
     /// What each VU does, in order; at least one `send`.
     #[serde(deserialize_with = "fields::steps")]
@@ -37,6 +39,13 @@ pub struct Scenario {
     /// Seed for think-time jitter and other randomness (CLI `--seed` overrides).
     #[serde(default)]
     pub seed: Option<u64>,
+    /// CSV data feeders, used in templates as `{{name.column}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub feeders: BTreeMap<FeederName, FeederConfig>,
+    /// The CSV data of `feeders` (filled in by the loader; not serialised).
+    /// The engine builds its [`super::Feeders`] from it.
+    #[serde(skip)]
+    pub feeder_tables: FeederTables,
     /// Pass/fail limits judged at the end (`final_ping.p99: "< 800ms"`).
     #[serde(
         default,
@@ -53,6 +62,7 @@ pub struct Target {
     #[serde(deserialize_with = "fields::url")]
     pub url: Option<Template>,
     /// The Endpoint's URL token (secret-ish: redacted in logs and reports).
+    #[serde(deserialize_with = "fields::run_constant")]
     pub url_token: Template,
     /// Engine.IO revision: 3 or 4.
     #[serde(deserialize_with = "fields::eio")]
@@ -84,12 +94,15 @@ impl Default for Target {
     }
 }
 
-/// Closed-model load: `vus` VUs, each looping the steps.
+/// How load is generated (k6-like executors). Without `executor`, `vus` VUs
+/// loop the steps for `duration` and/or `iterations` (closed model).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Load {
-    /// Concurrent VUs, >= 1.
-    #[serde(deserialize_with = "fields::vus")]
+    #[serde(default)]
+    pub executor: Option<Executor>,
+    /// Concurrent VUs (closed executors), >= 1.
+    #[serde(default, deserialize_with = "fields::vus")]
     pub vus: u32,
     /// Stop starting iterations after this long (whichever of duration/iterations comes first).
     #[serde(default, deserialize_with = "fields::opt_positive_duration")]
@@ -97,12 +110,178 @@ pub struct Load {
     /// Iterations per VU (>= 1). Neither duration nor iterations = 1 iteration.
     #[serde(default, deserialize_with = "fields::iterations")]
     pub iterations: Option<u64>,
-    /// Spread VU starts evenly over this time.
+    /// Spread VU starts evenly over this time (closed executors).
     #[serde(default, deserialize_with = "fields::duration")]
     pub ramp_up: HumanDuration,
     /// After the duration ends, in-flight turns get this long before they count as interrupted.
     #[serde(default = "default_grace", deserialize_with = "fields::duration")]
     pub grace: HumanDuration,
+    /// `ramping-vus`: VUs at the start (default 0).
+    #[serde(default)]
+    pub start_vus: u32,
+    /// `ramping-vus` (targets in VUs) and `ramping-arrival-rate` (targets in conversations/s).
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+    /// `constant-arrival-rate`: conversations started per second.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// `ramping-arrival-rate`: rate at the start (default 0).
+    #[serde(default)]
+    pub start_rate: f64,
+    /// Arrival-rate executors: most VUs busy at once; an arrival finding none
+    /// free is dropped (counted), never delayed.
+    #[serde(default)]
+    pub max_vus: Option<u32>,
+    /// Arrival-rate executors: evenly spaced (`uniform`) or `poisson` (seeded).
+    #[serde(default)]
+    pub arrival: Arrival,
+}
+
+/// k6-style executor names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Executor {
+    /// `vus` VUs loop for `duration`.
+    ConstantVus,
+    /// VUs follow `stages` (linear ramps between targets).
+    RampingVus,
+    /// `vus` VUs run `iterations` each.
+    PerVuIterations,
+    /// `rate` conversations per second for `duration` (open model).
+    ConstantArrivalRate,
+    /// Arrival rate follows `stages` (open model).
+    RampingArrivalRate,
+}
+
+impl Executor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Executor::ConstantVus => "constant-vus",
+            Executor::RampingVus => "ramping-vus",
+            Executor::PerVuIterations => "per-vu-iterations",
+            Executor::ConstantArrivalRate => "constant-arrival-rate",
+            Executor::RampingArrivalRate => "ramping-arrival-rate",
+        }
+    }
+
+    /// Open model: conversations start on a schedule, not when a VU is free.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Executor::ConstantArrivalRate | Executor::RampingArrivalRate
+        )
+    }
+}
+
+/// One ramp: reach `target` linearly over `duration`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    #[serde(deserialize_with = "fields::duration")]
+    pub duration: HumanDuration,
+    pub target: f64,
+}
+
+/// Spacing of arrivals in the open model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrival {
+    #[default]
+    Uniform,
+    Poisson,
+}
+
+impl Load {
+    /// The executor in effect: the named one, else `per-vu-iterations` when
+    /// only iterations are given, else `constant-vus`.
+    pub fn executor(&self) -> Executor {
+        self.executor
+            .unwrap_or(match (self.iterations, self.duration) {
+                (Some(_), None) => Executor::PerVuIterations,
+                _ => Executor::ConstantVus,
+            })
+    }
+
+    /// Total length of the stages.
+    pub fn stages_duration(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration.as_duration()).sum()
+    }
+
+    /// VU tasks the run needs at most.
+    pub fn max_vus(&self) -> u32 {
+        match self.executor() {
+            Executor::ConstantVus | Executor::PerVuIterations => self.vus,
+            Executor::RampingVus => self
+                .stages
+                .iter()
+                .map(|s| s.target.max(0.0).ceil() as u32)
+                .chain([self.start_vus])
+                .max()
+                .unwrap_or(0),
+            Executor::ConstantArrivalRate | Executor::RampingArrivalRate => {
+                self.max_vus.unwrap_or(0)
+            }
+        }
+    }
+
+    /// Checks that the settings fit the executor; the message names what to add.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let e = self.executor();
+        let need = |what: &str, hint: &str| {
+            Err((
+                format!("executor `{}` needs {what}", e.name()),
+                hint.to_string(),
+            ))
+        };
+        match e {
+            Executor::ConstantVus | Executor::PerVuIterations if self.vus == 0 => {
+                need("`vus` (>= 1)", "add e.g. `vus: 10`")
+            }
+            Executor::ConstantVus if self.executor.is_some() && self.duration.is_none() => {
+                need("a `duration`", "add e.g. `duration: 1m`")
+            }
+            Executor::PerVuIterations if self.iterations.is_none() => {
+                need("`iterations`", "add e.g. `iterations: 10`")
+            }
+            Executor::RampingVus | Executor::RampingArrivalRate if self.stages.is_empty() => need(
+                "`stages`",
+                "add e.g. `stages: [{duration: 30s, target: 50}, {duration: 1m, target: 50}]`",
+            ),
+            Executor::RampingVus if self.max_vus() == 0 => {
+                need("a stage with a target above 0", "raise a stage's `target`")
+            }
+            Executor::ConstantArrivalRate
+                if !self.rate.is_some_and(|r| r > 0.0 && r.is_finite()) =>
+            {
+                need(
+                    "a positive `rate` (conversations per second)",
+                    "add e.g. `rate: 20`",
+                )
+            }
+            Executor::ConstantArrivalRate if self.duration.is_none() => {
+                need("a `duration`", "add e.g. `duration: 1m`")
+            }
+            Executor::ConstantArrivalRate | Executor::RampingArrivalRate
+                if self.max_vus.unwrap_or(0) == 0 =>
+            {
+                need(
+                    "`max_vus` (>= 1): the most conversations in flight at once",
+                    "add e.g. `max_vus: 200`",
+                )
+            }
+            _ if self
+                .stages
+                .iter()
+                .any(|s| !(s.target >= 0.0 && s.target.is_finite())) =>
+            {
+                Err((
+                    "a stage `target` must be a number >= 0".to_string(),
+                    "write e.g. `{duration: 30s, target: 50}`".to_string(),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 fn default_grace() -> HumanDuration {
@@ -230,9 +409,12 @@ impl Default for RuntimeTarget {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthSettings {
+    #[serde(deserialize_with = "fields::run_constant")]
     pub token_url: Template,
+    #[serde(deserialize_with = "fields::run_constant")]
     pub client_id: Template,
     /// Secret: use `${env:NAME}`; redacted everywhere.
+    #[serde(deserialize_with = "fields::run_constant")]
     pub client_secret: Template,
     #[serde(default = "default_scope")]
     pub scope: String,

@@ -1,10 +1,12 @@
-//! Templates in scenario strings: `{{vu}}`, `{{iteration}}`, `{{uuid}}` are
-//! filled in per render; `${env:NAME}` is resolved once, at load time, from the
+//! Templates in scenario strings: `{{vu}}`, `{{iteration}}`, `{{uuid}}` and
+//! `{{feeder.column}}` (a CSV data feeder's column, see `feeder`) are filled in
+//! per render; `${env:NAME}` is resolved once, at load time, from the
 //! environment (a missing variable is a load error). A [`Template`] is parsed
 //! once into parts so rendering never re-parses; it keeps its source text so
 //! serialising (manifests, reports) shows `${env:NAME}`, never the secret.
 //! Owns parsing and rendering only; where templates appear is `model`'s business.
 
+use super::feeder::{self, FeederRows};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -15,11 +17,14 @@ pub const PLACEHOLDERS: [&str; 3] = ["vu", "iteration", "uuid"];
 
 /// Values a template can refer to at render time.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TemplateCtx {
+pub struct TemplateCtx<'a> {
     /// 1-based VU number.
     pub vu: u64,
     /// 0-based iteration of that VU.
     pub iteration: u64,
+    /// This iteration's feeder rows; `None` (or a feeder without a row)
+    /// renders `{{feeder.column}}` as an empty string.
+    pub rows: Option<&'a FeederRows>,
 }
 
 /// Why a template string was rejected. `Display` says what is wrong;
@@ -40,6 +45,22 @@ pub enum TemplateError {
     EnvEmpty { name: String },
     #[error("environment variable `{name}` is not valid UTF-8")]
     EnvNotUnicode { name: String },
+    #[error("unknown feeder `{name}` in `{{{{{name}.{column}}}}}`")]
+    UnknownFeeder {
+        name: String,
+        column: String,
+        /// The feeders the scenario declares.
+        declared: Vec<String>,
+    },
+    #[error("feeder `{feeder}` has no column `{column}`")]
+    UnknownColumn {
+        feeder: String,
+        column: String,
+        /// The feeder's file as written in the scenario.
+        file: String,
+        /// Its header row.
+        columns: Vec<String>,
+    },
 }
 
 impl TemplateError {
@@ -65,6 +86,26 @@ impl TemplateError {
             TemplateError::EnvNotUnicode { name } => {
                 format!("export {name} with a UTF-8 value")
             }
+            TemplateError::UnknownFeeder { name, declared, .. } if declared.is_empty() => format!(
+                "no feeders are declared; declare one at the top level, e.g. `feeders: {{ {name}: {{ file: data/{name}.csv }} }}` (a CSV file with a header row)"
+            ),
+            TemplateError::UnknownFeeder { name, declared, .. } => {
+                let names: Vec<&str> = declared.iter().map(String::as_str).collect();
+                crate::scenario::error::choices_hint(name, &names, "declared feeders")
+            }
+            TemplateError::UnknownColumn {
+                column,
+                file,
+                columns,
+                ..
+            } => {
+                let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+                crate::scenario::error::choices_hint(
+                    column,
+                    &names,
+                    &format!("columns in the header row of `{file}`"),
+                )
+            }
         }
     }
 }
@@ -74,7 +115,7 @@ fn valid_placeholders() -> String {
     for p in PLACEHOLDERS {
         let _ = write!(s, "{{{{{p}}}}}, ");
     }
-    s.push_str("${env:NAME}");
+    s.push_str("${env:NAME}, {{<feeder>.<column>}} (see `feeders:`)");
     s
 }
 
@@ -85,6 +126,8 @@ enum Part {
     Vu,
     Iteration,
     Uuid,
+    /// `{{feeder.column}}`, resolved to indices at load time.
+    Field(feeder::FieldRef),
 }
 
 /// A parsed string template.
@@ -141,11 +184,16 @@ impl Template {
                     "vu" => Part::Vu,
                     "iteration" => Part::Iteration,
                     "uuid" => Part::Uuid,
-                    other => {
-                        return Err(TemplateError::UnknownPlaceholder {
-                            name: other.to_string(),
-                        })
-                    }
+                    other => match other.split_once('.') {
+                        Some((feeder, column)) => {
+                            Part::Field(feeder::resolve(feeder.trim(), column.trim())?)
+                        }
+                        None => {
+                            return Err(TemplateError::UnknownPlaceholder {
+                                name: other.to_string(),
+                            })
+                        }
+                    },
                 };
                 if !lit.is_empty() {
                     parts.push(Part::Lit(std::mem::take(&mut lit)));
@@ -174,7 +222,13 @@ impl Template {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
     }
 
-    /// Fills in the placeholders. `{{uuid}}` is a fresh v4 UUID on every call.
+    /// True when the template refers to a feeder column (`{{users.email}}`).
+    pub fn uses_feeders(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Field(_)))
+    }
+
+    /// Fills in the placeholders. `{{uuid}}` is a fresh v4 UUID on every call;
+    /// `{{feeder.column}}` comes from `ctx.rows`.
     pub fn render(&self, ctx: &TemplateCtx) -> String {
         if let [Part::Lit(s)] = self.parts.as_slice() {
             return s.clone();
@@ -192,6 +246,11 @@ impl Template {
                 Part::Uuid => {
                     let mut buf = uuid::Uuid::encode_buffer();
                     out.push_str(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf));
+                }
+                Part::Field(f) => {
+                    if let Some(v) = ctx.rows.and_then(|r| r.value(f.feeder, f.column)) {
+                        out.push_str(v);
+                    }
                 }
             }
         }
@@ -383,6 +442,7 @@ mod tests {
     const CTX: TemplateCtx = TemplateCtx {
         vu: 7,
         iteration: 3,
+        rows: None,
     };
 
     #[test]

@@ -248,7 +248,8 @@ fn measure(t: &Threshold, summary: &Value, quantile: Option<QuantileFn>) -> Resu
     }
 }
 
-/// `(failed operations, operations)` over turns, updates, gets and connects.
+/// `(failed operations, operations)` over turns, updates, gets, connects and
+/// conversations the open model had to drop.
 fn errors(counter: &dyn Fn(&str) -> f64) -> (f64, f64) {
     let failed: f64 = [
         "turns_timeout",
@@ -263,6 +264,7 @@ fn errors(counter: &dyn Fn(&str) -> f64) -> (f64, f64) {
         "gets_failed",
         "connect_errors",
         "runtime_connect_errors",
+        "dropped",
     ]
     .iter()
     .map(|c| counter(c))
@@ -274,6 +276,7 @@ fn errors(counter: &dyn Fn(&str) -> f64) -> (f64, f64) {
         "gets_failed",
         "connect_errors",
         "runtime_connect_errors",
+        "dropped",
     ]
     .iter()
     .map(|c| counter(c))
@@ -282,8 +285,10 @@ fn errors(counter: &dyn Fn(&str) -> f64) -> (f64, f64) {
 }
 
 /// The summary object of a latency series and whether it is the whole run's.
-/// `scenario=<name>` matches the run's own scenario; other tags are looked up
-/// in `summary.json` `tags` (`"final_ping{step=pay}": {count, p50_ms, …}`).
+/// Tagged series are looked up in `summary.json` `tags`, keyed by series with
+/// sorted tag names (`"final_ping{scenario=checkout,step=pay}": {count,
+/// p50_ms, …}`); `scenario=<name>` also matches the run's own scenario
+/// (the whole run, or the rest of the filter) when no such key exists.
 fn series<'a>(
     k: &super::parse::ThresholdKey,
     summary: &'a Value,
@@ -313,6 +318,14 @@ fn series<'a>(
             known.join(", ")
         ));
     }
+    let tagged = summary["tags"].as_object();
+    let key_of = |tags: &std::collections::BTreeMap<String, String>| {
+        let pairs: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{}{{{}}}", k.metric, pairs.join(","))
+    };
+    if let Some(found) = tagged.and_then(|t| t.get(&key_of(&k.tags))) {
+        return Ok((found, false));
+    }
     let mut tags = k.tags.clone();
     if let Some(want) = tags.remove("scenario") {
         let run = summary["scenario"].as_str().unwrap_or_default();
@@ -326,9 +339,7 @@ fn series<'a>(
     if tags.is_empty() {
         return Ok((&metrics[&k.metric], true));
     }
-    let pairs: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let key = format!("{}{{{}}}", k.metric, pairs.join(","));
-    let tagged = summary["tags"].as_object();
+    let key = key_of(&tags);
     if let Some(found) = tagged.and_then(|t| t.get(&key)) {
         return Ok((found, false));
     }
@@ -381,7 +392,8 @@ mod tests {
                     "p99_99_ms": 0.0, "max_ms": 0.0}
             },
             "counters": {"turns_sent": 100, "turns_ok": 98, "turns_timeout": 2, "connect_errors": 0},
-            "tags": {"final_ping{step=pay}": {"count": 3, "p50_ms": 70.0}}
+            "tags": {"final_ping{step=pay}": {"count": 3, "p50_ms": 70.0},
+                     "final_ping{scenario=other}": {"count": 2, "p50_ms": 10.0}}
         })
     }
 
@@ -419,6 +431,8 @@ mod tests {
             Outcome::Fail
         );
         let r = one("final_ping{scenario=other}.p50", "< 50ms");
+        assert_eq!((r.outcome, r.value), (Outcome::Pass, Some(10.0)));
+        let r = one("final_ping{scenario=third}.p50", "< 50ms");
         assert_eq!(r.outcome, Outcome::Invalid);
         let r = one("final_ping{region=eu}.p50", "< 50ms");
         assert!(r.message.contains("unknown tag `region`"), "{}", r.message);

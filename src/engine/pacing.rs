@@ -1,0 +1,355 @@
+//! When VUs work: the executors. Closed executors let each VU loop its
+//! iterations; `ramping-vus` moves a target number of active VUs along the
+//! stages; the arrival-rate executors start conversations on a schedule
+//! (uniform or seeded Poisson) on whichever VU is idle. An arrival that finds
+//! every VU busy waits in a backlog (at most `BACKLOG_PER_VU` × `max_vus`)
+//! and starts late, its lateness recorded as `schedule_lag`; one that finds
+//! the backlog full, or is still waiting when the run ends, is `dropped`. The
+//! schedule itself never slows down.
+
+use super::Control;
+use crate::metrics::{Counter, Recorder};
+use crate::scenario::{Arrival, Executor, Load};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Exp};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// How often the ramping controller moves its target.
+const RAMP_STEP: Duration = Duration::from_millis(50);
+/// Arrivals that may wait for a busy VU, per VU of `max_vus`.
+pub const BACKLOG_PER_VU: usize = 10;
+/// While the arrival rate is 0, look again after this long.
+const IDLE_RATE_STEP: Duration = Duration::from_millis(10);
+
+/// The executor of a run, resolved from the scenario's `load`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// VUs loop iterations (`constant-vus`, `per-vu-iterations`).
+    Closed,
+    /// The number of active VUs follows the stages.
+    RampingVus {
+        start: f64,
+        stages: Vec<(Duration, f64)>,
+    },
+    /// Conversations start at a rate that follows the stages.
+    Arrivals {
+        start: f64,
+        stages: Vec<(Duration, f64)>,
+        poisson: bool,
+    },
+}
+
+impl Schedule {
+    pub fn from_load(load: &Load) -> Schedule {
+        let stages = || {
+            load.stages
+                .iter()
+                .map(|s| (s.duration.as_duration(), s.target))
+                .collect()
+        };
+        let poisson = load.arrival == Arrival::Poisson;
+        match load.executor() {
+            Executor::ConstantVus | Executor::PerVuIterations => Schedule::Closed,
+            Executor::RampingVus => Schedule::RampingVus {
+                start: f64::from(load.start_vus),
+                stages: stages(),
+            },
+            Executor::ConstantArrivalRate => {
+                let rate = load.rate.unwrap_or(0.0);
+                let d = load.duration.map_or(Duration::ZERO, |d| d.as_duration());
+                Schedule::Arrivals {
+                    start: rate,
+                    stages: vec![(d, rate)],
+                    poisson,
+                }
+            }
+            Executor::RampingArrivalRate => Schedule::Arrivals {
+                start: load.start_rate,
+                stages: stages(),
+                poisson,
+            },
+        }
+    }
+
+    /// Whether conversations have an intended start (open model).
+    pub fn is_open(&self) -> bool {
+        matches!(self, Schedule::Arrivals { .. })
+    }
+
+    /// The length of the staged schedule, if it has one.
+    pub fn staged_duration(&self) -> Option<Duration> {
+        match self {
+            Schedule::Closed => None,
+            Schedule::RampingVus { stages, .. } | Schedule::Arrivals { stages, .. } => {
+                Some(stages.iter().map(|s| s.0).sum())
+            }
+        }
+    }
+}
+
+/// The value of a staged quantity at `t`: linear from each stage's start value
+/// to its target; after the last stage, the last target.
+pub fn value_at(start: f64, stages: &[(Duration, f64)], t: Duration) -> f64 {
+    let mut from = start;
+    let mut begin = Duration::ZERO;
+    for &(len, target) in stages {
+        let end = begin + len;
+        if t < end {
+            if len.is_zero() {
+                return target;
+            }
+            let frac = (t - begin).as_secs_f64() / len.as_secs_f64();
+            return from + (target - from) * frac;
+        }
+        from = target;
+        begin = end;
+    }
+    from
+}
+
+/// What a VU waits on before each iteration.
+pub(super) enum Pacing {
+    /// Loop until the iteration count or the deadline.
+    Closed,
+    /// Work while the VU's number is within the target.
+    Ramping(watch::Receiver<u32>),
+    /// Run one conversation per job.
+    Open {
+        jobs: mpsc::Receiver<Job>,
+        dispatch: Arc<Dispatch>,
+    },
+}
+
+/// One conversation to start, and when it should have started.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Job {
+    pub intended: Instant,
+}
+
+/// Idle VUs (by index) and arrivals waiting for one; a tiny mutex taken once
+/// per arrival and once per finished conversation.
+pub(super) struct Dispatch {
+    state: Mutex<DispatchState>,
+    backlog_cap: usize,
+}
+
+#[derive(Default)]
+struct DispatchState {
+    idle: Vec<usize>,
+    backlog: VecDeque<Job>,
+}
+
+/// What became of an arrival.
+enum Placed {
+    /// Handed to this idle VU.
+    Vu(usize),
+    Queued,
+    Dropped,
+}
+
+impl Dispatch {
+    fn new(vus: usize) -> Dispatch {
+        Dispatch {
+            state: Mutex::new(DispatchState::default()),
+            backlog_cap: vus.saturating_mul(BACKLOG_PER_VU),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DispatchState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn place(&self, job: Job) -> Placed {
+        let mut st = self.lock();
+        if let Some(vu) = st.idle.pop() {
+            return Placed::Vu(vu);
+        }
+        if st.backlog.len() < self.backlog_cap {
+            st.backlog.push_back(job);
+            Placed::Queued
+        } else {
+            Placed::Dropped
+        }
+    }
+
+    /// A VU is free: the oldest waiting arrival, or `None` after it is marked idle.
+    pub fn next_or_idle(&self, vu: usize) -> Option<Job> {
+        let mut st = self.lock();
+        let job = st.backlog.pop_front();
+        if job.is_none() {
+            st.idle.push(vu);
+        }
+        job
+    }
+
+    /// Arrivals still waiting when the run ends.
+    fn drain_backlog(&self) -> usize {
+        let mut st = self.lock();
+        let n = st.backlog.len();
+        st.backlog.clear();
+        n
+    }
+}
+
+/// Creates the per-VU pacing and starts the controller task of the schedule.
+pub(super) fn start(
+    schedule: &Schedule,
+    vus: usize,
+    started: Instant,
+    seed: u64,
+    recorder: Arc<Recorder>,
+    control: Arc<Control>,
+) -> Vec<Pacing> {
+    match schedule.clone() {
+        Schedule::Closed => (0..vus).map(|_| Pacing::Closed).collect(),
+        Schedule::RampingVus { start, stages } => {
+            let (tx, rx) = watch::channel(start.round() as u32);
+            tokio::spawn(ramp_vus(tx, start, stages, started, control));
+            (0..vus).map(|_| Pacing::Ramping(rx.clone())).collect()
+        }
+        Schedule::Arrivals {
+            start,
+            stages,
+            poisson,
+        } => {
+            let dispatch = Arc::new(Dispatch::new(vus));
+            let (senders, pacings): (Vec<_>, Vec<_>) = (0..vus)
+                .map(|_| {
+                    let (tx, rx) = mpsc::channel(1);
+                    (
+                        tx,
+                        Pacing::Open {
+                            jobs: rx,
+                            dispatch: dispatch.clone(),
+                        },
+                    )
+                })
+                .unzip();
+            let arrivals = Arrivals {
+                start,
+                stages,
+                poisson,
+                started,
+                seed,
+            };
+            tokio::spawn(arrivals.run(senders, dispatch, recorder, control));
+            pacings
+        }
+    }
+}
+
+async fn ramp_vus(
+    tx: watch::Sender<u32>,
+    start: f64,
+    stages: Vec<(Duration, f64)>,
+    started: Instant,
+    control: Arc<Control>,
+) {
+    let mut tick = tokio::time::interval(RAMP_STEP);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = control.soft.cancelled() => return,
+        }
+        let target = value_at(start, &stages, started.elapsed()).max(0.0).round() as u32;
+        tx.send_if_modified(|current| {
+            let changed = *current != target;
+            *current = target;
+            changed
+        });
+    }
+}
+
+struct Arrivals {
+    start: f64,
+    stages: Vec<(Duration, f64)>,
+    poisson: bool,
+    started: Instant,
+    seed: u64,
+}
+
+impl Arrivals {
+    /// Starts conversations until the stages end or the run stops; then
+    /// counts what is still waiting as dropped.
+    async fn run(
+        self,
+        senders: Vec<mpsc::Sender<Job>>,
+        dispatch: Arc<Dispatch>,
+        recorder: Arc<Recorder>,
+        control: Arc<Control>,
+    ) {
+        self.schedule(&senders, &dispatch, &recorder, &control)
+            .await;
+        control.soft.cancelled().await;
+        let left = dispatch.drain_backlog();
+        recorder.add(Counter::Dropped, left as u64);
+    }
+
+    async fn schedule(
+        &self,
+        senders: &[mpsc::Sender<Job>],
+        dispatch: &Dispatch,
+        recorder: &Recorder,
+        control: &Control,
+    ) {
+        let total: Duration = self.stages.iter().map(|s| s.0).sum();
+        let mut rng = StdRng::seed_from_u64(self.seed ^ 0xA5A5_5A5A_0F0F_F0F0);
+        let mut t = Duration::ZERO;
+        loop {
+            let rate = value_at(self.start, &self.stages, t);
+            let gap = if rate <= 0.0 || !rate.is_finite() {
+                t += IDLE_RATE_STEP;
+                if t >= total {
+                    return;
+                }
+                continue;
+            } else if self.poisson {
+                Exp::new(rate).map_or(1.0 / rate, |e| e.sample(&mut rng))
+            } else {
+                1.0 / rate
+            };
+            t += Duration::from_secs_f64(gap.min(3600.0));
+            if t >= total {
+                return;
+            }
+            let intended = self.started + t;
+            tokio::select! {
+                _ = tokio::time::sleep_until(intended.into()) => {}
+                _ = control.soft.cancelled() => return,
+            }
+            let job = Job { intended };
+            let started = match dispatch.place(job) {
+                Placed::Vu(i) => senders.get(i).is_some_and(|tx| tx.try_send(job).is_ok()),
+                Placed::Queued => true,
+                Placed::Dropped => false,
+            };
+            if !started {
+                recorder.add(Counter::Dropped, 1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_values_ramp_linearly_and_hold() {
+        let s = [
+            (Duration::from_secs(10), 100.0),
+            (Duration::from_secs(10), 100.0),
+            (Duration::from_secs(5), 0.0),
+        ];
+        assert_eq!(value_at(0.0, &s, Duration::ZERO), 0.0);
+        assert_eq!(value_at(0.0, &s, Duration::from_secs(5)), 50.0);
+        assert_eq!(value_at(0.0, &s, Duration::from_secs(15)), 100.0);
+        assert_eq!(value_at(0.0, &s, Duration::from_millis(22_500)), 50.0);
+        assert_eq!(value_at(0.0, &s, Duration::from_secs(60)), 0.0);
+        assert_eq!(value_at(7.0, &[], Duration::from_secs(1)), 7.0);
+    }
+}

@@ -1,0 +1,162 @@
+//! Executors and honest timing, end to end with the real binary: ramping and
+//! arrival-rate executors, seeded Poisson arrivals, dropped conversations, an
+//! emulator stall that only the intended-start timing shows, and the accuracy
+//! of reported percentiles against the delays the emulator injected.
+
+mod common;
+
+use common::*;
+use finalping::emulator::{self, Delay, EmulatorConfig};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn run_scenario(yaml: &str) -> (std::process::Output, serde_json::Value, Workdir) {
+    let w = Workdir::new();
+    let p = w.file("s.yaml", yaml);
+    let out_dir = w.path("r");
+    let out = run_finalping(
+        &[
+            "run",
+            p.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+        ],
+        LIMIT,
+    );
+    let s = read_json(&out_dir.join("summary.json"));
+    (out, s, w)
+}
+
+#[test]
+fn ramping_vus_follows_the_stages_up_and_down() {
+    let (out, s, w) = run_scenario(
+        "name: ramp\nmetrics: {interval: 250ms}\nload: {executor: ramping-vus, stages: [{duration: 1s, target: 6}, {duration: 1s, target: 6}, {duration: 1s, target: 0}]}\nsteps:\n  - send: {text: hi}\n  - think: 50ms\nemulator: {delay: 5ms}\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(s["peak_vus"], 6, "{s}");
+    assert!(counter(&s, "turns_ok") > 30, "{s}");
+    let csv = std::fs::read_to_string(w.path("r/timeseries.csv")).unwrap();
+    let active: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    let peak_at = active.iter().position(|v| *v == 6).expect("reaches 6");
+    assert!(peak_at > 0 && active[0] < 6, "ramps up: {active:?}");
+    assert!(*active.last().unwrap() < 6, "ramps down: {active:?}");
+}
+
+#[test]
+fn constant_arrival_rate_starts_conversations_on_schedule() {
+    let (out, s, _w) = run_scenario(
+        "name: car\nload: {executor: constant-arrival-rate, rate: 40, duration: 2s, max_vus: 20}\nsteps:\n  - send: {text: hi}\nemulator: {delay: 5ms}\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let started = metric(&s, "schedule_lag", "count");
+    // Uniform arrivals every 25 ms for 2 s: 79 (the one at t = 2 s is past the end).
+    assert!((78.0..=80.0).contains(&started), "{started}");
+    assert_eq!(counter(&s, "dropped"), 0);
+    assert_eq!(metric(&s, "final_ping_intended", "count"), started);
+    assert!(metric(&s, "final_ping_intended", "p50_ms") >= metric(&s, "final_ping", "p50_ms"));
+}
+
+#[test]
+fn seeded_poisson_arrivals_repeat() {
+    let yaml = "name: poisson\nseed: 7\nload: {executor: ramping-arrival-rate, start_rate: 10, stages: [{duration: 1s, target: 60}, {duration: 500ms, target: 60}], max_vus: 30, arrival: poisson}\nsteps:\n  - send: {text: hi}\nemulator: {delay: 2ms}\n";
+    let (out_a, a, _w1) = run_scenario(yaml);
+    let (out_b, b, _w2) = run_scenario(yaml);
+    assert_eq!(out_a.status.code(), Some(0), "{}", text(&out_a));
+    assert_eq!(out_b.status.code(), Some(0), "{}", text(&out_b));
+    let n = metric(&a, "schedule_lag", "count");
+    assert!(n > 20.0, "{n}");
+    assert_eq!(
+        n,
+        metric(&b, "schedule_lag", "count"),
+        "same seed, same arrivals"
+    );
+}
+
+#[test]
+fn an_exhausted_max_vus_drops_conversations_and_fails_the_run() {
+    let (out, s, _w) = run_scenario(
+        "name: drop\nload: {executor: constant-arrival-rate, rate: 100, duration: 1s, max_vus: 2}\nsteps:\n  - send: {text: hi}\nemulator: {delay: 100ms}\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(s["status"], "failed");
+    assert!(counter(&s, "dropped") > 0, "{s}");
+    assert!(
+        s["status_reason"].as_str().unwrap().contains("max_vus"),
+        "{s}"
+    );
+    // Late starts are measured, not hidden.
+    assert!(metric(&s, "schedule_lag", "max_ms") > 50.0, "{s}");
+}
+
+#[test]
+fn a_stall_shows_in_intended_timing_not_in_actual_sends() {
+    let (out, s, _w) = run_scenario(
+        "name: stall\nload: {executor: constant-arrival-rate, rate: 40, duration: 3s, max_vus: 8}\nsteps:\n  - send: {text: hi, timeout: 10s}\nemulator: {delay: 10ms, stall: {at: 1s, for: 1s}}\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let actual_p50 = metric(&s, "final_ping", "p50_ms");
+    let intended_p90 = metric(&s, "final_ping_intended", "p90_ms");
+    assert!(actual_p50 < 100.0, "actual sends look fine: {actual_p50}");
+    assert!(
+        intended_p90 >= 300.0,
+        "intended timing shows the stall: {intended_p90}\n{s}"
+    );
+    assert!(metric(&s, "schedule_lag", "max_ms") >= 700.0, "{s}");
+}
+
+/// finalping's percentiles against the emulator's own record of the delays it
+/// injected: the same turns, so they may differ only by loopback overhead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reported_percentiles_match_the_injected_delays() {
+    let config = EmulatorConfig {
+        delay: "bimodal(0.8, 20ms, 200ms)".parse::<Delay>().unwrap(),
+        seed: 42,
+        ..EmulatorConfig::default()
+    };
+    let emu = emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: accuracy\nload: {vus: 10, iterations: 30}\nsteps:\n  - send: {text: hi}\n",
+    );
+    let out_dir = w.path("r");
+    let args: Vec<String> = [
+        "run",
+        p.to_str().unwrap(),
+        "--target",
+        &emu.url(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_finalping(&refs, LIMIT)
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = read_json(&out_dir.join("summary.json"));
+    let injected = emu.injected_delays();
+    assert_eq!(injected.len(), 300);
+    for (q, field) in [(0.5, "p50_ms"), (0.9, "p90_ms"), (0.99, "p99_ms")] {
+        let truth = injected.value_at_quantile(q) as f64 / 1000.0;
+        let reported = metric(&s, "first_output", field);
+        assert!(
+            reported >= truth - 1.0 && reported <= truth + 15.0,
+            "{field}: reported {reported} ms, injected {truth} ms"
+        );
+    }
+    emu.shutdown().await;
+}
