@@ -18,9 +18,8 @@ fn main() {
     let server = Server::start(&pin, &["--delay", "0ms", "--no-typing"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let run = |name: &str, body: &str| run_scenario(&pin, &server.url, dir.path(), name, body);
-    let pct = |s: &serde_json::Value, m: &str, f: &str| {
-        s["metrics"][m][f].as_f64().unwrap_or(f64::NAN)
-    };
+    let pct =
+        |s: &serde_json::Value, m: &str, f: &str| s["metrics"][m][f].as_f64().unwrap_or(f64::NAN);
 
     let ten = run(
         "vus10",
@@ -79,7 +78,8 @@ fn main() {
             pct(s, "final_ping", "p50_ms"),
             pct(s, "final_ping", "p99_ms"),
             pct(s, "final_ping", "p99_9_ms"),
-            s["counters"]["turns_ok"].as_f64().unwrap_or(0.0) / s["duration_s"].as_f64().unwrap_or(1.0)
+            s["counters"]["turns_ok"].as_f64().unwrap_or(0.0)
+                / s["duration_s"].as_f64().unwrap_or(1.0)
         );
     }
     println!("| generator capacity (100 closed VUs) | | | | {capacity:.0} turns/s |");

@@ -1,4 +1,4 @@
-//! The command line (clap derive): `run`, `serve`, `validate`. Only flag
+//! The command line (clap derive): `run`, `serve`, `validate`, `compare`, `report`. Only flag
 //! definitions live here; `commands` carries them out. Flags override YAML.
 
 use crate::duration::HumanDuration;
@@ -8,10 +8,13 @@ use std::path::PathBuf;
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  passed: every turn and connect succeeded
-  1  failed: some turns or connects failed
-  2  invalid: nothing was measured, or the load generator was saturated
-  3  usage or configuration error (bad YAML, bad flag, missing env var)
+  0  passed: every turn and connect succeeded and every threshold held
+  1  failed: a threshold was breached, or turns/updates/connects failed (unless an
+     errors.* threshold allows them); compare: a metric got worse
+  2  invalid: nothing was measured, the load generator was saturated, a
+     thresholded metric had zero samples, or a threshold names an unknown
+     metric or tag; compare: an input run is invalid or nothing could be judged
+  3  usage or configuration error (bad YAML or threshold, bad flag, missing env var)
   4  internal error
   130 interrupted by Ctrl-C / SIGTERM (partial reports are written)";
 
@@ -32,6 +35,14 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check a scenario file without running it (exit 3 on the first error).
     Validate(ValidateArgs),
+    /// Compare a run with one or more baseline runs (report folders): per
+    /// metric and percentile the change with a bootstrap confidence interval
+    /// and a verdict better / same / worse. Exit 1 on any `worse`.
+    #[command(after_help = EXIT_CODES)]
+    Compare(CompareArgs),
+    /// Regenerate summary.md, percentiles.csv, manifest.json and junit.xml of
+    /// a finished run from its summary.json.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -123,4 +134,57 @@ pub struct ServeArgs {
 pub struct ValidateArgs {
     /// Scenario YAML file.
     pub scenario: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// `BASELINE CURRENT`, or just `CURRENT` with `--baseline`: report
+    /// folders (or their summary.json) written by `finalping run`.
+    #[arg(num_args = 1..=2, value_name = "RUN")]
+    pub runs: Vec<PathBuf>,
+    /// A baseline run folder (repeatable): baselines are pooled, and their
+    /// run-to-run differences widen the confidence band.
+    #[arg(long = "baseline", value_name = "DIR")]
+    pub baselines: Vec<PathBuf>,
+    /// Allowed slowdown: `5%` for every metric, or `final_ping=10%` for one
+    /// (repeatable).
+    #[arg(
+        long = "max-regression",
+        value_name = "[METRIC=]PCT",
+        default_value = "5%"
+    )]
+    pub max_regression: Vec<String>,
+    /// Percentiles to compare, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "50,90,99")]
+    pub percentiles: Vec<f64>,
+    /// Compare only this metric (repeatable; default: every metric both sides have).
+    #[arg(long = "metric")]
+    pub metrics: Vec<String>,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: u32,
+    /// Confidence level of the intervals, in percent.
+    #[arg(long, default_value_t = 95.0)]
+    pub confidence: f64,
+    /// Seed of the bootstrap (the same inputs and seed give the same result).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write the comparison as Markdown to this file.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Also write the comparison as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Also write JUnit XML (one test case per metric) to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A finished run's report folder (with summary.json).
+    pub dir: PathBuf,
+    /// Write the regenerated files here instead of into DIR.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

@@ -15,10 +15,12 @@
 //! - a report file or the console table: [`report`]
 //! - emulator behaviour (delays, outputs, heartbeats): [`emulator`]
 //! - a command-line flag: [`cli`]
+//! - pass/fail limits and baseline comparison: [`thresholds`], [`compare`]
 
 pub mod audit;
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod duration;
 pub mod emulator;
 pub mod engine;
@@ -28,4 +30,5 @@ pub mod protocol;
 pub mod report;
 pub mod scenario;
 pub mod secret;
+pub mod thresholds;
 pub mod verdict;

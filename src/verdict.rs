@@ -1,8 +1,9 @@
 //! Decides a run's status and exit code from its totals. One place owns this
-//! rule so every report and the process exit agree. (Thresholds will add to it.)
+//! rule so every report and the process exit agree, thresholds included.
 
 use crate::error::exit;
 use crate::metrics::{Counter, Snapshot};
+use crate::thresholds::{Outcome, ThresholdResult};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +107,59 @@ pub fn judge(
     (RunStatus::Passed, format!("passed: {work} completed"))
 }
 
+/// Folds judged thresholds into a run's status. An interrupted or already
+/// invalid run keeps its status; a threshold that could not be judged (unknown
+/// metric or tag, zero samples) makes the run invalid; a breached one makes it
+/// failed. Failed turns, updates or connects fail the run unless an `errors.*`
+/// threshold (`judges_errors`) decides how many are acceptable.
+pub fn apply_thresholds(
+    status: RunStatus,
+    reason: String,
+    results: &[ThresholdResult],
+    judges_errors: bool,
+) -> (RunStatus, String) {
+    if results.is_empty() || matches!(status, RunStatus::Interrupted | RunStatus::Invalid) {
+        return (status, reason);
+    }
+    let list = |outcome: Outcome| -> Vec<String> {
+        results
+            .iter()
+            .filter(|r| r.outcome == outcome)
+            .map(|r| format!("`{}` ({})", r.threshold, r.message))
+            .collect()
+    };
+    let invalid = list(Outcome::Invalid);
+    if !invalid.is_empty() {
+        return (
+            RunStatus::Invalid,
+            format!(
+                "invalid: threshold could not be judged: {}",
+                invalid.join("; ")
+            ),
+        );
+    }
+    let failed = list(Outcome::Fail);
+    if !failed.is_empty() {
+        return (
+            RunStatus::Failed,
+            format!(
+                "failed: {} of {} thresholds breached: {}",
+                failed.len(),
+                results.len(),
+                failed.join("; ")
+            ),
+        );
+    }
+    let held = format!("all {} thresholds held", results.len());
+    match status {
+        RunStatus::Failed if judges_errors => (
+            RunStatus::Passed,
+            format!("passed: {held} (failures within the errors threshold; {reason})"),
+        ),
+        _ => (status, format!("{reason}; {held}")),
+    }
+}
+
 /// `12 of 12 turns and 30 of 30 updates`, leaving out what the run did not do.
 fn describe(turns_ok: u64, turns_sent: u64, updates_ok: u64, updates_sent: u64) -> String {
     let turns = format!("{turns_ok} of {turns_sent} turns");
@@ -148,5 +202,42 @@ mod tests {
             reason.contains("saturated") && reason.contains("lag p99"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn thresholds_fold_into_the_status() {
+        use crate::thresholds::{evaluate, Threshold, Thresholds};
+        let summary = serde_json::json!({
+            "scenario": "s", "duration_s": 1.0,
+            "metrics": {"final_ping": {"count": 10, "p99_ms": 50.0}},
+            "counters": {"turns_sent": 10, "turns_ok": 9, "turns_timeout": 1}
+        });
+        let judged = |pairs: &[(&str, &str)]| {
+            let set = Thresholds(
+                pairs
+                    .iter()
+                    .map(|(k, c)| Threshold::parse(k, c).unwrap())
+                    .collect(),
+            );
+            (evaluate(&set, &summary, None), set.judges_errors())
+        };
+        let failed = || (RunStatus::Failed, "failed: 1 turn".to_string());
+        let (r, e) = judged(&[("final_ping.p99", "< 80ms")]);
+        assert_eq!(
+            apply_thresholds(failed().0, failed().1, &r, e).0,
+            RunStatus::Failed
+        );
+        let (r, e) = judged(&[("final_ping.p99", "< 80ms"), ("errors.rate", "< 20%")]);
+        let (status, reason) = apply_thresholds(failed().0, failed().1, &r, e);
+        assert_eq!(status, RunStatus::Passed, "{reason}");
+        let (r, e) = judged(&[("final_ping.p99", "< 20ms")]);
+        let (status, reason) = apply_thresholds(RunStatus::Passed, "passed".into(), &r, e);
+        assert_eq!(status, RunStatus::Failed);
+        assert!(reason.contains("1 of 1 thresholds breached"), "{reason}");
+        let (r, e) = judged(&[("final_ping.p99", "< 20ms"), ("nope.p99", "< 1ms")]);
+        let (status, _) = apply_thresholds(RunStatus::Passed, "passed".into(), &r, e);
+        assert_eq!(status, RunStatus::Invalid);
+        let (status, _) = apply_thresholds(RunStatus::Interrupted, "i".into(), &r, e);
+        assert_eq!(status, RunStatus::Interrupted);
     }
 }

@@ -11,6 +11,9 @@
 //! per-interval counts and timestamps; p50/p99/max must match the numbers
 //! `summary.json` carries (`MetricSummary`) within one HDR bucket.
 
+mod common;
+
+use common::python::run;
 use finalping::metrics::{new_histogram, Gauges, Metric, MetricSummary, Snapshot, Timeline};
 use finalping::report::{hlog_file_name, write_hlogs};
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
@@ -18,15 +21,12 @@ use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
-use sha2::Digest;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-const VENV_LIMIT: Duration = Duration::from_secs(120);
-const PIP_LIMIT: Duration = Duration::from_secs(600);
 const CHECK_LIMIT: Duration = Duration::from_secs(120);
 
 /// What the test recorded, to compare the readers against.
@@ -98,102 +98,13 @@ fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// Runs a command to completion within `limit` (killed on overrun).
-fn run(cmd: &mut Command, what: &str, limit: Duration) -> Result<Output, String> {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{what}: cannot start: {e}"))?;
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(out)) if out.status.success() => Ok(out),
-        Ok(Ok(out)) => Err(format!(
-            "{what}: {}\nstdout:\n{}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => {
-            if let Ok(pid) = i32::try_from(pid) {
-                // SAFETY: plain kill(2) of the child we spawned.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            Err(format!("{what}: did not finish within {limit:?} (killed)"))
-        }
-    }
-}
-
-/// The venv's python with the pinned packages, created on first use.
+/// The venv's python with the pinned `tests/python/requirements.txt`, created on first use.
 fn python() -> &'static Path {
     static PY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match PY.get_or_init(setup_venv) {
+    match PY.get_or_init(|| common::python::venv_python("tests/python/requirements.txt", "hdrh")) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     }
-}
-
-/// `python3 -m venv` + `pip install -r tests/python/requirements.txt` into
-/// `<target>/tmp/pyenv-hdrh-<hash of requirements>`, once. Built in a staging
-/// folder and renamed into place when complete, so an interrupted install is
-/// never mistaken for a finished one.
-fn setup_venv() -> Result<PathBuf, String> {
-    let req = repo("tests/python/requirements.txt");
-    let text = std::fs::read(&req).map_err(|e| format!("cannot read {}: {e}", req.display()))?;
-    let hash = sha2::Sha256::digest(&text);
-    let tag: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let venv = tmp.join(format!("pyenv-hdrh-{tag}"));
-    let py = venv.join("bin").join("python");
-    if venv.join(".installed").exists() && py.exists() {
-        return Ok(py);
-    }
-    let staging = tmp.join(format!("pyenv-hdrh-{tag}.staging-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-    let hint = "the .hlog interop test needs Python 3 with the venv module and network \
-                access to PyPI (Debian: apt-get install python3 python3-venv)";
-    run(
-        Command::new("python3").arg("--version"),
-        &format!("python3 --version ({hint})"),
-        VENV_LIMIT,
-    )?;
-    let install = || -> Result<(), String> {
-        run(
-            Command::new("python3").arg("-m").arg("venv").arg(&staging),
-            &format!("python3 -m venv {} ({hint})", staging.display()),
-            VENV_LIMIT,
-        )?;
-        run(
-            Command::new(staging.join("bin").join("python"))
-                .args(["-m", "pip", "install", "--disable-pip-version-check"])
-                .args(["--no-input", "--timeout", "60", "-r"])
-                .arg(&req),
-            &format!("pip install -r {} ({hint})", req.display()),
-            PIP_LIMIT,
-        )?;
-        Ok(())
-    };
-    if let Err(e) = install() {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
-    std::fs::write(staging.join(".installed"), &text)
-        .map_err(|e| format!("cannot write the venv marker: {e}"))?;
-    if std::fs::rename(&staging, &venv).is_err() {
-        // Another test process finished first; use its venv.
-        let _ = std::fs::remove_dir_all(&staging);
-        if !venv.join(".installed").exists() {
-            return Err(format!("cannot move the venv into {}", venv.display()));
-        }
-    }
-    Ok(py)
 }
 
 /// Standard base64 (with padding), as the interval log lines carry it.

@@ -2,6 +2,8 @@
 //! process exit code. User-facing messages are formed here; the library
 //! returns typed errors.
 
+mod compare;
+mod report_cmd;
 mod run;
 mod runtime_setup;
 mod serve;
@@ -17,5 +19,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Run(args) => run::run(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Validate(args) => validate::validate(&args),
+        Command::Compare(args) => compare::compare(&args),
+        Command::Report(args) => report_cmd::report(&args),
     }
 }

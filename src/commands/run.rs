@@ -11,6 +11,7 @@ use crate::metrics::{Counter, GeneratorUsage, ProcessUsage, Recorder};
 use crate::report::{self, ContextReport, LoadManifest, Manifest, RunReport, TargetManifest};
 use crate::scenario::{self, Executor, Scenario, TemplateCtx};
 use crate::secret;
+use crate::thresholds;
 use crate::verdict;
 use sha2::{Digest, Sha256};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -153,10 +154,15 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     report.context = context;
     report.tags = report::tag_reports(&outcome.totals, &plan.tags);
     report.timeline = Some(Arc::new(outcome.timeline));
+    thresholds::judge_report(
+        &mut report,
+        &plan.scenario.thresholds,
+        Some(&outcome.totals),
+    );
     report::write_all(&report, &out_dir).map_err(|e| CliError::internal(e.to_string()))?;
     report::print_final_table(&report);
     println!("reports: {}", out_dir.display());
-    Ok(status.exit_code())
+    Ok(report.status.exit_code())
 }
 
 /// Flushes the audit log (and webhook queue) and sums up the context updates.

@@ -2,6 +2,7 @@
 
 use super::{ms, RunReport};
 use crate::metrics::Counter;
+use crate::thresholds::Outcome;
 use std::fmt::Write as _;
 
 /// Renders the end-of-run table (latencies, turn accounting, failures).
@@ -155,6 +156,28 @@ pub fn final_table(r: &RunReport) -> String {
             "!!! THE LOAD GENERATOR WAS SATURATED: {} — its latencies include its own delays",
             sc.reasons.join("; ")
         );
+    }
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(s, "thresholds:");
+        for t in &r.thresholds {
+            let mark = match t.outcome {
+                Outcome::Pass => "pass   ",
+                Outcome::Fail => "FAIL   ",
+                Outcome::Invalid => "INVALID",
+            };
+            let _ = writeln!(
+                s,
+                "  {mark} {:<40} {:>14}  limit {}{}",
+                t.threshold,
+                t.value_text(),
+                t.limit_text(),
+                if t.outcome == Outcome::Invalid {
+                    format!(" — {}", t.message)
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     let _ = writeln!(s, "{}", r.status_reason);
     s

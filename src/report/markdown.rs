@@ -1,6 +1,7 @@
 //! `summary.md`: a human summary suitable for a CI job summary or a PR comment.
 
 use super::{ms, Exporter, RunReport};
+use crate::thresholds::Outcome;
 use std::io::Write;
 
 pub struct SummaryMarkdown;
@@ -34,6 +35,28 @@ impl Exporter for SummaryMarkdown {
                 "> **The load generator was saturated**: {}. Its latencies include its own delays.\n",
                 r.self_check.reasons.join("; ")
             )?;
+        }
+        if !r.thresholds.is_empty() {
+            writeln!(out, "## Thresholds\n")?;
+            writeln!(out, "| threshold | value | limit | result |")?;
+            writeln!(out, "|---|---:|---:|---|")?;
+            for t in &r.thresholds {
+                let result = match t.outcome {
+                    Outcome::Pass => "✅ pass".to_string(),
+                    Outcome::Fail => "❌ **fail**".to_string(),
+                    Outcome::Invalid => {
+                        format!("⚠️ **invalid**: {}", t.message.replace('|', "\\|"))
+                    }
+                };
+                writeln!(
+                    out,
+                    "| `{}` | {} | {} | {result} |",
+                    t.threshold,
+                    t.value_text(),
+                    t.limit_text().replace('<', "&lt;").replace('>', "&gt;")
+                )?;
+            }
+            writeln!(out)?;
         }
         writeln!(out, "## Latency (ms)\n")?;
         writeln!(

@@ -7,12 +7,14 @@ mod console;
 mod csv_percentiles;
 mod hlog;
 mod json;
+mod junit;
 mod manifest;
 mod markdown;
 mod timeseries;
 
 pub use console::print_final_table;
 pub use hlog::{hlog_file_name, write_hlog, write_hlogs};
+pub use junit::{write_junit, JunitCase, JunitSuite, JUNIT_FILE};
 pub use manifest::{LoadManifest, Manifest, RuntimeManifest, TargetManifest};
 pub use timeseries::{timeseries_header, write_timeseries, TIMESERIES_FILE};
 
@@ -60,6 +62,9 @@ pub struct RunReport {
     /// `scenario=a,step=b`): tagged metrics and non-zero counters.
     #[serde(default)]
     pub tags: BTreeMap<String, TagReport>,
+    /// The scenario's thresholds as judged at the end (absent when it had none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<crate::thresholds::ThresholdResult>,
     /// Context updates over the runtime WebSocket, when the scenario had any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<ContextReport>,
@@ -103,6 +108,7 @@ impl RunReport {
             self_check,
             timeline: None,
             tags: BTreeMap::new(),
+            thresholds: Vec::new(),
             context: None,
             manifest,
         }
@@ -174,6 +180,10 @@ pub struct ContextReport {
 pub trait Exporter {
     fn file_name(&self) -> &'static str;
     fn write(&self, report: &RunReport, out: &mut dyn Write) -> std::io::Result<()>;
+    /// Whether this report gets the file (e.g. `junit.xml` only with thresholds).
+    fn wanted(&self, _report: &RunReport) -> bool {
+        true
+    }
 }
 
 /// Every format written for a run, in the order they are written.
@@ -183,6 +193,7 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(markdown::SummaryMarkdown),
         Box::new(csv_percentiles::PercentilesCsv),
         Box::new(manifest::ManifestJson),
+        Box::new(junit::ThresholdsJunit),
     ]
 }
 
@@ -202,7 +213,7 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportE
         source,
     })?;
     let mut written = Vec::new();
-    for exporter in exporters() {
+    for exporter in exporters().into_iter().filter(|e| e.wanted(report)) {
         let path = dir.join(exporter.file_name());
         let result = std::fs::File::create(&path).and_then(|f| {
             let mut w = std::io::BufWriter::new(f);

@@ -52,6 +52,12 @@ pub struct Scenario {
     /// The engine builds its [`super::Feeders`] from it.
     #[serde(skip)]
     pub feeder_tables: FeederTables,
+    /// Pass/fail limits judged at the end (`final_ping.p99: "< 800ms"`).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::thresholds::Thresholds::is_empty"
+    )]
+    pub thresholds: crate::thresholds::Thresholds,
 }
 
 /// Where the turns go and how each session identifies itself.
