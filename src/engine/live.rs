@@ -75,11 +75,15 @@ async fn collect(
     let started = Instant::now();
     let mut interval_start = Duration::ZERO;
     // One interval of the timeline: drain, account, sample the generator.
-    let mut close_interval = |totals: &mut Snapshot, timeline: &mut Timeline| {
+    let mut close_interval = |totals: &mut Snapshot, timeline: &mut Timeline, last: bool| {
         let drained = recorder.drain();
         totals.merge(&drained);
         let now = started.elapsed();
-        let sample = monitor.sample_interval();
+        let sample = if last {
+            monitor.sample_tail()
+        } else {
+            monitor.sample_interval()
+        };
         let active = gauge.active.load(Ordering::Relaxed);
         timeline.push(interval_start, now, &drained, sample.gauges(active));
         interval_start = now;
@@ -93,7 +97,7 @@ async fn collect(
             _ = ticker.tick() => {}
             _ = &mut stopped => break,
         }
-        close_interval(&mut totals, &mut timeline);
+        close_interval(&mut totals, &mut timeline, false);
         let turns = totals.counter(Counter::TurnsOk) + totals.turns_failed();
         let updates = totals.counter(Counter::UpdatesOk) + totals.updates_failed();
         let done =
@@ -117,7 +121,7 @@ async fn collect(
                 + totals.counter(Counter::RuntimeConnectErrors),
         });
     }
-    close_interval(&mut totals, &mut timeline);
+    close_interval(&mut totals, &mut timeline, true);
     display.finish();
     Collected {
         totals,

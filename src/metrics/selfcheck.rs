@@ -302,6 +302,15 @@ impl SelfCheck {
         self.rss_max_kib = self.rss_max_kib.max(rss_kib);
     }
 
+    /// The run's last, partial interval: its lag and RSS count, but not its CPU
+    /// figure, which is dominated by tearing connections down in a short window.
+    pub fn record_tail(&mut self, lag: &Histogram<u64>, rss_kib: u64) {
+        if !lag.is_empty() {
+            let _ = self.lag.add(lag);
+        }
+        self.rss_max_kib = self.rss_max_kib.max(rss_kib);
+    }
+
     /// All lag samples fed so far.
     pub fn lag(&self) -> &Histogram<u64> {
         &self.lag
@@ -428,6 +437,23 @@ impl GeneratorMonitor {
         let res = self.sampler.sample();
         self.check
             .record_interval(&lag, res.cpu_percent, res.rss_kib);
+        IntervalSample {
+            cpu_percent: res.cpu_percent,
+            rss_kib: res.rss_kib,
+            lag_p99_us: if lag.is_empty() {
+                0
+            } else {
+                lag.value_at_quantile(0.99)
+            },
+        }
+    }
+
+    /// Like [`sample_interval`](Self::sample_interval) for the run's last,
+    /// partial interval (see [`SelfCheck::record_tail`]).
+    pub fn sample_tail(&mut self) -> IntervalSample {
+        let lag = self.probe.take_interval();
+        let res = self.sampler.sample();
+        self.check.record_tail(&lag, res.rss_kib);
         IntervalSample {
             cpu_percent: res.cpu_percent,
             rss_kib: res.rss_kib,
