@@ -210,3 +210,25 @@ fn steps_and_scenarios_together_are_a_usage_error() {
         "{err}"
     );
 }
+
+#[test]
+fn paced_closed_vus_keep_their_schedule_and_show_lateness() {
+    // Fast bot: each VU starts an iteration every 200 ms, no sooner.
+    let (out, s, _w) = run_scenario(
+        "name: paced\nload: {vus: 2, duration: 2s, pacing: 200ms}\nsteps:\n  - send: {text: hi}\nemulator: {delay: 5ms}\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let turns = counter(&s, "turns_ok");
+    assert!((18..=22).contains(&turns), "{turns}");
+    assert!(metric(&s, "schedule_lag", "p99_ms") < 50.0, "{s}");
+
+    // A bot that stalls for 1 s: the iterations after it start late, and the
+    // intended timing shows it.
+    let (out, s, _w) = run_scenario(
+        "name: paced-stall\nload: {vus: 1, duration: 3s, pacing: 100ms}\nsteps:\n  - send: {text: hi, timeout: 10s}\nemulator: {delay: 5ms, stall: {at: 1s, for: 1s}}\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(metric(&s, "schedule_lag", "max_ms") >= 700.0, "{s}");
+    assert!(metric(&s, "final_ping_intended", "max_ms") >= 900.0, "{s}");
+    assert!(metric(&s, "final_ping", "p50_ms") < 100.0, "{s}");
+}

@@ -105,8 +105,25 @@ enum Flow {
 
 impl VirtualUser<'_> {
     /// Closed executors: loop iterations until the count or the deadline.
+    /// With `pacing`, iteration n is intended to start `n × pacing` after the
+    /// VU's first one: early VUs wait, late ones record their lag.
     async fn run_closed(&mut self) {
+        let first = Instant::now();
+        let pacing = self.group.load.pacing.map(|p| p.as_duration());
         while self.group.iterations.is_none_or(|n| self.iteration < n) {
+            if let Some(pace) = pacing {
+                let n = u32::try_from(self.iteration).unwrap_or(u32::MAX);
+                let intended = first + pace.saturating_mul(n);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(intended.into()) => {}
+                    _ = self.control.soft.cancelled() => return,
+                }
+                let lag = Instant::now().saturating_duration_since(intended);
+                self.recorder
+                    .writer()
+                    .record_tagged(Metric::ScheduleLag, &[self.group.tag], lag);
+                self.lag = Some(lag);
+            }
             if let Flow::Stop = self.run_iteration().await {
                 return;
             }

@@ -170,6 +170,11 @@ pub struct Load {
     /// Arrival-rate executors: evenly spaced (`uniform`) or `poisson` (seeded).
     #[serde(default)]
     pub arrival: Arrival,
+    /// Closed executors: each VU intends to start an iteration every `pacing`
+    /// (from its own start). An early VU waits; a late one starts at once and
+    /// its lateness counts as `schedule_lag` / `final_ping_intended`.
+    #[serde(default, deserialize_with = "fields::opt_positive_duration")]
+    pub pacing: Option<HumanDuration>,
 }
 
 impl Default for Load {
@@ -189,6 +194,7 @@ impl Default for Load {
             start_rate: 0.0,
             max_vus: None,
             arrival: Arrival::Uniform,
+            pacing: None,
         }
     }
 }
