@@ -269,3 +269,35 @@ fn the_ci_example_validates() {
     );
     assert!(workflow.contains("finalping compare reports/baseline reports/current"));
 }
+
+#[test]
+fn abort_on_fail_stops_a_long_run_early_and_fails_it() {
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: abort\nmetrics: {interval: 200ms}\nload: {vus: 2, duration: 60s}\nsteps:\n  - send: {text: hi}\nemulator: {delay: 20ms}\nthresholds:\n  final_ping.p50: \"< 1ms\"\nabort_on_fail: {delay: 500ms}\n",
+    );
+    let out_dir = w.path("r");
+    let started = std::time::Instant::now();
+    let out = run_finalping(
+        &[
+            "run",
+            p.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+        ],
+        std::time::Duration::from_secs(60),
+    );
+    // Far sooner than the 60 s the scenario asks for.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let s = read_json(&out_dir.join("summary.json"));
+    assert_eq!(s["status"], "failed");
+    let reason = s["status_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("aborted early") && reason.contains("final_ping.p50"),
+        "{reason}"
+    );
+    assert!(s["duration_s"].as_f64().unwrap() < 20.0, "{s}");
+}

@@ -12,7 +12,7 @@ use crate::report::{self, ContextReport, LoadManifest, Manifest, RunReport, Targ
 use crate::scenario::{self, Executor, Scenario, TemplateCtx};
 use crate::secret;
 use crate::thresholds;
-use crate::verdict;
+use crate::verdict::{self, RunStatus};
 use sha2::{Digest, Sha256};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -159,6 +159,16 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         &plan.scenario.thresholds,
         Some(&outcome.totals),
     );
+    if let Some(why) = &outcome.aborted {
+        // A breach stopped the run early: it fails even if the final totals recover.
+        if report.status != RunStatus::Invalid {
+            report.status = RunStatus::Failed;
+        }
+        report.status_reason = format!(
+            "aborted early (abort_on_fail): {why}; {}",
+            report.status_reason
+        );
+    }
     report::write_all(&report, &out_dir).map_err(|e| CliError::internal(e.to_string()))?;
     report::print_final_table(&report);
     println!("reports: {}", out_dir.display());

@@ -11,6 +11,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// How the run reports progress while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,8 @@ const PLAIN_LINE_EVERY: Duration = Duration::from_secs(5);
 /// What the collector hands back at the end of a run.
 pub(super) struct Collected {
     pub totals: Snapshot,
+    /// Set when `abort_on_fail` stopped the run: which threshold, and when.
+    pub aborted: Option<String>,
     pub timeline: Timeline,
     pub self_check: SelfCheckSummary,
 }
@@ -41,9 +44,10 @@ impl Live {
         recorder: Arc<Recorder>,
         gauge: Arc<Gauge>,
         mode: ProgressMode,
+        abort: CancellationToken,
     ) -> Live {
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(collect(plan, recorder, gauge, mode, stopped));
+        let task = tokio::spawn(collect(plan, recorder, gauge, mode, stopped, abort));
         Live { task, stop }
     }
 
@@ -61,7 +65,9 @@ async fn collect(
     gauge: Arc<Gauge>,
     mode: ProgressMode,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
+    abort: CancellationToken,
 ) -> Collected {
+    let mut aborted = None;
     let settings = plan.scenario.metrics;
     let tick = settings.interval.as_duration();
     let mut totals = Snapshot::new();
@@ -98,6 +104,13 @@ async fn collect(
             _ = &mut stopped => break,
         }
         close_interval(&mut totals, &mut timeline, false);
+        if aborted.is_none() {
+            aborted = check_abort(&plan, started.elapsed(), &totals);
+            if let Some(why) = &aborted {
+                display.message(&format!("aborting: threshold breached: {why}"));
+                abort.cancel();
+            }
+        }
         let turns = totals.counter(Counter::TurnsOk) + totals.turns_failed();
         let updates = totals.counter(Counter::UpdatesOk) + totals.updates_failed();
         let done =
@@ -125,9 +138,22 @@ async fn collect(
     display.finish();
     Collected {
         totals,
+        aborted,
         timeline,
         self_check: monitor.finish(),
     }
+}
+
+/// `abort_on_fail`: the first breached threshold once the delay has passed.
+fn check_abort(plan: &Plan, elapsed: Duration, totals: &Snapshot) -> Option<String> {
+    let s = &plan.scenario;
+    let abort = s.abort_on_fail?;
+    if s.thresholds.is_empty() || elapsed < abort.delay.as_duration() {
+        return None;
+    }
+    let summary = crate::thresholds::running_summary(&s.name, elapsed, totals, &plan.tags);
+    crate::thresholds::first_breach(&s.thresholds, &summary)
+        .map(|why| format!("{why} (at {:.1} s)", elapsed.as_secs_f64()))
 }
 
 struct Progress {
@@ -227,6 +253,15 @@ impl Display {
                     eprintln!("[{:>6.1}s] {}", p.elapsed.as_secs_f64(), p.line());
                 }
             }
+            Display::Quiet => {}
+        }
+    }
+
+    /// A one-off line that must be seen (printed above the live line).
+    fn message(&self, text: &str) {
+        match self {
+            Display::Bar { bar, .. } => bar.println(text),
+            Display::Plain { .. } => eprintln!("{text}"),
             Display::Quiet => {}
         }
     }

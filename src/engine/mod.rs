@@ -71,6 +71,8 @@ impl Plan {
 #[derive(Debug)]
 pub struct EngineOutcome {
     pub totals: Snapshot,
+    /// `abort_on_fail` stopped the run: the breached threshold and when.
+    pub aborted: Option<String>,
     /// Per-interval histograms, counters and generator gauges.
     pub timeline: Timeline,
     /// Scheduler lag, CPU and RSS of the generator, and whether it saturated.
@@ -160,7 +162,15 @@ pub async fn run(
         gauge: Arc::new(Gauge::default()),
     });
     let started = Instant::now();
-    let live = live::Live::start(plan.clone(), recorder.clone(), root.gauge.clone(), progress);
+    // `abort_on_fail` stops the run like Ctrl-C does (grace, then reports).
+    let abort = CancellationToken::new();
+    let live = live::Live::start(
+        plan.clone(),
+        recorder.clone(),
+        root.gauge.clone(),
+        progress,
+        abort.clone(),
+    );
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut supervisors = Vec::new();
@@ -212,6 +222,13 @@ pub async fn run(
         .max()
         .unwrap_or_default();
     supervisors.push(root.clone().supervise(None, grace, interrupt.clone()));
+    let abort_watch = {
+        let root = root.clone();
+        tokio::spawn(async move {
+            abort.cancelled().await;
+            root.soft.cancel();
+        })
+    };
 
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined {
@@ -221,10 +238,11 @@ pub async fn run(
     for s in supervisors {
         s.abort();
     }
+    abort_watch.abort();
     let elapsed = started.elapsed();
     let collected = live.finish().await;
-    let (totals, timeline, self_check) = match collected {
-        Some(c) => (c.totals, c.timeline, c.self_check),
+    let (totals, timeline, self_check, aborted) = match collected {
+        Some(c) => (c.totals, c.timeline, c.self_check, c.aborted),
         // The collector task panicked: report what is still in the recorder.
         None => (
             recorder.drain(),
@@ -233,10 +251,12 @@ pub async fn run(
                 plan.scenario.metrics.interval.as_duration(),
             ),
             crate::metrics::selfcheck::SelfCheck::new(Default::default()).summary(),
+            None,
         ),
     };
     EngineOutcome {
         totals,
+        aborted,
         timeline,
         self_check,
         elapsed,

@@ -58,6 +58,19 @@ pub struct Scenario {
         skip_serializing_if = "crate::thresholds::Thresholds::is_empty"
     )]
     pub thresholds: crate::thresholds::Thresholds,
+    /// Stop the run early when a threshold is breached (checked every
+    /// `metrics.interval` once `delay` has passed); the run then fails.
+    #[serde(default)]
+    pub abort_on_fail: Option<AbortOnFail>,
+}
+
+/// `abort_on_fail: { delay: 10s }`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbortOnFail {
+    /// Do not judge before this much of the run has passed (let percentiles settle).
+    #[serde(default, deserialize_with = "fields::duration")]
+    pub delay: HumanDuration,
 }
 
 /// Where the turns go and how each session identifies itself.

@@ -40,3 +40,40 @@ pub fn judge_report(report: &mut RunReport, set: &Thresholds, totals: Option<&Sn
     report.status_reason = reason;
     report.thresholds = results;
 }
+
+/// The `summary.json`-shaped data the thresholds read, built from running
+/// totals — for `abort_on_fail`, which judges while the run goes on.
+pub fn running_summary(
+    scenario: &str,
+    elapsed: std::time::Duration,
+    totals: &Snapshot,
+    tag_names: &[String],
+) -> serde_json::Value {
+    use crate::metrics::Counter;
+    let metrics: serde_json::Map<String, serde_json::Value> = Metric::ALL
+        .iter()
+        .map(|m| {
+            let v = serde_json::to_value(totals.summary(*m)).unwrap_or_default();
+            (m.name().to_string(), v)
+        })
+        .collect();
+    let counters: serde_json::Map<String, serde_json::Value> = Counter::ALL
+        .iter()
+        .map(|c| (c.name().to_string(), totals.counter(*c).into()))
+        .collect();
+    serde_json::json!({
+        "scenario": scenario,
+        "duration_s": elapsed.as_secs_f64(),
+        "metrics": metrics,
+        "counters": counters,
+        "tags": crate::report::tag_reports(totals, tag_names),
+    })
+}
+
+/// The first breached threshold of a running total, as `expression: message`.
+pub fn first_breach(set: &Thresholds, summary: &serde_json::Value) -> Option<String> {
+    evaluate(set, summary, None)
+        .into_iter()
+        .find(|r| r.outcome == Outcome::Fail)
+        .map(|r| format!("{}: {}", r.threshold, r.message))
+}
