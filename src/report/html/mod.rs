@@ -69,7 +69,7 @@ th,td{border:1px solid #ddd;padding:4px 8px;text-align:left}td.n,th.n{text-align
 th{background:#f0f0f0}tr.fail td{background:#fde9e0}tr.invalid td{background:#fde9e0;font-weight:600}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}
 pre{background:#fff;border:1px solid #ddd;padding:10px;overflow:auto;font-size:.85rem}
-nav{margin:8px 0;font-size:.95rem}nav a{color:#0060a0}details{margin:8px 0}summary{cursor:pointer;font-weight:600}
+nav{margin:8px 0;font-size:.95rem}details{margin:8px 0}summary{cursor:pointer;font-weight:600}
 ";
 
 /// The whole page.
@@ -107,9 +107,9 @@ pub fn render(r: &RunReport) -> String {
     context(&mut h, r);
     counters(&mut h, r);
     manifest(&mut h, r);
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<p class=\"note\">finalping {} · run <code>{}</code></p></main></body></html>\n",
+        "<p class=\"note\">finalping {} · run <code>{}</code></p></main></body></html>",
         esc(&r.manifest.finalping_version),
         esc(&r.run_id)
     );
@@ -149,9 +149,9 @@ fn status_class(s: RunStatus) -> &'static str {
 }
 
 fn header(h: &mut String, r: &RunReport) {
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<h1>finalping run: {}</h1><p>run <code>{}</code> · target {}</p>\n",
+        "<h1>finalping run: {}</h1><p>run <code>{}</code> · target {}</p>",
         esc(&r.scenario),
         esc(&r.run_id),
         esc(&r.manifest.target.url)
@@ -166,17 +166,17 @@ fn header(h: &mut String, r: &RunReport) {
         RunStatus::Invalid => " — the numbers below do not measure the target",
         _ => "",
     };
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<div class=\"status {}\" role=\"status\">{mark} <b>{}</b>{extra}<br>{}</div>\n",
+        "<div class=\"status {}\" role=\"status\">{mark} <b>{}</b>{extra}<br>{}</div>",
         status_class(r.status),
         esc(r.status.as_str()),
         esc(&r.status_reason)
     );
     if r.self_check.saturated {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<div class=\"warn\"><b>The load generator was saturated</b>: {}. Its latencies include its own delays.</div>\n",
+            "<div class=\"warn\"><b>The load generator was saturated</b>: {}. Its latencies include its own delays.</div>",
             esc(&r.self_check.reasons.join("; "))
         );
     }
@@ -224,9 +224,9 @@ fn thresholds(h: &mut String, r: &RunReport) {
             Outcome::Fail => ("fail", "✘ FAIL".to_string()),
             Outcome::Invalid => ("invalid", format!("⚠ INVALID: {}", esc(&t.message))),
         };
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<tr class=\"{class}\"><td><code>{}</code></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{result}</td></tr>\n",
+            "<tr class=\"{class}\"><td><code>{}</code></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{result}</td></tr>",
             esc(&t.threshold),
             esc(&t.value_text()),
             esc(&t.limit_text())
@@ -517,7 +517,7 @@ fn failures(h: &mut String, r: &RunReport) {
         color: svg::VERMILLION,
     };
     if let Some(svg) = chart.render() {
-        let _ = write!(h, "<div class=\"charts\">{svg}</div>\n");
+        let _ = writeln!(h, "<div class=\"charts\">{svg}</div>");
     }
 }
 
@@ -528,9 +528,9 @@ fn tags(h: &mut String, r: &RunReport) {
     h.push_str("<h2 id=\"tags\">Per scenario and step</h2><table><tr><th>tag</th><th>metric</th><th class=\"n\">count</th><th class=\"n\">p50</th><th class=\"n\">p90</th><th class=\"n\">p99</th><th class=\"n\">max</th></tr>\n");
     for (tag, t) in &r.tags {
         for (name, m) in &t.metrics {
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<tr><td><code>{}</code></td><td><code>{}</code></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
+                "<tr><td><code>{}</code></td><td><code>{}</code></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                 esc(tag),
                 esc(name),
                 m.count,
@@ -680,9 +680,9 @@ fn counters(h: &mut String, r: &RunReport) {
     h.push_str("<h2 id=\"counters\">Counters</h2><table><tr><th>counter</th><th class=\"n\">value</th></tr>\n");
     let (nonzero, zero): (Vec<_>, Vec<_>) = r.counters.iter().partition(|(_, v)| **v > 0);
     for (name, v) in &nonzero {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<tr><td><code>{}</code></td><td class=\"n\">{v}</td></tr>\n",
+            "<tr><td><code>{}</code></td><td class=\"n\">{v}</td></tr>",
             esc(name)
         );
     }
@@ -692,9 +692,9 @@ fn counters(h: &mut String, r: &RunReport) {
             .iter()
             .map(|(n, _)| format!("<code>{}</code>", esc(n)))
             .collect();
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<details><summary>{} counters are zero</summary><p>{}</p></details>\n",
+            "<details><summary>{} counters are zero</summary><p>{}</p></details>",
             zero.len(),
             names.join(", ")
         );
@@ -704,9 +704,9 @@ fn counters(h: &mut String, r: &RunReport) {
 fn manifest(h: &mut String, r: &RunReport) {
     let json = serde_json::to_string_pretty(&r.manifest)
         .unwrap_or_else(|e| format!("manifest cannot be shown: {e}"));
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<h2 id=\"manifest\">Run manifest</h2><details><summary>manifest.json (finalping version, scenario file and hash, seed, host, settings)</summary><pre>{}</pre></details>\n",
+        "<h2 id=\"manifest\">Run manifest</h2><details><summary>manifest.json (finalping version, scenario file and hash, seed, host, settings)</summary><pre>{}</pre></details>",
         esc(&json)
     );
 }
