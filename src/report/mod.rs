@@ -6,6 +6,7 @@
 mod console;
 mod csv_percentiles;
 mod hlog;
+mod html;
 mod json;
 mod junit;
 mod manifest;
@@ -14,6 +15,7 @@ mod timeseries;
 
 pub use console::print_final_table;
 pub use hlog::{hlog_file_name, write_hlog, write_hlogs};
+pub use html::{render as render_html, HTML_FILE};
 pub use junit::{write_junit, JunitCase, JunitSuite, JUNIT_FILE};
 pub use manifest::{LoadManifest, Manifest, RuntimeManifest, TargetManifest};
 pub use timeseries::{timeseries_header, write_timeseries, TIMESERIES_FILE};
@@ -194,6 +196,7 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(csv_percentiles::PercentilesCsv),
         Box::new(manifest::ManifestJson),
         Box::new(junit::ThresholdsJunit),
+        Box::new(html::ReportHtml),
     ]
 }
 
