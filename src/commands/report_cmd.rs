@@ -26,7 +26,9 @@ pub fn report(args: &ReportArgs) -> Result<i32, CliError> {
         .map_err(|e| CliError::usage(format!("cannot create {}: {e}", out.display())))?;
     let mut written = Vec::new();
     for exporter in report::exporters() {
-        if exporter.file_name() == "summary.json" && out == &args.dir {
+        // In place, keep the source summary and the original report.html (its
+        // time charts need the run's timeline, which summary.json lacks).
+        if out == &args.dir && ["summary.json", report::HTML_FILE].contains(&exporter.file_name()) {
             continue;
         }
         if !exporter.wanted(&run) {
