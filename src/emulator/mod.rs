@@ -29,8 +29,8 @@ mod webhook_sink;
 
 pub use config::{EmulatorConfig, EmulatorConfigError, RuntimeEmulatorConfig};
 pub use context_store::ContextStore;
-pub use rest::{RestEmulatorConfig, RestStats};
 pub use delay::{Delay, DelayError};
+pub use rest::{RestEmulatorConfig, RestStats};
 pub use runtime::{CLOSE_IDLE, CLOSE_TOKEN_EXPIRED};
 pub use stats::{EmulatorStats, RejectionCounts};
 

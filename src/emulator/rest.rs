@@ -151,7 +151,11 @@ impl RestEmulatorConfig {
     /// A copy with the API keys redacted.
     pub fn redacted(&self) -> RestEmulatorConfig {
         let mut c = self.clone();
-        c.api_keys = c.api_keys.iter().map(|k| crate::secret::redact(k)).collect();
+        c.api_keys = c
+            .api_keys
+            .iter()
+            .map(|k| crate::secret::redact(k))
+            .collect();
         c
     }
 }
@@ -270,10 +274,10 @@ impl RestState {
     fn fault(&self, counter: &AtomicU64) -> Fault {
         let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
         let config = self.config();
-        if config.fail_5xx_every.is_some_and(|k| n % k == 0) {
+        if config.fail_5xx_every.is_some_and(|k| n.is_multiple_of(k)) {
             bump(&self.counters.faults_5xx);
             Fault::Fail
-        } else if config.stall_every.is_some_and(|k| n % k == 0) {
+        } else if config.stall_every.is_some_and(|k| n.is_multiple_of(k)) {
             bump(&self.counters.stalls);
             Fault::Stall(config.stall_for.0)
         } else {
@@ -320,7 +324,10 @@ pub(crate) fn router(state: Arc<RestState>) -> Router {
     Router::new()
         .route("/{token}", post(turn))
         .route("/test/{token}", post(turn))
-        .route("/new/v2.0/sessions/{session_id}/context/inject", post(inject))
+        .route(
+            "/new/v2.0/sessions/{session_id}/context/inject",
+            post(inject),
+        )
         .route("/v2.0/sessions/{session_id}/context/inject", post(inject))
         .with_state(state)
 }
@@ -370,8 +377,9 @@ struct TurnInput {
 }
 
 fn parse_turn(body: &[u8]) -> Result<TurnInput, String> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("body is not JSON ({e}): send {{\"userId\",\"sessionId\",\"text\"}}"))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        format!("body is not JSON ({e}): send {{\"userId\",\"sessionId\",\"text\"}}")
+    })?;
     let map = value
         .as_object()
         .ok_or("body must be a JSON object with userId, sessionId and text and/or data")?;
@@ -424,10 +432,7 @@ async fn turn(
             "too many requests in this window (emulator `rest.rate_limit`)",
         );
     }
-    let input = match body
-        .map_err(|e| e.body_text())
-        .and_then(|b| parse_turn(&b))
-    {
+    let input = match body.map_err(|e| e.body_text()).and_then(|b| parse_turn(&b)) {
         Ok(input) => input,
         Err(message) => {
             bump(&st.counters.bad_requests);

@@ -4,7 +4,9 @@
 //! counted from `outputStack`, internal `_cognigy` entries skipped, string
 //! `data` parsed. The URL token is the credential: it is never shown.
 
-use super::{build_client, classify, join_segments, parse_base, read_body, BodyError, Failure, RestError};
+use super::{
+    build_client, classify, join_segments, parse_base, read_body, BodyError, Failure, RestError,
+};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -131,7 +133,8 @@ pub struct RestTurn {
 impl RestTurn {
     /// Request → response, if a response arrived.
     pub fn elapsed(&self) -> Option<Duration> {
-        self.finished_at.map(|f| f.saturating_duration_since(self.sent_at))
+        self.finished_at
+            .map(|f| f.saturating_duration_since(self.sent_at))
     }
 }
 
@@ -257,8 +260,7 @@ impl RestEndpoint {
 
 /// The counted outputs of a 2xx reply body.
 pub fn parse_reply(body: &[u8]) -> Result<Vec<RestOutput>, String> {
-    let reply: Value =
-        serde_json::from_slice(body).map_err(|e| format!("not JSON ({e})"))?;
+    let reply: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON ({e})"))?;
     let stack = reply
         .get("outputStack")
         .ok_or("no `outputStack` field")?
@@ -304,10 +306,7 @@ fn is_internal(data: &Value) -> bool {
     }
     map.get("_cognigy")
         .and_then(Value::as_object)
-        .is_some_and(|c| {
-            c.keys()
-                .all(|k| k == "_messageId" || k == "_finishReason")
-        })
+        .is_some_and(|c| c.keys().all(|k| k == "_messageId" || k == "_finishReason"))
 }
 
 #[cfg(test)]
@@ -360,7 +359,10 @@ mod tests {
             "http://127.0.0.1:9/base/test/secret%2Ftoken%20123"
         );
         let shown = format!("{endpoint:?} {}", endpoint.display_url());
-        assert!(!shown.contains("token%20123") && !shown.contains("token 123"), "{shown}");
+        assert!(
+            !shown.contains("token%20123") && !shown.contains("token 123"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -375,7 +377,10 @@ mod tests {
         let e = RestEndpoint::new(options("ftp://h/supersecrettoken", "supersecrettoken"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("`url`") && !e.contains("supersecrettoken"), "{e}");
+        assert!(
+            e.contains("`url`") && !e.contains("supersecrettoken"),
+            "{e}"
+        );
         assert!(RestEndpoint::new(options("http://h", " ")).is_err());
         let mut zero = options("http://h", "tok");
         zero.timeout = Duration::ZERO;

@@ -128,7 +128,10 @@ mod tests {
         let e = saas_guard("endpoint-app.cognigy.ai", 3.4, false).unwrap_err();
         assert_eq!(e.limit, SAAS_IP_LIMIT_PER_SECOND);
         let text = e.to_string();
-        assert!(text.contains(ACK_FLAG) && text.contains("own deployment"), "{text}");
+        assert!(
+            text.contains(ACK_FLAG) && text.contains("own deployment"),
+            "{text}"
+        );
         assert!(text.contains("1,000 requests per 5 minutes"), "{text}");
         // Test mode: 600/h ≈ 0.167/s.
         assert!(saas_guard("endpoint-trial.cognigy.ai", 0.1, true).is_ok());

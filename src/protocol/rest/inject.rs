@@ -43,7 +43,10 @@ impl InjectOptions {
 impl fmt::Debug for InjectOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InjectOptions")
-            .field("api_base", &crate::secret::scrub(&self.api_base, &[&self.api_key]))
+            .field(
+                "api_base",
+                &crate::secret::scrub(&self.api_base, &[&self.api_key]),
+            )
             .field("api_key", &crate::secret::redact(&self.api_key))
             .field("timeout", &self.timeout)
             .field("max_request_bytes", &self.max_request_bytes)
@@ -64,7 +67,10 @@ pub struct ContextInject {
 impl fmt::Debug for ContextInject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ContextInject")
-            .field("base", &crate::secret::scrub(self.base.as_str(), &[&self.api_key]))
+            .field(
+                "base",
+                &crate::secret::scrub(self.base.as_str(), &[&self.api_key]),
+            )
             .field("api_key", &crate::secret::redact(&self.api_key))
             .field("max_request_bytes", &self.max_request_bytes)
             .field("timeout", &self.timeout)
@@ -140,14 +146,16 @@ impl fmt::Display for InjectOutcome {
 
 fn problem_cause(status: u16) -> &'static str {
     match status {
-        400 => "problem_400",
-        401 => "problem_401",
-        403 => "problem_403",
-        404 => "problem_404",
-        409 => "problem_409",
-        413 => "problem_413",
-        429 => "problem_429",
-        400..=499 => "problem_4xx",
+        400..=499 => match status {
+            400 => "problem_400",
+            401 => "problem_401",
+            403 => "problem_403",
+            404 => "problem_404",
+            409 => "problem_409",
+            413 => "problem_413",
+            429 => "problem_429",
+            _ => "problem_4xx",
+        },
         500..=599 => "problem_5xx",
         _ => "problem_other",
     }
@@ -165,7 +173,8 @@ pub struct InjectResult {
 impl InjectResult {
     /// Request → response, if a response arrived.
     pub fn elapsed(&self) -> Option<Duration> {
-        self.finished_at.map(|f| f.saturating_duration_since(self.sent_at))
+        self.finished_at
+            .map(|f| f.saturating_duration_since(self.sent_at))
     }
 }
 
@@ -213,7 +222,8 @@ impl ContextInject {
         let body = match serde_json::to_vec(&json!({"userId": user_id, "context": context})) {
             Ok(body) => body,
             Err(e) => {
-                result.outcome = InjectOutcome::InvalidBody(format!("cannot encode the request: {e}"));
+                result.outcome =
+                    InjectOutcome::InvalidBody(format!("cannot encode the request: {e}"));
                 return result;
             }
         };
@@ -311,8 +321,12 @@ mod tests {
     use super::*;
 
     fn client(key: &str) -> ContextInject {
-        ContextInject::new(InjectOptions::new("http://127.0.0.1:9/api/", key, Duration::from_secs(1)))
-            .unwrap()
+        ContextInject::new(InjectOptions::new(
+            "http://127.0.0.1:9/api/",
+            key,
+            Duration::from_secs(1),
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -329,7 +343,11 @@ mod tests {
         let c = client("k-1234567890");
         let problem = br#"{"type":"about:blank","title":"Unauthorized","status":401,"detail":"bad key k-1234567890","traceId":"t"}"#;
         match c.interpret(401, problem) {
-            InjectOutcome::Problem { status, title, detail } => {
+            InjectOutcome::Problem {
+                status,
+                title,
+                detail,
+            } => {
                 assert_eq!((status, title.as_str()), (401, "Unauthorized"));
                 assert!(!detail.contains("k-1234567890"), "{detail}");
             }
@@ -340,7 +358,12 @@ mod tests {
         assert_eq!(c.interpret(200, b"[]").cause(), "invalid_body");
         assert!(c.interpret(200, br#"{"a":1}"#).is_ok());
         assert_eq!(
-            InjectOutcome::Problem { status: 401, title: String::new(), detail: String::new() }.cause(),
+            InjectOutcome::Problem {
+                status: 401,
+                title: String::new(),
+                detail: String::new()
+            }
+            .cause(),
             "problem_401"
         );
     }
@@ -354,6 +377,8 @@ mod tests {
             InjectOptions::new("http://h", key, Duration::from_secs(1))
         );
         assert!(!shown.contains(key), "{shown}");
-        assert!(ContextInject::new(InjectOptions::new("http://h", "", Duration::from_secs(1))).is_err());
+        assert!(
+            ContextInject::new(InjectOptions::new("http://h", "", Duration::from_secs(1))).is_err()
+        );
     }
 }

@@ -23,7 +23,9 @@ pub use guard::{
     is_shared_saas_host, saas_guard, GuardError, ACK_FLAG, SAAS_DOMAINS, SAAS_IP_LIMIT_PER_SECOND,
     SAAS_TEST_MODE_LIMIT_PER_SECOND,
 };
-pub use inject::{ContextInject, InjectOptions, InjectOutcome, InjectResult, DEFAULT_MAX_REQUEST_BYTES};
+pub use inject::{
+    ContextInject, InjectOptions, InjectOutcome, InjectResult, DEFAULT_MAX_REQUEST_BYTES,
+};
 
 use std::time::Duration;
 
@@ -80,8 +82,11 @@ pub(crate) fn parse_base(
         field,
         message: crate::secret::scrub(&message, secrets),
     };
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| invalid(format!("`{url}` is not a URL ({e}); e.g. `https://endpoint.example.com`")))?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        invalid(format!(
+            "`{url}` is not a URL ({e}); e.g. `https://endpoint.example.com`"
+        ))
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(invalid(format!(
             "`{url}` must start with http:// or https://"
@@ -165,15 +170,17 @@ pub(crate) fn classify(e: reqwest::Error, secrets: &[&str]) -> Failure {
 /// `http_5xx`, … (a fixed set, fit for counter names).
 pub fn status_cause(status: u16) -> &'static str {
     match status {
-        400 => "http_400",
-        401 => "http_401",
-        403 => "http_403",
-        404 => "http_404",
-        408 => "http_408",
-        409 => "http_409",
-        413 => "http_413",
-        429 => "http_429",
-        400..=499 => "http_4xx",
+        400..=499 => match status {
+            400 => "http_400",
+            401 => "http_401",
+            403 => "http_403",
+            404 => "http_404",
+            408 => "http_408",
+            409 => "http_409",
+            413 => "http_413",
+            429 => "http_429",
+            _ => "http_4xx",
+        },
         500..=599 => "http_5xx",
         _ => "http_other",
     }
