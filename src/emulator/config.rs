@@ -50,6 +50,9 @@ pub struct EmulatorConfig {
     /// Fault: inputs arriving in this window (from emulator start) wait until
     /// it ends before their normal delay — a bot that hangs for a while.
     pub stall: Option<Stall>,
+    /// The REST Endpoint and the context-inject API (PROTOCOL.md §3, §4);
+    /// see `emulator::rest` for every setting.
+    pub rest: super::rest::RestEmulatorConfig,
 }
 
 /// A window in which the bot answers nothing.
@@ -117,6 +120,7 @@ impl Default for EmulatorConfig {
             ack_timeout: HumanDuration(Duration::from_secs(5)),
             runtime: RuntimeEmulatorConfig::default(),
             stall: None,
+            rest: Default::default(),
         }
     }
 }
@@ -148,6 +152,7 @@ impl EmulatorConfig {
             .map(|t| crate::secret::redact(t))
             .collect();
         c.runtime.client_secret = crate::secret::redact(&c.runtime.client_secret);
+        c.rest = c.rest.redacted();
         c
     }
 
@@ -230,7 +235,8 @@ impl EmulatorConfig {
         if self.ack_timeout.0.is_zero() {
             return invalid("ack_timeout", "must be greater than zero, e.g. `5s`");
         }
-        self.runtime.validate()
+        self.runtime.validate()?;
+        self.rest.validate()
     }
 
     /// The prefix without a trailing slash (`/cognigy/` → `/cognigy`), if one is set.

@@ -11,7 +11,8 @@
 //! (session identity, inner handshake), `turn` (per-session queue and the bot
 //! turn), [`context_store`] (context variables shared by both sides),
 //! `runtime` (runtime WebSocket and routes), `oauth` (tokens),
-//! `webhook_sink`, [`stats`] counters.
+//! `webhook_sink`, [`stats`] counters, [`rest`] (REST Endpoint and context
+//! inject API, PROTOCOL.md §3–4, with its fault switches).
 
 pub mod config;
 mod connect;
@@ -19,6 +20,7 @@ pub mod context_store;
 pub mod delay;
 mod http_gate;
 mod oauth;
+pub mod rest;
 mod runtime;
 pub mod session;
 pub mod stats;
@@ -28,6 +30,7 @@ mod webhook_sink;
 pub use config::{EmulatorConfig, EmulatorConfigError, RuntimeEmulatorConfig};
 pub use context_store::ContextStore;
 pub use delay::{Delay, DelayError};
+pub use rest::{RestEmulatorConfig, RestStats};
 pub use runtime::{CLOSE_IDLE, CLOSE_TOKEN_EXPIRED};
 pub use stats::{EmulatorStats, RejectionCounts};
 
@@ -80,6 +83,7 @@ pub struct RunningEmulator {
     task: tokio::task::JoinHandle<()>,
     counters: Arc<Counters>,
     runtime: Arc<RuntimeState>,
+    rest: Arc<rest::RestState>,
     injected: Arc<std::sync::Mutex<hdrhistogram::Histogram<u64>>>,
 }
 
@@ -110,6 +114,11 @@ impl RunningEmulator {
     /// `http://127.0.0.1:PORT/webhook` — the webhook sink.
     pub fn webhook_url(&self) -> String {
         format!("http://{}{}", self.addr, runtime::WEBHOOK_PATH)
+    }
+
+    /// Counters of the REST Endpoint and the context-inject API.
+    pub fn rest_stats(&self) -> RestStats {
+        self.rest.stats()
     }
 
     /// A snapshot of the counters (sessions, turns, outputs, acks, runtime, …).
@@ -196,11 +205,13 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         started: std::time::Instant::now(),
         injected: injected.clone(),
     });
+    let rest = Arc::new(rest::RestState::new(shared.clone(), runtime.clone()));
     io.ns("/", move |socket: SocketRef| {
         connect::on_connect(socket, shared.clone())
     });
 
     let app = runtime::router(runtime.clone())
+        .merge(rest::router(rest.clone()))
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found") })
         .layer(sio_layer)
         .layer(axum::middleware::from_fn_with_state(gate, http_gate::gate));
@@ -241,5 +252,6 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         counters,
         injected,
         runtime,
+        rest,
     })
 }

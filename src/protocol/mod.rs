@@ -2,5 +2,6 @@
 //! pure frame types with parse/encode, and a connection that reads and writes
 //! them over a socket. Nothing here records metrics or knows about scenarios.
 
+pub mod rest;
 pub mod runtime;
 pub mod socketio;
