@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// (exit 2); `warn` reports it loudly but keeps the status.
     #[arg(long, value_enum, default_value_t = SelfCheckMode::Strict)]
     pub self_check: SelfCheckMode,
+    /// Allow a load above the vendor's shared-SaaS per-IP limits: you state
+    /// that you own the capacity of that deployment (printed in the manifest).
+    #[arg(long = "i-own-this-capacity")]
+    pub own_capacity: bool,
 }
 
 /// How the generator self-check affects the run's status.
@@ -134,6 +138,9 @@ pub struct ServeArgs {
 pub struct ValidateArgs {
     /// Scenario YAML file.
     pub scenario: PathBuf,
+    /// As for `run`: allow a load above the shared-SaaS per-IP limits.
+    #[arg(long = "i-own-this-capacity")]
+    pub own_capacity: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod compare;
 mod report_cmd;
 mod run;
 mod runtime_setup;
+mod saas;
 mod serve;
 mod signals;
 mod validate;

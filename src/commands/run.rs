@@ -27,6 +27,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let mut scenario =
         scenario::load(&args.scenario).map_err(|e| CliError::usage(e.to_string()))?;
     apply_overrides(&mut scenario, &args)?;
+    super::saas::check(&scenario, args.own_capacity)?;
     let scenario_bytes = std::fs::read(&args.scenario).unwrap_or_default();
     let seed = args
         .seed
@@ -71,7 +72,9 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     };
 
     let plan = Arc::new(Plan {
-        runtime: runtime.as_ref().map(|r| r.plan.clone()),
+        runtime: runtime.as_ref().and_then(|r| r.plan.clone()),
+        inject: runtime.as_ref().and_then(|r| r.inject.clone()),
+        rest: rest_endpoint(&scenario, &endpoint_url, &url_token)?,
         feeders: Arc::new(scenario::Feeders::new(&scenario.feeder_tables)),
         endpoint_url: endpoint_url.clone(),
         url_token: url_token.clone(),
@@ -182,13 +185,16 @@ async fn finish_runtime(
     totals: &crate::metrics::Snapshot,
 ) -> ContextReport {
     let audit = rt.audit.finish().await;
-    let tokens = rt.tokens.stats();
+    let tokens = rt.tokens.as_ref().map(|t| t.stats());
     let c = |k: Counter| totals.counter(k);
     let total = c(Counter::UpdatesSent);
     let ok = c(Counter::UpdatesOk);
     ContextReport {
         runtime_url: rt.shown_url,
-        codec: plan.scenario.runtime.codec.as_str().to_string(),
+        codec: match plan.scenario.runtime.kind {
+            scenario::RuntimeKind::RestInject => "json (REST context inject)".to_string(),
+            scenario::RuntimeKind::Websocket => plan.scenario.runtime.codec.as_str().to_string(),
+        },
         heartbeat: plan
             .scenario
             .runtime
@@ -204,10 +210,39 @@ async fn finish_runtime(
         },
         conflicts: c(Counter::Conflicts),
         conflict_retries: c(Counter::ConflictRetries),
-        token_requests: tokens.requests,
-        token_failures: tokens.failures,
+        token_requests: tokens.as_ref().map_or(0, |t| t.requests),
+        token_failures: tokens.as_ref().map_or(0, |t| t.failures),
         audit,
     }
+}
+
+/// `target.kind: rest`: the REST Endpoint client, with the longest `send`
+/// timeout as its per-request timeout.
+fn rest_endpoint(
+    s: &Scenario,
+    endpoint_url: &str,
+    url_token: &str,
+) -> Result<Option<Arc<crate::protocol::rest::RestEndpoint>>, CliError> {
+    if s.target.kind != scenario::TargetKind::Rest {
+        return Ok(None);
+    }
+    let timeout = s
+        .all_steps()
+        .filter_map(|step| match step {
+            scenario::Step::Send(send) => Some(send.timeout.as_duration()),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(std::time::Duration::from_secs(30));
+    let endpoint = crate::protocol::rest::RestEndpoint::new(crate::protocol::rest::RestOptions {
+        url: endpoint_url.to_string(),
+        url_token: url_token.to_string(),
+        test_mode: s.target.test_mode,
+        timeout,
+        http2_prior_knowledge: s.target.http2,
+    })
+    .map_err(|e| CliError::usage(format!("target: {e}")))?;
+    Ok(Some(Arc::new(endpoint)))
 }
 
 fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), CliError> {
@@ -367,6 +402,7 @@ fn build_manifest(
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     Manifest {
         finalping_version: env!("CARGO_PKG_VERSION").to_string(),
+        capacity_acknowledged: args.own_capacity,
         scenario_name: s.name.clone(),
         scenario_file: display_path(&args.scenario),
         scenario_sha256: format!("{:x}", Sha256::digest(scenario_bytes)),

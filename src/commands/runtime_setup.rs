@@ -4,21 +4,25 @@
 
 use crate::audit::AuditSink;
 use crate::emulator::{EmulatorConfig, RunningEmulator};
-use crate::engine::RuntimePlan;
+use crate::engine::{InjectPlan, RuntimePlan};
 use crate::error::CliError;
+use crate::protocol::rest::{ContextInject, InjectOptions};
 use crate::protocol::runtime::connection::{ReconnectPolicy, RuntimeOptions};
 use crate::protocol::runtime::frame::DEFAULT_MAX_PAYLOAD;
 use crate::protocol::runtime::oauth::{OAuthConfig, TokenProvider};
-use crate::scenario::{Scenario, Step, TemplateCtx};
+use crate::scenario::{RuntimeKind, Scenario, Step, TemplateCtx};
 use crate::secret;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// The runtime side of a run, ready for the engine.
 pub struct RuntimeSetup {
-    pub plan: Arc<RuntimePlan>,
+    /// The runtime WebSocket (`runtime.kind: websocket`).
+    pub plan: Option<Arc<RuntimePlan>>,
+    /// The context-inject API (`runtime.kind: rest_inject`).
+    pub inject: Option<Arc<InjectPlan>>,
     pub audit: AuditSink,
-    pub tokens: Arc<TokenProvider>,
+    pub tokens: Option<Arc<TokenProvider>>,
     /// Runtime URL as shown in reports (no token in it).
     pub shown_url: String,
     /// Secrets to scrub from anything printed (client secret).
@@ -38,6 +42,9 @@ pub fn setup(
     emulator: Option<(&RunningEmulator, &EmulatorConfig)>,
     out_dir: &Path,
 ) -> Result<RuntimeSetup, CliError> {
+    if s.runtime.kind == RuntimeKind::RestInject {
+        return inject_setup(s, emulator, out_dir);
+    }
     let ctx = TemplateCtx::default();
     let rt = &s.runtime;
     let url = match (&rt.url, emulator) {
@@ -101,18 +108,96 @@ pub fn setup(
     });
     let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
     Ok(RuntimeSetup {
-        plan,
+        plan: Some(plan),
+        inject: None,
         audit,
-        tokens,
+        tokens: Some(tokens),
         shown_url: secret::scrub(&url, &secret_refs),
         secrets,
     })
 }
 
+/// `runtime.kind: rest_inject`: the context-inject client (the embedded
+/// emulator's API and key when none are given) and the audit log.
+fn inject_setup(
+    s: &Scenario,
+    emulator: Option<(&RunningEmulator, &EmulatorConfig)>,
+    out_dir: &Path,
+) -> Result<RuntimeSetup, CliError> {
+    if s.all_steps().any(|step| matches!(step, Step::GetContext)) {
+        return Err(CliError::usage(
+            "`get_context` needs the runtime WebSocket: the context-inject API (runtime.kind: rest_inject) cannot read context; remove the step or use runtime.kind: websocket",
+        ));
+    }
+    let ctx = TemplateCtx::default();
+    let rt = &s.runtime;
+    let api_base = match (&rt.api_base, emulator) {
+        (Some(base), _) => base.render(&ctx),
+        (None, Some((em, _))) => em.url(),
+        (None, None) => {
+            return Err(CliError::usage(
+                "runtime.kind is rest_inject and target.url is set, but runtime.api_base is missing: add `api_base: https://<your API host>`",
+            ))
+        }
+    };
+    let api_key = match (&rt.api_key, emulator) {
+        (Some(key), _) => key.render(&ctx),
+        (None, Some((_, config))) => config.rest.api_keys.first().cloned().unwrap_or_default(),
+        (None, None) => {
+            return Err(CliError::usage(
+                "runtime.kind is rest_inject but runtime.api_key is missing: add `api_key: ${env:COGNIGY_API_KEY}`",
+            ))
+        }
+    };
+    let mut options = InjectOptions::new(
+        api_base.clone(),
+        api_key.clone(),
+        rt.reply_timeout.as_duration(),
+    );
+    options.max_request_bytes = rt.max_request_bytes;
+    let client =
+        ContextInject::new(options).map_err(|e| CliError::usage(format!("runtime: {e}")))?;
+    let audit = AuditSink::start(&out_dir.join("audit.jsonl"), s.webhook.clone())
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let plan = Arc::new(InjectPlan {
+        client,
+        audit: Some(audit.handle()),
+    });
+    Ok(RuntimeSetup {
+        plan: None,
+        inject: Some(plan),
+        audit,
+        tokens: None,
+        shown_url: secret::scrub(&api_base, &[&api_key]),
+        secrets: vec![api_key],
+    })
+}
+
 /// The runtime settings as the manifest shows them (secrets redacted).
 pub fn manifest(rt: &RuntimeSetup, s: &Scenario) -> crate::report::RuntimeManifest {
-    let o = &rt.plan.options;
-    let oauth = rt.tokens.config();
+    let webhook = s.webhook.as_ref().map(|w| w.redacted_url());
+    let (Some(plan), Some(tokens)) = (&rt.plan, &rt.tokens) else {
+        // The context-inject API: one HTTP request per update, an API key.
+        return crate::report::RuntimeManifest {
+            url: rt.shown_url.clone(),
+            codec: "json (REST context inject)".to_string(),
+            heartbeat: "n/a".to_string(),
+            token_url: String::new(),
+            client_id: String::new(),
+            client_secret: rt
+                .secrets
+                .first()
+                .map(|k| secret::redact(k))
+                .unwrap_or_default(),
+            validate: true,
+            max_conflict_retries: 0,
+            reconnect_max_attempts: 0,
+            reconnect_backoff: String::new(),
+            webhook,
+        };
+    };
+    let o = &plan.options;
+    let oauth = tokens.config();
     crate::report::RuntimeManifest {
         url: rt.shown_url.clone(),
         codec: o.codec.as_str().to_string(),
@@ -124,9 +209,9 @@ pub fn manifest(rt: &RuntimeSetup, s: &Scenario) -> crate::report::RuntimeManife
         client_id: oauth.client_id.clone(),
         client_secret: secret::redact(&oauth.client_secret),
         validate: o.validate,
-        max_conflict_retries: rt.plan.max_conflict_retries,
+        max_conflict_retries: plan.max_conflict_retries,
         reconnect_max_attempts: o.reconnect.max_attempts,
         reconnect_backoff: crate::duration::HumanDuration(o.reconnect.backoff).to_string(),
-        webhook: s.webhook.as_ref().map(|w| w.redacted_url()),
+        webhook,
     }
 }

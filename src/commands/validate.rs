@@ -6,6 +6,7 @@ use crate::scenario::{self, Executor};
 
 pub fn validate(args: &ValidateArgs) -> Result<i32, CliError> {
     let s = scenario::load(&args.scenario).map_err(|e| CliError::usage(e.to_string()))?;
+    super::saas::check(&s, args.own_capacity)?;
     let target = match &s.target.url {
         Some(_) => "target.url",
         None => "the embedded emulator",

@@ -441,7 +441,7 @@ enum Settled {
 }
 
 /// The step's variables, rendered for this VU and iteration, as scope → vars.
-fn render_context(step: &UpdateStep, ctx: &TemplateCtx) -> Context {
+pub(super) fn render_context(step: &UpdateStep, ctx: &TemplateCtx) -> Context {
     let mut out = Context::new();
     let as_map = |v: serde_json::Value| match v {
         serde_json::Value::Object(m) => m,

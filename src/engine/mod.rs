@@ -8,12 +8,14 @@ mod context;
 mod group;
 mod live;
 mod pacing;
+mod rest;
 mod vu;
 
 pub use context::RuntimePlan;
 pub use group::{groups_of, Group};
 pub use live::ProgressMode;
 pub use pacing::Schedule;
+pub use rest::InjectPlan;
 
 use crate::metrics::selfcheck::SelfCheckSummary;
 use crate::metrics::{Recorder, Snapshot, Timeline};
@@ -40,6 +42,10 @@ pub struct Plan {
     pub tags: Vec<String>,
     /// The runtime WebSocket, when the scenario has context steps.
     pub runtime: Option<Arc<RuntimePlan>>,
+    /// `target.kind: rest`: the REST Endpoint client (instead of Socket.IO).
+    pub rest: Option<Arc<crate::protocol::rest::RestEndpoint>>,
+    /// `runtime.kind: rest_inject`: the context-inject client (instead of the WebSocket).
+    pub inject: Option<Arc<InjectPlan>>,
     /// CSV feeder rows, picked once per VU iteration (shared cursors).
     pub feeders: Arc<crate::scenario::Feeders>,
 }

@@ -5,6 +5,7 @@
 
 use super::context::ContextSide;
 use super::pacing::{Dispatch, Job, Pacing};
+use super::rest;
 use super::{Control, Group, Plan};
 use crate::metrics::{Counter, Metric, Recorder, ShardWriter, TagId};
 use crate::protocol::socketio::{
@@ -57,6 +58,7 @@ pub(super) async fn run_vu(
         context: ContextSide::default(),
         iteration: 0,
         lag: None,
+        visibility: rest::Visibility::default(),
         rng: StdRng::seed_from_u64(plan.seed ^ vu.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
     };
     match pacing {
@@ -88,6 +90,8 @@ struct VirtualUser<'a> {
     iteration: u64,
     /// Open executors: how late the current conversation started.
     lag: Option<Duration>,
+    /// REST paths: which inject a bot output has yet to show (`context_visible`).
+    visibility: rest::Visibility,
     rng: StdRng,
 }
 
@@ -226,7 +230,59 @@ impl VirtualUser<'_> {
                     close(old, self.recorder).await;
                 }
                 self.new_session(ctx);
+                if self.plan.rest.is_some() {
+                    // REST has no connection to open: a new conversation is new ids.
+                    return Flow::Continue;
+                }
                 self.connect(ctx).await
+            }
+            Step::Send(send) if self.plan.rest.is_some() => {
+                let Some(endpoint) = self.plan.rest.as_deref() else {
+                    return Flow::Stop;
+                };
+                let session = self.session(ctx);
+                let who = rest::Who {
+                    user_id: &session.user_id,
+                    session_id: &session.session_id,
+                };
+                let sent = rest::turn(
+                    endpoint,
+                    who,
+                    send,
+                    ctx,
+                    tags.as_slice(),
+                    self.lag,
+                    self.recorder,
+                    &self.control.hard,
+                    &mut self.visibility,
+                )
+                .await;
+                match sent {
+                    rest::Sent::Done => Flow::Continue,
+                    rest::Sent::Interrupted => Flow::Stop,
+                }
+            }
+            Step::UpdateContext(update) if self.plan.inject.is_some() => {
+                let Some(plan) = self.plan.inject.as_deref() else {
+                    return Flow::Stop;
+                };
+                let session = self.session(ctx);
+                let who = rest::Who {
+                    user_id: &session.user_id,
+                    session_id: &session.session_id,
+                };
+                rest::inject(
+                    plan,
+                    who,
+                    update,
+                    ctx,
+                    tags.as_slice(),
+                    self.recorder,
+                    &self.control.hard,
+                    &mut self.visibility,
+                )
+                .await;
+                Flow::Continue
             }
             Step::Send(send) => {
                 if self.conn.is_none() {
@@ -289,6 +345,7 @@ impl VirtualUser<'_> {
         };
         self.session = Some(session.clone());
         self.context.new_session();
+        self.visibility = rest::Visibility::default();
         session
     }
 
@@ -512,7 +569,11 @@ fn record_turn(
 }
 
 /// The cause name of the first failed `expect` check, if any.
-fn expectation_failure(turn: &Turn, send: &SendStep, ctx: &TemplateCtx) -> Option<&'static str> {
+pub(super) fn expectation_failure(
+    turn: &Turn,
+    send: &SendStep,
+    ctx: &TemplateCtx,
+) -> Option<&'static str> {
     let expect = send.expect.as_ref()?;
     if let Some(min) = expect.min_outputs {
         if (turn.outputs.len() as u64) < u64::from(min) {

@@ -43,10 +43,12 @@ pub enum Metric {
     /// Open executors: `final_ping` measured from the turn's intended send
     /// (its actual send minus the conversation's schedule lag).
     FinalPingIntended,
+    /// REST Endpoint: request written → response read (also booked as `final_ping`).
+    RestTurn,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 12] = [
         Metric::Connect,
         Metric::FirstOutput,
         Metric::FinalPing,
@@ -58,6 +60,7 @@ impl Metric {
         Metric::RuntimeConnect,
         Metric::ScheduleLag,
         Metric::FinalPingIntended,
+        Metric::RestTurn,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +76,7 @@ impl Metric {
             Metric::RuntimeConnect => "runtime_connect",
             Metric::ScheduleLag => "schedule_lag",
             Metric::FinalPingIntended => "final_ping_intended",
+            Metric::RestTurn => "rest_turn",
         }
     }
 

@@ -10,6 +10,9 @@ use std::io::Write;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub finalping_version: String,
+    /// `--i-own-this-capacity` was given (shared-SaaS guard overridden).
+    #[serde(default)]
+    pub capacity_acknowledged: bool,
     pub scenario_name: String,
     pub scenario_file: String,
     /// SHA-256 of the scenario file's bytes.

@@ -77,6 +77,10 @@ pub struct AbortOnFail {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Target {
+    /// `socketio` (default) or `rest` (one HTTP request per turn).
+    pub kind: TargetKind,
+    /// REST: speak HTTP/2 without negotiation (h2c) to a plain-HTTP endpoint.
+    pub http2: bool,
     /// Endpoint URL (`https://host/<URLToken>` or `http://host`). Absent = embedded emulator.
     #[serde(deserialize_with = "fields::url")]
     pub url: Option<Template>,
@@ -99,6 +103,8 @@ pub struct Target {
 impl Default for Target {
     fn default() -> Self {
         Target {
+            kind: TargetKind::SocketIo,
+            http2: false,
             url: None,
             url_token: Template::literal("emulator-url-token"),
             eio: Eio::V3,
@@ -140,6 +146,29 @@ pub struct SubScenario {
 
 fn default_weight() -> f64 {
     1.0
+}
+
+/// How turns reach the bot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TargetKind {
+    /// The Socket.IO Endpoint (`@cognigy/socket-client`), EIO3/EIO4.
+    #[default]
+    #[serde(rename = "socketio")]
+    SocketIo,
+    /// The REST Endpoint: `POST <url>/<URLToken>`, request → response is the turn.
+    #[serde(rename = "rest")]
+    Rest,
+}
+
+/// How context updates reach the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    /// The runtime WebSocket (PROTOCOL.md §2).
+    #[default]
+    Websocket,
+    /// The REST session context-inject API (PROTOCOL.md §4).
+    RestInject,
 }
 
 /// How load is generated (k6-like executors). Without `executor`, `vus` VUs
@@ -441,6 +470,15 @@ pub struct ThinkTime {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeTarget {
+    /// `websocket` (default) or `rest_inject`.
+    pub kind: RuntimeKind,
+    /// `rest_inject`: the API base (`https://api-host`). Absent = the embedded emulator.
+    #[serde(deserialize_with = "fields::url")]
+    pub api_base: Option<Template>,
+    /// `rest_inject`: the API key (`${env:NAME}`; redacted everywhere).
+    pub api_key: Option<Template>,
+    /// `rest_inject`: largest JSON request sent (checked before sending).
+    pub max_request_bytes: usize,
     /// `ws(s)://host/v2/runtime`. Absent = the embedded emulator's runtime.
     #[serde(deserialize_with = "fields::url")]
     pub url: Option<Template>,
@@ -466,6 +504,10 @@ pub struct RuntimeTarget {
 impl Default for RuntimeTarget {
     fn default() -> Self {
         RuntimeTarget {
+            kind: RuntimeKind::Websocket,
+            api_base: None,
+            api_key: None,
+            max_request_bytes: 60_000,
             url: None,
             oauth: None,
             codec: Codec::Msgpack,
