@@ -78,6 +78,27 @@ pub struct RunArgs {
     /// that you own the capacity of that deployment (printed in the manifest).
     #[arg(long = "i-own-this-capacity")]
     pub own_capacity: bool,
+    /// Report files to write besides summary.json and manifest.json (always
+    /// written: compare and report read them), comma-separated; default all.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub output_format: Vec<OutputFormat>,
+}
+
+/// Optional report files (`--output-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// summary.md
+    Markdown,
+    /// percentiles.csv
+    Csv,
+    /// junit.xml (runs with thresholds)
+    Junit,
+    /// report.html
+    Html,
+    /// timeseries.csv
+    Timeseries,
+    /// <metric>.hlog
+    Hlog,
 }
 
 /// How the generator self-check affects the run's status.

@@ -6,7 +6,19 @@ use clap::Parser;
 use finalping::error::exit;
 
 fn main() {
-    let cli = finalping::cli::Cli::parse();
+    // Bad flags exit 3 (usage error), as documented; --help/--version exit 0.
+    let cli = match finalping::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::PASS
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -399,3 +399,47 @@ fn url_token_never_appears_in_output_or_reports() {
         "{m}"
     );
 }
+
+#[test]
+fn output_format_picks_the_optional_report_files() {
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: formats\nload: {vus: 1, iterations: 2}\nsteps:\n  - send: {text: hi}\nthresholds:\n  final_ping.p99: \"< 5s\"\n",
+    );
+    let out_dir = w.path("r");
+    let out = run_finalping(
+        &[
+            "run",
+            p.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+            "--output-format",
+            "junit,markdown",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut files: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["junit.xml", "manifest.json", "summary.json", "summary.md"]
+    );
+
+    let bad = run_finalping(
+        &["run", p.to_str().unwrap(), "--output-format", "pdf"],
+        LIMIT,
+    );
+    assert_eq!(
+        bad.status.code(),
+        Some(3),
+        "an unknown format is a usage error: {}",
+        text(&bad)
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("pdf"));
+}

@@ -157,6 +157,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     report.context = context;
     report.tags = report::tag_reports(&outcome.totals, &plan.tags);
     report.timeline = Some(Arc::new(outcome.timeline));
+    report.formats = (!args.output_format.is_empty()).then(|| args.output_format.clone());
     thresholds::judge_report(
         &mut report,
         &plan.scenario.thresholds,

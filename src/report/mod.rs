@@ -60,6 +60,9 @@ pub struct RunReport {
     /// Per-interval data behind `timeseries.csv` and the `.hlog` files.
     #[serde(skip)]
     pub timeline: Option<Arc<Timeline>>,
+    /// `--output-format`: the optional files to write (`None` = all).
+    #[serde(skip)]
+    pub formats: Option<Vec<crate::cli::OutputFormat>>,
     /// The same numbers per scenario and per named step (`scenario=a`,
     /// `scenario=a,step=b`): tagged metrics and non-zero counters.
     #[serde(default)]
@@ -109,6 +112,7 @@ impl RunReport {
             generator,
             self_check,
             timeline: None,
+            formats: None,
             tags: BTreeMap::new(),
             thresholds: Vec::new(),
             context: None,
@@ -215,8 +219,23 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportE
         path: dir.to_path_buf(),
         source,
     })?;
+    use crate::cli::OutputFormat as F;
+    let chosen = |format: Option<F>| match (format, &report.formats) {
+        (None, _) | (_, None) => true,
+        (Some(f), Some(list)) => list.contains(&f),
+    };
+    let format_of = |file: &str| match file {
+        "summary.md" => Some(F::Markdown),
+        "percentiles.csv" => Some(F::Csv),
+        "junit.xml" => Some(F::Junit),
+        HTML_FILE => Some(F::Html),
+        _ => None,
+    };
     let mut written = Vec::new();
-    for exporter in exporters().into_iter().filter(|e| e.wanted(report)) {
+    for exporter in exporters()
+        .into_iter()
+        .filter(|e| e.wanted(report) && chosen(format_of(e.file_name())))
+    {
         let path = dir.join(exporter.file_name());
         let result = std::fs::File::create(&path).and_then(|f| {
             let mut w = std::io::BufWriter::new(f);
@@ -229,7 +248,10 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportE
         })?;
         written.push(path);
     }
-    if let Some(timeline) = &report.timeline {
+    let Some(timeline) = &report.timeline else {
+        return Ok(written);
+    };
+    if chosen(Some(F::Timeseries)) {
         let path = dir.join(TIMESERIES_FILE);
         let result = std::fs::File::create(&path).and_then(|f| {
             let mut w = std::io::BufWriter::new(f);
@@ -241,6 +263,8 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportE
             source,
         })?;
         written.push(path);
+    }
+    if chosen(Some(F::Hlog)) {
         let hlogs = write_hlogs(timeline, dir).map_err(|source| ReportError {
             path: dir.to_path_buf(),
             source,
