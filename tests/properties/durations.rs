@@ -30,7 +30,8 @@ fn delay() -> impl Strategy<Value = Delay> {
             max: a.max(b),
         }),
         (human_duration(), human_duration()).prop_map(|(mean, sd)| Delay::Normal { mean, sd }),
-        (human_duration(), 0.0f64..=10.0).prop_map(|(median, sigma)| Delay::LogNormal { median, sigma }),
+        (human_duration(), 0.0f64..=10.0)
+            .prop_map(|(median, sigma)| Delay::LogNormal { median, sigma }),
     ];
     leaf.prop_recursive(3, 8, 2, |inner| {
         (0.0f64..=1.0, inner.clone(), inner).prop_map(|(p, first, second)| Delay::Bimodal {
@@ -70,7 +71,15 @@ fn delay_like() -> impl Strategy<Value = String> {
     ];
     atom.prop_recursive(4, 16, 3, |inner| {
         (
-            proptest::sample::select(vec!["fixed", "uniform", "normal", "lognormal", "bimodal", "", "x"]),
+            proptest::sample::select(vec![
+                "fixed",
+                "uniform",
+                "normal",
+                "lognormal",
+                "bimodal",
+                "",
+                "x",
+            ]),
             proptest::collection::vec(inner, 0..4),
             proptest::sample::select(vec![")", "", "))", "("]),
         )
@@ -114,6 +123,10 @@ proptest! {
 
 #[test]
 fn deeply_nested_delays_are_errors() {
-    let deep = format!("{}50ms{}", "bimodal(0.5, 1ms, ".repeat(10_000), ")".repeat(10_000));
+    let deep = format!(
+        "{}50ms{}",
+        "bimodal(0.5, 1ms, ".repeat(10_000),
+        ")".repeat(10_000)
+    );
     assert!(deep.parse::<Delay>().is_err());
 }

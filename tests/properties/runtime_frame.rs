@@ -6,8 +6,8 @@
 use super::alloc_probe::measure;
 use super::support::config;
 use finalping::protocol::runtime::frame::{
-    decode, encode, heartbeat, heartbeat_ack, FrameError, Payload, DEFAULT_MAX_PAYLOAD,
-    HEARTBEAT, HEARTBEAT_ACK,
+    decode, encode, heartbeat, heartbeat_ack, FrameError, Payload, DEFAULT_MAX_PAYLOAD, HEARTBEAT,
+    HEARTBEAT_ACK,
 };
 use proptest::prelude::*;
 use std::time::{Duration, Instant};

@@ -49,8 +49,9 @@ fn piece() -> impl Strategy<Value = Piece> {
 
 /// Consumes `want` from the front of `rest`, or fails the case.
 fn eat<'a>(rest: &'a str, want: &str, rendered: &str) -> Result<&'a str, TestCaseError> {
-    rest.strip_prefix(want)
-        .ok_or_else(|| TestCaseError::fail(format!("expected {want:?} at {rest:?} in {rendered:?}")))
+    rest.strip_prefix(want).ok_or_else(|| {
+        TestCaseError::fail(format!("expected {want:?} at {rest:?} in {rendered:?}"))
+    })
 }
 
 /// Mutations of a text: `(kind, position, byte)`.
@@ -67,11 +68,20 @@ fn mutate(text: &str, ops: &[(u8, usize, u8)]) -> String {
                 }
                 bytes
             }
-            1 => lines.iter().enumerate().filter(|(i, _)| *i != line).flat_map(|(_, l)| l.iter().copied()).collect(),
-            2 => lines.iter().enumerate().flat_map(|(i, l)| {
-                let n = if i == line { 2 } else { 1 };
-                std::iter::repeat_n(l.iter().copied(), n).flatten()
-            }).collect(),
+            1 => lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != line)
+                .flat_map(|(_, l)| l.iter().copied())
+                .collect(),
+            2 => lines
+                .iter()
+                .enumerate()
+                .flat_map(|(i, l)| {
+                    let n = if i == line { 2 } else { 1 };
+                    std::iter::repeat_n(l.iter().copied(), n).flatten()
+                })
+                .collect(),
             3 => {
                 // Insert one YAML-significant byte.
                 let special = b":-{}[],#&*!|>'\" \t\n?%@`";
@@ -92,8 +102,14 @@ fn mutate(text: &str, ops: &[(u8, usize, u8)]) -> String {
 fn assert_error_shape(text: &str) -> Result<(), TestCaseError> {
     if let Err(e) = load_str_with_env(text, ORIGIN, &BTreeMap::new()) {
         let shown = e.to_string();
-        prop_assert!(shown.contains(ORIGIN), "no origin in:\n{shown}\n--- input:\n{text}");
-        prop_assert!(shown.contains("hint:"), "no hint in:\n{shown}\n--- input:\n{text}");
+        prop_assert!(
+            shown.contains(ORIGIN),
+            "no origin in:\n{shown}\n--- input:\n{text}"
+        );
+        prop_assert!(
+            shown.contains("hint:"),
+            "no hint in:\n{shown}\n--- input:\n{text}"
+        );
     }
     Ok(())
 }

@@ -32,8 +32,7 @@ pub fn config(cases: u32) -> Config {
 /// Short strings of any characters, control characters and NUL included.
 pub fn any_text(max: usize) -> BoxedStrategy<String> {
     prop_oneof![
-        proptest::string::string_regex(&format!("\\PC{{0,{max}}}"))
-            .expect("valid regex"),
+        proptest::string::string_regex(&format!("\\PC{{0,{max}}}")).expect("valid regex"),
         proptest::collection::vec(any::<char>(), 0..=max).prop_map(|c| c.into_iter().collect()),
     ]
     .boxed()
