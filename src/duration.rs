@@ -48,19 +48,23 @@ impl FromStr for HumanDuration {
             return Err(err("missing number"));
         }
         let value: f64 = num.parse().map_err(|_| err("not a number"))?;
-        let unit_secs = match unit.trim() {
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" | "sec" => 1.0,
-            "m" | "min" => 60.0,
-            "h" => 3600.0,
+        let unit_nanos = match unit.trim() {
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" | "sec" => 1e9,
+            "m" | "min" => 60e9,
+            "h" => 3600e9,
             _ => return Err(err("unknown unit")),
         };
-        let secs = value * unit_secs;
-        if !secs.is_finite() || secs > 365.0 * 24.0 * 3600.0 {
+        let nanos = value * unit_nanos;
+        if !nanos.is_finite() || nanos > 365.0 * 24.0 * 3600.0 * 1e9 {
             return Err(err("too large"));
         }
-        Ok(HumanDuration(Duration::from_secs_f64(secs)))
+        // Rounded to the nearest nanosecond (exact for whole microseconds), so
+        // what `Display` prints parses back to the same value; going through
+        // seconds (`from_secs_f64` truncates) turned `7250317364284us` into
+        // 7250317.364283999 s, shown as `7250317364283us`.
+        Ok(HumanDuration(Duration::from_nanos(nanos.round() as u64)))
     }
 }
 
@@ -121,7 +125,16 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["250ms", "2m", "1h", "15us", "3s", "0ms"] {
+        for s in [
+            "250ms",
+            "2m",
+            "1h",
+            "15us",
+            "3s",
+            "0ms",
+            "7250317364284us",
+            "31535999999999us",
+        ] {
             let d: HumanDuration = s.parse().unwrap();
             assert_eq!(d.to_string(), s);
         }

@@ -35,11 +35,85 @@ impl WireCodec for MsgPack {
     }
 
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+        check_msgpack_lengths(bytes).map_err(|reason| CodecError::Decode {
+            codec: Self::NAME,
+            reason,
+        })?;
         rmp_serde::from_slice(bytes).map_err(|e| CodecError::Decode {
             codec: Self::NAME,
             reason: e.to_string(),
         })
     }
+}
+
+/// Walks the first MessagePack value of `bytes` without allocating and rejects
+/// it when a declared length cannot fit in the bytes that follow (every array
+/// item or map entry needs at least one byte). serde pre-allocates up to 1 MiB
+/// per declared collection while buffering a tagged enum, so without this a
+/// 5-byte `array32(0xFFFFFFFF)` header cost 1 MiB and nesting them cost 1 MiB
+/// per level. Trailing bytes are left to rmp_serde as before.
+fn check_msgpack_lengths(bytes: &[u8]) -> Result<(), String> {
+    let mut at = 0usize;
+    // Values still to read; each needs at least one byte.
+    let mut pending: usize = 1;
+    let remaining = |at: usize| bytes.len().saturating_sub(at);
+    let be = |at: usize, width: usize| -> Result<usize, String> {
+        let field = bytes
+            .get(at..at + width)
+            .ok_or_else(|| format!("truncated length at byte {at}"))?;
+        Ok(field.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b)))
+    };
+    while pending > 0 {
+        let marker = *bytes
+            .get(at)
+            .ok_or_else(|| format!("truncated message: {pending} value(s) missing at byte {at}"))?;
+        pending -= 1;
+        at += 1;
+        // (bytes to skip, items that follow) for this marker.
+        let (skip, items) = match marker {
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => (0, 0),
+            0x80..=0x8f => (0, 2 * usize::from(marker & 0x0f)),
+            0x90..=0x9f => (0, usize::from(marker & 0x0f)),
+            0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
+            0xc4 | 0xd9 => (be(at, 1)?.saturating_add(1), 0),
+            0xc5 | 0xda => (be(at, 2)?.saturating_add(2), 0),
+            0xc6 | 0xdb => (be(at, 4)?.saturating_add(4), 0),
+            0xc7 => (be(at, 1)?.saturating_add(2), 0),
+            0xc8 => (be(at, 2)?.saturating_add(3), 0),
+            0xc9 => (be(at, 4)?.saturating_add(5), 0),
+            0xca | 0xce | 0xd2 => (4, 0),
+            0xcb | 0xcf | 0xd3 => (8, 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 => (2, 0),
+            0xd4 => (2, 0),
+            0xd5 => (3, 0),
+            0xd6 => (5, 0),
+            0xd7 => (9, 0),
+            0xd8 => (17, 0),
+            0xdc => (2, be(at, 2)?),
+            0xdd => (4, be(at, 4)?),
+            0xde => (2, be(at, 2)?.saturating_mul(2)),
+            0xdf => (4, be(at, 4)?.saturating_mul(2)),
+            0xc1 => return Err(format!("reserved marker 0xc1 at byte {}", at - 1)),
+        };
+        if skip > remaining(at) {
+            return Err(format!(
+                "value at byte {} declares {skip} bytes but only {} follow",
+                at - 1,
+                remaining(at)
+            ));
+        }
+        at += skip;
+        pending = pending.saturating_add(items);
+        if pending > remaining(at) {
+            return Err(format!(
+                "collection at byte {} declares more items than the {} bytes that follow",
+                at - 1 - skip,
+                remaining(at)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// UTF-8 JSON.
@@ -158,6 +232,36 @@ mod tests {
         assert_eq!(mp[0] & 0xf0, 0x80);
         assert!(mp.windows(4).any(|w| w == b"type"));
         assert!(mp.len() < js.len(), "{} vs {}", mp.len(), js.len());
+    }
+
+    #[test]
+    fn huge_msgpack_lengths_are_rejected_before_deserializing() {
+        // {"type":"context","context": array32(0xFFFFFFFF) nested 8 times}
+        let mut bytes = b"\x82\xa4type\xa7context\xa7context".to_vec();
+        for _ in 0..8 {
+            bytes.extend_from_slice(&[0xdd, 0xff, 0xff, 0xff, 0xff]);
+        }
+        let e = Codec::Msgpack
+            .decode::<ServerMessage>(&bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("declares more items"), "{e}");
+        for bad in [
+            &b"\xdb\xff\xff\xff\xffab"[..],
+            b"\xdf\x00\x00\x00\x02\x01",
+            b"\x92\x01",
+        ] {
+            assert!(check_msgpack_lengths(bad).is_err(), "{bad:02x?}");
+        }
+        // Well-formed values (trailing bytes are rmp_serde's business) pass.
+        for good in [
+            &b"\x92\x01\xa1x"[..],
+            b"\xc0",
+            b"\x81\xa1k\xd7\x00\x01\x02\x03\x04\x05\x06\x07\x08",
+            b"\x01\xff",
+        ] {
+            assert_eq!(check_msgpack_lengths(good), Ok(()), "{good:02x?}");
+        }
     }
 
     #[test]
