@@ -33,6 +33,8 @@ pub enum Command {
     Run(RunArgs),
     /// Serve the emulator (Socket.IO Endpoint, EIO3 + EIO4) until Ctrl-C.
     Serve(ServeArgs),
+    /// Run a scenario once per cell of a settings matrix, interleaved in rounds.
+    Sweep(SweepArgs),
     /// Check a scenario file without running it (exit 3 on the first error).
     Validate(ValidateArgs),
     /// Compare a run with one or more baseline runs (report folders): per
@@ -78,6 +80,10 @@ pub struct RunArgs {
     /// that you own the capacity of that deployment (printed in the manifest).
     #[arg(long = "i-own-this-capacity")]
     pub own_capacity: bool,
+    /// Change a scenario setting by its path, e.g. `--set runtime.codec=json`
+    /// or `--set load.vus=20` (repeatable; values are YAML scalars).
+    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = parse_setting)]
+    pub settings: Vec<(String, String)>,
     /// Report files to write besides summary.json and manifest.json (always
     /// written: compare and report read them), comma-separated; default all.
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -215,4 +221,31 @@ pub struct ReportArgs {
     /// Write the regenerated files here instead of into DIR.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// `PATH=VALUE` of `--set`.
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("`{s}` is not PATH=VALUE (e.g. runtime.codec=json)")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Scenario YAML file.
+    pub scenario: PathBuf,
+    /// Matrix YAML: setting paths to lists of values, e.g.
+    /// `runtime.codec: [msgpack, json]` and `runtime.heartbeat: [1s, 25s]`.
+    #[arg(long)]
+    pub matrix: PathBuf,
+    /// Rounds: every cell runs once per round, cells interleaved (A B A B …).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeats: u32,
+    /// Sweep folder (default: reports/sweep-<time>); one sub-folder per cell and round.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress lines.
+    #[arg(long, short)]
+    pub quiet: bool,
 }

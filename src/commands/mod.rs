@@ -9,6 +9,7 @@ mod runtime_setup;
 mod saas;
 mod serve;
 mod signals;
+mod sweep;
 mod validate;
 
 use crate::cli::{Cli, Command};
@@ -20,6 +21,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Run(args) => run::run(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Validate(args) => validate::validate(&args),
+        Command::Sweep(args) => sweep::sweep(args).await,
         Command::Compare(args) => compare::compare(&args),
         Command::Report(args) => report_cmd::report(&args),
     }

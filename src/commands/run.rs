@@ -24,8 +24,8 @@ const FD_HEADROOM: u64 = 128;
 pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     // First, so that a Ctrl-C at any later point ends in partial reports.
     let interrupt = signals::install();
-    let mut scenario =
-        scenario::load(&args.scenario).map_err(|e| CliError::usage(e.to_string()))?;
+    let mut scenario = scenario::load_with_settings(&args.scenario, &args.settings)
+        .map_err(|e| CliError::usage(e.to_string()))?;
     apply_overrides(&mut scenario, &args)?;
     super::saas::check(&scenario, args.own_capacity)?;
     let scenario_bytes = std::fs::read(&args.scenario).unwrap_or_default();

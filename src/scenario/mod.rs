@@ -33,6 +33,54 @@ use std::path::Path;
 
 /// Reads and validates a scenario file; `${env:NAME}` comes from the process
 /// environment, feeder files are relative to the scenario file's folder.
+/// Like [`load`], with `path = value` settings applied to the YAML first
+/// (`runtime.codec = json`, `load.vus = 20`; values are YAML scalars). Used by
+/// `run --set` and `sweep`. Error positions then refer to the file as
+/// rewritten, so the message names the settings.
+pub fn load_with_settings(
+    path: &Path,
+    settings: &[(String, String)],
+) -> Result<Scenario, ScenarioError> {
+    if settings.is_empty() {
+        return load(path);
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;
+    let origin = format!("{} (with --set)", path.display());
+    let options = crate::protocol::runtime::normalize::yaml_options();
+    let mut doc: serde_json::Value = serde_saphyr::from_str_with_options(&text, options)
+        .map_err(|e| ScenarioError::from_yaml(&e, &text, &origin))?;
+    for (key, value) in settings {
+        let parsed: serde_json::Value = serde_saphyr::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.clone()));
+        set_path(&mut doc, key, parsed);
+    }
+    let rewritten = serde_saphyr::to_string(&doc).unwrap_or(text);
+    let base_dir = path.parent().unwrap_or(Path::new(""));
+    load_str_in(&rewritten, &origin, base_dir)
+}
+
+/// Sets `a.b.c` in a YAML/JSON document, creating maps on the way.
+fn set_path(doc: &mut serde_json::Value, path: &str, value: serde_json::Value) {
+    let mut node = doc;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if !node.is_object() {
+            *node = serde_json::Value::Object(serde_json::Map::new());
+        }
+        let Some(map) = node.as_object_mut() else {
+            return;
+        };
+        if parts.peek().is_none() {
+            map.insert(part.to_string(), value);
+            return;
+        }
+        node = map
+            .entry(part.to_string())
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    }
+}
+
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;

@@ -1,0 +1,92 @@
+//! `finalping sweep`: a 2×2 matrix (codec × heartbeat) at small size against
+//! the embedded emulator: every cell runs, the sweep report has every cell,
+//! and MessagePack sends fewer bytes per update than JSON.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn a_two_by_two_sweep_runs_every_cell_and_compares_codecs() {
+    let w = Workdir::new();
+    let scenario = w.file(
+        "s.yaml",
+        "name: sweep\nmetrics: {interval: 200ms}\nload: {vus: 2, duration: 1500ms}\nsteps:\n  - update_context: {scope: session, vars: {a: \"value {{vu}}\", b: 12345, c: [1, 2, 3]}}\n  - think: 20ms\n",
+    );
+    let matrix = w.file(
+        "m.yaml",
+        "runtime.codec: [msgpack, json]\nruntime.heartbeat: [200ms, 25s]\n",
+    );
+    let out_dir = w.path("sweep");
+    let out = run_finalping(
+        &[
+            "sweep",
+            scenario.to_str().unwrap(),
+            "--matrix",
+            matrix.to_str().unwrap(),
+            "--repeats",
+            "1",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        Duration::from_secs(180),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = read_json(&out_dir.join("sweep.json"));
+    let cells = s["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4, "{s}");
+    for c in cells {
+        assert_eq!(c["rounds"], 1, "{c}");
+        assert!(
+            c["latency"]["context_update"][0].as_f64().unwrap() > 0.0,
+            "{c}"
+        );
+    }
+    let bytes = |codec: &str| -> f64 {
+        cells
+            .iter()
+            .filter(|c| c["settings"]["runtime.codec"] == codec)
+            .map(|c| c["bytes_per_update"].as_f64().unwrap())
+            .sum::<f64>()
+    };
+    assert!(
+        bytes("msgpack") < bytes("json"),
+        "msgpack {} vs json {}",
+        bytes("msgpack"),
+        bytes("json")
+    );
+    assert_eq!(s["ranking"].as_array().unwrap().len(), 4);
+    let md = std::fs::read_to_string(out_dir.join("sweep.md")).unwrap();
+    assert!(
+        md.contains("runtime.codec=json,runtime.heartbeat=25s"),
+        "{md}"
+    );
+    // Each cell's run is a complete report folder.
+    assert!(out_dir.join("cell-4/round-1/summary.json").is_file());
+}
+
+#[test]
+fn a_bad_matrix_is_a_usage_error() {
+    let w = Workdir::new();
+    let scenario = w.file(
+        "s.yaml",
+        "name: s\nload: {vus: 1}\nsteps:\n  - send: {text: hi}\n",
+    );
+    let matrix = w.file("m.yaml", "load.vus: [1, zero]\n");
+    let out = run_finalping(
+        &[
+            "sweep",
+            scenario.to_str().unwrap(),
+            "--matrix",
+            matrix.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("load.vus=zero"),
+        "{}",
+        text(&out)
+    );
+}
