@@ -35,6 +35,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a scenario once per cell of a settings matrix, interleaved in rounds.
     Sweep(SweepArgs),
+    /// Step the load up until an SLO breaks (or the generator saturates), then refine.
+    Capacity(CapacityArgs),
     /// Check a scenario file without running it (exit 3 on the first error).
     Validate(ValidateArgs),
     /// Compare a run with one or more baseline runs (report folders): per
@@ -243,6 +245,39 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeats: u32,
     /// Sweep folder (default: reports/sweep-<time>); one sub-folder per cell and round.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// Scenario YAML file.
+    pub scenario: PathBuf,
+    /// Service-level objective in threshold syntax, e.g. "final_ping.p99 < 800ms" (repeatable).
+    #[arg(long = "slo", required = true)]
+    pub slos: Vec<String>,
+    /// First step: VUs (closed executors) or conversations/s (arrival-rate executors).
+    #[arg(long, default_value_t = 10.0)]
+    pub start: f64,
+    /// Added per step.
+    #[arg(long, default_value_t = 10.0)]
+    pub step: f64,
+    /// Last step tried.
+    #[arg(long, default_value_t = 1000.0)]
+    pub max: f64,
+    /// How long each step runs.
+    #[arg(long, default_value = "30s")]
+    pub hold: HumanDuration,
+    /// Bisection runs between the last good and the first bad step.
+    #[arg(long, default_value_t = 2)]
+    pub refine: u32,
+    /// As for `run`: `strict` stops at a saturated generator ("at least N").
+    #[arg(long, value_enum, default_value_t = SelfCheckMode::Strict)]
+    pub self_check: SelfCheckMode,
+    /// Capacity folder (default: reports/capacity-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// No progress lines.

@@ -2,6 +2,7 @@
 //! process exit code. User-facing messages are formed here; the library
 //! returns typed errors.
 
+mod capacity;
 mod compare;
 mod report_cmd;
 mod run;
@@ -22,6 +23,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Serve(args) => serve::serve(args).await,
         Command::Validate(args) => validate::validate(&args),
         Command::Sweep(args) => sweep::sweep(args).await,
+        Command::Capacity(args) => capacity::capacity(args).await,
         Command::Compare(args) => compare::compare(&args),
         Command::Report(args) => report_cmd::report(&args),
     }

@@ -50,9 +50,21 @@ pub struct EmulatorConfig {
     /// Fault: inputs arriving in this window (from emulator start) wait until
     /// it ends before their normal delay — a bot that hangs for a while.
     pub stall: Option<Stall>,
+    /// Load-dependent slowdown: above `above_sessions` concurrent Socket.IO
+    /// sessions, every turn waits `per_session` more per session over the mark
+    /// (a bot that degrades past a known capacity; used by `capacity` tests).
+    pub degrade: Option<Degrade>,
     /// The REST Endpoint and the context-inject API (PROTOCOL.md §3, §4);
     /// see `emulator::rest` for every setting.
     pub rest: super::rest::RestEmulatorConfig,
+}
+
+/// `degrade: {above_sessions: 20, per_session: 5ms}`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Degrade {
+    pub above_sessions: u64,
+    pub per_session: HumanDuration,
 }
 
 /// A window in which the bot answers nothing.
@@ -120,6 +132,7 @@ impl Default for EmulatorConfig {
             ack_timeout: HumanDuration(Duration::from_secs(5)),
             runtime: RuntimeEmulatorConfig::default(),
             stall: None,
+            degrade: None,
             rest: Default::default(),
         }
     }

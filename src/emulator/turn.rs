@@ -182,7 +182,15 @@ async fn run_turn(
             std::time::Duration::ZERO
         }
     });
-    let delay = stall_wait + config.delay.sample(rng);
+    let degraded = config.degrade.map_or(std::time::Duration::ZERO, |d| {
+        let active = shared
+            .counters
+            .active_sessions
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let over = u32::try_from(active.saturating_sub(d.above_sessions)).unwrap_or(u32::MAX);
+        d.per_session.as_duration().saturating_mul(over)
+    });
+    let delay = stall_wait + degraded + config.delay.sample(rng);
     if let Ok(mut h) = shared.injected.lock() {
         h.saturating_record(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX).max(1));
     }

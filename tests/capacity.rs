@@ -1,0 +1,63 @@
+//! `finalping capacity` against an emulator that degrades above a known load
+//! (12 concurrent sessions, +20 ms per session over it): the knee is found
+//! within one step of that point, and a second search gives the same answer.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn search(w: &Workdir, name: &str) -> serde_json::Value {
+    let scenario = w.file(
+        "cap.yaml",
+        "name: cap\nload: {vus: 1, duration: 1s}\nsteps:\n  - send: {text: hi}\n  - think: 20ms\nemulator: {delay: 5ms, degrade: {above_sessions: 12, per_session: 20ms}}\n",
+    );
+    let out_dir = w.path(name);
+    let out = run_finalping(
+        &[
+            "capacity",
+            scenario.to_str().unwrap(),
+            "--slo",
+            "final_ping.p99 < 60ms",
+            "--start",
+            "4",
+            "--step",
+            "4",
+            "--max",
+            "40",
+            "--hold",
+            "1500ms",
+            "--refine",
+            "1",
+            // The test machine runs many things at once; saturation is tested elsewhere.
+            "--self-check",
+            "warn",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+        ],
+        Duration::from_secs(240),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    read_json(&out_dir.join("capacity.json"))
+}
+
+#[test]
+fn the_knee_is_found_within_one_step_and_reproducibly() {
+    let w = Workdir::new();
+    let a = search(&w, "a");
+    let b = search(&w, "b");
+    for r in [&a, &b] {
+        let max = r["max_sustainable"].as_f64().unwrap();
+        let knee = r["knee"].as_f64().unwrap();
+        // Configured point: 12 sessions. One step = 4 VUs.
+        assert!((12.0..=16.0).contains(&max), "{r}");
+        assert!((13.0..=16.0).contains(&knee), "{r}");
+        assert_eq!(r["generator_bound"], false);
+        assert!(r["steps"].as_array().unwrap().len() >= 4);
+    }
+    // Two searches agree within one refinement step (2 VUs).
+    let diff =
+        (a["max_sustainable"].as_f64().unwrap() - b["max_sustainable"].as_f64().unwrap()).abs();
+    assert!(diff <= 2.0, "{a} vs {b}");
+}
