@@ -56,6 +56,11 @@ fn the_knee_is_found_within_one_step_and_reproducibly() {
         assert_eq!(r["generator_bound"], false);
         assert!(r["steps"].as_array().unwrap().len() >= 4);
     }
+    let html = std::fs::read_to_string(w.path("a/report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("maximum sustainable load"),
+        "capacity page"
+    );
     // Two searches agree within one refinement step (2 VUs).
     let diff =
         (a["max_sustainable"].as_f64().unwrap() - b["max_sustainable"].as_f64().unwrap()).abs();

@@ -62,6 +62,11 @@ fn a_two_by_two_sweep_runs_every_cell_and_compares_codecs() {
         md.contains("runtime.codec=json,runtime.heartbeat=25s"),
         "{md}"
     );
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(
+        html.matches("<svg").count() >= 3 && !html.contains("<script"),
+        "sweep page"
+    );
     // Each cell's run is a complete report folder.
     assert!(out_dir.join("cell-4/round-1/summary.json").is_file());
 }

@@ -269,7 +269,59 @@ fn write(out: &Path, r: &CapacityReport) -> Result<(), CliError> {
         r.conclusion,
         table(r)
     );
-    for (name, text) in [("capacity.json", json), ("capacity.md", md)] {
+    let rows: Vec<Vec<String>> = r
+        .steps
+        .iter()
+        .map(|st| {
+            vec![
+                st.load.to_string(),
+                st.status.clone(),
+                format!("{:.3}", st.final_ping_p50_ms),
+                format!("{:.3}", st.final_ping_p99_ms),
+                format!("{:.3}", st.context_update_p99_ms),
+                if st.saturated {
+                    "generator saturated".to_string()
+                } else if st.ok {
+                    "ok".to_string()
+                } else {
+                    st.errors.join("; ")
+                },
+            ]
+        })
+        .collect();
+    let p99: Vec<(String, u64)> = r
+        .steps
+        .iter()
+        .map(|st| {
+            (
+                format!("{} = {}", r.variable, st.load),
+                (st.final_ping_p99_ms * 1000.0).round() as u64,
+            )
+        })
+        .collect();
+    let html = crate::report::render_summary_page(
+        "finalping capacity",
+        &format!("{} — SLOs: {}", r.conclusion, r.slos.join(" · ")),
+        &[
+            r.variable.as_str(),
+            "status",
+            "final_ping p50 ms",
+            "final_ping p99 ms",
+            "context_update p99 ms",
+            "SLO",
+        ],
+        &rows,
+        &[(
+            "final_ping p99 per step (µs)".to_string(),
+            "µs".to_string(),
+            p99,
+        )],
+    );
+    for (name, text) in [
+        ("capacity.json", json),
+        ("capacity.md", md),
+        ("report.html", html),
+    ] {
         std::fs::write(out.join(name), text)
             .map_err(|e| CliError::internal(format!("cannot write {name}: {e}")))?;
     }

@@ -355,7 +355,85 @@ fn write_reports(out: &Path, results: &[CellResult]) -> Result<(), CliError> {
         serde_json::to_string_pretty(&json).unwrap_or_default(),
     )?;
     write("sweep.md", markdown(results))?;
+    write("report.html", html(results))?;
     Ok(())
+}
+
+/// `report.html` of the sweep: the cell table and a chart per metric across cells.
+fn html(results: &[CellResult]) -> String {
+    let header = [
+        "cell",
+        "rounds",
+        "final_ping p50 ms",
+        "final_ping p99 ms",
+        "context_update p50 ms",
+        "context_update p99 ms",
+        "ops/s",
+        "CPU-ms/op",
+        "bytes/turn",
+        "bytes/update",
+        "vs first cell",
+    ];
+    let l = |c: &CellResult, m: &str, i: usize| {
+        c.latency.get(m).map_or("-".to_string(), |v| {
+            format!("{:.3} [{:.3}–{:.3}]", v[i], v[i + 1], v[i + 2])
+        })
+    };
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|c| {
+            vec![
+                c.cell.clone(),
+                c.rounds.to_string(),
+                l(c, "final_ping", 0),
+                l(c, "final_ping", 3),
+                l(c, "context_update", 0),
+                l(c, "context_update", 3),
+                format!("{:.0}", c.ops_per_sec),
+                format!("{:.4}", c.cpu_ms_per_op),
+                fmt_opt(c.bytes_per_turn),
+                fmt_opt(c.bytes_per_update),
+                c.versus_first
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ]
+        })
+        .collect();
+    let bars = |f: &dyn Fn(&CellResult) -> Option<f64>| -> Vec<(String, u64)> {
+        results
+            .iter()
+            .filter_map(|c| Some((c.cell.clone(), f(c)?.round() as u64)))
+            .collect()
+    };
+    let mut charts = Vec::new();
+    for metric in ["final_ping", "context_update"] {
+        let b = bars(&|c| c.latency.get(metric).map(|v| v[3] * 1000.0));
+        if !b.is_empty() {
+            charts.push((format!("{metric} p99 per cell (µs)"), "µs".to_string(), b));
+        }
+    }
+    let b = bars(&|c| c.bytes_per_update.or(c.bytes_per_turn));
+    if !b.is_empty() {
+        charts.push((
+            "bytes on the wire per operation".to_string(),
+            "bytes".to_string(),
+            b,
+        ));
+    }
+    charts.push((
+        "client CPU per operation (µs)".to_string(),
+        "µs".to_string(),
+        bars(&|c| Some(c.cpu_ms_per_op * 1000.0)),
+    ));
+    crate::report::render_summary_page(
+        "finalping sweep",
+        "p50/p99: mean over rounds [min–max]; verdicts against the first cell from compare's bootstrap (5 % tolerance).",
+        &header,
+        &rows,
+        &charts,
+    )
 }
 
 fn fmt_opt(v: Option<f64>) -> String {

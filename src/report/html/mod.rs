@@ -73,6 +73,56 @@ nav{margin:8px 0;font-size:.95rem}details{margin:8px 0}summary{cursor:pointer;fo
 ";
 
 /// The whole page.
+/// A page of its own (sweep, capacity): a title, an intro line, an HTML table
+/// and bar charts of labelled values (e.g. p99 in µs per cell), same style as
+/// the run page, self-contained.
+/// A bar chart of a summary page: title, axis label, labelled values.
+pub type PageChart = (String, String, Vec<(String, u64)>);
+
+pub fn render_summary_page(
+    title: &str,
+    intro: &str,
+    header: &[&str],
+    rows: &[Vec<String>],
+    charts: &[PageChart],
+) -> String {
+    let mut h = String::with_capacity(16 * 1024);
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>finalping · {}</title><style>{STYLE}</style></head><body><main>\n<h1>{}</h1><p>{}</p>\n<table><thead><tr>",
+        esc(title),
+        esc(title),
+        esc(intro)
+    );
+    for c in header {
+        let _ = write!(h, "<th>{}</th>", esc(c));
+    }
+    h.push_str("</tr></thead><tbody>\n");
+    for row in rows {
+        h.push_str("<tr>");
+        for cell in row {
+            let _ = write!(h, "<td>{}</td>", esc(cell));
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody></table>\n");
+    for (chart_title, x_label, bars) in charts {
+        let chart = svg::BarChart {
+            title: chart_title.clone(),
+            x_label: x_label.clone(),
+            bars: bars.clone(),
+            color: "#0072B2",
+        };
+        if let Some(svg) = chart.render() {
+            let _ = writeln!(h, "<figure>{svg}</figure>");
+        }
+    }
+    h.push_str("</main></body></html>\n");
+    h
+}
+
 pub fn render(r: &RunReport) -> String {
     let mut h = String::with_capacity(64 * 1024);
     let _ = write!(
