@@ -57,6 +57,13 @@ fn a_two_by_two_sweep_runs_every_cell_and_compares_codecs() {
         bytes("json")
     );
     assert_eq!(s["ranking"].as_array().unwrap().len(), 4);
+    // Six pairs of four cells, each judged per metric.
+    let pairs = s["pairs"].as_array().unwrap();
+    let distinct: std::collections::BTreeSet<(String, String)> = pairs
+        .iter()
+        .map(|p| (p["baseline"].to_string(), p["current"].to_string()))
+        .collect();
+    assert_eq!(distinct.len(), 6, "{s}");
     let md = std::fs::read_to_string(out_dir.join("sweep.md")).unwrap();
     assert!(
         md.contains("runtime.codec=json,runtime.heartbeat=25s"),

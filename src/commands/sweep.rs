@@ -88,7 +88,8 @@ pub async fn sweep(args: SweepArgs) -> Result<i32, CliError> {
         }
     }
     let results = summarize(&cells);
-    write_reports(&out, &results)?;
+    let pairs = pair_verdicts(&cells);
+    write_reports(&out, &results, &pairs)?;
     print!("{}", console(&results));
     println!("sweep report: {}", out.display());
     Ok(exit::PASS)
@@ -323,6 +324,58 @@ fn summarize(cells: &[Cell]) -> Vec<CellResult> {
         .collect()
 }
 
+/// One cell against another, per metric.
+#[derive(Debug, Serialize)]
+struct PairVerdict {
+    baseline: String,
+    current: String,
+    metric: String,
+    verdict: String,
+}
+
+/// Every pair of cells (i < j): cell i's rounds as baselines, cell j's last round
+/// as the current run, judged by `compare`'s bootstrap (5 % tolerance).
+fn pair_verdicts(cells: &[Cell]) -> Vec<PairVerdict> {
+    let data: Vec<Vec<RunData>> = cells
+        .iter()
+        .map(|c| {
+            c.rounds
+                .iter()
+                .filter_map(|d| compare::load_run(d).ok())
+                .collect()
+        })
+        .collect();
+    let settings = CompareSettings {
+        percentiles: vec![50.0, 99.0],
+        max_regression_pct: 5.0,
+        per_metric: BTreeMap::new(),
+        metrics: Vec::new(),
+        bootstrap: BootstrapSettings {
+            resamples: 500,
+            confidence: 0.95,
+            seed: 1,
+        },
+    };
+    let mut out = Vec::new();
+    for i in 0..cells.len() {
+        for j in i + 1..cells.len() {
+            let (Some(current), false) = (data[j].last(), data[i].is_empty()) else {
+                continue;
+            };
+            let r = compare::compare(&data[i], current, &settings);
+            for m in r.metrics {
+                out.push(PairVerdict {
+                    baseline: cells[i].name.clone(),
+                    current: cells[j].name.clone(),
+                    metric: m.metric,
+                    verdict: m.verdict.as_str().to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Cells ranked by their main latency p99 (final_ping, else context_update), best first.
 fn ranking(results: &[CellResult]) -> Vec<(usize, f64)> {
     let mut r: Vec<(usize, f64)> = results
@@ -340,10 +393,15 @@ fn ranking(results: &[CellResult]) -> Vec<(usize, f64)> {
     r
 }
 
-fn write_reports(out: &Path, results: &[CellResult]) -> Result<(), CliError> {
+fn write_reports(
+    out: &Path,
+    results: &[CellResult],
+    pairs: &[PairVerdict],
+) -> Result<(), CliError> {
     let json = serde_json::json!({
         "schema_version": 1,
         "cells": results,
+        "pairs": pairs,
         "ranking": ranking(results).iter().map(|(i, _)| &results[*i].cell).collect::<Vec<_>>(),
     });
     let write = |name: &str, text: String| {
@@ -354,7 +412,15 @@ fn write_reports(out: &Path, results: &[CellResult]) -> Result<(), CliError> {
         "sweep.json",
         serde_json::to_string_pretty(&json).unwrap_or_default(),
     )?;
-    write("sweep.md", markdown(results))?;
+    let mut md = markdown(results);
+    md.push_str("\n## Every pair (current vs baseline)\n\n| baseline | current | metric | verdict |\n|---|---|---|---|\n");
+    for p in pairs.iter().filter(|p| p.verdict != "insufficient") {
+        md.push_str(&format!(
+            "| `{}` | `{}` | `{}` | {} |\n",
+            p.baseline, p.current, p.metric, p.verdict
+        ));
+    }
+    write("sweep.md", md)?;
     write("report.html", html(results))?;
     Ok(())
 }
