@@ -87,8 +87,8 @@ pub async fn sweep(args: SweepArgs) -> Result<i32, CliError> {
             done += 1;
         }
     }
-    let results = summarize(&cells);
     let pairs = pair_verdicts(&cells);
+    let results = summarize(&cells, &pairs);
     write_reports(&out, &results, &pairs)?;
     print!("{}", console(&results));
     println!("sweep report: {}", out.display());
@@ -206,41 +206,25 @@ async fn run_cell(exe: &Path, scenario: &Path, cell: &Cell, dir: &Path) -> Resul
     Ok(())
 }
 
-fn summarize(cells: &[Cell]) -> Vec<CellResult> {
-    let runs: Vec<Vec<(serde_json::Value, Option<RunData>)>> = cells
+fn summarize(cells: &[Cell], pairs: &[PairVerdict]) -> Vec<CellResult> {
+    let runs: Vec<Vec<serde_json::Value>> = cells
         .iter()
         .map(|c| {
             c.rounds
                 .iter()
                 .filter_map(|dir| {
                     let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
-                    let s: serde_json::Value = serde_json::from_str(&text).ok()?;
-                    Some((s, compare::load_run(dir).ok()))
+                    serde_json::from_str(&text).ok()
                 })
                 .collect()
         })
         .collect();
-    let first: Vec<RunData> = runs
-        .first()
-        .map(|r| r.iter().filter_map(|(_, d)| d.clone()).collect())
-        .unwrap_or_default();
-    let settings = CompareSettings {
-        percentiles: vec![50.0, 99.0],
-        max_regression_pct: 5.0,
-        per_metric: BTreeMap::new(),
-        metrics: Vec::new(),
-        bootstrap: BootstrapSettings {
-            resamples: 1000,
-            confidence: 0.95,
-            seed: 1,
-        },
-    };
+    let first = cells.first().map(|c| c.name.as_str()).unwrap_or_default();
     cells
         .iter()
         .zip(&runs)
-        .enumerate()
-        .map(|(i, (cell, rounds))| {
-            let sums: Vec<&serde_json::Value> = rounds.iter().map(|(s, _)| s).collect();
+        .map(|(cell, rounds)| {
+            let sums: Vec<&serde_json::Value> = rounds.iter().collect();
             let num = |s: &serde_json::Value, path: &[&str]| {
                 path.iter().fold(s, |v, k| &v[*k]).as_f64().unwrap_or(0.0)
             };
@@ -294,17 +278,11 @@ fn summarize(cells: &[Cell]) -> Vec<CellResult> {
                 ],
                 &["counters", "updates_sent"],
             );
-            let mut versus_first = BTreeMap::new();
-            if i > 0 {
-                if let Some(current) = rounds.iter().rev().find_map(|(_, d)| d.clone()) {
-                    if !first.is_empty() {
-                        let r = compare::compare(&first, &current, &settings);
-                        for m in r.metrics {
-                            versus_first.insert(m.metric, m.verdict.as_str().to_string());
-                        }
-                    }
-                }
-            }
+            let versus_first = pairs
+                .iter()
+                .filter(|p| p.baseline == first && p.current == cell.name)
+                .map(|p| (p.metric.clone(), p.verdict.clone()))
+                .collect();
             CellResult {
                 cell: cell.name.clone(),
                 settings: cell.settings.iter().cloned().collect(),
@@ -351,7 +329,7 @@ fn pair_verdicts(cells: &[Cell]) -> Vec<PairVerdict> {
         per_metric: BTreeMap::new(),
         metrics: Vec::new(),
         bootstrap: BootstrapSettings {
-            resamples: 500,
+            resamples: 1000,
             confidence: 0.95,
             seed: 1,
         },
