@@ -1,5 +1,6 @@
 //! finalping: a load-testing and latency-benchmarking harness for conversational
-//! endpoints (the Cognigy-style Socket.IO Endpoint and, later, the runtime WebSocket).
+//! endpoints: the Cognigy-style Socket.IO Endpoint, the REST Endpoint, the
+//! runtime WebSocket and the context-inject API for context updates.
 //!
 //! Data flows one way:
 //! `scenario` (YAML → immutable plan) → `engine` (VU tasks driving `protocol`
@@ -16,6 +17,10 @@
 //! - emulator behaviour (delays, outputs, heartbeats): [`emulator`]
 //! - a command-line flag: [`cli`]
 //! - pass/fail limits and baseline comparison: [`thresholds`], [`compare`]
+//! - audit records of context updates and their webhook: [`audit`]
+//! - what a run's status and exit code are: [`verdict`], [`error`]
+//! - the sub-commands (`run`, `serve`, `sweep`, `capacity`, …): [`commands`]
+//! - redaction of tokens and secrets: [`secret`]; human durations: [`duration`]
 
 pub mod audit;
 pub mod cli;
