@@ -4,9 +4,7 @@
 //! counted from `outputStack`, internal `_cognigy` entries skipped, string
 //! `data` parsed. The URL token is the credential: it is never shown.
 
-use super::{
-    build_client, classify, join_segments, parse_base, read_body, BodyError, Failure, RestError,
-};
+use super::{build_client, exchange, join_segments, parse_base, Exchange, Failure, RestError};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -196,65 +194,46 @@ impl RestEndpoint {
             body.insert("data".into(), data.clone());
         }
         let request = self.client.post(self.turn_url.clone()).json(&body);
-        let sent_at = Instant::now();
         let mut turn = RestTurn {
-            sent_at,
+            sent_at: Instant::now(),
             finished_at: None,
             status: None,
             outputs: Vec::new(),
             outcome: RestOutcome::Timeout,
         };
-        // reqwest's timeout covers the body too; this outer bound is a backstop.
-        let backstop = self.timeout.saturating_add(Duration::from_secs(1));
-        let exchange = async {
-            let response = request.send().await?;
-            let status = response.status().as_u16();
-            Ok::<_, reqwest::Error>((status, read_body(response).await))
-        };
-        let (status, body) = match tokio::time::timeout(backstop, exchange).await {
-            Err(_) => return turn,
-            Ok(Err(e)) => {
-                turn.outcome = self.failure(e);
-                return turn;
+        match exchange(request, self.timeout, &[&self.url_token]).await {
+            Exchange::Failed { status, failure } => {
+                turn.status = status;
+                turn.outcome = match failure {
+                    Failure::Timeout => RestOutcome::Timeout,
+                    Failure::Network(m) => RestOutcome::Network(m),
+                };
             }
-            Ok(Ok(reply)) => reply,
-        };
-        turn.status = Some(status);
-        let body = match body {
-            Ok(body) => body,
-            Err(BodyError::TooLarge) => {
-                turn.finished_at = Some(Instant::now());
+            Exchange::TooLarge { status, at } => {
+                turn.status = Some(status);
+                turn.finished_at = Some(at);
                 turn.outcome = RestOutcome::InvalidBody(format!(
                     "larger than {} bytes",
                     super::MAX_RESPONSE_BYTES
                 ));
-                return turn;
             }
-            Err(BodyError::Http(e)) => {
-                turn.outcome = self.failure(e);
-                return turn;
+            Exchange::Reply { status, body, at } => {
+                turn.status = Some(status);
+                turn.finished_at = Some(at);
+                turn.outcome = if !(200..300).contains(&status) {
+                    RestOutcome::HttpStatus(status)
+                } else {
+                    match parse_reply(&body) {
+                        Ok(outputs) => {
+                            turn.outputs = outputs;
+                            RestOutcome::Ok
+                        }
+                        Err(message) => RestOutcome::InvalidBody(message),
+                    }
+                };
             }
-        };
-        turn.finished_at = Some(Instant::now());
-        if !(200..300).contains(&status) {
-            turn.outcome = RestOutcome::HttpStatus(status);
-            return turn;
-        }
-        match parse_reply(&body) {
-            Ok(outputs) => {
-                turn.outputs = outputs;
-                turn.outcome = RestOutcome::Ok;
-            }
-            Err(message) => turn.outcome = RestOutcome::InvalidBody(message),
         }
         turn
-    }
-
-    fn failure(&self, e: reqwest::Error) -> RestOutcome {
-        match classify(e, &[&self.url_token]) {
-            Failure::Timeout => RestOutcome::Timeout,
-            Failure::Network(m) => RestOutcome::Network(m),
-        }
     }
 }
 

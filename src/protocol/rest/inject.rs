@@ -4,9 +4,7 @@
 //! RFC 7807 problem. The JSON request size is checked before sending. The API
 //! key is never shown (`Debug` redacts it, errors are scrubbed).
 
-use super::{
-    build_client, classify, join_segments, parse_base, read_body, BodyError, Failure, RestError,
-};
+use super::{build_client, exchange, join_segments, parse_base, Exchange, Failure, RestError};
 use serde_json::{json, Value};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -242,37 +240,25 @@ impl ContextInject {
             .header(reqwest::header::ACCEPT, "application/json")
             .body(body);
         result.sent_at = Instant::now();
-        let backstop = self.timeout.saturating_add(Duration::from_secs(1));
-        let exchange = async {
-            let response = request.send().await?;
-            let status = response.status().as_u16();
-            Ok::<_, reqwest::Error>((status, read_body(response).await))
-        };
-        let (status, body) = match tokio::time::timeout(backstop, exchange).await {
-            Err(_) => return result,
-            Ok(Err(e)) => {
-                result.outcome = self.failure(e);
-                return result;
+        match exchange(request, self.timeout, &[&self.api_key]).await {
+            Exchange::Failed { failure, .. } => {
+                result.outcome = match failure {
+                    Failure::Timeout => InjectOutcome::Timeout,
+                    Failure::Network(m) => InjectOutcome::Network(m),
+                };
             }
-            Ok(Ok(reply)) => reply,
-        };
-        let body = match body {
-            Ok(body) => body,
-            Err(BodyError::TooLarge) => {
-                result.finished_at = Some(Instant::now());
+            Exchange::TooLarge { at, .. } => {
+                result.finished_at = Some(at);
                 result.outcome = InjectOutcome::InvalidBody(format!(
                     "larger than {} bytes",
                     super::MAX_RESPONSE_BYTES
                 ));
-                return result;
             }
-            Err(BodyError::Http(e)) => {
-                result.outcome = self.failure(e);
-                return result;
+            Exchange::Reply { status, body, at } => {
+                result.finished_at = Some(at);
+                result.outcome = self.interpret(status, &body);
             }
-        };
-        result.finished_at = Some(Instant::now());
-        result.outcome = self.interpret(status, &body);
+        }
         result
     }
 
@@ -292,13 +278,6 @@ impl ContextInject {
                 detail: crate::secret::scrub(&detail, &[&self.api_key]),
             },
             None => InjectOutcome::HttpStatus(status),
-        }
-    }
-
-    fn failure(&self, e: reqwest::Error) -> InjectOutcome {
-        match classify(e, &[&self.api_key]) {
-            Failure::Timeout => InjectOutcome::Timeout,
-            Failure::Network(m) => InjectOutcome::Network(m),
         }
     }
 }

@@ -14,6 +14,8 @@
 //! by ALPN over TLS or by prior knowledge over plain HTTP); build one client
 //! per run and share it (`&self` methods, `Clone` is cheap).
 
+use std::time::{Duration, Instant};
+
 pub mod endpoint;
 pub mod guard;
 pub mod inject;
@@ -26,8 +28,6 @@ pub use guard::{
 pub use inject::{
     ContextInject, InjectOptions, InjectOutcome, InjectResult, DEFAULT_MAX_REQUEST_BYTES,
 };
-
-use std::time::Duration;
 
 /// Largest response body read (bigger → `invalid_body`), so a broken server
 /// cannot make a VU buffer without bound.
@@ -130,8 +130,56 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// How one HTTP request ended, as both REST clients need it.
+pub(crate) enum Exchange {
+    /// A complete reply (any status), read at `at`.
+    Reply {
+        status: u16,
+        body: Vec<u8>,
+        at: Instant,
+    },
+    /// The reply body exceeded [`MAX_RESPONSE_BYTES`].
+    TooLarge { status: u16, at: Instant },
+    /// Timeout or a transport error; `status` when the headers had arrived.
+    Failed {
+        status: Option<u16>,
+        failure: Failure,
+    },
+}
+
+/// Sends `request` and reads the whole reply, within `timeout` (reqwest's own
+/// timeout covers the body too; this outer bound is a backstop). Error texts
+/// are scrubbed of `secrets`.
+pub(crate) async fn exchange(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    secrets: &[&str],
+) -> Exchange {
+    let backstop = timeout.saturating_add(Duration::from_secs(1));
+    let send = async {
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok::<_, reqwest::Error>((status, read_body(response).await))
+    };
+    let failed = |status, failure| Exchange::Failed { status, failure };
+    match tokio::time::timeout(backstop, send).await {
+        Err(_) => failed(None, Failure::Timeout),
+        Ok(Err(e)) => failed(None, classify(e, secrets)),
+        Ok(Ok((status, Ok(body)))) => Exchange::Reply {
+            status,
+            body,
+            at: Instant::now(),
+        },
+        Ok(Ok((status, Err(BodyError::TooLarge)))) => Exchange::TooLarge {
+            status,
+            at: Instant::now(),
+        },
+        Ok(Ok((status, Err(BodyError::Http(e))))) => failed(Some(status), classify(e, secrets)),
+    }
+}
+
 /// Reads a response body, at most [`MAX_RESPONSE_BYTES`].
-pub(crate) async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
@@ -147,7 +195,7 @@ pub(crate) async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>
     }
 }
 
-pub(crate) enum BodyError {
+enum BodyError {
     TooLarge,
     Http(reqwest::Error),
 }
