@@ -12,21 +12,7 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn run_scenario(yaml: &str) -> (std::process::Output, serde_json::Value, Workdir) {
-    let w = Workdir::new();
-    let p = w.file("s.yaml", yaml);
-    let out_dir = w.path("r");
-    let out = run_finalping(
-        &[
-            "run",
-            p.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--quiet",
-        ],
-        LIMIT,
-    );
-    let s = read_json(&out_dir.join("summary.json"));
-    (out, s, w)
+    run_yaml(yaml, &[], LIMIT)
 }
 
 #[test]

@@ -9,28 +9,12 @@ use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-fn run_yaml(yaml: &str, extra: &[&str]) -> (std::process::Output, serde_json::Value, Workdir) {
-    let w = Workdir::new();
-    let p = w.file("s.yaml", yaml);
-    let out_dir = w.path("r");
-    let mut args = vec![
-        "run",
-        p.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    let out = run_finalping(&args, LIMIT);
-    let s = read_json(&out_dir.join("summary.json"));
-    (out, s, w)
-}
-
 #[test]
 fn rest_turns_and_injects_against_the_embedded_emulator() {
     let (out, s, w) = run_yaml(
         "name: rest\ntarget: {kind: rest}\nruntime: {kind: rest_inject}\nload: {vus: 4, iterations: 5}\nsteps:\n  - connect\n  - send: {text: \"hi {{vu}}\", expect: {min_outputs: 2, text_contains: \"hi\"}}\n  - update_context: {scope: session, vars: {cart: \"c-{{vu}}\", n: 2}}\n  - send: {text: again}\nemulator: {delay: 5ms, outputs: 2, rest: {internal_entries: true, string_data: true}}\n",
         &[],
+        LIMIT,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(counter(&s, "turns_ok"), 40);
@@ -93,6 +77,7 @@ fn faults_are_counted_by_cause_and_the_run_ends_on_time() {
     let (out, s, _w) = run_yaml(
         "name: faults\ntarget: {kind: rest}\nload: {vus: 2, iterations: 6}\nsteps:\n  - send: {text: hi, timeout: 500ms}\nemulator: {delay: 1ms, rest: {stall_every: 4, stall_for: 5s, fail_5xx_every: 3, rate_limit: {requests: 8, per: 10s}}}\n",
         &[],
+        LIMIT,
     );
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

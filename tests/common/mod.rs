@@ -63,6 +63,35 @@ pub fn wait_with_limit(child: Child, limit: Duration) -> Output {
     }
 }
 
+/// Writes `yaml` as `s.yaml` in a new temp folder, runs it (`--quiet`, plus
+/// `extra` flags) with reports in `r/`, and returns the output, the run's
+/// `summary.json` (`Null` when it wrote none) and the folder.
+pub fn run_yaml(
+    yaml: &str,
+    extra: &[&str],
+    limit: Duration,
+) -> (Output, serde_json::Value, Workdir) {
+    let w = Workdir::new();
+    let p = w.file("s.yaml", yaml);
+    let out_dir = w.path("r");
+    let mut args = vec![
+        "run",
+        p.to_str().unwrap_or_default(),
+        "--out",
+        out_dir.to_str().unwrap_or_default(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let out = run_finalping(&args, limit);
+    let summary = out_dir.join("summary.json");
+    let s = if summary.is_file() {
+        read_json(&summary)
+    } else {
+        serde_json::Value::Null
+    };
+    (out, s, w)
+}
+
 /// A temp folder with a scenario file in it.
 pub struct Workdir {
     pub dir: tempfile::TempDir,
