@@ -100,6 +100,8 @@ pub enum Counter {
     ConnectsOk,
     ConnectErrors,
     Disconnects,
+    Reconnects,
+    Abandoned,
     UnknownEvents,
     UnsolicitedOutputs,
     Heartbeats,
@@ -129,7 +131,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 38] = [
+    pub const ALL: [Counter; 40] = [
         Counter::TurnsSent,
         Counter::TurnsOk,
         Counter::TurnsTimeout,
@@ -142,6 +144,8 @@ impl Counter {
         Counter::ConnectsOk,
         Counter::ConnectErrors,
         Counter::Disconnects,
+        Counter::Reconnects,
+        Counter::Abandoned,
         Counter::UnknownEvents,
         Counter::UnsolicitedOutputs,
         Counter::Heartbeats,
@@ -184,6 +188,8 @@ impl Counter {
             Counter::ConnectsOk => "connects_ok",
             Counter::ConnectErrors => "connect_errors",
             Counter::Disconnects => "disconnects",
+            Counter::Reconnects => "reconnects",
+            Counter::Abandoned => "conversations_abandoned",
             Counter::UnknownEvents => "unknown_events",
             Counter::UnsolicitedOutputs => "unsolicited_outputs",
             Counter::Heartbeats => "heartbeats",
