@@ -406,18 +406,19 @@ impl VirtualUser<'_> {
                 Attempt::Stopped => return Flow::Stop,
                 Attempt::Failed => {
                     self.link.failed += 1;
-                    // Kept even past an abandoned conversation: the next one
-                    // does not hammer an endpoint that just failed.
-                    let pause = policy.interval.as_duration().max(MIN_RETRY_PAUSE);
-                    self.link.retry_at = Some(Instant::now() + pause);
                     if self.link.failed > policy.max_attempts {
                         let mut w = self.recorder.writer();
                         w.add(Counter::Abandoned, 1);
                         w.cause("reconnect_exhausted");
                         drop(w);
                         self.session = None;
+                        // The next conversation is a new client (no interval),
+                        // but does not hammer an endpoint that just failed.
+                        self.link.retry_at = Some(Instant::now() + MIN_RETRY_PAUSE);
                         return Flow::Abandon;
                     }
+                    let pause = policy.interval.as_duration().max(MIN_RETRY_PAUSE);
+                    self.link.retry_at = Some(Instant::now() + pause);
                 }
             }
         }

@@ -17,7 +17,7 @@ use super::{
 use futures_util::{SinkExt, StreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
-use std::sync::{Arc, OnceLock};
+
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
@@ -148,23 +148,6 @@ fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> 
     Some((host.to_owned(), port))
 }
 
-/// One rustls client config for all wss connections (webpki roots, ring).
-pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, ConnectError> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(ConnectError::Tls)
-}
-
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
@@ -181,7 +164,7 @@ async fn open_ws(target: &SocketUrl) -> Result<Ws, ConnectError> {
     tcp.set_nodelay(true)
         .map_err(|e| ConnectError::Closed(format!("setting TCP_NODELAY: {e}")))?;
     let connector = if target.tls {
-        Connector::Rustls(tls_config()?)
+        Connector::Rustls(crate::tls::client_config().map_err(ConnectError::Tls)?)
     } else {
         Connector::Plain
     };
