@@ -114,7 +114,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_configs_build() {
+    fn both_configs_build_without_a_process_provider() {
+        assert!(client_config().is_ok());
         assert!(build_config(true).is_ok());
         assert!(build_config(false).is_ok());
     }

@@ -879,11 +879,6 @@ mod tests {
     }
 
     #[test]
-    fn tls_config_builds_without_a_process_provider() {
-        assert!(tls_config().is_ok());
-    }
-
-    #[test]
     fn classify_events() {
         let ev = |name: &str, arg: Value| Event {
             name: name.into(),
