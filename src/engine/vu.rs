@@ -643,10 +643,10 @@ fn record_turn(
             w.cause("turn_timeout");
             AfterTurn::Close
         }
-        TurnOutcome::Disconnected(_) => {
+        TurnOutcome::Disconnected(lost) => {
             w.add_tagged(Counter::TurnsDisconnected, tags, 1);
             w.add(Counter::Disconnects, 1);
-            w.cause("disconnected_in_turn");
+            w.cause(lost.kind.turn_cause());
             AfterTurn::Lost
         }
     }
