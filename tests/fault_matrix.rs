@@ -33,8 +33,10 @@ struct Case {
     updates: bool,
     exit: i32,
     /// Further checks on summary.json and the emulator's counters.
-    check: fn(&Value, &EmulatorStats),
+    check: Check,
 }
+
+type Check = Box<dyn Fn(&Value, &EmulatorStats)>;
 
 /// Base emulator settings every case starts from.
 const EMULATOR_BASE: &str = "delay: 5ms\nping_interval: 300ms\nping_timeout: 300ms\n";
@@ -176,11 +178,11 @@ async fn no_fault_passes() {
         emulator: "",
         updates: true,
         exit: 0,
-        check: |s, _| {
+        check: Box::new(|s, _| {
             assert!(counter(s, "turns_ok") > 0);
             assert!(counter(s, "updates_ok") > 0);
             assert_eq!(counter(s, "reconnects"), 0);
-        },
+        }),
     })
     .await;
 }
@@ -192,14 +194,14 @@ async fn stalled_bot_times_turns_out_and_recovers() {
         emulator: "stall: {at: 0ms, for: 1500ms}\n",
         updates: true,
         exit: 1,
-        check: |s, _| {
+        check: Box::new(|s, _| {
             // Every VU's first turn outlives its 1 s timeout; later ones succeed.
             assert!(counter(s, "turns_timeout") >= 4, "{}", s["counters"]);
             assert_eq!(cause(s, "turn_timeout"), counter(s, "turns_timeout"));
             assert!(counter(s, "turns_ok") > 0);
             // The timed-out connection is closed by us and reopened at once.
             assert!(counter(s, "reconnects") >= 4);
-        },
+        }),
     })
     .await;
 }
@@ -211,7 +213,7 @@ async fn unknown_url_token_is_refused_and_abandoned() {
         emulator: "url_tokens: [some-other-token]\n",
         updates: false,
         exit: 2,
-        check: |s, emu| {
+        check: Box::new(|s, emu| {
             assert_eq!(counter(s, "connects_ok"), 0);
             assert_eq!(counter(s, "turns_sent"), 0);
             assert_eq!(
@@ -231,7 +233,201 @@ async fn unknown_url_token_is_refused_and_abandoned() {
                 s["counters"]
             );
             assert_eq!(emu.refused, counter(s, "connect_errors"));
-        },
+        }),
+    })
+    .await;
+}
+
+// ---- Socket.IO Endpoint faults (probability 1: every connection / turn) ----
+
+/// A Socket.IO fault that fails every connect: nothing is measured (exit 2),
+/// and the context steps never run (each conversation is abandoned first).
+async fn connect_fault(name: &'static str, emulator: &'static str, cause_name: &'static str) {
+    run_case(Case {
+        name,
+        emulator,
+        updates: true,
+        exit: 2,
+        check: Box::new(move |s, emu| {
+            assert_eq!(counter(s, "connects_ok"), 0);
+            assert_eq!(counter(s, "turns_sent"), 0);
+            assert_eq!(counter(s, "updates_sent"), 0);
+            assert!(counter(s, "connect_errors") >= 4, "{}", s["counters"]);
+            assert_eq!(cause(s, cause_name), counter(s, "connect_errors"));
+            // A connect still waiting at the deadline was injected but not yet failed.
+            let injected = emu.faults.failures();
+            let failed = counter(s, "connect_errors");
+            assert!(
+                injected >= failed && injected <= failed + 4,
+                "{:?}",
+                emu.faults
+            );
+        }),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refused_connections() {
+    connect_fault("refuse", "faults: {refuse: 1.0}\n", "connect_http_status").await;
+}
+
+#[tokio::test]
+async fn endpoint_ready_never_comes() {
+    connect_fault(
+        "no-endpoint-ready",
+        "faults: {no_endpoint_ready: 1.0}\n",
+        "connect_connect_timeout",
+    )
+    .await;
+}
+
+/// A Socket.IO fault that fails every turn while the context side keeps
+/// working: the run fails (exit 1), every turn sent met an injected fault and
+/// ended with `cause_name`, and the VUs reconnected (same session) after it.
+async fn turn_fault(name: &'static str, emulator: &'static str, cause_name: &'static str) {
+    run_case(Case {
+        name,
+        emulator,
+        updates: true,
+        exit: 1,
+        check: Box::new(move |s, emu| {
+            let sent = counter(s, "turns_sent");
+            assert!(sent >= 4, "{}", s["counters"]);
+            assert_eq!(counter(s, "turns_ok"), 0, "{}", s["counters"]);
+            assert_eq!(cause(s, cause_name), sent, "{}", s["errors"]);
+            assert_eq!(emu.faults.failures(), sent, "{:?}", emu.faults);
+            assert!(counter(s, "updates_ok") > 0, "{}", s["counters"]);
+        }),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn no_final_ping() {
+    turn_fault(
+        "no-final-ping",
+        "faults: {no_final_ping: 1.0}\n",
+        "turn_timeout",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn namespace_disconnect_mid_turn() {
+    turn_fault(
+        "disconnect-mid-turn",
+        "faults: {disconnect_mid_turn: 1.0}\n",
+        "disconnected_namespace_disconnect",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn transport_closed_mid_turn() {
+    turn_fault(
+        "close-mid-turn",
+        "faults: {close_mid_turn: 1.0}\n",
+        "disconnected_transport_closed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn garbage_frame() {
+    turn_fault(
+        "garbage-frame",
+        "faults: {garbage_frame: 1.0}\n",
+        "disconnected_protocol_error",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn truncated_frame() {
+    turn_fault(
+        "truncated-frame",
+        "faults: {truncated_frame: 1.0}\n",
+        "disconnected_protocol_error",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn oversized_frame() {
+    turn_fault(
+        "oversized-frame",
+        "faults: {oversized_frame: 1.0}\n",
+        "disconnected_frame_too_large",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn heartbeat_stops() {
+    // The bot still answers turns; the silent heartbeat kills each connection
+    // while its VU thinks. Nothing failed, so the run passes, with the drops
+    // and the reconnects that repaired them in the report.
+    run_case(Case {
+        name: "no-pong",
+        emulator: "faults: {no_pong: 1.0}\n",
+        updates: true,
+        exit: 0,
+        check: Box::new(|s, emu| {
+            let drops = counter(s, "disconnects");
+            assert!(drops >= 1, "{}", s["counters"]);
+            assert_eq!(cause(s, "idle_heartbeat_timeout"), drops, "{}", s["errors"]);
+            assert_eq!(counter(s, "turns_ok"), counter(s, "turns_sent"));
+            assert_eq!(counter(s, "connects_ok"), 4 + counter(s, "reconnects"));
+            assert!(counter(s, "reconnects") >= drops.saturating_sub(4));
+            assert!(emu.faults.no_pong >= drops);
+        }),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bot_output_error() {
+    turn_fault("output-error", "faults: {output_error: 1.0}\n", "bot_error").await;
+}
+
+#[tokio::test]
+async fn slow_acks_slow_the_turns_but_lose_nothing() {
+    run_case(Case {
+        name: "ack-wait",
+        emulator: "faults: {ack_wait: {delay: 100ms}}\n",
+        updates: true,
+        exit: 0,
+        check: Box::new(|s, emu| {
+            assert!(counter(s, "turns_ok") >= 4);
+            assert_eq!(emu.faults.ack_wait, counter(s, "outputs"));
+            assert!(
+                metric(s, "final_ping", "p50_ms") >= 100.0,
+                "{}",
+                s["metrics"]["final_ping"]
+            );
+        }),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_socketio_fault_at_once_loses_nothing() {
+    run_case(Case {
+        name: "socketio-mixed",
+        emulator: "faults: {refuse: 0.1, no_endpoint_ready: 0.1, no_final_ping: 0.1, disconnect_mid_turn: 0.1, close_mid_turn: 0.1, garbage_frame: 0.1, truncated_frame: 0.1, oversized_frame: 0.1, no_pong: 0.1, output_error: 0.1}\n",
+        updates: true,
+        exit: 1,
+        check: Box::new(|s, emu| {
+            assert!(counter(s, "turns_ok") > 0, "{}", s["counters"]);
+            let failed = counter(s, "turns_sent") - counter(s, "turns_ok");
+            assert!(failed > 0, "{}", s["counters"]);
+            // Every failed turn or connect met an injected fault (a connect
+            // still waiting for endpoint-ready at the deadline may be extra).
+            let client_failures = failed + counter(s, "connect_errors");
+            assert!(emu.faults.failures() >= client_failures, "{:?} {}", emu.faults, s["counters"]);
+            assert!(emu.faults.failures() <= client_failures + 4, "{:?} {}", emu.faults, s["counters"]);
+        }),
     })
     .await;
 }

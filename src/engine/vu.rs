@@ -527,15 +527,15 @@ impl VirtualUser<'_> {
         let conn = self.conn.as_mut();
         let chat = async {
             match conn {
-                Some(conn) => conn.idle(pause).await.is_ok(),
+                Some(conn) => conn.idle(pause).await.err().map(|lost| lost.kind),
                 None => {
                     tokio::time::sleep(pause).await;
-                    true
+                    None
                 }
             }
         };
         let runtime = self.context.idle(pause);
-        let (alive, runtime_failure) = tokio::select! {
+        let (lost, runtime_failure) = tokio::select! {
             both = async { tokio::join!(chat, runtime) } => both,
             _ = control.soft.cancelled() => return Flow::Stop,
         };
@@ -543,12 +543,12 @@ impl VirtualUser<'_> {
             let counters = conn.take_counters();
             let mut w = self.recorder.writer();
             add_wire_counters(&mut w, &counters);
-            if !alive {
+            if let Some(kind) = lost {
                 w.add(Counter::Disconnects, 1);
-                w.cause("disconnected_idle");
+                w.cause(kind.idle_cause());
             }
         }
-        if !alive {
+        if lost.is_some() {
             self.connection_lost();
         }
         if let Some(runtime) = self.plan.runtime.as_deref() {

@@ -214,6 +214,19 @@ impl DisconnectKind {
         }
     }
 
+    /// The cause name of a drop between turns (while thinking): `idle_<cause>`.
+    pub fn idle_cause(self) -> &'static str {
+        match self {
+            DisconnectKind::NamespaceDisconnect => "idle_namespace_disconnect",
+            DisconnectKind::EngineClose => "idle_engine_close",
+            DisconnectKind::TransportClosed => "idle_transport_closed",
+            DisconnectKind::ProtocolError => "idle_protocol_error",
+            DisconnectKind::FrameTooLarge => "idle_frame_too_large",
+            DisconnectKind::HeartbeatTimeout => "idle_heartbeat_timeout",
+            DisconnectKind::WriteTimeout => "idle_write_timeout",
+        }
+    }
+
     /// Every kind, in declaration order.
     pub const ALL: [DisconnectKind; 7] = [
         DisconnectKind::NamespaceDisconnect,
