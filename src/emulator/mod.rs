@@ -11,7 +11,8 @@
 //! (session identity, inner handshake), `turn` (per-session queue and the bot
 //! turn), [`context_store`] (context variables shared by both sides),
 //! `runtime` (runtime WebSocket and routes), `oauth` (tokens),
-//! `webhook_sink`, [`stats`] counters, [`rest`] (REST Endpoint and context
+//! `webhook_sink`, [`runtime_faults`] (fault modes of the runtime side),
+//! [`stats`] counters, [`rest`] (REST Endpoint and context
 //! inject API, PROTOCOL.md §3–4, with its fault switches).
 
 pub mod config;
@@ -22,6 +23,7 @@ mod http_gate;
 mod oauth;
 pub mod rest;
 mod runtime;
+pub mod runtime_faults;
 pub mod session;
 pub mod stats;
 mod turn;
@@ -32,6 +34,7 @@ pub use context_store::ContextStore;
 pub use delay::{Delay, DelayError};
 pub use rest::{RestEmulatorConfig, RestStats};
 pub use runtime::{CLOSE_IDLE, CLOSE_TOKEN_EXPIRED};
+pub use runtime_faults::{RuntimeFaultStats, RuntimeFaults};
 pub use stats::{EmulatorStats, RejectionCounts};
 
 use crate::protocol::runtime::Context;
@@ -116,6 +119,11 @@ impl RunningEmulator {
         format!("http://{}{}", self.addr, runtime::WEBHOOK_PATH)
     }
 
+    /// How often each runtime-side fault (`runtime.faults`) fired.
+    pub fn runtime_fault_stats(&self) -> RuntimeFaultStats {
+        self.runtime.faults.stats()
+    }
+
     /// Counters of the REST Endpoint and the context-inject API.
     pub fn rest_stats(&self) -> RestStats {
         self.rest.stats()
@@ -193,6 +201,7 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         stop: tokio_util::sync::CancellationToken::new(),
         seed: config.seed,
         next_connection: AtomicU64::new(0),
+        faults: runtime_faults::FaultState::new(config.runtime.faults.clone(), config.seed),
     });
     let injected = Arc::new(std::sync::Mutex::new(crate::metrics::new_histogram()));
     let shared = Arc::new(Shared {
