@@ -82,8 +82,13 @@ impl ContextSide {
             .add_tagged(Counter::UpdatesSent, tags, n as u64);
         if !self.ensure_connected(plan, recorder, control).await {
             let mut w = recorder.writer();
-            w.add_tagged(Counter::UpdatesDisconnected, tags, n as u64);
-            w.cause("update_not_connected");
+            if control.soft.is_cancelled() {
+                w.add_tagged(Counter::UpdatesInterrupted, tags, n as u64);
+                w.cause("update_interrupted");
+            } else {
+                w.add_tagged(Counter::UpdatesDisconnected, tags, n as u64);
+                w.cause("update_not_connected");
+            }
             return;
         }
         let start_version = match step.version {
@@ -406,6 +411,7 @@ impl ContextSide {
         let Some(err) = self.conn.as_ref().and_then(|c| c.failure().cloned()) else {
             return;
         };
+        recorder.writer().cause(&format!("runtime_{}", err.cause()));
         self.recover_from(err, plan, recorder, control).await;
     }
 
