@@ -332,3 +332,126 @@ async fn slow_token_endpoint_is_bounded_by_connect_timeout() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_down_counts_failures_and_the_file_stays_complete() {
+    let emu = start(faults("webhook_down: true\n")).await;
+    let webhook = format!(
+        "webhook: {{url: \"{}\", timeout: 1s, drain: 2s}}\n",
+        emu.webhook_url()
+    );
+    let r = run(scenario(&emu, 2, 5, "", &webhook)).await;
+    assert_eq!(r.out.status.code(), Some(0), "{}", text(&r.out));
+    assert_eq!(r.assert_accounted(), 10);
+    assert_eq!(r.counter("updates_ok"), 10);
+    r.assert_audit();
+    let a = &r.summary["context"]["audit"];
+    assert_eq!(a["records_written"], 20);
+    assert_eq!(
+        (a["webhook_sent"].as_u64(), a["webhook_failed"].as_u64()),
+        (Some(0), Some(20)),
+        "{a}"
+    );
+    assert_eq!(a["webhook_dropped"], 0);
+    let f = emu.runtime_fault_stats();
+    assert_eq!(f.webhook_refused, 20, "{f:?}");
+    assert_eq!(emu.stats().webhook_received, 0);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_webhook_neither_slows_the_run_nor_loses_file_records() {
+    let emu = start(faults("webhook_delay: 1h\n")).await;
+    // One worker, a queue of 4, 200 ms per POST: most records are dropped.
+    let webhook = format!(
+        "webhook: {{url: \"{}\", timeout: 200ms, queue: 4, workers: 1, drain: 300ms}}\n",
+        emu.webhook_url()
+    );
+    let r = run(scenario(&emu, 4, 25, "", &webhook)).await;
+    assert_eq!(r.out.status.code(), Some(0), "{}", text(&r.out));
+    assert_eq!(r.assert_accounted(), 100);
+    assert_eq!(r.counter("updates_ok"), 100);
+    r.assert_audit();
+    let a = &r.summary["context"]["audit"];
+    let n = |k: &str| a[k].as_u64().unwrap_or_else(|| panic!("{k} in {a}"));
+    assert_eq!(n("records_written"), 200);
+    assert_eq!(n("webhook_sent"), 0);
+    assert!(n("webhook_failed") >= 1, "{a}");
+    assert!(n("webhook_dropped") >= 100, "most records dropped: {a}");
+    assert_eq!(
+        n("webhook_sent") + n("webhook_failed") + n("webhook_dropped"),
+        200
+    );
+    // 100 updates against a local emulator take well under a second; the
+    // webhook (200 ms per POST, one worker) would need 40 s for 200 records.
+    assert!(r.took < Duration::from_secs(15), "{:?}", r.took);
+    assert!(emu.runtime_fault_stats().webhook_delayed >= 1);
+    emu.shutdown().await;
+}
+
+/// A webhook that accepts connections and never answers: every POST hangs
+/// until the client's timeout. Returns its URL; the accepted sockets are
+/// kept open (never read) by the task.
+async fn black_hole() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://{addr}/hook")
+}
+
+/// Issue 7 part 7: with a webhook that never answers, memory stays flat —
+/// the webhook queue is bounded and overflow is dropped (and counted), not
+/// kept. A run with 4× the records peaks at about the same RSS as a short one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_flat_against_a_webhook_that_never_answers() {
+    let emu = start(RuntimeFaults::default()).await;
+    let hook = black_hole().await;
+    // A second update of 50 variables per iteration: 52 records an iteration.
+    let vars: Vec<String> = (0..50)
+        .map(|i| format!("v{i}: \"{{{{iteration}}}}-{i}\""))
+        .collect();
+    let wide = |iterations: u32| {
+        scenario(&emu, 4, iterations, "", &format!(
+            "  - update_context: {{scope: user, vars: {{{}}}}}\nwebhook: {{url: \"{hook}\", timeout: 2s, queue: 1000, workers: 2, drain: 200ms}}\n",
+            vars.join(", ")
+        ))
+    };
+    let short = run(wide(100)).await;
+    let long = run(wide(400)).await;
+    let mut peaks = Vec::new();
+    for (r, iterations) in [(&short, 100u64), (&long, 400u64)] {
+        assert_eq!(r.out.status.code(), Some(0), "{}", text(&r.out));
+        let sent = r.assert_accounted();
+        assert_eq!(sent, 4 * iterations * 2);
+        assert_eq!(r.counter("updates_ok"), sent);
+        let a = &r.summary["context"]["audit"];
+        let n = |k: &str| a[k].as_u64().unwrap_or_else(|| panic!("{k} in {a}"));
+        let records = 4 * iterations * (2 + 50);
+        assert_eq!(n("records_written"), records);
+        assert_eq!(n("webhook_sent"), 0);
+        assert_eq!(
+            n("webhook_failed") + n("webhook_dropped"),
+            records,
+            "every record failed or dropped: {a}"
+        );
+        assert!(n("webhook_dropped") > records / 2, "{a}");
+        let peak = r.summary["self_check"]["rss_mib_max"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no rss_mib_max in {}", r.summary["self_check"]));
+        peaks.push(peak);
+    }
+    let growth = peaks[1] - peaks[0];
+    eprintln!(
+        "peak RSS: short run {:.1} MiB, 4x run {:.1} MiB, growth {growth:.1} MiB",
+        peaks[0], peaks[1]
+    );
+    // Measured: 50.4 → 51.1 MiB. With `queue: 1000000` (effectively
+    // unbounded) the same runs peak at 61 → 94 MiB: 33 MiB of kept records.
+    assert!(growth < 6.0, "RSS grew {growth:.1} MiB: {peaks:?}");
+    emu.shutdown().await;
+}
