@@ -353,6 +353,31 @@ mod tests {
     }
 
     #[test]
+    fn the_emulator_config_carries_faults_with_positioned_errors() {
+        use crate::emulator::EmulatorConfig;
+        let c = EmulatorConfig::from_yaml_str(
+            "runtime:\n  faults:\n    close_4001: 0.9\n    webhook_delay: uniform(1ms, 2ms)\n",
+        )
+        .unwrap();
+        assert_eq!(c.runtime.faults.close_4001, Probability(0.9));
+        assert_eq!(
+            EmulatorConfig::default().runtime.faults,
+            RuntimeFaults::default()
+        );
+        let e = EmulatorConfig::from_yaml_str("runtime:\n  faults:\n    reject: 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("not a probability"),
+            "{e}"
+        );
+        let mut c = EmulatorConfig::default();
+        c.runtime.faults.token_error = Probability(-1.0);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("runtime.faults.token_error"), "{e}");
+    }
+
+    #[test]
     fn dice_follow_the_probability_and_are_counted() {
         let state = FaultState::new(
             RuntimeFaults {
