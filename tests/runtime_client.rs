@@ -865,7 +865,7 @@ async fn heartbeats_every_100ms_are_seen_by_the_server_and_timed() {
 }
 
 #[tokio::test]
-async fn bad_frames_are_counted_and_skipped_without_panics() {
+async fn stray_replies_are_counted_and_skipped() {
     for codec in [Codec::Msgpack, Codec::Json] {
         let mut s = setup().await;
         let mut o = opts(&s, codec);
@@ -876,11 +876,6 @@ async fn bad_frames_are_counted_and_skipped_without_panics() {
         let server = async {
             let m = conn.request().await;
             let id = request_id(&m).to_string();
-            conn.send(Cmd::Raw(vec![2, 2, 2, 2, 2])); // header bytes all 0x02 (too large)
-            conn.send(Cmd::Raw(vec![0, 0, 0, 9, 1, 2])); // header disagrees with length
-            conn.send(Cmd::Raw(vec![0, 0])); // shorter than a header
-            conn.send(Cmd::Raw(frame::encode(b"\xc1\xc1{garbage"))); // undecodable
-            conn.send(Cmd::Text("not binary".into()));
             conn.send(Cmd::Raw(frame::heartbeat_ack())); // unsolicited answer: ignored
             conn.send(Cmd::Reply(ServerMessage::ContextUpdated {
                 request_id: "nobody-asked".into(),
@@ -910,24 +905,19 @@ async fn bad_frames_are_counted_and_skipped_without_panics() {
             "{codec:?} {r:?}"
         );
         let counters = c.take_counters();
-        assert_eq!(counters.protocol_errors, 6, "{codec:?} {counters:?}");
+        assert_eq!(counters.protocol_errors, 1, "{codec:?} {counters:?}");
         assert_eq!(counters.unmatched_replies, 1);
         assert!(c.failure().is_none());
 
-        // Garbage only: the request times out; a late reply is counted unmatched.
+        // No reply: the request times out; a late reply is counted unmatched.
         let mut o = opts(&s, codec);
         o.reply_timeout = Duration::from_millis(300);
         let mut c = RuntimeConnection::connect(&o, &s.provider).await.unwrap();
         let mut conn = s.ws.conn().await;
         conn.send(Cmd::Auto(false));
-        let server = async {
-            let m = conn.request().await;
-            conn.send(Cmd::Raw(frame::encode(b"\xff\xfe")));
-            m
-        };
         let (r, m) = tokio::join!(
             c.update(vec![req("s", 1, ctx("session", json!({"a": 1})))]),
-            server
+            conn.request()
         );
         assert_eq!(r[0].outcome, UpdateOutcome::Timeout);
         conn.send(Cmd::Reply(auto_reply(&m)));
@@ -941,8 +931,61 @@ async fn bad_frames_are_counted_and_skipped_without_panics() {
             c.idle(Duration::from_millis(20)).await.unwrap();
         }
         let counters = c.take_counters();
-        assert_eq!(counters.protocol_errors, 1);
+        assert_eq!(counters.protocol_errors, 0);
         assert_eq!(counters.unmatched_replies, 2);
+    }
+}
+
+#[tokio::test]
+async fn bad_frames_end_the_connection_with_1002_without_panics() {
+    for codec in [Codec::Msgpack, Codec::Json] {
+        let mut s = setup().await;
+        let bad: Vec<(Cmd, &str)> = vec![
+            (Cmd::Raw(vec![2, 2, 2, 2, 2]), "bad_frame"), // header bytes all 0x02 (too large)
+            (Cmd::Raw(vec![0, 0, 0, 9, 1, 2]), "bad_frame"), // header disagrees with length
+            (Cmd::Raw(vec![0, 0]), "bad_frame"),          // shorter than a header
+            (Cmd::Raw(frame::encode(b"\xc1\xc1{garbage")), "undecodable"),
+            (Cmd::Text("not binary".into()), "bad_frame"),
+        ];
+        for (cmd, cause) in bad {
+            let mut o = opts(&s, codec);
+            o.reply_timeout = Duration::from_secs(30);
+            let mut c = RuntimeConnection::connect(&o, &s.provider).await.unwrap();
+            let mut conn = s.ws.conn().await;
+            conn.send(Cmd::Auto(false));
+            let started = Instant::now();
+            let server = async {
+                let _ = conn.request().await;
+                conn.send(cmd);
+                // The client closes with 1002.
+                loop {
+                    match conn.next().await {
+                        Ev::Closed(code) => return code,
+                        Ev::Heartbeat(_) => {}
+                        other => panic!("expected the close, got {other:?}"),
+                    }
+                }
+            };
+            let (r, closed) = tokio::join!(
+                c.update(vec![req("s", 1, ctx("session", json!({"a": 1})))]),
+                server
+            );
+            assert!(
+                matches!(&r[0].outcome, UpdateOutcome::Disconnected(why) if why.contains("1002")),
+                "{codec:?} {cause} {r:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the in-flight update did not wait for its reply timeout"
+            );
+            assert_eq!(closed, Some(1002), "{codec:?} {cause}");
+            assert_eq!(c.failure().map(RuntimeError::cause).as_deref(), Some(cause));
+            assert_eq!(c.take_counters().protocol_errors, 1);
+            // Reconnects like after any abnormal close.
+            let e = c.failure().cloned().unwrap();
+            c.reconnect(&s.provider, &e).await.unwrap();
+            let _again = s.ws.conn().await;
+        }
     }
 }
 
@@ -995,4 +1038,57 @@ async fn reconnect_after_abnormal_close_backs_off_and_is_bounded() {
         .update(vec![req("s", 0, ctx("user", json!({"a": 1})))])
         .await;
     assert!(matches!(r[0].outcome, UpdateOutcome::Disconnected(_)));
+}
+
+#[tokio::test]
+async fn a_4001_storm_backs_off_and_gives_up_after_max_attempts_losses_in_a_row() {
+    let mut s = setup().await;
+    let mut o = opts(&s, Codec::Json);
+    o.reconnect.max_attempts = 3;
+    o.reconnect.backoff = Duration::from_millis(60);
+    let mut c = RuntimeConnection::connect(&o, &s.provider).await.unwrap();
+    let mut conn = s.ws.conn().await;
+    // Losses 1..=3 in a row (no reply between them): waits 0, 60, 120 ms.
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        conn.send(Cmd::Close(4001));
+        let e = c.idle(WAIT).await.unwrap_err();
+        assert_eq!(e.cause(), "token_rejected_4001");
+        let started = Instant::now();
+        c.reconnect(&s.provider, &e).await.unwrap();
+        waits.push(started.elapsed());
+        conn = s.ws.conn().await;
+    }
+    assert!(waits[0] < Duration::from_millis(60), "{waits:?}");
+    assert!(waits[1] >= Duration::from_millis(60), "{waits:?}");
+    assert!(waits[2] >= Duration::from_millis(120), "{waits:?}");
+    // The 4th loss in a row is not retried.
+    conn.send(Cmd::Close(4001));
+    let e = c.idle(WAIT).await.unwrap_err();
+    let storm = c.reconnect(&s.provider, &e).await.unwrap_err();
+    assert_eq!(storm.cause(), "storm");
+    assert!(storm.to_string().contains("4 connection losses"), "{storm}");
+    assert_eq!(c.failure(), Some(&storm));
+    let counters = c.take_counters();
+    assert_eq!((counters.reconnect_attempts, counters.reconnects), (3, 3));
+    assert_eq!(counters.closes.get(&4001), Some(&4));
+
+    // A reply read in between starts the count over: the first reconnect is immediate.
+    let mut c = RuntimeConnection::connect(&o, &s.provider).await.unwrap();
+    let mut conn = s.ws.conn().await;
+    for _ in 0..4 {
+        let r = c
+            .update(vec![req("s", 0, ctx("user", json!({"a": 1})))])
+            .await;
+        assert!(
+            matches!(r[0].outcome, UpdateOutcome::Updated { .. }),
+            "{r:?}"
+        );
+        conn.send(Cmd::Close(4001));
+        let e = c.idle(WAIT).await.unwrap_err();
+        let started = Instant::now();
+        c.reconnect(&s.provider, &e).await.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(60));
+        conn = s.ws.conn().await;
+    }
 }

@@ -79,6 +79,9 @@ pub fn setup(
             ))
         }
     };
+    // A token request is part of connecting: the same bound.
+    let mut oauth = oauth;
+    oauth.timeout = rt.connect_timeout.as_duration();
     let secrets = vec![oauth.client_secret.clone()];
     let tokens = Arc::new(
         TokenProvider::new(oauth).map_err(|e| CliError::usage(format!("runtime.oauth: {e}")))?,

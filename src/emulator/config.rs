@@ -103,6 +103,10 @@ pub struct RuntimeEmulatorConfig {
     pub max_payload: usize,
     /// Scopes, variables per scope, update size and in-flight updates per session.
     pub limits: Limits,
+    /// Fault modes of the runtime WebSocket, token endpoint and webhook sink
+    /// (all off by default); see `emulator::runtime_faults`.
+    #[serde(default)]
+    pub faults: super::runtime_faults::RuntimeFaults,
 }
 
 impl Default for RuntimeEmulatorConfig {
@@ -115,6 +119,7 @@ impl Default for RuntimeEmulatorConfig {
             update_delay: Delay::Fixed(HumanDuration(Duration::ZERO)),
             max_payload: frame::DEFAULT_MAX_PAYLOAD,
             limits: Limits::default(),
+            faults: Default::default(),
         }
     }
 }
@@ -309,6 +314,12 @@ impl RuntimeEmulatorConfig {
             return invalid(
                 "runtime.limits",
                 "max_in_flight_per_session and max_variables_per_scope must be at least 1",
+            );
+        }
+        if let Some(field) = self.faults.invalid_field() {
+            return invalid(
+                field,
+                "must be a probability from 0.0 (never) to 1.0 (always), e.g. 0.05",
             );
         }
         Ok(())

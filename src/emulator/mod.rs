@@ -13,8 +13,9 @@
 //! `runtime` (runtime WebSocket and routes), `oauth` (tokens),
 //! `webhook_sink`, [`stats`] counters, [`rest`] (REST Endpoint and context
 //! inject API, PROTOCOL.md §3–4, with its fault switches), [`faults`]
-//! (Socket.IO fault modes) and `raw_socketio` (the minimal Engine.IO server
-//! for connections with a frame-level fault).
+//! (Socket.IO fault modes), `raw_socketio` (the minimal Engine.IO server
+//! for connections with a frame-level fault) and [`runtime_faults`] (fault
+//! modes of the runtime side).
 
 pub mod config;
 mod connect;
@@ -26,6 +27,7 @@ mod oauth;
 mod raw_socketio;
 pub mod rest;
 mod runtime;
+pub mod runtime_faults;
 pub mod session;
 pub mod stats;
 mod turn;
@@ -37,6 +39,7 @@ pub use delay::{Delay, DelayError};
 pub use faults::{FaultCounts, SocketIoFaults};
 pub use rest::{RestEmulatorConfig, RestStats};
 pub use runtime::{CLOSE_IDLE, CLOSE_TOKEN_EXPIRED};
+pub use runtime_faults::{RuntimeFaultStats, RuntimeFaults};
 pub use stats::{EmulatorStats, RejectionCounts};
 
 use crate::protocol::runtime::Context;
@@ -121,6 +124,11 @@ impl RunningEmulator {
         format!("http://{}{}", self.addr, runtime::WEBHOOK_PATH)
     }
 
+    /// How often each runtime-side fault (`runtime.faults`) fired.
+    pub fn runtime_fault_stats(&self) -> RuntimeFaultStats {
+        self.runtime.faults.stats()
+    }
+
     /// Counters of the REST Endpoint and the context-inject API.
     pub fn rest_stats(&self) -> RestStats {
         self.rest.stats()
@@ -191,6 +199,7 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         stop: tokio_util::sync::CancellationToken::new(),
         seed: config.seed,
         next_connection: AtomicU64::new(0),
+        faults: runtime_faults::FaultState::new(config.runtime.faults.clone(), config.seed),
     });
     let injected = Arc::new(std::sync::Mutex::new(crate::metrics::new_histogram()));
     let shared = Arc::new(Shared {

@@ -1,8 +1,10 @@
 //! The emulator's OAuth 2.0 token endpoint (`POST /oauth/token`, client
 //! credentials, PROTOCOL.md §2.1) and the tokens it issued: random, each
-//! remembered with its expiry, looked up by the runtime WebSocket.
+//! remembered with its expiry, looked up by the runtime WebSocket. The
+//! `token_*` fault modes (`runtime_faults`) act before any check.
 
 use super::runtime::RuntimeState;
+use super::runtime_faults::TokenFault;
 use super::stats::bump;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
@@ -81,6 +83,24 @@ pub(crate) async fn token(
         bump(&rt.counters.oauth_errors);
         oauth_error(status, error, description)
     };
+    match rt.faults.on_token_request(&rt.stop).await {
+        Some(TokenFault::Error500) => {
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "token endpoint failure (fault injection: runtime.faults.token_error)",
+            )
+        }
+        Some(TokenFault::Malformed) => {
+            return (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                "{\"token\": [\"this is not a token response\"",
+            )
+                .into_response()
+        }
+        None => {}
+    }
     let Ok(Form(req)) = form else {
         return refuse(
             StatusCode::BAD_REQUEST,

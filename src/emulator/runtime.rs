@@ -9,11 +9,13 @@
 //! Close codes sent: 1000 never (the client closes), 1001 on emulator
 //! shutdown, 1002 on a frame-level protocol error, **4000 "idle timeout"**
 //! (defined by us) after `idle_timeout` without a received message, 4001 when
-//! the connection's token expires.
+//! the connection's token expires; 4001/4002 and spoiled replies also by the
+//! fault modes of `runtime_faults` (`runtime.faults`).
 
 use super::config::RuntimeEmulatorConfig;
 use super::context_store::{Applied, ContextStore};
 use super::oauth::{self, TokenStore};
+use super::runtime_faults::{self, FaultState, ReplyFault, UpdateFault};
 use super::stats::{bump, Counters};
 use super::webhook_sink::{self, WebhookSink};
 use crate::protocol::runtime::{
@@ -47,6 +49,8 @@ pub const WEBHOOK_PATH: &str = "/webhook";
 pub const CLOSE_IDLE: u16 = 4000;
 /// Close code for an expired token (PROTOCOL.md §2.2).
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// Close code for an expired session or a missing scope (PROTOCOL.md §2.2).
+pub const CLOSE_SESSION_EXPIRED: u16 = 4002;
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_PROTOCOL: u16 = 1002;
 
@@ -71,6 +75,8 @@ pub(crate) struct RuntimeState {
     /// Base seed of the per-connection `update_delay` RNGs.
     pub seed: u64,
     pub next_connection: AtomicU64,
+    /// `runtime.faults`: settings, dice and counters.
+    pub faults: FaultState,
 }
 
 /// The routes of the runtime side.
@@ -322,6 +328,27 @@ impl Conn {
                 version,
                 context,
             } => {
+                match self.rt.faults.on_update(&mut self.rng) {
+                    Some(UpdateFault::Close4001) => {
+                        return Err(End::Close(
+                            CLOSE_TOKEN_EXPIRED,
+                            "token expired (fault injection)".into(),
+                        ))
+                    }
+                    Some(UpdateFault::Close4002) => {
+                        return Err(End::Close(
+                            CLOSE_SESSION_EXPIRED,
+                            "session expired (fault injection)".into(),
+                        ))
+                    }
+                    Some(UpdateFault::Reject) => {
+                        let message = "rejected by fault injection (runtime.faults.reject)".into();
+                        return self
+                            .reject(request_id, session_id, RejectCode::Forbidden, message)
+                            .await;
+                    }
+                    None => {}
+                }
                 if let Err(e) = limit {
                     return self
                         .reject(request_id, session_id, e.reject_code(), e.to_string())
@@ -395,7 +422,16 @@ impl Conn {
 
     async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
         match self.codec.encode(message) {
-            Ok(payload) => self.write(frame::encode(&payload)).await,
+            Ok(payload) => {
+                let bytes = match self.rt.faults.on_reply(&mut self.rng) {
+                    None => frame::encode(&payload),
+                    Some(ReplyFault::BadLength) => runtime_faults::bad_length_frame(&payload),
+                    Some(ReplyFault::Undecodable) => {
+                        frame::encode(runtime_faults::UNDECODABLE_PAYLOAD)
+                    }
+                };
+                self.write(bytes).await
+            }
             Err(e) => {
                 // Server messages are plain data; this would be a bug, not input.
                 tracing::warn!("cannot encode a runtime reply: {e}");

@@ -2,6 +2,8 @@
 //! audit record of the load client), answers 204 and counts it, keeping the
 //! last [`KEPT_BODIES`] bodies for tests; `GET /webhook/stats` answers
 //! `{"received": n}`. A body that is not JSON gets 400 and is not counted.
+//! The `webhook_delay` / `webhook_down` fault modes (`runtime_faults`) act
+//! before the body is looked at.
 
 use super::runtime::RuntimeState;
 use super::stats::bump;
@@ -45,6 +47,13 @@ pub(crate) async fn receive(
     State(rt): State<Arc<RuntimeState>>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
+    if rt.faults.on_webhook(&rt.stop).await {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhook sink down (fault injection: runtime.faults.webhook_down)",
+        )
+            .into_response();
+    }
     match body {
         Ok(Json(body)) => {
             rt.webhook.push(body);

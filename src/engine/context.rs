@@ -1,8 +1,12 @@
 //! A VU's context-update side: its runtime WebSocket connection, the version
 //! it believes its session has, conflict retries, and the bookkeeping of every
 //! update as exactly one of ok / rejected / invalid / timeout / disconnected /
-//! interrupted — with an audit record per variable and the `context_visible`
-//! link to the next bot output.
+//! interrupted — with an audit record per variable of *every* update (so
+//! `audit_records` = variables × `updates_sent`; `success: true` only for
+//! updates the server applied, the others carry their `cause`) and the
+//! `context_visible` link to the next bot output. Updates lost with their
+//! connection are accounted `disconnected`, not retried; only
+//! `VERSION_MISMATCH` is retried (`max_conflict_retries`).
 
 use super::Control;
 use crate::audit::AuditHandle;
@@ -81,9 +85,22 @@ impl ContextSide {
             .writer()
             .add_tagged(Counter::UpdatesSent, tags, n as u64);
         if !self.ensure_connected(plan, recorder, control).await {
+            let interrupted = control.soft.is_cancelled();
+            let why = if interrupted {
+                "interrupted"
+            } else {
+                "not_connected"
+            };
+            let records = audit_unsent(plan, session_id, &context, why, n);
             let mut w = recorder.writer();
-            w.add_tagged(Counter::UpdatesDisconnected, tags, n as u64);
-            w.cause("update_not_connected");
+            w.add(Counter::AuditRecords, records);
+            if interrupted {
+                w.add_tagged(Counter::UpdatesInterrupted, tags, n as u64);
+                w.cause("update_interrupted");
+            } else {
+                w.add_tagged(Counter::UpdatesDisconnected, tags, n as u64);
+                w.cause("update_not_connected");
+            }
             return;
         }
         let start_version = match step.version {
@@ -98,7 +115,10 @@ impl ContextSide {
             .collect();
         while !pending.is_empty() {
             let Some(conn) = self.conn.as_mut() else {
+                let records =
+                    audit_unsent(plan, session_id, &context, "not_connected", pending.len());
                 let mut w = recorder.writer();
+                w.add(Counter::AuditRecords, records);
                 w.add_tagged(Counter::UpdatesDisconnected, tags, pending.len() as u64);
                 w.cause("update_not_connected");
                 return;
@@ -118,7 +138,10 @@ impl ContextSide {
             let counters = conn.take_counters();
             book_counters(&mut recorder.writer(), &counters);
             let Some(results) = results else {
+                let records =
+                    audit_unsent(plan, session_id, &context, "interrupted", pending.len());
                 let mut w = recorder.writer();
+                w.add(Counter::AuditRecords, records);
                 w.add_tagged(Counter::UpdatesInterrupted, tags, pending.len() as u64);
                 w.cause("update_interrupted");
                 self.conn = None;
@@ -225,6 +248,7 @@ impl ContextSide {
                 Settled::Done
             }
             UpdateOutcome::Invalid(err) => {
+                w.add(Counter::AuditRecords, audit(false, &empty, Some("invalid")));
                 w.add_tagged(Counter::UpdatesInvalid, tags, 1);
                 w.cause("update_invalid");
                 drop(w);
@@ -232,6 +256,8 @@ impl ContextSide {
                 Settled::Done
             }
             UpdateOutcome::TooManyInFlight { max } => {
+                let records = audit(false, &empty, Some("too_many_in_flight"));
+                w.add(Counter::AuditRecords, records);
                 w.add_tagged(Counter::UpdatesInvalid, tags, 1);
                 w.cause("update_too_many_in_flight");
                 drop(w);
@@ -242,6 +268,10 @@ impl ContextSide {
                 Settled::Done
             }
             UpdateOutcome::NotSent(why) => {
+                w.add(
+                    Counter::AuditRecords,
+                    audit(false, &empty, Some("not_sent")),
+                );
                 w.add_tagged(Counter::UpdatesInvalid, tags, 1);
                 w.cause("update_not_sent");
                 drop(w);
@@ -406,6 +436,7 @@ impl ContextSide {
         let Some(err) = self.conn.as_ref().and_then(|c| c.failure().cloned()) else {
             return;
         };
+        recorder.writer().cause(&format!("runtime_{}", err.cause()));
         self.recover_from(err, plan, recorder, control).await;
     }
 
@@ -432,6 +463,33 @@ impl ContextSide {
             self.conn = None;
         }
     }
+}
+
+/// Audit records for `n` updates that ended without a reply (`why` is the
+/// record's cause); returns how many were written.
+fn audit_unsent(
+    plan: &RuntimePlan,
+    session_id: &str,
+    context: &Context,
+    why: &str,
+    n: usize,
+) -> u64 {
+    let Some(a) = &plan.audit else {
+        return 0;
+    };
+    let empty = Context::new();
+    (0..n)
+        .map(|_| {
+            a.record_update(
+                session_id,
+                context,
+                &empty,
+                Duration::ZERO,
+                false,
+                Some(why),
+            ) as u64
+        })
+        .sum()
 }
 
 enum Settled {

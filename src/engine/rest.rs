@@ -183,6 +183,17 @@ pub(super) async fn inject(
         };
         let mut w = recorder.writer();
         let Some(r) = result else {
+            if let Some(audit) = &plan.audit {
+                let n = audit.record_update(
+                    who.session_id,
+                    &scoped,
+                    &Context::new(),
+                    std::time::Duration::ZERO,
+                    false,
+                    Some("interrupted"),
+                );
+                w.add(Counter::AuditRecords, n as u64);
+            }
             w.add_tagged(Counter::UpdatesInterrupted, tags, 1);
             w.cause("update_interrupted");
             return;
@@ -203,20 +214,18 @@ pub(super) async fn inject(
                 )
             }
         };
-        let sent = !matches!(r.outcome, InjectOutcome::TooLarge { .. });
-        if sent {
-            if let Some(audit) = &plan.audit {
-                let cause = (!ok).then(|| r.outcome.cause());
-                let n = audit.record_update(
-                    who.session_id,
-                    &scoped,
-                    &Context::new(),
-                    latency.unwrap_or_default(),
-                    ok,
-                    cause,
-                );
-                w.add(Counter::AuditRecords, n as u64);
-            }
+        // Every update is audited, the ones not sent (too large) too.
+        if let Some(audit) = &plan.audit {
+            let cause = (!ok).then(|| r.outcome.cause());
+            let n = audit.record_update(
+                who.session_id,
+                &scoped,
+                &Context::new(),
+                latency.unwrap_or_default(),
+                ok,
+                cause,
+            );
+            w.add(Counter::AuditRecords, n as u64);
         }
         if ok {
             visibility.injected(r.sent_at);

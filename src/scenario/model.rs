@@ -514,6 +514,7 @@ pub struct RuntimeTarget {
     /// Heartbeat interval, or `off`.
     #[serde(deserialize_with = "fields::heartbeat")]
     pub heartbeat: Option<HumanDuration>,
+    /// Bound of one token request and, separately, of one WebSocket connect.
     #[serde(deserialize_with = "fields::positive_duration")]
     pub connect_timeout: HumanDuration,
     /// How long an update waits for its reply.

@@ -14,12 +14,22 @@
 //! - Every wait is bounded: the connect by `connect_timeout`, a whole
 //!   `update`/`get_context` call (sending and reading) by `reply_timeout`,
 //!   each write by the same deadline.
-//! - A frame with a bad length header, an undecodable payload or a text
-//!   message is counted in `protocol_errors` and skipped; the request it
-//!   belonged to times out. A reply of the wrong kind for its request id is
-//!   counted the same way. A reply whose id is not awaited (e.g. late, after a
-//!   timeout) is counted in `unmatched_replies`. A WebSocket message larger than
+//! - A frame with a bad length header or a text message
+//!   ([`RuntimeError::BadFrame`]) or an undecodable payload
+//!   ([`RuntimeError::Undecodable`]) is counted in `protocol_errors` and ends
+//!   the connection: the client closes it with 1002 (PROTOCOL.md §2.3), the
+//!   requests in flight on it become `Disconnected` at once (no waiting for
+//!   their `reply_timeout`), and [`reconnect`](RuntimeConnection::reconnect)
+//!   backs off as after any abnormal close. A reply of the wrong kind for its
+//!   request id is counted in `protocol_errors` and skipped (the stream is
+//!   intact). A reply whose id is not awaited (e.g. late, after a timeout) is
+//!   counted in `unmatched_replies`. A WebSocket message larger than
 //!   `max_payload + 4` bytes ends the connection (`Protocol`).
+//! - Storms are bounded: connection losses in a row (no reply read between
+//!   them) share one attempt count, so only the first reconnect after a
+//!   4001/4002 is immediate and each later one waits `backoff × n`; after
+//!   `max_attempts` losses in a row `reconnect` gives up without trying
+//!   (the caller drops the connection and opens a new one at its next step).
 //! - Close 4001/4002 → [`RuntimeError::TokenRejected`]; any other close or a
 //!   dropped TCP connection (counted as 1006) → [`RuntimeError::Closed`]. The
 //!   in-flight requests become `Disconnected`, and so does every later call
@@ -286,6 +296,15 @@ pub enum RuntimeError {
     Closed { code: u16, reason: String },
     #[error("protocol error: {0}")]
     Protocol(String),
+    #[error("protocol error: {0}; the connection was closed with 1002")]
+    BadFrame(String),
+    #[error("protocol error: undecodable message ({0}); the connection was closed with 1002")]
+    Undecodable(String),
+    #[error("gave up reconnecting after {losses} connection losses in a row without a reply (last: {last})")]
+    Storm {
+        losses: u32,
+        last: Box<RuntimeError>,
+    },
     #[error("writing to the runtime WebSocket timed out (server not reading)")]
     WriteTimeout,
 }
@@ -309,7 +328,8 @@ impl RuntimeError {
     /// Stable name for reports: `bad_url`, `oauth_<token cause>` (e.g.
     /// `oauth_http_401`, `oauth_timeout`), `refused`, `connect_timeout`,
     /// `unauthorized`, `http_<status>`, `tls`, `token_rejected_<code>`,
-    /// `closed_<code>`, `protocol`, `write_timeout`.
+    /// `closed_<code>`, `protocol`, `bad_frame`, `undecodable`,
+    /// `storm` (reconnects given up), `write_timeout`.
     pub fn cause(&self) -> String {
         match self {
             RuntimeError::BadUrl(_) => "bad_url".into(),
@@ -325,6 +345,9 @@ impl RuntimeError {
             RuntimeError::TokenRejected { code } => format!("token_rejected_{code}"),
             RuntimeError::Closed { code, .. } => format!("closed_{code}"),
             RuntimeError::Protocol(_) => "protocol".into(),
+            RuntimeError::BadFrame(_) => "bad_frame".into(),
+            RuntimeError::Undecodable(_) => "undecodable".into(),
+            RuntimeError::Storm { .. } => "storm".into(),
             RuntimeError::WriteTimeout => "write_timeout".into(),
         }
     }
@@ -521,6 +544,8 @@ pub struct RuntimeConnection {
     heartbeats_out: VecDeque<Instant>,
     /// Set once the connection failed; every later call reports it.
     dead: Option<RuntimeError>,
+    /// Connection losses since the last reply was read (bounds storms).
+    losses_in_a_row: u32,
     counters: RuntimeCounters,
 }
 
@@ -552,6 +577,7 @@ impl RuntimeConnection {
             next_heartbeat: opts.heartbeat.map(deadline_in),
             heartbeats_out: VecDeque::new(),
             dead: None,
+            losses_in_a_row: 0,
             counters: RuntimeCounters::default(),
         })
     }
@@ -744,6 +770,11 @@ impl RuntimeConnection {
     /// close (1000) too; after anything else each try `n` (1-based) waits
     /// `backoff × n`. At most `reconnect.max_attempts` tries; the last error
     /// is returned when all fail (the connection then stays failed).
+    ///
+    /// Losses in a row without a reply read in between continue the count:
+    /// the `k`-th such loss numbers its tries from `k` (so a 4001 storm backs
+    /// off too), and a loss past `max_attempts` in a row is not retried:
+    /// [`RuntimeError::Storm`] is returned.
     pub async fn reconnect(
         &mut self,
         tokens: &TokenProvider,
@@ -754,14 +785,28 @@ impl RuntimeConnection {
             let _ = tokio::time::timeout(DROP_TIMEOUT, self.ws.close(None)).await;
             self.dead = Some(cause.clone());
         }
+        self.losses_in_a_row = self.losses_in_a_row.saturating_add(1);
+        let earlier = self.losses_in_a_row - 1;
+        if earlier >= policy.max_attempts {
+            let storm = RuntimeError::Storm {
+                losses: self.losses_in_a_row,
+                last: Box::new(cause.clone()),
+            };
+            self.dead = Some(storm.clone());
+            return Err(storm);
+        }
         let mut last = cause.clone();
         for attempt in 1..=policy.max_attempts {
+            let step = attempt.saturating_add(earlier);
             if last.needs_fresh_token() {
                 // After `Unauthorized` from our own try the token is already invalidated.
                 tokens.invalidate(&self.token);
                 self.counters.token_refreshes += 1;
+                if step > 1 {
+                    tokio::time::sleep(policy.backoff.saturating_mul(step - 1)).await;
+                }
             } else if !matches!(last, RuntimeError::Closed { code: 1000, .. }) {
-                tokio::time::sleep(policy.backoff.saturating_mul(attempt)).await;
+                tokio::time::sleep(policy.backoff.saturating_mul(step)).await;
             }
             self.counters.reconnect_attempts += 1;
             match open_with_token(&self.opts, tokens).await {
@@ -945,8 +990,7 @@ impl RuntimeConnection {
                     self.counters.bytes_received += bytes.len() as u64;
                     match frame::decode(&bytes, self.opts.max_payload) {
                         Err(e) => {
-                            self.counters.protocol_errors += 1;
-                            tracing::debug!(error = %e, "bad runtime frame skipped");
+                            return Err(self.violation(RuntimeError::BadFrame(e.to_string())).await)
                         }
                         Ok(Payload::Heartbeat) => {}
                         Ok(Payload::HeartbeatAck) => {
@@ -959,10 +1003,16 @@ impl RuntimeConnection {
                         }
                         Ok(Payload::Message(body)) => {
                             match self.opts.codec.decode::<ServerMessage>(body) {
-                                Ok(m) => return Ok(Read::Message(m, now)),
+                                Ok(m) => {
+                                    self.losses_in_a_row = 0;
+                                    return Ok(Read::Message(m, now));
+                                }
                                 Err(e) => {
-                                    self.counters.protocol_errors += 1;
-                                    tracing::debug!(error = %e, "undecodable runtime message skipped");
+                                    let e = RuntimeError::Undecodable(scrub(
+                                        &e.to_string(),
+                                        &[self.token.expose()],
+                                    ));
+                                    return Err(self.violation(e).await);
                                 }
                             }
                         }
@@ -971,7 +1021,10 @@ impl RuntimeConnection {
                 Some(Ok(Message::Text(text))) => {
                     self.counters.frames_received += 1;
                     self.counters.bytes_received += text.len() as u64;
-                    self.counters.protocol_errors += 1;
+                    let e = RuntimeError::BadFrame(
+                        "a text message: every message must be a binary frame".into(),
+                    );
+                    return Err(self.violation(e).await);
                 }
                 Some(Ok(Message::Close(frame))) => {
                     let (code, reason) = frame.map_or((1005, String::new()), |f| {
@@ -990,6 +1043,19 @@ impl RuntimeConnection {
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
             }
         }
+    }
+
+    /// A protocol violation by the server: counted, the connection closed
+    /// with 1002 (briefly, whatever the server does), `e` returned.
+    async fn violation(&mut self, e: RuntimeError) -> RuntimeError {
+        self.counters.protocol_errors += 1;
+        tracing::debug!(error = %e, "runtime protocol violation; closing with 1002");
+        let frame = CloseFrame {
+            code: CloseCode::Protocol,
+            reason: "bad frame".into(),
+        };
+        let _ = tokio::time::timeout(DROP_TIMEOUT, self.ws.close(Some(frame))).await;
+        e
     }
 
     fn closed(&mut self, code: u16, reason: String) -> RuntimeError {
