@@ -646,13 +646,13 @@ fn generator(h: &mut String, r: &RunReport) {
         (
             "CPU time",
             format!(
-                "{:.0} ms ({:.1} % of one core on average){}",
-                g.cpu_ms,
+                "client {:.0} ms ({:.1} % of one core on average){}",
+                g.cpu_ms_client,
                 g.cpu_percent,
-                if g.includes_embedded_emulator {
-                    ", embedded emulator included"
-                } else {
-                    ""
+                match (g.cpu_ms_emulator, g.includes_embedded_emulator) {
+                    (Some(e), _) => format!("; embedded emulator {e:.0} ms on its own threads"),
+                    (None, true) => ", embedded emulator included".to_string(),
+                    (None, false) => String::new(),
                 }
             ),
         ),
