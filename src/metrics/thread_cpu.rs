@@ -88,15 +88,11 @@ impl ThreadGroupCpu {
     }
 }
 
-/// CPU time of the calling thread; `None` where the platform does not tell.
-pub(crate) fn current_thread_cpu() -> Option<Duration> {
-    Clock::own_time()
-}
-
 /// Spins until the calling thread used `cpu` of CPU time (at most 10 s of
 /// wall time, so a busy machine cannot hang it). For tests.
 #[cfg(test)]
 pub(crate) fn burn_cpu(cpu: Duration) {
+    let current_thread_cpu = Clock::own_time;
     let wall = std::time::Instant::now();
     let start = current_thread_cpu().unwrap_or_default();
     let mut x = 0u64;
