@@ -24,6 +24,10 @@ Exit codes:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Accept any TLS certificate (self-signed test deployments). Off by
+    /// default; a warning is printed and manifest.json records it.
+    #[arg(long, global = true)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,6 +21,7 @@
 //! - what a run's status and exit code are: [`verdict`], [`error`]
 //! - the sub-commands (`run`, `serve`, `sweep`, `capacity`, …): [`commands`]
 //! - redaction of tokens and secrets: [`secret`]; human durations: [`duration`]
+//! - TLS roots and the `--insecure` switch: [`tls`]
 
 pub mod audit;
 pub mod cli;
@@ -36,4 +37,5 @@ pub mod report;
 pub mod scenario;
 pub mod secret;
 pub mod thresholds;
+pub mod tls;
 pub mod verdict;

@@ -181,7 +181,7 @@ fn unreachable_target_counts_connect_errors_and_fails() {
     let w = Workdir::new();
     let p = w.file(
         "s.yaml",
-        "name: unreachable\nload: {vus: 3, iterations: 2}\nsteps:\n  - connect\n  - send: {text: hi, timeout: 2s}\n",
+        "name: unreachable\ntarget: {reconnect: {interval: 100ms, max_attempts: 2}}\nload: {vus: 3, iterations: 2}\nsteps:\n  - connect\n  - send: {text: hi, timeout: 2s}\n",
     );
     let out_dir = w.path("r");
     let target = format!("http://127.0.0.1:{port}");
@@ -200,12 +200,14 @@ fn unreachable_target_counts_connect_errors_and_fails() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let s = read_json(&out_dir.join("summary.json"));
     assert_eq!(s["status"], "invalid");
-    assert!(counter(&s, "connect_errors") >= 3, "{s}");
-    assert_eq!(counter(&s, "turns_ok"), 0);
-    assert!(
-        s["errors"]["connect_refused"].as_u64().unwrap_or(0) >= 3,
-        "{s}"
-    );
+    // Per VU and iteration: one connect and two reconnects, all refused, then
+    // the conversation is abandoned and its turn never sent.
+    assert_eq!(counter(&s, "connect_errors"), 3 * 2 * 3, "{s}");
+    assert_eq!(counter(&s, "reconnects"), 3 * 2 * 2, "{s}");
+    assert_eq!(counter(&s, "conversations_abandoned"), 3 * 2, "{s}");
+    assert_eq!(counter(&s, "turns_sent"), 0);
+    assert_eq!(s["errors"]["connect_refused"].as_u64(), Some(18), "{s}");
+    assert_eq!(s["errors"]["reconnect_exhausted"].as_u64(), Some(6), "{s}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("connect_refused"), "{stdout}");
     assert!(!text(&out).contains("panicked"));
@@ -239,7 +241,7 @@ fn missing_endpoint_ready_is_a_connect_timeout() {
     let w = Workdir::new();
     let p = w.file(
         "s.yaml",
-        "name: silent\ntarget: {connect_timeout: 500ms}\nload: {vus: 2, iterations: 1}\nsteps:\n  - connect\n  - send: {text: hi}\n",
+        "name: silent\ntarget: {connect_timeout: 500ms, reconnect: {max_attempts: 0}}\nload: {vus: 2, iterations: 1}\nsteps:\n  - connect\n  - send: {text: hi}\n",
     );
     let out_dir = w.path("r");
     let out = run_finalping(
@@ -256,11 +258,17 @@ fn missing_endpoint_ready_is_a_connect_timeout() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let s = read_json(&out_dir.join("summary.json"));
-    assert!(
-        s["errors"]["connect_connect_timeout"].as_u64().unwrap_or(0) >= 2,
+    assert_eq!(
+        s["errors"]["connect_connect_timeout"].as_u64(),
+        Some(2),
         "{s}"
     );
     assert_eq!(counter(&s, "connects_ok"), 0);
+    assert_eq!(
+        counter(&s, "reconnects"),
+        0,
+        "max_attempts 0 never reconnects"
+    );
 }
 
 #[test]

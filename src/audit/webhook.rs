@@ -251,7 +251,7 @@ pub(crate) fn spawn_workers(
     rt: &tokio::runtime::Handle,
 ) -> Result<JoinSet<()>, WebhookConfigError> {
     let timeout = cfg.timeout.as_duration();
-    let client = reqwest::Client::builder()
+    let client = crate::tls::http_client_builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         // A redirect would send audit data to another place; count it as failed.

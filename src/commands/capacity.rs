@@ -189,6 +189,9 @@ impl Runner<'_> {
             );
         }
         let mut cmd = tokio::process::Command::new(&self.exe);
+        if crate::tls::insecure() {
+            cmd.arg("--insecure");
+        }
         cmd.arg("run")
             .arg(&self.args.scenario)
             .arg("--out")

@@ -19,6 +19,12 @@ use crate::error::CliError;
 
 /// Runs the parsed command; `Ok(code)` is the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<i32, CliError> {
+    if cli.insecure {
+        crate::tls::set_insecure(true);
+        eprintln!(
+            "warning: --insecure: TLS certificates are NOT verified; anyone on the path can read this traffic"
+        );
+    }
     match cli.command {
         Command::Run(args) => run::run(args).await,
         Command::Serve(args) => serve::serve(args).await,

@@ -406,6 +406,7 @@ fn build_manifest(
     Manifest {
         finalping_version: env!("CARGO_PKG_VERSION").to_string(),
         capacity_acknowledged: args.own_capacity,
+        tls_insecure: crate::tls::insecure(),
         scenario_name: s.name.clone(),
         scenario_file: display_path(&args.scenario),
         scenario_sha256: format!("{:x}", Sha256::digest(scenario_bytes)),

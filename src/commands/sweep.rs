@@ -236,6 +236,9 @@ async fn run_cell(exe: &Path, scenario: &Path, cell: &Cell, dir: &Path) -> Resul
         .arg("--quiet");
     // The sweep reports saturation per cell instead of aborting the cell.
     cmd.args(["--self-check", "warn"]);
+    if crate::tls::insecure() {
+        cmd.arg("--insecure");
+    }
     for (k, v) in &cell.settings {
         cmd.arg("--set").arg(format!("{k}={v}"));
     }

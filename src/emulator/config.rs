@@ -57,6 +57,10 @@ pub struct EmulatorConfig {
     /// The REST Endpoint and the context-inject API (PROTOCOL.md §3, §4);
     /// see `emulator::rest` for every setting.
     pub rest: super::rest::RestEmulatorConfig,
+    /// Socket.IO fault modes (refused upgrades, missing events, broken frames,
+    /// silent heartbeats, …); all off by default. See `emulator::faults`.
+    #[serde(default)]
+    pub faults: super::faults::SocketIoFaults,
 }
 
 /// `degrade: {above_sessions: 20, per_session: 5ms}`.
@@ -134,6 +138,7 @@ impl Default for EmulatorConfig {
             stall: None,
             degrade: None,
             rest: Default::default(),
+            faults: Default::default(),
         }
     }
 }
@@ -248,6 +253,9 @@ impl EmulatorConfig {
         if self.ack_timeout.0.is_zero() {
             return invalid("ack_timeout", "must be greater than zero, e.g. `5s`");
         }
+        self.faults
+            .validate()
+            .map_err(|(field, message)| EmulatorConfigError::Invalid { field, message })?;
         self.runtime.validate()?;
         self.rest.validate()
     }

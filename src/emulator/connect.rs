@@ -1,7 +1,9 @@
 //! The namespace `/` connect handler: works out the session (query, or the
 //! inner handshake ack), refuses unknown URL tokens of inner-handshake sessions
-//! with a namespace disconnect (`41`), and hands ready sessions to [`super::turn`].
+//! with a namespace disconnect (`41`), applies the connection's
+//! `no_endpoint_ready` fault, and hands ready sessions to [`super::turn`].
 
+use super::faults::{ConnectionPlan, Fault};
 use super::session::{HandshakeAck, Identity, SessionInfo};
 use super::stats::bump;
 use super::turn::{open_session, NO_ARGS};
@@ -18,8 +20,19 @@ pub(crate) async fn on_connect(socket: SocketRef, shared: Arc<Shared>) {
             .await
             .filter(|info| shared.token_allowed(&info.url_token)),
     };
+    // Drawn by the HTTP gate; absent for polling sessions (no faults).
+    let plan = socket
+        .req_parts()
+        .extensions
+        .get::<ConnectionPlan>()
+        .copied();
     match info {
-        Some(info) => open_session(socket, info, shared),
+        Some(_) if plan.is_some_and(|p| p.no_endpoint_ready) => {
+            // Joined "/", but the session is never made ready: the client's
+            // connect times out. socketioxide keeps the heartbeats going.
+            shared.counters.faults.fired(Fault::NoEndpointReady);
+        }
+        Some(info) => open_session(socket, info, shared, plan),
         None => {
             bump(&shared.counters.refused);
             // Sends `41` (leave namespace); the official client then closes.

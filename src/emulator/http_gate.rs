@@ -1,27 +1,53 @@
 //! HTTP front of the emulator, before Socket.IO sees a request: maps
 //! `<prefix>/socket.io/…` onto `/socket.io/…`, refuses disabled Engine.IO
-//! versions (400) and unknown URL tokens (403) at the upgrade request.
+//! versions (400) and unknown URL tokens (403) at the upgrade request, and
+//! draws each new WebSocket connection's fault plan (`faults`): refused with
+//! 503, handed to the raw Engine.IO server, or passed on to socketioxide with
+//! the plan as a request extension.
 
+use super::faults::Fault;
 use super::session::{query_param, Identity};
 use super::stats::{bump, Counters};
+use super::Shared;
+use crate::protocol::socketio::Eio;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The Socket.IO path socketioxide serves.
 pub(crate) const SOCKET_IO_PATH: &str = "/socket.io";
 
 /// What the gate checks; built once from the config.
-#[derive(Debug)]
 pub(crate) struct Gate {
     pub prefix: Option<String>,
     pub eio3: bool,
     pub eio4: bool,
     pub url_tokens: Arc<HashSet<String>>,
     pub counters: Arc<Counters>,
+    /// Config (faults, seed) and state for the raw server.
+    pub shared: Arc<Shared>,
+    /// Order of new WebSocket connections: the index of their fault draws.
+    pub next_connection: AtomicU64,
+}
+
+/// A WebSocket upgrade that opens a new Engine.IO session (not the upgrade
+/// of a polling session, which carries `sid`).
+fn is_new_websocket(req: &Request) -> bool {
+    let upgrade = req
+        .headers()
+        .get(axum::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    upgrade
+        && req
+            .uri()
+            .query()
+            .and_then(|q| query_param(q, "sid"))
+            .is_none()
 }
 
 /// True for `/socket.io` and anything below it.
@@ -53,7 +79,8 @@ pub(crate) async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: 
     if !is_socket_io(req.uri().path()) {
         return next.run(req).await;
     }
-    let query = req.uri().query();
+    let query = req.uri().query().map(str::to_owned);
+    let query = query.as_deref();
     let eio = query.and_then(|q| query_param(q, "EIO"));
     let refused = |status, message: String| {
         bump(&gate.counters.refused);
@@ -87,6 +114,32 @@ pub(crate) async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: 
             }
         }
     }
+    if !is_new_websocket(&req) {
+        return next.run(req).await;
+    }
+    let index = gate.next_connection.fetch_add(1, Ordering::Relaxed);
+    let config = &gate.shared.config;
+    let plan = config.faults.plan_connection(config.seed, index);
+    if plan.refuse {
+        gate.counters.faults.fired(Fault::Refuse);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "emulated fault: upgrade refused (`faults.refuse`)",
+        )
+            .into_response();
+    }
+    if let Some(fault) = plan.raw {
+        let eio = match eio.as_deref() {
+            Some("3") => Some(Eio::V3),
+            Some("4") => Some(Eio::V4),
+            _ => None,
+        };
+        if let (Identity::Query(info), Some(eio)) = (Identity::from_query(query), eio) {
+            let session = super::raw_socketio::RawSession { fault, eio, info };
+            return super::raw_socketio::upgrade(req, session, gate.shared.clone()).await;
+        }
+    }
+    req.extensions_mut().insert(plan);
     next.run(req).await
 }
 

@@ -12,14 +12,18 @@
 //! turn), [`context_store`] (context variables shared by both sides),
 //! `runtime` (runtime WebSocket and routes), `oauth` (tokens),
 //! `webhook_sink`, [`stats`] counters, [`rest`] (REST Endpoint and context
-//! inject API, PROTOCOL.md §3–4, with its fault switches).
+//! inject API, PROTOCOL.md §3–4, with its fault switches), [`faults`]
+//! (Socket.IO fault modes) and `raw_socketio` (the minimal Engine.IO server
+//! for connections with a frame-level fault).
 
 pub mod config;
 mod connect;
 pub mod context_store;
 pub mod delay;
+pub mod faults;
 mod http_gate;
 mod oauth;
+mod raw_socketio;
 pub mod rest;
 mod runtime;
 pub mod session;
@@ -30,6 +34,7 @@ mod webhook_sink;
 pub use config::{EmulatorConfig, EmulatorConfigError, RuntimeEmulatorConfig};
 pub use context_store::ContextStore;
 pub use delay::{Delay, DelayError};
+pub use faults::{FaultCounts, SocketIoFaults};
 pub use rest::{RestEmulatorConfig, RestStats};
 pub use runtime::{CLOSE_IDLE, CLOSE_TOKEN_EXPIRED};
 pub use stats::{EmulatorStats, RejectionCounts};
@@ -176,13 +181,6 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         .max_buffer_size(buffer)
         .build_layer();
 
-    let gate = Arc::new(http_gate::Gate {
-        prefix: config.normalized_prefix().map(str::to_string),
-        eio3: config.eio3,
-        eio4: config.eio4,
-        url_tokens: url_tokens.clone(),
-        counters: counters.clone(),
-    });
     let contexts = Arc::new(ContextStore::default());
     let runtime = Arc::new(RuntimeState {
         config: config.runtime.clone(),
@@ -206,6 +204,15 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         injected: injected.clone(),
     });
     let rest = Arc::new(rest::RestState::new(shared.clone(), runtime.clone()));
+    let gate = Arc::new(http_gate::Gate {
+        prefix: shared.config.normalized_prefix().map(str::to_string),
+        eio3: shared.config.eio3,
+        eio4: shared.config.eio4,
+        url_tokens: shared.url_tokens.clone(),
+        counters: counters.clone(),
+        shared: shared.clone(),
+        next_connection: AtomicU64::new(0),
+    });
     io.ns("/", move |socket: SocketRef| {
         connect::on_connect(socket, shared.clone())
     });

@@ -63,6 +63,8 @@ pub struct EmulatorStats {
     pub expiry_closes: u64,
     /// Webhook records received (`POST /webhook` with a JSON body).
     pub webhook_received: u64,
+    /// Socket.IO faults fired, by fault (see `emulator::faults`).
+    pub faults: super::faults::FaultCounts,
 }
 
 /// `contextRejected` replies by code.
@@ -117,6 +119,7 @@ pub(crate) struct Counters {
     pub idle_closes: AtomicU64,
     pub expiry_closes: AtomicU64,
     pub webhook_received: AtomicU64,
+    pub faults: super::faults::FaultCounters,
 }
 
 /// Slots of `Counters::by_code`: one per code (`Unknown`, never sent by the
@@ -176,6 +179,7 @@ impl Counters {
             idle_closes: get(&self.idle_closes),
             expiry_closes: get(&self.expiry_closes),
             webhook_received: get(&self.webhook_received),
+            faults: self.faults.snapshot(),
         }
     }
 

@@ -1,8 +1,11 @@
 //! One ready session: its `processInput` queue (served one input at a time, in
 //! wire order) and the scripted bot turn: delay, typingOn, N outputs, typingOff,
 //! finalPing, with ack requests when the session asked for them. An output of a
-//! session with runtime context carries the context version it saw.
+//! session with runtime context carries the context version it saw. Applies
+//! the per-turn faults (`disconnect_mid_turn`, `no_final_ping`,
+//! `output_error`) and `ack_wait` (see [`super::faults`]).
 
+use super::faults::{ConnectionPlan, Fault, TurnFault};
 use super::session::SessionInfo;
 use super::stats::bump;
 use super::Shared;
@@ -74,7 +77,12 @@ enum TurnError {
 
 /// Makes the session ready: registers its handlers, starts its worker task and
 /// emits `endpoint-ready`.
-pub(crate) fn open_session(socket: SocketRef, info: SessionInfo, shared: Arc<Shared>) {
+pub(crate) fn open_session(
+    socket: SocketRef,
+    info: SessionInfo,
+    shared: Arc<Shared>,
+    plan: Option<ConnectionPlan>,
+) {
     let (tx, rx) = mpsc::channel::<Value>(INPUT_QUEUE);
     let cancel = CancellationToken::new();
     let counters = shared.counters.clone();
@@ -119,6 +127,7 @@ pub(crate) fn open_session(socket: SocketRef, info: SessionInfo, shared: Arc<Sha
         .config
         .seed
         .wrapping_add(index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let fault_rng = plan.map_or_else(|| StdRng::seed_from_u64(seed), |p| p.turn_rng());
     tokio::spawn(run_session(
         socket.clone(),
         info,
@@ -126,6 +135,7 @@ pub(crate) fn open_session(socket: SocketRef, info: SessionInfo, shared: Arc<Sha
         rx,
         cancel,
         StdRng::seed_from_u64(seed),
+        fault_rng,
     ));
     if socket.emit("endpoint-ready", &NO_ARGS).is_err() {
         on_close();
@@ -140,6 +150,7 @@ async fn run_session(
     mut inputs: mpsc::Receiver<Value>,
     cancel: CancellationToken,
     mut rng: StdRng,
+    mut fault_rng: StdRng,
 ) {
     loop {
         let input = tokio::select! {
@@ -150,10 +161,11 @@ async fn run_session(
                 None => break,
             },
         };
+        let fault = shared.config.faults.roll_turn(&mut fault_rng);
         let result = tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
-            r = run_turn(&socket, &info, &shared, &mut rng, &input) => r,
+            r = run_turn(&socket, &info, &shared, &mut rng, &input, fault) => r,
         };
         match result {
             Ok(()) | Err(TurnError::Send) => {}
@@ -168,6 +180,7 @@ async fn run_turn(
     shared: &Shared,
     rng: &mut StdRng,
     input: &Value,
+    fault: Option<TurnFault>,
 ) -> Result<(), TurnError> {
     let config = &shared.config;
     if !matches_session(input, info) {
@@ -204,8 +217,14 @@ async fn run_turn(
             false,
         )?;
     }
+    if fault == Some(TurnFault::OutputError) {
+        return output_error(socket, info, shared);
+    }
     let text = input.get("text").and_then(Value::as_str).unwrap_or("");
     let echo = input.get("data").unwrap_or(&Value::Null);
+    if config.outputs == 0 && fault == Some(TurnFault::DisconnectMidTurn) {
+        return disconnect_mid_turn(socket, shared);
+    }
     for i in 0..config.outputs {
         if i > 0 {
             pause(config.output_gap.sample(rng)).await;
@@ -224,8 +243,16 @@ async fn run_turn(
                 trace_id: format!("trace-{n}"),
             },
         };
-        emit(socket, shared, "output", &output, info.emit_with_ack)?;
+        match config.faults.ack_wait {
+            Some(wait) if info.emit_with_ack => {
+                emit_and_wait(socket, shared, &output, wait.delay.as_duration()).await?;
+            }
+            _ => emit(socket, shared, "output", &output, info.emit_with_ack)?,
+        }
         bump(&shared.counters.outputs);
+        if i == 0 && fault == Some(TurnFault::DisconnectMidTurn) {
+            return disconnect_mid_turn(socket, shared);
+        }
     }
     if config.typing {
         emit(
@@ -238,10 +265,82 @@ async fn run_turn(
             false,
         )?;
     }
+    if fault == Some(TurnFault::NoFinalPing) {
+        shared.counters.faults.fired(Fault::NoFinalPing);
+        return Ok(());
+    }
     let final_ping = FinalPing { kind: "regular" };
     emit(socket, shared, "finalPing", &final_ping, info.emit_with_ack)?;
     bump(&shared.counters.turns);
     Ok(())
+}
+
+/// Fault `disconnect_mid_turn`: leaves the namespace (`41`); the session ends.
+fn disconnect_mid_turn(socket: &SocketRef, shared: &Shared) -> Result<(), TurnError> {
+    shared.counters.faults.fired(Fault::DisconnectMidTurn);
+    let _ = socket.clone().disconnect();
+    Err(TurnError::Closed)
+}
+
+/// Fault `output_error`: one `output` of type error, typingOff, and a
+/// finalPing of type error (the typingOn and the delay came before).
+fn output_error(socket: &SocketRef, info: &SessionInfo, shared: &Shared) -> Result<(), TurnError> {
+    let error = serde_json::json!({
+        "type": "error",
+        "data": {"error": {"message": ERROR_MESSAGE}},
+    });
+    emit(socket, shared, "output", &error, info.emit_with_ack)?;
+    if shared.config.typing {
+        emit(
+            socket,
+            shared,
+            "typingStatus",
+            &Typing {
+                status: "typingOff",
+            },
+            false,
+        )?;
+    }
+    // Counted before the finalPing, so a client that saw it sees the count.
+    shared.counters.faults.fired(Fault::OutputError);
+    let final_ping = FinalPing { kind: "error" };
+    emit(socket, shared, "finalPing", &final_ping, info.emit_with_ack)?;
+    bump(&shared.counters.turns);
+    Ok(())
+}
+
+/// `data.error.message` of the `output_error` fault's output.
+pub(crate) const ERROR_MESSAGE: &str = "emulated bot error (faults.output_error)";
+
+/// `ack_wait`: emits an output with an ack request and waits for the ack
+/// (bounded by socketioxide's `ack_timeout`), then `delay`.
+async fn emit_and_wait<T: Serialize + ?Sized>(
+    socket: &SocketRef,
+    shared: &Shared,
+    output: &T,
+    delay: std::time::Duration,
+) -> Result<(), TurnError> {
+    let reply = socket
+        .emit_with_ack::<T, Value>("output", output)
+        .map_err(|e| send_error(shared, e))?;
+    bump(&shared.counters.acks_requested);
+    match reply.await {
+        Ok(_) | Err(AckError::Decode(_)) => bump(&shared.counters.acks_received),
+        Err(_) => bump(&shared.counters.acks_missed),
+    }
+    shared.counters.faults.fired(Fault::AckWait);
+    pause(delay).await;
+    Ok(())
+}
+
+fn send_error(shared: &Shared, e: SendError) -> TurnError {
+    match e {
+        SendError::Socket(SocketError::Closed) => TurnError::Closed,
+        _ => {
+            bump(&shared.counters.send_errors);
+            TurnError::Send
+        }
+    }
 }
 
 /// True unless the input names another session, user or URL token than the
@@ -288,11 +387,5 @@ fn emit<T: Serialize + ?Sized>(
     } else {
         socket.emit(event, data)
     };
-    sent.map_err(|e| match e {
-        SendError::Socket(SocketError::Closed) => TurnError::Closed,
-        _ => {
-            bump(&shared.counters.send_errors);
-            TurnError::Send
-        }
-    })
+    sent.map_err(|e| send_error(shared, e))
 }

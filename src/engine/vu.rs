@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
-/// After a failed connect, wait this long (or less if stopping) before the next try,
+/// Shortest pause after a failed connect, whatever `reconnect.interval` says,
 /// so an unreachable target produces a bounded error rate instead of a busy loop.
-const CONNECT_RETRY_PAUSE: Duration = Duration::from_secs(1);
+const MIN_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Which VU this is: its run-wide number (`{{vu}}`), its index within its
 /// group, and the group.
@@ -54,6 +54,7 @@ pub(super) async fn run_vu(
         recorder: &recorder,
         control: &control,
         conn: None,
+        link: Link::default(),
         session: None,
         context: ContextSide::default(),
         iteration: 0,
@@ -82,6 +83,7 @@ struct VirtualUser<'a> {
     recorder: &'a Recorder,
     control: &'a Control,
     conn: Option<Connection>,
+    link: Link,
     /// The current conversation: rendered at `connect`, kept across reconnects.
     session: Option<Session>,
     /// Runtime WebSocket side (context updates) of the same session.
@@ -104,7 +106,27 @@ struct Session {
 /// Whether the VU goes on after a step.
 enum Flow {
     Continue,
+    /// The conversation is given up (reconnects exhausted): skip to the next iteration.
+    Abandon,
     Stop,
+}
+
+/// How one connect attempt ended.
+enum Attempt {
+    Connected,
+    Failed,
+    Stopped,
+}
+
+/// The conversation's reconnect state (see `VirtualUser::connect`).
+#[derive(Default)]
+struct Link {
+    /// Earliest next connect attempt (after a drop or a failed attempt).
+    retry_at: Option<Instant>,
+    /// Failed attempts in a row within this conversation.
+    failed: u32,
+    /// This conversation has been connected: further connects are reconnects.
+    connected_once: bool,
 }
 
 impl VirtualUser<'_> {
@@ -208,8 +230,10 @@ impl VirtualUser<'_> {
             }
             let step_tag = self.group.step_tags.get(i).copied().flatten();
             let tags = TagSet::new(self.group.tag, step_tag);
-            if let Flow::Stop = self.step(step, &ctx, &tags).await {
-                return Flow::Stop;
+            match self.step(step, &ctx, &tags).await {
+                Flow::Continue => {}
+                Flow::Abandon => return Flow::Continue,
+                Flow::Stop => return Flow::Stop,
             }
         }
         Flow::Continue
@@ -286,11 +310,9 @@ impl VirtualUser<'_> {
             }
             Step::Send(send) => {
                 if self.conn.is_none() {
-                    if let Flow::Stop = self.connect(ctx).await {
-                        return Flow::Stop;
-                    }
-                    if self.conn.is_none() {
-                        return Flow::Continue;
+                    match self.connect(ctx).await {
+                        Flow::Continue => {}
+                        other => return other,
                     }
                 }
                 self.send(send, ctx, tags.as_slice()).await
@@ -344,6 +366,8 @@ impl VirtualUser<'_> {
             session_id: target.session_id.render(ctx),
         };
         self.session = Some(session.clone());
+        self.link.failed = 0;
+        self.link.connected_once = false;
         self.context.new_session();
         self.visibility = rest::Visibility::default();
         session
@@ -357,7 +381,51 @@ impl VirtualUser<'_> {
         }
     }
 
+    /// Gives the conversation a connection: the first connect, or a reconnect
+    /// with the same session after a drop. Attempts wait until `retry_at`
+    /// (`reconnect.interval` after a drop or a failed attempt); after
+    /// `reconnect.max_attempts` failed reconnects the conversation is abandoned.
     async fn connect(&mut self, ctx: &TemplateCtx<'_>) -> Flow {
+        let policy = self.plan.scenario.target.reconnect;
+        loop {
+            if let Some(at) = self.link.retry_at.take() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                    _ = self.control.soft.cancelled() => return Flow::Stop,
+                }
+            }
+            if self.link.connected_once || self.link.failed > 0 {
+                self.recorder.writer().add(Counter::Reconnects, 1);
+            }
+            match self.connect_once(ctx).await {
+                Attempt::Connected => {
+                    self.link.connected_once = true;
+                    self.link.failed = 0;
+                    return Flow::Continue;
+                }
+                Attempt::Stopped => return Flow::Stop,
+                Attempt::Failed => {
+                    self.link.failed += 1;
+                    if self.link.failed > policy.max_attempts {
+                        let mut w = self.recorder.writer();
+                        w.add(Counter::Abandoned, 1);
+                        w.cause("reconnect_exhausted");
+                        drop(w);
+                        self.session = None;
+                        // The next conversation is a new client (no interval),
+                        // but does not hammer an endpoint that just failed.
+                        self.link.retry_at = Some(Instant::now() + MIN_RETRY_PAUSE);
+                        return Flow::Abandon;
+                    }
+                    let pause = policy.interval.as_duration().max(MIN_RETRY_PAUSE);
+                    self.link.retry_at = Some(Instant::now() + pause);
+                }
+            }
+        }
+    }
+
+    /// One connect attempt, booked as `connect` latency or a `connect_<cause>` error.
+    async fn connect_once(&mut self, ctx: &TemplateCtx<'_>) -> Attempt {
         let session = self.session(ctx);
         let target = &self.plan.scenario.target;
         let opts = ConnectOptions {
@@ -374,29 +442,31 @@ impl VirtualUser<'_> {
         let started = Instant::now();
         let result = tokio::select! {
             r = Connection::connect(&opts) => r,
-            _ = self.control.soft.cancelled() => return Flow::Stop,
+            _ = self.control.soft.cancelled() => return Attempt::Stopped,
         };
+        let mut w = self.recorder.writer();
         match result {
             Ok(conn) => {
-                let mut w = self.recorder.writer();
                 w.record(Metric::Connect, started.elapsed());
                 w.add(Counter::ConnectsOk, 1);
                 self.conn = Some(conn);
-                Flow::Continue
+                Attempt::Connected
             }
             Err(e) => {
-                {
-                    let mut w = self.recorder.writer();
-                    w.add(Counter::ConnectErrors, 1);
-                    w.cause(&format!("connect_{}", e.cause()));
-                }
+                w.add(Counter::ConnectErrors, 1);
+                w.cause(&format!("connect_{}", e.cause()));
                 tracing::debug!(vu = self.vu, "connect failed: {e}");
-                tokio::select! {
-                    _ = tokio::time::sleep(CONNECT_RETRY_PAUSE) => Flow::Continue,
-                    _ = self.control.soft.cancelled() => Flow::Stop,
-                }
+                Attempt::Failed
             }
         }
+    }
+
+    /// The connection was lost (not closed by us): the official client's timer
+    /// starts now, so the next attempt waits one `reconnect.interval`.
+    fn connection_lost(&mut self) {
+        self.conn = None;
+        let interval = self.plan.scenario.target.reconnect.interval.as_duration();
+        self.link.retry_at = Some(Instant::now() + interval);
     }
 
     async fn send(&mut self, send: &SendStep, ctx: &TemplateCtx<'_>, tags: &[TagId]) -> Flow {
@@ -417,7 +487,7 @@ impl VirtualUser<'_> {
             _ = self.control.hard.cancelled() => None,
         };
         let counters = conn.take_counters();
-        let keep_connection = {
+        let after = {
             let mut w = self.recorder.writer();
             add_wire_counters(&mut w, &counters);
             match &turn {
@@ -437,11 +507,16 @@ impl VirtualUser<'_> {
                 }
             }
         };
-        if !keep_connection {
-            // After a timeout or a drop the session state is unknown: start afresh.
-            if let Some(conn) = self.conn.take() {
-                close(conn, self.recorder).await;
+        match after {
+            AfterTurn::Keep => {}
+            AfterTurn::Close => {
+                // After a timeout the session state is unknown: the next turn
+                // reconnects (same session) at once.
+                if let Some(conn) = self.conn.take() {
+                    close(conn, self.recorder).await;
+                }
             }
+            AfterTurn::Lost => self.connection_lost(),
         }
         Flow::Continue
     }
@@ -474,7 +549,7 @@ impl VirtualUser<'_> {
             }
         }
         if !alive {
-            self.conn = None;
+            self.connection_lost();
         }
         if let Some(runtime) = self.plan.runtime.as_deref() {
             self.context
@@ -509,14 +584,23 @@ fn record_visibility(
     }
 }
 
-/// Records one finished turn; returns whether the connection is still usable.
+/// What a finished turn leaves of the connection.
+enum AfterTurn {
+    Keep,
+    /// Still open but in an unknown state: we close it.
+    Close,
+    /// Gone (the server or the transport dropped it).
+    Lost,
+}
+
+/// Records one finished turn; says what to do with the connection.
 fn record_turn(
     w: &mut ShardWriter<'_>,
     turn: &Turn,
     send: &SendStep,
     ctx: &TemplateCtx,
     tags: &[TagId],
-) -> bool {
+) -> AfterTurn {
     w.add(Counter::Outputs, turn.outputs.len() as u64);
     if let Some(first) = turn.outputs.first() {
         w.record_tagged(
@@ -547,23 +631,23 @@ fn record_turn(
             } else {
                 w.add_tagged(Counter::TurnsOk, tags, 1);
             }
-            true
+            AfterTurn::Keep
         }
         TurnOutcome::BotError(_) => {
             w.add_tagged(Counter::TurnsError, tags, 1);
             w.cause("bot_error");
-            true
+            AfterTurn::Keep
         }
         TurnOutcome::Timeout => {
             w.add_tagged(Counter::TurnsTimeout, tags, 1);
             w.cause("turn_timeout");
-            false
+            AfterTurn::Close
         }
-        TurnOutcome::Disconnected(_) => {
+        TurnOutcome::Disconnected(lost) => {
             w.add_tagged(Counter::TurnsDisconnected, tags, 1);
             w.add(Counter::Disconnects, 1);
-            w.cause("disconnected_in_turn");
-            false
+            w.cause(lost.kind.turn_cause());
+            AfterTurn::Lost
         }
     }
 }

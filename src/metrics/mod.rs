@@ -102,6 +102,8 @@ pub enum Counter {
     ConnectsOk,
     ConnectErrors,
     Disconnects,
+    Reconnects,
+    Abandoned,
     UnknownEvents,
     UnsolicitedOutputs,
     Heartbeats,
@@ -131,7 +133,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 38] = [
+    pub const ALL: [Counter; 40] = [
         Counter::TurnsSent,
         Counter::TurnsOk,
         Counter::TurnsTimeout,
@@ -144,6 +146,8 @@ impl Counter {
         Counter::ConnectsOk,
         Counter::ConnectErrors,
         Counter::Disconnects,
+        Counter::Reconnects,
+        Counter::Abandoned,
         Counter::UnknownEvents,
         Counter::UnsolicitedOutputs,
         Counter::Heartbeats,
@@ -186,6 +190,8 @@ impl Counter {
             Counter::ConnectsOk => "connects_ok",
             Counter::ConnectErrors => "connect_errors",
             Counter::Disconnects => "disconnects",
+            Counter::Reconnects => "reconnects",
+            Counter::Abandoned => "conversations_abandoned",
             Counter::UnknownEvents => "unknown_events",
             Counter::UnsolicitedOutputs => "unsolicited_outputs",
             Counter::Heartbeats => "heartbeats",

@@ -13,6 +13,9 @@ pub struct Manifest {
     /// `--i-own-this-capacity` was given (shared-SaaS guard overridden).
     #[serde(default)]
     pub capacity_acknowledged: bool,
+    /// `--insecure` was given: TLS certificates were not verified.
+    #[serde(default)]
+    pub tls_insecure: bool,
     pub scenario_name: String,
     pub scenario_file: String,
     /// SHA-256 of the scenario file's bytes.

@@ -98,6 +98,31 @@ pub struct Target {
     pub channel: String,
     #[serde(deserialize_with = "fields::positive_duration")]
     pub connect_timeout: HumanDuration,
+    /// After a dropped connection or a failed connect: how the conversation
+    /// gets its socket back (same session, like the official client).
+    pub reconnect: SocketIoReconnect,
+}
+
+/// Socket.IO reconnects, as the official client does them: a new socket with
+/// the same `sessionId`/`userId`, `interval` after the drop (and after each
+/// failed attempt), at most `max_attempts` tries; then the conversation is
+/// abandoned. `max_attempts: 0` never reconnects.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SocketIoReconnect {
+    #[serde(deserialize_with = "fields::duration")]
+    pub interval: HumanDuration,
+    pub max_attempts: u32,
+}
+
+impl Default for SocketIoReconnect {
+    fn default() -> Self {
+        // @cognigy/socket-client: every 10 s, at most 5 tries (PROTOCOL.md §1.5).
+        SocketIoReconnect {
+            interval: HumanDuration(Duration::from_secs(10)),
+            max_attempts: 5,
+        }
+    }
 }
 
 impl Default for Target {
@@ -115,6 +140,7 @@ impl Default for Target {
             session_id: Template::parse("{{uuid}}").unwrap_or_default(),
             channel: "finalping".to_string(),
             connect_timeout: HumanDuration(Duration::from_secs(10)),
+            reconnect: SocketIoReconnect::default(),
         }
     }
 }

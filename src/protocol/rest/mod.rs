@@ -56,7 +56,7 @@ pub(crate) fn build_client(
             message: "must be greater than zero, e.g. `10s`".into(),
         });
     }
-    let mut builder = reqwest::Client::builder()
+    let mut builder = crate::tls::http_client_builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))

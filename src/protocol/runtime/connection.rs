@@ -420,8 +420,7 @@ async fn open_ws(opts: &RuntimeOptions, token: &AccessToken) -> Result<Ws, Runti
         tcp.set_nodelay(true)
             .map_err(|e| RuntimeError::Refused(format!("setting TCP_NODELAY: {e}")))?;
         let connector = if target.tls {
-            let config = crate::protocol::socketio::connection::tls_config()
-                .map_err(|e| RuntimeError::Tls(e.to_string()))?;
+            let config = crate::tls::client_config().map_err(RuntimeError::Tls)?;
             Connector::Rustls(config)
         } else {
             Connector::Plain

@@ -244,7 +244,7 @@ impl TokenProvider {
                 "the token request timeout must be more than 0".into(),
             ));
         }
-        let client = reqwest::Client::builder()
+        let client = crate::tls::http_client_builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .build()

@@ -11,13 +11,13 @@
 
 use super::frame::{self, EnginePacket, HandshakeIds, OpenInfo, ProcessInputPayload, SocketPacket};
 use super::{
-    ConnectError, ConnectOptions, Disconnected, Eio, Output, ProcessInput, Turn, TurnOutcome,
-    WireCounters,
+    ConnectError, ConnectOptions, DisconnectKind, Disconnected, Eio, Output, ProcessInput, Turn,
+    TurnOutcome, WireCounters,
 };
 use futures_util::{SinkExt, StreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
-use std::sync::{Arc, OnceLock};
+
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
@@ -148,23 +148,6 @@ fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> 
     Some((host.to_owned(), port))
 }
 
-/// One rustls client config for all wss connections (webpki roots, ring).
-pub(crate) fn tls_config() -> Result<Arc<rustls::ClientConfig>, ConnectError> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(ConnectError::Tls)
-}
-
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
@@ -181,7 +164,7 @@ async fn open_ws(target: &SocketUrl) -> Result<Ws, ConnectError> {
     tcp.set_nodelay(true)
         .map_err(|e| ConnectError::Closed(format!("setting TCP_NODELAY: {e}")))?;
     let connector = if target.tls {
-        Connector::Rustls(tls_config()?)
+        Connector::Rustls(crate::tls::client_config().map_err(ConnectError::Tls)?)
     } else {
         Connector::Plain
     };
@@ -216,39 +199,47 @@ fn upgrade_error(e: tungstenite::Error) -> ConnectError {
     }
 }
 
-/// Why reading or writing failed; becomes a `ConnectError` or a `Disconnected` cause.
-#[derive(Debug)]
-enum Fail {
-    Closed(String),
-    Protocol(String),
-    WriteTimeout,
+/// Why reading or writing failed: a [`Disconnected`] (kind + details), which
+/// becomes a `ConnectError` during the handshake.
+type Fail = Disconnected;
+
+fn fail(kind: DisconnectKind, detail: impl Into<String>) -> Fail {
+    Disconnected::new(kind, detail)
 }
 
-impl Fail {
-    fn cause(&self) -> String {
-        match self {
-            Fail::Closed(why) => why.clone(),
-            Fail::Protocol(why) => format!("protocol error: {why}"),
-            Fail::WriteTimeout => "write timed out (server not reading)".into(),
+fn protocol(detail: impl Into<String>) -> Fail {
+    fail(DisconnectKind::ProtocolError, detail)
+}
+
+/// A handshake failure as a `ConnectError` (a write timeout names `stage`).
+fn into_connect(f: Fail, stage: &'static str, after: Duration) -> ConnectError {
+    use DisconnectKind as K;
+    match f.kind {
+        K::WriteTimeout => ConnectError::Timeout { stage, after },
+        K::ProtocolError | K::FrameTooLarge => ConnectError::Protocol(f.detail),
+        K::NamespaceDisconnect | K::EngineClose | K::TransportClosed | K::HeartbeatTimeout => {
+            ConnectError::Closed(f.detail)
         }
     }
+}
 
-    fn into_connect(self, stage: &'static str, after: Duration) -> ConnectError {
-        match self {
-            Fail::Closed(why) => ConnectError::Closed(why),
-            Fail::Protocol(why) => ConnectError::Protocol(why),
-            Fail::WriteTimeout => ConnectError::Timeout { stage, after },
-        }
-    }
-
-    fn from_ws(e: tungstenite::Error) -> Fail {
-        use tungstenite::Error as E;
-        match e {
-            E::ConnectionClosed | E::AlreadyClosed => Fail::Closed("connection closed".into()),
-            E::Io(e) => Fail::Closed(format!("io error: {e}")),
-            E::Capacity(e) => Fail::Protocol(format!("{e} (limit {MAX_MESSAGE_BYTES} bytes)")),
-            other => Fail::Protocol(other.to_string()),
-        }
+/// A tungstenite read/write error as a disconnect.
+fn from_ws(e: tungstenite::Error) -> Fail {
+    use tungstenite::error::ProtocolError as P;
+    use tungstenite::Error as E;
+    use DisconnectKind as K;
+    match e {
+        E::ConnectionClosed | E::AlreadyClosed => fail(K::TransportClosed, "connection closed"),
+        E::Io(e) => fail(K::TransportClosed, format!("io error: {e}")),
+        E::Protocol(P::ResetWithoutClosingHandshake) => fail(
+            K::TransportClosed,
+            "the server closed the TCP connection without a WebSocket close frame",
+        ),
+        E::Capacity(e) => fail(
+            K::FrameTooLarge,
+            format!("{e} (limit {MAX_MESSAGE_BYTES} bytes)"),
+        ),
+        other => protocol(other.to_string()),
     }
 }
 
@@ -352,12 +343,14 @@ pub struct Connection {
     inner_handshake: bool,
     /// Known once the open packet arrived.
     heartbeat: Option<Heartbeat>,
-    /// Last time anything arrived from the server.
-    last_rx: Instant,
+    /// EIO4: when the last server ping (or the open packet) arrived.
+    last_server_ping: Instant,
     /// EIO3 only: when the next client ping is due (`None` while a pong is awaited).
     next_ping: Option<Instant>,
+    /// EIO3 only: the pong for our last ping must arrive before this.
+    pong_due: Option<Instant>,
     /// Set once the connection failed; every later call reports it.
-    dead: Option<String>,
+    dead: Option<Disconnected>,
     counters: WireCounters,
 }
 
@@ -384,15 +377,16 @@ impl Connection {
             emit_with_ack: opts.emit_with_ack,
             inner_handshake: opts.inner_handshake,
             heartbeat: None,
-            last_rx: Instant::now(),
+            last_server_ping: Instant::now(),
             next_ping: None,
+            pong_due: None,
             dead: None,
             counters: WireCounters::default(),
         };
 
         let stage = "open packet";
         match conn.read(deadline).await {
-            Err(f) => return Err(f.into_connect(stage, after)),
+            Err(f) => return Err(into_connect(f, stage, after)),
             Ok(Got::Deadline) => return Err(timeout(stage)),
             Ok(Got::Socket(..)) => {
                 return Err(ConnectError::Protocol(
@@ -405,7 +399,7 @@ impl Connection {
         if conn.eio == Eio::V4 {
             conn.send(frame::CONNECT.into(), deadline)
                 .await
-                .map_err(|f| f.into_connect("namespace connect", after))?;
+                .map_err(|f| into_connect(f, "namespace connect", after))?;
         }
         let mut nsp_connected = false;
         let mut handshake_seen = !opts.inner_handshake;
@@ -418,7 +412,7 @@ impl Connection {
                 "endpoint-ready"
             };
             let (packet, at) = match conn.read(deadline).await {
-                Err(f) => return Err(f.into_connect(stage, after)),
+                Err(f) => return Err(into_connect(f, stage, after)),
                 Ok(Got::Deadline) => return Err(timeout(stage)),
                 Ok(Got::Open(_)) => {
                     return Err(ConnectError::Protocol(
@@ -432,7 +426,7 @@ impl Connection {
                 continue;
             }
             match conn.handle_socket(packet, at).await {
-                Err(f) => return Err(f.into_connect(stage, after)),
+                Err(f) => return Err(into_connect(f, stage, after)),
                 Ok(None) => {}
                 Ok(Some(ev)) => match ev.name.as_str() {
                     "endpoint-ready" => return Ok(conn),
@@ -483,8 +477,10 @@ impl Connection {
         let text = match frame::event_frame("processInput", &payload) {
             Ok(text) => text,
             Err(e) => {
-                turn.outcome =
-                    TurnOutcome::Disconnected(format!("could not encode processInput: {e}"));
+                turn.outcome = TurnOutcome::Disconnected(Disconnected::new(
+                    DisconnectKind::ProtocolError,
+                    format!("could not encode processInput: {e}"),
+                ));
                 return turn;
             }
         };
@@ -506,7 +502,7 @@ impl Connection {
                     return turn;
                 }
                 Ok(Got::Open(_)) => {
-                    let f = Fail::Protocol("unexpected Engine.IO open packet".into());
+                    let f = protocol("unexpected Engine.IO open packet");
                     turn.outcome = TurnOutcome::Disconnected(self.kill(f));
                     return turn;
                 }
@@ -553,7 +549,7 @@ impl Connection {
     /// Keeps the session alive (heartbeats, acks, unsolicited events) for `dur`.
     pub async fn idle(&mut self, dur: Duration) -> Result<(), Disconnected> {
         if let Some(cause) = &self.dead {
-            return Err(Disconnected(cause.clone()));
+            return Err(cause.clone());
         }
         let deadline = deadline_in(dur);
         loop {
@@ -561,15 +557,15 @@ impl Connection {
                 Ok(Got::Deadline) => return Ok(()),
                 Ok(Got::Socket(packet, at)) => (packet, at),
                 Ok(Got::Open(_)) => {
-                    let f = Fail::Protocol("unexpected Engine.IO open packet".into());
-                    return Err(Disconnected(self.kill(f)));
+                    let f = protocol("unexpected Engine.IO open packet");
+                    return Err(self.kill(f));
                 }
-                Err(f) => return Err(Disconnected(self.kill(f))),
+                Err(f) => return Err(self.kill(f)),
             };
             match self.handle_socket(packet, at).await {
                 Ok(Some(ev)) => self.count_outside_turn(&ev),
                 Ok(None) => {}
-                Err(f) => return Err(Disconnected(self.kill(f))),
+                Err(f) => return Err(self.kill(f)),
             }
         }
     }
@@ -601,15 +597,14 @@ impl Connection {
     }
 
     /// Why the connection died, once it has.
-    pub fn disconnect_cause(&self) -> Option<&str> {
-        self.dead.as_deref()
+    pub fn disconnect_cause(&self) -> Option<&Disconnected> {
+        self.dead.as_ref()
     }
 
-    fn kill(&mut self, f: Fail) -> String {
-        let cause = f.cause();
-        tracing::debug!(session = %self.session_id, %cause, "socket.io connection lost");
-        self.dead = Some(cause.clone());
-        cause
+    fn kill(&mut self, f: Fail) -> Disconnected {
+        tracing::debug!(session = %self.session_id, cause = %f, "socket.io connection lost");
+        self.dead = Some(f.clone());
+        f
     }
 
     fn start_heartbeat(&mut self, info: &OpenInfo) {
@@ -618,7 +613,7 @@ impl Connection {
             interval: info.ping_interval,
             timeout: info.ping_timeout,
         });
-        self.last_rx = now;
+        self.last_server_ping = now;
         if self.eio == Eio::V3 {
             self.next_ping = now.checked_add(info.ping_interval);
         }
@@ -641,8 +636,11 @@ impl Connection {
                 self.counters.bytes_sent += len;
                 Ok(())
             }
-            Ok(Err(e)) => Err(Fail::from_ws(e)),
-            Err(_) => Err(Fail::WriteTimeout),
+            Ok(Err(e)) => Err(from_ws(e)),
+            Err(_) => Err(fail(
+                DisconnectKind::WriteTimeout,
+                "write timed out (server not reading)",
+            )),
         }
     }
 
@@ -670,7 +668,7 @@ impl Connection {
                             emit_with_ack: self.emit_with_ack,
                         };
                         frame::ack_with(&nsp, id, &ids)
-                            .map_err(|e| Fail::Protocol(format!("encoding handshake ack: {e}")))?
+                            .map_err(|e| protocol(format!("encoding handshake ack: {e}")))?
                     } else {
                         frame::empty_ack(&nsp, id)
                     };
@@ -683,10 +681,11 @@ impl Connection {
                 }
                 Ok(Some(Event { name, args, at }))
             }
-            SocketPacket::Disconnect { nsp } if nsp == "/" => Err(Fail::Closed(
-                "server disconnected the namespace (41)".into(),
+            SocketPacket::Disconnect { nsp } if nsp == "/" => Err(fail(
+                DisconnectKind::NamespaceDisconnect,
+                "server disconnected the namespace (41)",
             )),
-            SocketPacket::ConnectError { nsp, data } if nsp == "/" => Err(Fail::Protocol(format!(
+            SocketPacket::ConnectError { nsp, data } if nsp == "/" => Err(protocol(format!(
                 "server refused the namespace: {}",
                 SocketPacket::connect_error_message(&data)
             ))),
@@ -695,88 +694,131 @@ impl Connection {
     }
 
     /// Reads until a Socket.IO packet or open packet arrives, or `deadline`.
-    /// Serves heartbeats meanwhile and fails when the server has been silent
-    /// for pingInterval + pingTimeout.
+    /// Serves heartbeats meanwhile: EIO3 pings every pingInterval and fails
+    /// when a pong does not come within pingTimeout; EIO4 answers server pings
+    /// and fails when none came for pingInterval + pingTimeout. Frames already
+    /// received are read before a heartbeat deadline is judged, so a caller
+    /// that left the connection unread for a while is not failed for it.
     async fn read(&mut self, deadline: Instant) -> Result<Got, Fail> {
         loop {
             let now = Instant::now();
-            let mut wake = deadline;
-            if let Some(hb) = self.heartbeat {
-                let silence = hb.interval.saturating_add(hb.timeout);
-                let silent_at = self.last_rx.checked_add(silence).unwrap_or(deadline);
-                if now >= silent_at {
-                    return Err(Fail::Closed(format!(
-                        "no server traffic for {} ms (pingInterval + pingTimeout)",
-                        silence.as_millis()
-                    )));
-                }
-                wake = wake.min(silent_at);
-            }
             if let Some(at) = self.next_ping {
                 if now >= at {
                     self.next_ping = None;
                     self.send(frame::PING.into(), deadline_in(WRITE_TIMEOUT))
                         .await?;
                     self.counters.heartbeats += 1;
+                    self.pong_due = self
+                        .heartbeat
+                        .and_then(|hb| Instant::now().checked_add(hb.timeout));
                     continue;
                 }
-                wake = wake.min(at);
             }
             if now >= deadline {
                 return Ok(Got::Deadline);
             }
+            let heartbeat_due = self.heartbeat_due();
+            let wake = [self.next_ping, heartbeat_due]
+                .into_iter()
+                .flatten()
+                .fold(deadline, Instant::min);
             let msg = tokio::select! {
                 biased;
                 msg = self.ws.next() => Some(msg),
                 () = tokio::time::sleep_until(wake.into()) => None,
             };
-            let Some(msg) = msg else { continue };
+            let Some(msg) = msg else {
+                // Nothing was waiting to be read: judge the heartbeat.
+                if heartbeat_due.is_some_and(|due| Instant::now() >= due) {
+                    return Err(self.heartbeat_failure());
+                }
+                continue;
+            };
             let now = Instant::now();
             let text = match msg {
-                None => return Err(Fail::Closed("connection closed by the server".into())),
-                Some(Err(e)) => return Err(Fail::from_ws(e)),
+                None => {
+                    return Err(fail(
+                        DisconnectKind::TransportClosed,
+                        "connection closed by the server",
+                    ))
+                }
+                Some(Err(e)) => return Err(from_ws(e)),
                 Some(Ok(Message::Text(text))) => text,
                 Some(Ok(Message::Binary(_))) => {
-                    return Err(Fail::Protocol(
-                        "unexpected binary WebSocket message (binary Socket.IO packets are not supported)"
-                            .into(),
+                    return Err(protocol(
+                        "unexpected binary WebSocket message (binary Socket.IO packets are not supported)",
                     ))
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    return Err(Fail::Closed(match frame {
-                        Some(f) => format!("server closed the WebSocket (code {})", f.code),
-                        None => "server closed the WebSocket".into(),
-                    }))
+                    return Err(fail(
+                        DisconnectKind::TransportClosed,
+                        match frame {
+                            Some(f) => format!("server closed the WebSocket (code {})", f.code),
+                            None => "server closed the WebSocket".into(),
+                        },
+                    ))
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-                    self.last_rx = now;
-                    continue;
-                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             };
-            self.last_rx = now;
             self.counters.frames_received += 1;
             self.counters.bytes_received += text.len() as u64;
             let packet = frame::parse(text.as_str())
-                .map_err(|e| Fail::Protocol(format!("unparsable frame: {e}")))?;
+                .map_err(|e| protocol(format!("unparsable frame: {e}")))?;
             match packet {
                 EnginePacket::Open(info) => return Ok(Got::Open(info)),
                 EnginePacket::Message(packet) => return Ok(Got::Socket(packet, now)),
                 EnginePacket::Close => {
-                    return Err(Fail::Closed("server sent Engine.IO close (1)".into()))
+                    return Err(fail(
+                        DisconnectKind::EngineClose,
+                        "server sent Engine.IO close (1)",
+                    ))
                 }
                 EnginePacket::Ping(payload) => {
+                    self.last_server_ping = now;
                     self.send(frame::pong_for(&payload), deadline_in(WRITE_TIMEOUT))
                         .await?;
                     self.counters.heartbeats += 1;
                 }
                 EnginePacket::Pong(_) => {
                     if let (Eio::V3, Some(hb)) = (self.eio, self.heartbeat) {
+                        self.pong_due = None;
                         self.next_ping = now.checked_add(hb.interval);
                     }
                 }
                 EnginePacket::Upgrade | EnginePacket::Noop => {}
             }
         }
+    }
+
+    /// When the heartbeat fails unless the server is heard from: EIO3 the
+    /// pong deadline of our last ping, EIO4 the last server ping +
+    /// pingInterval + pingTimeout. `None` before the open packet.
+    fn heartbeat_due(&self) -> Option<Instant> {
+        let hb = self.heartbeat?;
+        match self.eio {
+            Eio::V3 => self.pong_due,
+            Eio::V4 => self
+                .last_server_ping
+                .checked_add(hb.interval.saturating_add(hb.timeout)),
+        }
+    }
+
+    fn heartbeat_failure(&self) -> Fail {
+        let hb = self.heartbeat.unwrap_or(Heartbeat {
+            interval: Duration::ZERO,
+            timeout: Duration::ZERO,
+        });
+        let detail = match self.eio {
+            Eio::V3 => format!(
+                "no pong within pingTimeout ({} ms) of our ping",
+                hb.timeout.as_millis()
+            ),
+            Eio::V4 => format!(
+                "no server ping for pingInterval + pingTimeout ({} ms)",
+                hb.interval.saturating_add(hb.timeout).as_millis()
+            ),
+        };
+        fail(DisconnectKind::HeartbeatTimeout, detail)
     }
 }
 
@@ -893,11 +935,6 @@ mod tests {
         assert_eq!(encode_twice("A-z_0.9!~*'()"), "A-z_0.9!~*'()");
         assert_eq!(encode_twice("ü"), "%25C3%25BC");
         assert_eq!(encode_twice("%"), "%2525");
-    }
-
-    #[test]
-    fn tls_config_builds_without_a_process_provider() {
-        assert!(tls_config().is_ok());
     }
 
     #[test]

@@ -89,8 +89,9 @@ pub enum TurnOutcome {
     BotError(String),
     /// No `finalPing` within the turn timeout.
     Timeout,
-    /// The connection closed or failed during the turn.
-    Disconnected(String),
+    /// The connection closed or failed during the turn; [`Disconnected::cause`]
+    /// names how.
+    Disconnected(Disconnected),
 }
 
 /// The record of one turn: `processInput` written → `finalPing` read.
@@ -158,7 +159,92 @@ impl ConnectError {
     }
 }
 
-/// The connection dropped while idle.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("disconnected: {0}")]
-pub struct Disconnected(pub String);
+/// How a connection was lost (during a turn, while idle, or at the start of a
+/// turn on a connection that was already dead). Each kind has a stable name
+/// for reports ([`DisconnectKind::cause`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectKind {
+    /// The server left the namespace: `41`.
+    NamespaceDisconnect,
+    /// The server sent an Engine.IO close packet: `1`.
+    EngineClose,
+    /// The WebSocket closed (close frame, EOF, TCP reset, I/O error) without a
+    /// Socket.IO or Engine.IO goodbye first.
+    TransportClosed,
+    /// A frame we cannot parse (garbage, truncated JSON, binary Socket.IO
+    /// packet, a second open packet, `44` connect error): like the official
+    /// client, the connection is closed.
+    ProtocolError,
+    /// A WebSocket message or frame above [`MAX_MESSAGE_BYTES`]; rejected from
+    /// its header, before the payload is read.
+    FrameTooLarge,
+    /// EIO3: no pong within pingTimeout of our ping. EIO4: no server ping
+    /// within pingInterval + pingTimeout.
+    HeartbeatTimeout,
+    /// A frame could not be written in time (the server stopped reading).
+    WriteTimeout,
+}
+
+impl DisconnectKind {
+    /// Short stable name: `namespace_disconnect`, `engine_close`,
+    /// `transport_closed`, `protocol_error`, `frame_too_large`,
+    /// `heartbeat_timeout`, `write_timeout`.
+    pub fn cause(self) -> &'static str {
+        match self {
+            DisconnectKind::NamespaceDisconnect => "namespace_disconnect",
+            DisconnectKind::EngineClose => "engine_close",
+            DisconnectKind::TransportClosed => "transport_closed",
+            DisconnectKind::ProtocolError => "protocol_error",
+            DisconnectKind::FrameTooLarge => "frame_too_large",
+            DisconnectKind::HeartbeatTimeout => "heartbeat_timeout",
+            DisconnectKind::WriteTimeout => "write_timeout",
+        }
+    }
+
+    /// The cause name of a turn that ended this way: `disconnected_<cause>`.
+    pub fn turn_cause(self) -> &'static str {
+        match self {
+            DisconnectKind::NamespaceDisconnect => "disconnected_namespace_disconnect",
+            DisconnectKind::EngineClose => "disconnected_engine_close",
+            DisconnectKind::TransportClosed => "disconnected_transport_closed",
+            DisconnectKind::ProtocolError => "disconnected_protocol_error",
+            DisconnectKind::FrameTooLarge => "disconnected_frame_too_large",
+            DisconnectKind::HeartbeatTimeout => "disconnected_heartbeat_timeout",
+            DisconnectKind::WriteTimeout => "disconnected_write_timeout",
+        }
+    }
+
+    /// Every kind, in declaration order.
+    pub const ALL: [DisconnectKind; 7] = [
+        DisconnectKind::NamespaceDisconnect,
+        DisconnectKind::EngineClose,
+        DisconnectKind::TransportClosed,
+        DisconnectKind::ProtocolError,
+        DisconnectKind::FrameTooLarge,
+        DisconnectKind::HeartbeatTimeout,
+        DisconnectKind::WriteTimeout,
+    ];
+}
+
+/// The connection was lost: how ([`DisconnectKind`]) and the details.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("disconnected ({}): {detail}", kind.cause())]
+pub struct Disconnected {
+    pub kind: DisconnectKind,
+    /// Human-readable details (close code, parse error, limits).
+    pub detail: String,
+}
+
+impl Disconnected {
+    pub fn new(kind: DisconnectKind, detail: impl Into<String>) -> Disconnected {
+        Disconnected {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// [`DisconnectKind::cause`] of this disconnect.
+    pub fn cause(&self) -> &'static str {
+        self.kind.cause()
+    }
+}
