@@ -55,6 +55,15 @@ fn the_knee_is_found_within_one_step_and_reproducibly() {
         assert!((13.0..=16.0).contains(&knee), "{r}");
         assert_eq!(r["generator_bound"], false);
         assert!(r["steps"].as_array().unwrap().len() >= 4);
+        // Every step's percentiles come with a confidence interval around them.
+        for st in r["steps"].as_array().unwrap() {
+            for p in ["p50", "p99"] {
+                let est = st[format!("final_ping_{p}_ms")].as_f64().unwrap();
+                let ci = st[format!("final_ping_{p}_ci_ms")].as_array().unwrap();
+                let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+                assert!(0.0 < lo && lo <= est && est <= hi, "{p}: {st}");
+            }
+        }
     }
     let html = std::fs::read_to_string(w.path("a/report.html")).unwrap();
     assert!(

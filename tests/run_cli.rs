@@ -451,3 +451,41 @@ fn output_format_picks_the_optional_report_files() {
     );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("pdf"));
 }
+
+/// The embedded emulator runs on threads of its own, so the generator's CPU
+/// (`cpu_ms_client`) leaves it out; against an external `finalping serve`
+/// there is no emulator share at all.
+#[test]
+fn client_cpu_leaves_out_the_embedded_emulator() {
+    let steps = "load: {vus: 4, duration: 1500ms}\nsteps:\n  - send: {text: hi}\n  - think: 5ms\n";
+    let ms = |g: &serde_json::Value, k: &str| {
+        g[k].as_f64()
+            .unwrap_or_else(|| panic!("generator.{k} missing in {g}"))
+    };
+
+    let yaml = format!("name: cpu\n{steps}emulator: {{delay: 1ms}}\n");
+    let (out, s, _w) = run_yaml(&yaml, &[], LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(counter(&s, "turns_ok") > 20, "{s}");
+    let g = &s["generator"];
+    let (total, client, emulator) = (
+        ms(g, "cpu_ms"),
+        ms(g, "cpu_ms_client"),
+        ms(g, "cpu_ms_emulator"),
+    );
+    assert!(emulator > 0.0, "{g}");
+    assert!(client > 0.0 && client < total, "{g}");
+    assert!((client + emulator - total).abs() < 0.01, "{g}");
+    assert_eq!(g["includes_embedded_emulator"], false, "{g}");
+
+    let served = serve(&[]);
+    let yaml = format!("name: cpu-external\n{steps}");
+    let (out, s, _w) = run_yaml(&yaml, &["--target", &served.url], LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(counter(&s, "turns_ok") > 20, "{s}");
+    let g = &s["generator"];
+    assert!(g.get("cpu_ms_emulator").is_none(), "{g}");
+    assert_eq!(ms(g, "cpu_ms_client"), ms(g, "cpu_ms"), "{g}");
+    assert!(ms(g, "cpu_ms_client") > 0.0, "{g}");
+    assert_eq!(g["includes_embedded_emulator"], false, "{g}");
+}

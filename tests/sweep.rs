@@ -42,7 +42,24 @@ fn a_two_by_two_sweep_runs_every_cell_and_compares_codecs() {
             c["latency"]["context_update"][0].as_f64().unwrap() > 0.0,
             "{c}"
         );
+        // Every cell's p50 and p99 come with a confidence interval around them.
+        let ci = c["latency_ci"].as_object().unwrap();
+        assert!(ci.contains_key("context_update"), "{c}");
+        for (metric, l) in ci {
+            for p in ["p50", "p99"] {
+                let est = l[format!("{p}_ms")].as_f64().unwrap();
+                let range = l[format!("{p}_ci_ms")].as_array().unwrap();
+                let (lo, hi) = (range[0].as_f64().unwrap(), range[1].as_f64().unwrap());
+                assert!(
+                    0.0 < lo && lo <= est && est <= hi,
+                    "{metric} {p}: {lo} ≤ {est} ≤ {hi} in {c}"
+                );
+            }
+            assert!(l["intervals"].as_u64().unwrap() >= 5, "{metric}: {l}");
+        }
+        assert!(c["cpu_ms_per_op"].as_f64().unwrap() > 0.0, "{c}");
     }
+    assert_eq!(s["confidence_intervals"]["resamples"], 1000);
     let bytes = |codec: &str| -> f64 {
         cells
             .iter()
@@ -69,10 +86,19 @@ fn a_two_by_two_sweep_runs_every_cell_and_compares_codecs() {
         md.contains("runtime.codec=json,runtime.heartbeat=25s"),
         "{md}"
     );
+    assert!(
+        md.contains("confidence interval") && md.contains("1000 resamples"),
+        "{md}"
+    );
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(
         html.matches("<svg").count() >= 3 && !html.contains("<script"),
         "sweep page"
+    );
+    // context_update p50 and p99 charts: one error bar per cell each.
+    assert!(
+        html.matches("<g stroke=").count() >= 8,
+        "sweep page error bars"
     );
     // Each cell's run is a complete report folder.
     assert!(out_dir.join("cell-4/round-1/summary.json").is_file());

@@ -3,9 +3,11 @@
 //! a bisection between the last good and the first bad step. Each step is a
 //! `finalping run` child process with `--set` overrides and its own report
 //! folder; the SLOs use the threshold syntax and are judged on each step's
-//! `summary.json`.
+//! `summary.json`. Each step's percentiles get a 95 % confidence interval from
+//! `compare`'s bootstrap over the step's interval histograms.
 
 use crate::cli::{CapacityArgs, SelfCheckMode};
+use crate::compare;
 use crate::error::{exit, CliError};
 use crate::scenario;
 use crate::thresholds::{evaluate, Outcome, Threshold, Thresholds};
@@ -23,6 +25,14 @@ struct Step {
     final_ping_p50_ms: f64,
     final_ping_p99_ms: f64,
     context_update_p99_ms: f64,
+    /// 95 % confidence intervals of the three percentiles above (bootstrap
+    /// over the step's interval histograms); absent without samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    final_ping_p50_ci_ms: Option<[f64; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    final_ping_p99_ci_ms: Option<[f64; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context_update_p99_ci_ms: Option<[f64; 2]>,
     errors: Vec<String>,
 }
 
@@ -225,6 +235,12 @@ impl Runner<'_> {
             .map(|r| format!("{}: {}", r.threshold, r.message))
             .collect();
         let ms = |m: &str, f: &str| summary["metrics"][m][f].as_f64().unwrap_or(0.0);
+        let run: Vec<compare::RunData> = compare::load_run(&dir).into_iter().collect();
+        let ci = |m: &str, p: f64| {
+            let c = compare::metric_cis(&run, m, &[p], super::sweep::BOOTSTRAP)?;
+            let c = c.percentiles.first()?;
+            Some([c.low, c.high])
+        };
         Ok(Step {
             load,
             dir: dir.display().to_string(),
@@ -234,24 +250,35 @@ impl Runner<'_> {
             final_ping_p50_ms: ms("final_ping", "p50_ms"),
             final_ping_p99_ms: ms("final_ping", "p99_ms"),
             context_update_p99_ms: ms("context_update", "p99_ms"),
+            final_ping_p50_ci_ms: ci("final_ping", 50.0),
+            final_ping_p99_ci_ms: ci("final_ping", 99.0),
+            context_update_p99_ci_ms: ci("context_update", 99.0),
             errors,
         })
     }
 }
 
+/// `12.345 [12.100–13.000]`, or the value alone without an interval.
+fn with_ci(v: f64, ci: Option<[f64; 2]>) -> String {
+    match ci {
+        Some([lo, hi]) => format!("{v:.3} [{lo:.3}–{hi:.3}]"),
+        None => format!("{v:.3}"),
+    }
+}
+
 fn table(r: &CapacityReport) -> String {
     let mut s = format!(
-        "\n{:>12} {:>10} {:>12} {:>12} {:>14}  {}\n",
-        r.variable, "status", "p50 ms", "p99 ms", "update p99 ms", "SLO"
+        "\n{:>12} {:>10} {:>24} {:>24} {:>24}  {}\n",
+        r.variable, "status", "p50 ms [95% CI]", "p99 ms [95% CI]", "update p99 ms [95% CI]", "SLO"
     );
     for st in &r.steps {
         s.push_str(&format!(
-            "{:>12} {:>10} {:>12.3} {:>12.3} {:>14.3}  {}\n",
+            "{:>12} {:>10} {:>24} {:>24} {:>24}  {}\n",
             st.load,
             st.status,
-            st.final_ping_p50_ms,
-            st.final_ping_p99_ms,
-            st.context_update_p99_ms,
+            with_ci(st.final_ping_p50_ms, st.final_ping_p50_ci_ms),
+            with_ci(st.final_ping_p99_ms, st.final_ping_p99_ci_ms),
+            with_ci(st.context_update_p99_ms, st.context_update_p99_ci_ms),
             if st.saturated {
                 "generator saturated".to_string()
             } else if st.ok {
@@ -279,9 +306,9 @@ fn write(out: &Path, r: &CapacityReport) -> Result<(), CliError> {
             vec![
                 st.load.to_string(),
                 st.status.clone(),
-                format!("{:.3}", st.final_ping_p50_ms),
-                format!("{:.3}", st.final_ping_p99_ms),
-                format!("{:.3}", st.context_update_p99_ms),
+                with_ci(st.final_ping_p50_ms, st.final_ping_p50_ci_ms),
+                with_ci(st.final_ping_p99_ms, st.final_ping_p99_ci_ms),
+                with_ci(st.context_update_p99_ms, st.context_update_p99_ci_ms),
                 if st.saturated {
                     "generator saturated".to_string()
                 } else if st.ok {
@@ -292,33 +319,43 @@ fn write(out: &Path, r: &CapacityReport) -> Result<(), CliError> {
             ]
         })
         .collect();
-    let p99: Vec<(String, u64)> = r
-        .steps
-        .iter()
-        .map(|st| {
-            (
-                format!("{} = {}", r.variable, st.load),
-                (st.final_ping_p99_ms * 1000.0).round() as u64,
-            )
-        })
-        .collect();
+    let us = |v: f64| (v * 1000.0).round() as u64;
+    let p99 = crate::report::PageChart {
+        title: "final_ping p99 per step (µs), error bars: 95 % CI".to_string(),
+        x_label: "µs".to_string(),
+        bars: r
+            .steps
+            .iter()
+            .map(|st| {
+                (
+                    format!("{} = {}", r.variable, st.load),
+                    us(st.final_ping_p99_ms),
+                )
+            })
+            .collect(),
+        ranges: r
+            .steps
+            .iter()
+            .map(|st| st.final_ping_p99_ci_ms.map(|[lo, hi]| (us(lo), us(hi))))
+            .collect(),
+    };
     let html = crate::report::render_summary_page(
         "finalping capacity",
-        &format!("{} — SLOs: {}", r.conclusion, r.slos.join(" · ")),
+        &format!(
+            "{} — SLOs: {}. Brackets and error bars: 95 % confidence intervals (bootstrap over the step's interval histograms).",
+            r.conclusion,
+            r.slos.join(" · ")
+        ),
         &[
             r.variable.as_str(),
             "status",
-            "final_ping p50 ms",
-            "final_ping p99 ms",
-            "context_update p99 ms",
+            "final_ping p50 ms [95 % CI]",
+            "final_ping p99 ms [95 % CI]",
+            "context_update p99 ms [95 % CI]",
             "SLO",
         ],
         &rows,
-        &[(
-            "final_ping p99 per step (µs)".to_string(),
-            "µs".to_string(),
-            p99,
-        )],
+        &[p99],
     );
     for (name, text) in [
         ("capacity.json", json),

@@ -4,6 +4,7 @@
 
 mod capacity;
 mod compare;
+mod embedded;
 mod report_cmd;
 mod run;
 mod runtime_setup;

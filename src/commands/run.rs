@@ -1,10 +1,12 @@
 //! `finalping run`: load the scenario, apply flag overrides, make sure the
-//! machine can hold the VUs, start the embedded emulator when no target is
-//! given, run the engine, write the reports and pick the exit code.
+//! machine can hold the VUs, start the embedded emulator (on its own runtime,
+//! see [`super::embedded`]) when no target is given, run the engine, write the
+//! reports and pick the exit code.
 
+use super::embedded::EmbeddedEmulator;
 use super::{runtime_setup, signals};
 use crate::cli::{RunArgs, SelfCheckMode};
-use crate::emulator::{self, RunningEmulator};
+use crate::emulator;
 use crate::engine::{self, Plan, ProgressMode};
 use crate::error::CliError;
 use crate::metrics::{Counter, GeneratorUsage, ProcessUsage, Recorder};
@@ -14,7 +16,6 @@ use crate::secret;
 use crate::thresholds;
 use crate::verdict::{self, RunStatus};
 use sha2::{Digest, Sha256};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,12 +40,14 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     ensure_fd_capacity(total_vus, embedded)?;
 
     let emulator_config = embedded.then(|| scenario.emulator.clone().unwrap_or_default());
-    let emulator = match &emulator_config {
-        Some(config) => Some(start_embedded(config.clone()).await?),
+    let embedded_emulator = match &emulator_config {
+        Some(config) => Some(EmbeddedEmulator::start(config.clone()).await?),
         None => None,
     };
+    let emulator = embedded_emulator.as_ref().and_then(|e| e.emulator());
+    let emulator_cpu = embedded_emulator.as_ref().map(|e| e.cpu());
     let ctx = TemplateCtx::default();
-    let endpoint_url = match (&scenario.target.url, &emulator) {
+    let endpoint_url = match (&scenario.target.url, emulator) {
         (Some(url), _) => url.render(&ctx),
         (None, Some(em)) => em.url(),
         (None, None) => return Err(CliError::internal("no target and no emulator")),
@@ -65,7 +68,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     })?;
 
     let runtime = if runtime_setup::needs_runtime(&scenario) {
-        let em = emulator.as_ref().zip(emulator_config.as_ref());
+        let em = emulator.zip(emulator_config.as_ref());
         Some(runtime_setup::setup(&scenario, em, &out_dir)?)
     } else {
         None
@@ -82,8 +85,9 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         groups,
         tags,
         scenario,
+        emulator_cpu: emulator_cpu.clone(),
     });
-    let shown_url = match &emulator {
+    let shown_url = match emulator {
         Some(em) => format!("embedded emulator at {}", em.url()),
         None => secret::scrub(&endpoint_url, &[&url_token]),
     };
@@ -104,15 +108,20 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     } else {
         ProgressMode::Auto
     };
-    let usage_before = ProcessUsage::now();
+    let emulator_cpu_now = || emulator_cpu.as_ref().and_then(|c| c.total());
+    let (usage_before, emulator_before) = (ProcessUsage::now(), emulator_cpu_now());
     let outcome = engine::run(plan.clone(), recorder, progress, interrupt).await;
+    let (usage_after, emulator_after) = (ProcessUsage::now(), emulator_cpu_now());
     let generator = GeneratorUsage::between(
         usage_before,
-        ProcessUsage::now(),
+        usage_after,
         outcome.elapsed,
-        emulator.is_some(),
+        embedded_emulator.is_some(),
+        emulator_before
+            .zip(emulator_after)
+            .map(|(b, a)| a.saturating_sub(b)),
     );
-    if let Some(em) = emulator {
+    if let Some(em) = embedded_emulator {
         em.shutdown().await;
     }
     let runtime_manifest = runtime.as_ref().map(|rt| {
@@ -352,13 +361,6 @@ fn raise_fd_limit() -> Option<u64> {
 #[cfg(not(unix))]
 fn raise_fd_limit() -> Option<u64> {
     None
-}
-
-async fn start_embedded(config: emulator::EmulatorConfig) -> Result<RunningEmulator, CliError> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    emulator::start(config, addr)
-        .await
-        .map_err(|e| CliError::internal(format!("cannot start the embedded emulator: {e}")))
 }
 
 /// `<scenario-slug>-<UTC yyyymmdd-hhmmss>-<4 hex>`: sortable and unique enough.

@@ -1,20 +1,34 @@
 //! `finalping sweep`: runs a scenario once per cell of a settings matrix,
 //! interleaved in rounds (A B C A B C …) so drift on a noisy machine does not
 //! favour a cell, and writes a sweep report: per cell the latency percentiles
-//! (mean and range over rounds), throughput, client CPU per operation and bytes
-//! on the wire per turn/update, a ranking, and a verdict of every cell against
-//! the first one from `compare`'s bootstrap. Each run is a `finalping run`
-//! child process with `--set` overrides, so a cell is exactly what a user
-//! would run by hand.
+//! of all its rounds pooled with their 95 % confidence intervals (and the
+//! spread over rounds), throughput, client CPU per operation (the embedded
+//! emulator's threads left out) and bytes on the wire per turn/update, a
+//! ranking, and a verdict of every cell against the first one. Intervals and
+//! verdicts both come from `compare`'s bootstrap over interval histograms.
+//! Each run is a `finalping run` child process with `--set` overrides, so a
+//! cell is exactly what a user would run by hand.
 
 use crate::cli::SweepArgs;
 use crate::compare::{self, BootstrapSettings, CompareSettings, RunData, Verdict};
 use crate::error::{exit, CliError};
+use crate::report::PageChart;
 use crate::scenario;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// The bootstrap of the per-cell confidence intervals and the pair verdicts
+/// (capacity's per-step intervals use it too).
+pub(super) const BOOTSTRAP: BootstrapSettings = BootstrapSettings {
+    resamples: 1000,
+    confidence: 0.95,
+    seed: 1,
+};
+
+/// Latency metrics the sweep tables show.
+const METRICS: [&str; 3] = ["final_ping", "context_update", "first_output"];
 
 /// One cell: its settings and where its rounds went.
 struct Cell {
@@ -29,14 +43,54 @@ struct CellResult {
     settings: BTreeMap<String, String>,
     rounds: usize,
     statuses: Vec<String>,
-    /// metric → (p50 mean, p50 min, p50 max, p99 mean, p99 min, p99 max), ms.
+    /// metric → (p50 mean, p50 min, p50 max, p99 mean, p99 min, p99 max) of
+    /// the per-round percentiles, ms.
     latency: BTreeMap<String, [f64; 6]>,
+    /// metric → p50/p99 of all rounds pooled with their confidence intervals.
+    latency_ci: BTreeMap<String, LatencyCi>,
     ops_per_sec: f64,
+    /// The client's CPU (embedded emulator left out) per turn/update, ms.
     cpu_ms_per_op: f64,
     bytes_per_turn: Option<f64>,
     bytes_per_update: Option<f64>,
     /// Verdict per metric against the first cell (from `compare`).
     versus_first: BTreeMap<String, String>,
+}
+
+/// A cell's p50 and p99 over all its rounds, with 95 % confidence intervals.
+#[derive(Debug, Serialize)]
+struct LatencyCi {
+    p50_ms: f64,
+    p50_ci_ms: [f64; 2],
+    p99_ms: f64,
+    p99_ci_ms: [f64; 2],
+    /// Interval histograms resampled (the bootstrap's units), and samples.
+    intervals: usize,
+    samples: u64,
+    /// Set when there are too few intervals for a trustworthy interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+impl LatencyCi {
+    fn of(rounds: &[RunData], metric: &str) -> Option<LatencyCi> {
+        let m = compare::metric_cis(rounds, metric, &[50.0, 99.0], BOOTSTRAP)?;
+        let (p50, p99) = (m.percentiles.first()?, m.percentiles.get(1)?);
+        Some(LatencyCi {
+            p50_ms: p50.estimate,
+            p50_ci_ms: [p50.low, p50.high],
+            p99_ms: p99.estimate,
+            p99_ci_ms: [p99.low, p99.high],
+            intervals: m.intervals,
+            samples: m.samples,
+            note: (m.intervals < compare::MIN_INTERVALS).then(|| {
+                format!(
+                    "only {} interval(s): the confidence interval is rough (run longer or lower metrics.interval)",
+                    m.intervals
+                )
+            }),
+        })
+    }
 }
 
 pub async fn sweep(args: SweepArgs) -> Result<i32, CliError> {
@@ -87,8 +141,9 @@ pub async fn sweep(args: SweepArgs) -> Result<i32, CliError> {
             done += 1;
         }
     }
-    let pairs = pair_verdicts(&cells);
-    let results = summarize(&cells, &pairs);
+    let data = load_cells(&cells);
+    let pairs = pair_verdicts(&cells, &data);
+    let results = summarize(&cells, &data, &pairs);
     write_reports(&out, &results, &pairs)?;
     print!("{}", console(&results));
     println!("sweep report: {}", out.display());
@@ -209,7 +264,20 @@ async fn run_cell(exe: &Path, scenario: &Path, cell: &Cell, dir: &Path) -> Resul
     Ok(())
 }
 
-fn summarize(cells: &[Cell], pairs: &[PairVerdict]) -> Vec<CellResult> {
+/// Every cell's rounds as `compare` reads them (rounds that wrote no report are left out).
+fn load_cells(cells: &[Cell]) -> Vec<Vec<RunData>> {
+    cells
+        .iter()
+        .map(|c| {
+            c.rounds
+                .iter()
+                .filter_map(|d| compare::load_run(d).ok())
+                .collect()
+        })
+        .collect()
+}
+
+fn summarize(cells: &[Cell], data: &[Vec<RunData>], pairs: &[PairVerdict]) -> Vec<CellResult> {
     let runs: Vec<Vec<serde_json::Value>> = cells
         .iter()
         .map(|c| {
@@ -226,7 +294,8 @@ fn summarize(cells: &[Cell], pairs: &[PairVerdict]) -> Vec<CellResult> {
     cells
         .iter()
         .zip(&runs)
-        .map(|(cell, rounds)| {
+        .zip(data)
+        .map(|((cell, rounds), data)| {
             let sums: Vec<&serde_json::Value> = rounds.iter().collect();
             let num = |s: &serde_json::Value, path: &[&str]| {
                 path.iter().fold(s, |v, k| &v[*k]).as_f64().unwrap_or(0.0)
@@ -235,7 +304,7 @@ fn summarize(cells: &[Cell], pairs: &[PairVerdict]) -> Vec<CellResult> {
                 sums.iter().map(|s| f(s)).sum::<f64>() / sums.len().max(1) as f64
             };
             let mut latency = BTreeMap::new();
-            for metric in ["final_ping", "context_update", "first_output"] {
+            for metric in METRICS {
                 let p = |q: &str| -> Vec<f64> {
                     sums.iter()
                         .filter(|s| num(s, &["metrics", metric, "count"]) > 0.0)
@@ -260,7 +329,13 @@ fn summarize(cells: &[Cell], pairs: &[PairVerdict]) -> Vec<CellResult> {
                 num(s, &["counters", "turns_ok"]) + num(s, &["counters", "updates_ok"])
             };
             let ops_per_sec = mean(&|s| ops(s) / num(s, &["duration_s"]).max(1e-9));
-            let cpu_ms_per_op = mean(&|s| num(s, &["generator", "cpu_ms"]) / ops(s).max(1.0));
+            // Reports before the emulator had its own threads have only `cpu_ms`.
+            let client_cpu = |s: &serde_json::Value| {
+                s["generator"]["cpu_ms_client"]
+                    .as_f64()
+                    .unwrap_or_else(|| num(s, &["generator", "cpu_ms"]))
+            };
+            let cpu_ms_per_op = mean(&|s| client_cpu(s) / ops(s).max(1.0));
             let per = |bytes: &[&[&str]], count: &[&str]| {
                 let total: f64 = sums.iter().map(|s| num(s, count)).sum();
                 (total > 0.0).then(|| {
@@ -295,6 +370,10 @@ fn summarize(cells: &[Cell], pairs: &[PairVerdict]) -> Vec<CellResult> {
                     .map(|s| s["status"].as_str().unwrap_or("missing").to_string())
                     .collect(),
                 latency,
+                latency_ci: METRICS
+                    .iter()
+                    .filter_map(|m| Some((m.to_string(), LatencyCi::of(data, m)?)))
+                    .collect(),
                 ops_per_sec,
                 cpu_ms_per_op,
                 bytes_per_turn,
@@ -316,38 +395,26 @@ struct PairVerdict {
 
 /// Every pair of cells (i < j): cell i's rounds as baselines, cell j's last round
 /// as the current run, judged by `compare`'s bootstrap (5 % tolerance).
-fn pair_verdicts(cells: &[Cell]) -> Vec<PairVerdict> {
-    let data: Vec<Vec<RunData>> = cells
-        .iter()
-        .map(|c| {
-            c.rounds
-                .iter()
-                .filter_map(|d| compare::load_run(d).ok())
-                .collect()
-        })
-        .collect();
+fn pair_verdicts(cells: &[Cell], data: &[Vec<RunData>]) -> Vec<PairVerdict> {
     let settings = CompareSettings {
         percentiles: vec![50.0, 99.0],
         max_regression_pct: 5.0,
         per_metric: BTreeMap::new(),
         metrics: Vec::new(),
-        bootstrap: BootstrapSettings {
-            resamples: 1000,
-            confidence: 0.95,
-            seed: 1,
-        },
+        bootstrap: BOOTSTRAP,
     };
     let mut out = Vec::new();
-    for i in 0..cells.len() {
-        for j in i + 1..cells.len() {
-            let (Some(current), false) = (data[j].last(), data[i].is_empty()) else {
+    let cells: Vec<(&Cell, &Vec<RunData>)> = cells.iter().zip(data).collect();
+    for (i, (base_cell, base)) in cells.iter().enumerate() {
+        for (cur_cell, cur) in cells.iter().skip(i + 1) {
+            let (Some(current), false) = (cur.last(), base.is_empty()) else {
                 continue;
             };
-            let r = compare::compare(&data[i], current, &settings);
+            let r = compare::compare(base, current, &settings);
             for m in r.metrics {
                 out.push(PairVerdict {
-                    baseline: cells[i].name.clone(),
-                    current: cells[j].name.clone(),
+                    baseline: base_cell.name.clone(),
+                    current: cur_cell.name.clone(),
                     metric: m.metric,
                     verdict: m.verdict.as_str().to_string(),
                 });
@@ -357,21 +424,41 @@ fn pair_verdicts(cells: &[Cell]) -> Vec<PairVerdict> {
     out
 }
 
-/// Cells ranked by their main latency p99 (final_ping, else context_update), best first.
+/// The main latency of a cell: final_ping, else context_update.
+fn main_metric(c: &CellResult) -> Option<&'static str> {
+    ["final_ping", "context_update"]
+        .into_iter()
+        .find(|m| c.latency_ci.contains_key(*m) || c.latency.contains_key(*m))
+}
+
+/// Cells ranked by their main latency's pooled p99 (the mean over rounds
+/// where no interval histograms were read), best first.
 fn ranking(results: &[CellResult]) -> Vec<(usize, f64)> {
     let mut r: Vec<(usize, f64)> = results
         .iter()
         .enumerate()
         .filter_map(|(i, c)| {
-            let l = c
-                .latency
-                .get("final_ping")
-                .or_else(|| c.latency.get("context_update"))?;
-            Some((i, l[3]))
+            let m = main_metric(c)?;
+            let p99 = c
+                .latency_ci
+                .get(m)
+                .map(|l| l.p99_ms)
+                .or_else(|| c.latency.get(m).map(|l| l[3]))?;
+            Some((i, p99))
         })
         .collect();
     r.sort_by(|a, b| a.1.total_cmp(&b.1));
     r
+}
+
+/// How the confidence intervals are computed (in every sweep output).
+fn ci_method() -> String {
+    format!(
+        "p50/p99 in ms: the percentile of all rounds pooled, then its {:.0} % confidence interval in brackets (percentile bootstrap: {} resamples, seed {}, each drawing rounds and then each drawn round's interval histograms of metrics.interval, with replacement).",
+        BOOTSTRAP.confidence * 100.0,
+        BOOTSTRAP.resamples,
+        BOOTSTRAP.seed
+    )
 }
 
 fn write_reports(
@@ -379,11 +466,18 @@ fn write_reports(
     results: &[CellResult],
     pairs: &[PairVerdict],
 ) -> Result<(), CliError> {
+    let ranked = ranking(results);
     let json = serde_json::json!({
         "schema_version": 1,
+        "confidence_intervals": {
+            "confidence": BOOTSTRAP.confidence,
+            "resamples": BOOTSTRAP.resamples,
+            "seed": BOOTSTRAP.seed,
+            "method": ci_method(),
+        },
         "cells": results,
         "pairs": pairs,
-        "ranking": ranking(results).iter().map(|(i, _)| &results[*i].cell).collect::<Vec<_>>(),
+        "ranking": ranked.iter().filter_map(|(i, _)| results.get(*i)).map(|c| &c.cell).collect::<Vec<_>>(),
     });
     let write = |name: &str, text: String| {
         std::fs::write(out.join(name), text)
@@ -406,77 +500,140 @@ fn write_reports(
     Ok(())
 }
 
-/// `report.html` of the sweep: the cell table and a chart per metric across cells.
+/// `p50` or `p99` of a metric with its interval: `2.31 [2.25–2.40]`, or `-`.
+fn fmt_ci(c: &CellResult, metric: &str, p99: bool, decimals: usize) -> String {
+    c.latency_ci.get(metric).map_or("-".to_string(), |l| {
+        let (v, [lo, hi]) = if p99 {
+            (l.p99_ms, l.p99_ci_ms)
+        } else {
+            (l.p50_ms, l.p50_ci_ms)
+        };
+        format!("{v:.decimals$} [{lo:.decimals$}–{hi:.decimals$}]")
+    })
+}
+
+/// Mean over rounds [min–max] of the per-round p50 (`i` = 0) or p99 (`i` = 3).
+fn fmt_spread(c: &CellResult, metric: &str, i: usize) -> String {
+    c.latency
+        .get(metric)
+        .and_then(|v| Some((v.get(i)?, v.get(i + 1)?, v.get(i + 2)?)))
+        .map_or("-".to_string(), |(m, lo, hi)| {
+            format!("{m:.2} [{lo:.2}–{hi:.2}]")
+        })
+}
+
+fn versus(c: &CellResult) -> String {
+    if c.versus_first.is_empty() {
+        "baseline".to_string()
+    } else {
+        c.versus_first
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `report.html` of the sweep: the cell table and a chart per metric across
+/// cells, p50/p99 with their confidence intervals as error bars.
 fn html(results: &[CellResult]) -> String {
     let header = [
         "cell",
         "rounds",
-        "final_ping p50 ms",
-        "final_ping p99 ms",
-        "context_update p50 ms",
-        "context_update p99 ms",
+        "final_ping p50 ms [95 % CI]",
+        "final_ping p99 ms [95 % CI]",
+        "context_update p50 ms [95 % CI]",
+        "context_update p99 ms [95 % CI]",
         "ops/s",
-        "CPU-ms/op",
+        "client CPU-ms/op",
         "bytes/turn",
         "bytes/update",
         "vs first cell",
     ];
-    let l = |c: &CellResult, m: &str, i: usize| {
-        c.latency.get(m).map_or("-".to_string(), |v| {
-            format!("{:.3} [{:.3}–{:.3}]", v[i], v[i + 1], v[i + 2])
-        })
-    };
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|c| {
             vec![
                 c.cell.clone(),
                 c.rounds.to_string(),
-                l(c, "final_ping", 0),
-                l(c, "final_ping", 3),
-                l(c, "context_update", 0),
-                l(c, "context_update", 3),
+                fmt_ci(c, "final_ping", false, 3),
+                fmt_ci(c, "final_ping", true, 3),
+                fmt_ci(c, "context_update", false, 3),
+                fmt_ci(c, "context_update", true, 3),
                 format!("{:.0}", c.ops_per_sec),
                 format!("{:.4}", c.cpu_ms_per_op),
                 fmt_opt(c.bytes_per_turn),
                 fmt_opt(c.bytes_per_update),
-                c.versus_first
-                    .iter()
-                    .map(|(k, v)| format!("{k}: {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                versus(c),
             ]
         })
         .collect();
-    let bars = |f: &dyn Fn(&CellResult) -> Option<f64>| -> Vec<(String, u64)> {
-        results
+    let bars = |title: String, unit: &str, f: &dyn Fn(&CellResult) -> Option<f64>| PageChart {
+        title,
+        x_label: unit.to_string(),
+        bars: results
             .iter()
             .filter_map(|c| Some((c.cell.clone(), f(c)?.round() as u64)))
-            .collect()
+            .collect(),
+        ranges: Vec::new(),
     };
+    let us = |v: f64| (v * 1000.0).round() as u64;
     let mut charts = Vec::new();
     for metric in ["final_ping", "context_update"] {
-        let b = bars(&|c| c.latency.get(metric).map(|v| v[3] * 1000.0));
-        if !b.is_empty() {
-            charts.push((format!("{metric} p99 per cell (µs)"), "µs".to_string(), b));
+        for p99 in [false, true] {
+            let with: Vec<(&CellResult, &LatencyCi)> = results
+                .iter()
+                .filter_map(|c| Some((c, c.latency_ci.get(metric)?)))
+                .collect();
+            if with.is_empty() {
+                continue;
+            }
+            let pick = |l: &LatencyCi| {
+                if p99 {
+                    (l.p99_ms, l.p99_ci_ms)
+                } else {
+                    (l.p50_ms, l.p50_ci_ms)
+                }
+            };
+            charts.push(PageChart {
+                title: format!(
+                    "{metric} {} per cell (µs), error bars: 95 % CI",
+                    if p99 { "p99" } else { "p50" }
+                ),
+                x_label: "µs".to_string(),
+                bars: with
+                    .iter()
+                    .map(|(c, l)| (c.cell.clone(), us(pick(l).0)))
+                    .collect(),
+                ranges: with
+                    .iter()
+                    .map(|(_, l)| {
+                        let [lo, hi] = pick(l).1;
+                        Some((us(lo), us(hi)))
+                    })
+                    .collect(),
+            });
         }
     }
-    let b = bars(&|c| c.bytes_per_update.or(c.bytes_per_turn));
-    if !b.is_empty() {
-        charts.push((
-            "bytes on the wire per operation".to_string(),
-            "bytes".to_string(),
-            b,
-        ));
+    let b = bars(
+        "bytes on the wire per operation".to_string(),
+        "bytes",
+        &|c| c.bytes_per_update.or(c.bytes_per_turn),
+    );
+    if !b.bars.is_empty() {
+        charts.push(b);
     }
-    charts.push((
-        "client CPU per operation (µs)".to_string(),
-        "µs".to_string(),
-        bars(&|c| Some(c.cpu_ms_per_op * 1000.0)),
+    charts.push(bars(
+        "client CPU per operation (µs, embedded emulator left out)".to_string(),
+        "µs",
+        &|c| Some(c.cpu_ms_per_op * 1000.0),
     ));
     crate::report::render_summary_page(
         "finalping sweep",
-        "p50/p99: mean over rounds [min–max]; verdicts against the first cell from compare's bootstrap (5 % tolerance).",
+        &format!(
+            "{} Verdicts against the first cell from the same bootstrap (5 % tolerance).",
+            ci_method()
+        ),
         &header,
         &rows,
         &charts,
@@ -489,67 +646,74 @@ fn fmt_opt(v: Option<f64>) -> String {
 
 fn markdown(results: &[CellResult]) -> String {
     let mut s = String::from("# finalping sweep\n\n");
-    s.push_str("p50/p99 in ms: mean over rounds [min–max]. Verdicts compare each cell with the first (bootstrap over interval histograms, 5 % tolerance).\n\n");
+    s.push_str(&ci_method());
+    s.push_str(" Verdicts compare each cell with the first (same bootstrap, 5 % tolerance). CPU-ms/op is the client's alone (the embedded emulator's threads left out).\n\n");
     s.push_str("| cell | rounds | final_ping p50 | final_ping p99 | context_update p50 | context_update p99 | ops/s | CPU-ms/op | bytes/turn | bytes/update | vs first |\n");
     s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for c in results {
-        let l = |m: &str, i: usize| {
-            c.latency.get(m).map_or("-".to_string(), |v| {
-                format!("{:.2} [{:.2}–{:.2}]", v[i], v[i + 1], v[i + 2])
-            })
-        };
-        let versus = if c.versus_first.is_empty() {
-            "baseline".to_string()
-        } else {
-            c.versus_first
-                .iter()
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         s.push_str(&format!(
             "| `{}` | {} | {} | {} | {} | {} | {:.0} | {:.4} | {} | {} | {} |\n",
             c.cell,
             c.rounds,
-            l("final_ping", 0),
-            l("final_ping", 3),
-            l("context_update", 0),
-            l("context_update", 3),
+            fmt_ci(c, "final_ping", false, 2),
+            fmt_ci(c, "final_ping", true, 2),
+            fmt_ci(c, "context_update", false, 2),
+            fmt_ci(c, "context_update", true, 2),
             c.ops_per_sec,
             c.cpu_ms_per_op,
             fmt_opt(c.bytes_per_turn),
             fmt_opt(c.bytes_per_update),
-            versus
+            versus(c)
         ));
+    }
+    let notes: Vec<String> = results
+        .iter()
+        .flat_map(|c| {
+            c.latency_ci.iter().filter_map(move |(m, l)| {
+                Some(format!("- `{}` {m}: {}\n", c.cell, l.note.as_ref()?))
+            })
+        })
+        .collect();
+    if !notes.is_empty() {
+        s.push('\n');
+        s.push_str(&notes.concat());
+    }
+    s.push_str("\n## Spread over rounds\n\nThe per-round percentiles: mean [min–max], ms.\n\n| cell | metric | p50 | p99 |\n|---|---|---:|---:|\n");
+    for c in results {
+        for m in c.latency.keys() {
+            s.push_str(&format!(
+                "| `{}` | {m} | {} | {} |\n",
+                c.cell,
+                fmt_spread(c, m, 0),
+                fmt_spread(c, m, 3)
+            ));
+        }
     }
     s.push_str("\n## Ranking (main latency p99, best first)\n\n");
     for (rank, (i, p99)) in ranking(results).iter().enumerate() {
-        s.push_str(&format!(
-            "{}. `{}` — {:.2} ms\n",
-            rank + 1,
-            results[*i].cell,
-            p99
-        ));
+        let Some(c) = results.get(*i) else { continue };
+        let ci = main_metric(c)
+            .and_then(|m| c.latency_ci.get(m))
+            .map(|l| format!(" [{:.2}–{:.2}]", l.p99_ci_ms[0], l.p99_ci_ms[1]))
+            .unwrap_or_default();
+        s.push_str(&format!("{}. `{}` — {:.2} ms{ci}\n", rank + 1, c.cell, p99));
     }
     s
 }
 
 fn console(results: &[CellResult]) -> String {
     let mut s = format!(
-        "\n{:<48} {:>12} {:>12} {:>10} {:>10} {:>12}\n",
-        "cell", "p50 ms", "p99 ms", "ops/s", "CPU-ms/op", "bytes/op"
+        "\n{:<48} {:>22} {:>22} {:>8} {:>10} {:>9}\n",
+        "cell", "p50 ms [95% CI]", "p99 ms [95% CI]", "ops/s", "CPU-ms/op", "bytes/op"
     );
     for c in results {
-        let main = c
-            .latency
-            .get("final_ping")
-            .or_else(|| c.latency.get("context_update"));
+        let main = main_metric(c).unwrap_or("final_ping");
         let bytes = c.bytes_per_update.or(c.bytes_per_turn);
         s.push_str(&format!(
-            "{:<48} {:>12} {:>12} {:>10.0} {:>10.4} {:>12}\n",
+            "{:<48} {:>22} {:>22} {:>8.0} {:>10.4} {:>9}\n",
             c.cell,
-            main.map_or("-".to_string(), |v| format!("{:.3}", v[0])),
-            main.map_or("-".to_string(), |v| format!("{:.3}", v[3])),
+            fmt_ci(c, main, false, 3),
+            fmt_ci(c, main, true, 3),
             c.ops_per_sec,
             c.cpu_ms_per_op,
             fmt_opt(bytes)

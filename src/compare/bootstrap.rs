@@ -1,6 +1,8 @@
-//! The statistics of `finalping compare`: percentiles of pooled interval
-//! histograms and a percentile-bootstrap confidence interval of the relative
-//! change of each percentile between a baseline and a current side.
+//! The statistics of `finalping compare` and of the sweep/capacity tables:
+//! percentiles of pooled interval histograms, a percentile-bootstrap
+//! confidence interval of each percentile of one side ([`percentile_cis`]),
+//! and of the relative change of each percentile between a baseline and a
+//! current side ([`deltas`]).
 //!
 //! The resampling unit is one interval histogram (one line of a `.hlog`,
 //! `metrics.interval` long), not one sample: latencies within an interval are
@@ -109,6 +111,75 @@ pub struct Delta {
     pub ci_high_pct: f64,
 }
 
+/// One percentile of one side with its confidence interval (same unit as the axis).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PercentileCi {
+    pub percentile: f64,
+    /// The percentile of every interval of every run pooled.
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// The `(alpha, 1 − alpha)` quantiles of the replicates `reps` for a two-sided
+/// `confidence` (nearest rank); `fallback` when there are none.
+fn bounds(reps: &mut [f64], confidence: f64, fallback: f64) -> (f64, f64) {
+    let alpha = (1.0 - confidence.clamp(0.5, 0.9999)) / 2.0;
+    reps.sort_by(f64::total_cmp);
+    let at = |q: f64| -> f64 {
+        let last = reps.len().saturating_sub(1);
+        let idx = ((q * last as f64).round() as usize).min(last);
+        reps.get(idx).copied().unwrap_or(fallback)
+    };
+    (at(alpha), at(1.0 - alpha))
+}
+
+/// Point estimate and percentile-bootstrap confidence interval of each
+/// percentile (0 < p <= 100) of `side` over the axis `values`: the same
+/// replicates as [`deltas`] (runs, then intervals within each run, drawn with
+/// replacement). On a discrete axis the bootstrap quantiles can miss the
+/// point estimate by a bucket; the interval is widened to include it.
+/// None when the side has no samples.
+pub fn percentile_cis(
+    values: &[f64],
+    side: &Side,
+    percentiles: &[f64],
+    s: BootstrapSettings,
+) -> Option<Vec<PercentileCi>> {
+    let mut dense = vec![0u64; values.len()];
+    side.pool(&mut dense);
+    let points = percentiles
+        .iter()
+        .map(|p| quantile(values, &dense, p / 100.0))
+        .collect::<Option<Vec<f64>>>()?;
+    let mut rng = StdRng::seed_from_u64(s.seed);
+    let mut reps: Vec<Vec<f64>> = vec![Vec::with_capacity(s.resamples as usize); percentiles.len()];
+    for _ in 0..s.resamples {
+        side.resample(&mut rng, &mut dense);
+        for (p, out) in percentiles.iter().zip(reps.iter_mut()) {
+            if let Some(v) = quantile(values, &dense, p / 100.0) {
+                out.push(v);
+            }
+        }
+    }
+    Some(
+        percentiles
+            .iter()
+            .zip(points)
+            .zip(reps)
+            .map(|((p, estimate), mut r)| {
+                let (low, high) = bounds(&mut r, s.confidence, estimate);
+                PercentileCi {
+                    percentile: *p,
+                    estimate,
+                    low: low.min(estimate),
+                    high: high.max(estimate),
+                }
+            })
+            .collect(),
+    )
+}
+
 /// Point estimates and bootstrap intervals of the relative change of each
 /// percentile (0 < p <= 100) from `base` to `cur`; `values` is the shared axis.
 /// None when either side has no samples.
@@ -142,25 +213,17 @@ pub fn deltas(
             }
         }
     }
-    let alpha = (1.0 - s.confidence.clamp(0.5, 0.9999)) / 2.0;
     let mut out = Vec::with_capacity(percentiles.len());
     for ((p, (bv, cv)), mut r) in percentiles.iter().zip(points).zip(reps) {
         let point = rel(bv, cv);
-        r.sort_by(f64::total_cmp);
-        let at = |q: f64| -> f64 {
-            if r.is_empty() {
-                return point;
-            }
-            let idx = ((q * (r.len() - 1) as f64).round() as usize).min(r.len() - 1);
-            r.get(idx).copied().unwrap_or(point)
-        };
+        let (ci_low_pct, ci_high_pct) = bounds(&mut r, s.confidence, point);
         out.push(Delta {
             percentile: *p,
             baseline: bv,
             current: cv,
             delta_pct: point,
-            ci_low_pct: at(alpha),
-            ci_high_pct: at(1.0 - alpha),
+            ci_low_pct,
+            ci_high_pct,
         });
     }
     Some(out)
@@ -203,6 +266,64 @@ mod tests {
         confidence: 0.95,
         seed: 7,
     };
+
+    /// The true p50 and p99 of the lognormal of `side`: median × e^(σ·z).
+    fn true_percentile(median: f64, p: f64) -> f64 {
+        let z: f64 = if p == 50.0 { 0.0 } else { 2.326_347_874 }; // Φ⁻¹(0.99)
+        median * (0.2 * z).exp()
+    }
+
+    #[test]
+    fn the_interval_covers_the_true_percentile_and_narrows_with_data() {
+        let v = axis();
+        let width = |c: &PercentileCi| c.high - c.low;
+        let small = side(50_000.0, 1, 5, 11);
+        let large = side(50_000.0, 1, 80, 12);
+        let cs = percentile_cis(&v, &small, &[50.0, 99.0], S).unwrap();
+        let cl = percentile_cis(&v, &large, &[50.0, 99.0], S).unwrap();
+        for (c, p) in cs.iter().chain(&cl).zip([50.0, 99.0, 50.0, 99.0]) {
+            assert_eq!(c.percentile, p);
+            let truth = true_percentile(50_000.0, p);
+            // The axis has 100-µs buckets: allow one bucket of rounding.
+            assert!(
+                c.low - 100.0 <= truth && truth <= c.high + 100.0,
+                "{c:?} vs {truth}"
+            );
+            assert!(c.low <= c.estimate && c.estimate <= c.high, "{c:?}");
+            assert!(width(c) > 0.0, "{c:?}");
+        }
+        // 16 × the data: the interval is at least twice as narrow (√16 = 4 in theory).
+        for (s, l) in cs.iter().zip(&cl) {
+            assert!(width(l) * 2.0 < width(s), "{s:?} vs {l:?}");
+        }
+        // Deterministic for a seed.
+        assert_eq!(percentile_cis(&v, &large, &[50.0, 99.0], S).unwrap(), cl);
+    }
+
+    #[test]
+    fn the_interval_is_about_95_percent_right() {
+        // 40 independent sides: the 95 % interval of the p50 misses the true
+        // median about twice; more than 8 misses would be a broken interval.
+        let v = axis();
+        let truth = true_percentile(50_000.0, 50.0);
+        let misses = (0..40u64)
+            .filter(|seed| {
+                let c =
+                    percentile_cis(&v, &side(50_000.0, 1, 10, 100 + seed), &[50.0], S).unwrap()[0];
+                !(c.low - 100.0 <= truth && truth <= c.high + 100.0)
+            })
+            .count();
+        assert!(
+            misses <= 8,
+            "{misses} of 40 intervals missed the true median"
+        );
+    }
+
+    #[test]
+    fn an_empty_side_has_no_interval() {
+        let v = axis();
+        assert_eq!(percentile_cis(&v, &Side::default(), &[50.0], S), None);
+    }
 
     #[test]
     fn quantile_follows_hdr_ranks() {

@@ -5,6 +5,8 @@
 //!
 //! - `load`: reading run folders (summary.json + `.hlog`).
 //! - `bootstrap`: the statistics (pooled percentiles, two-stage bootstrap).
+//!   [`metric_cis`] gives one side's percentiles with their confidence
+//!   intervals (the sweep and capacity tables use it).
 //! - `output`: console table, Markdown, JSON and JUnit.
 //!
 //! The rule: a percentile is **worse** only when its whole confidence
@@ -16,7 +18,7 @@ pub mod bootstrap;
 pub mod load;
 pub mod output;
 
-pub use bootstrap::{BootstrapSettings, Delta};
+pub use bootstrap::{BootstrapSettings, Delta, PercentileCi};
 pub use load::{load_run, LoadError, RunData};
 
 use bootstrap::{Side, Sparse};
@@ -296,6 +298,49 @@ fn compare_metric(
     result
 }
 
+/// A metric's percentiles over one or several runs pooled, each with its
+/// bootstrap confidence interval (values in ms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricCis {
+    /// Non-empty interval histograms (the resampling units) of all the runs.
+    pub intervals: usize,
+    pub samples: u64,
+    pub percentiles: Vec<PercentileCi>,
+}
+
+/// The percentiles of `metric` over `runs` pooled, with the confidence
+/// intervals of [`bootstrap::percentile_cis`] (the same resampling as the
+/// verdicts: runs, then interval histograms within each run). None when no
+/// run has samples of the metric.
+pub fn metric_cis(
+    runs: &[RunData],
+    metric: &str,
+    percentiles: &[f64],
+    s: BootstrapSettings,
+) -> Option<MetricCis> {
+    let hists: Vec<&Vec<Histogram<u64>>> = runs
+        .iter()
+        .filter_map(|r| r.intervals.get(metric))
+        .filter(|v| !v.is_empty())
+        .collect();
+    let (values, side, _) = sides(&hists, &[]);
+    let cis = bootstrap::percentile_cis(&values, &side, percentiles, s)?;
+    let ms = |v: f64| v / 1000.0;
+    Some(MetricCis {
+        intervals: side.intervals(),
+        samples: side.samples(),
+        percentiles: cis
+            .into_iter()
+            .map(|c| PercentileCi {
+                percentile: c.percentile,
+                estimate: ms(c.estimate),
+                low: ms(c.low),
+                high: ms(c.high),
+            })
+            .collect(),
+    })
+}
+
 /// Puts every interval of both sides on one sorted value axis (µs).
 fn sides(base: &[&Vec<Histogram<u64>>], cur: &[&Vec<Histogram<u64>>]) -> (Vec<f64>, Side, Side) {
     let mut axis: BTreeSet<u64> = BTreeSet::new();
@@ -319,4 +364,53 @@ fn sides(base: &[&Vec<Histogram<u64>>], cur: &[&Vec<Histogram<u64>>]) -> (Vec<f6
     };
     let (b, c) = (side(base), side(cur));
     (axis.iter().map(|v| *v as f64).collect(), b, c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run of `n` one-second interval histograms of `metric`, each holding
+    /// the values `base + 0..100` µs.
+    fn run(metric: &str, n: usize, base: u64) -> RunData {
+        let hists = (0..n)
+            .map(|_| {
+                let mut h = crate::metrics::new_histogram();
+                for v in 0..100 {
+                    h.record(base + v).unwrap();
+                }
+                h
+            })
+            .collect();
+        RunData {
+            dir: std::path::PathBuf::from("r"),
+            run_id: "r".into(),
+            scenario: "s".into(),
+            status: "passed".into(),
+            intervals: BTreeMap::from([(metric.to_string(), hists)]),
+        }
+    }
+
+    const S: BootstrapSettings = BootstrapSettings {
+        resamples: 200,
+        confidence: 0.95,
+        seed: 3,
+    };
+
+    #[test]
+    fn metric_cis_pools_the_runs_in_milliseconds() {
+        let runs = [run("final_ping", 6, 1000), run("final_ping", 6, 2000)];
+        let m = metric_cis(&runs, "final_ping", &[50.0, 99.0], S).unwrap();
+        assert_eq!((m.intervals, m.samples), (12, 1200));
+        let p50 = m.percentiles[0];
+        // Half the samples are 1.000–1.099 ms, half 2.000–2.099 ms.
+        assert!((1.09..=1.1).contains(&p50.estimate), "{p50:?}");
+        // Two quite different runs: the run-level draw spreads the interval
+        // over both modes.
+        assert!(p50.low < 1.1 && p50.high > 2.0, "{p50:?}");
+        let p99 = m.percentiles[1];
+        assert!((2.09..=2.1).contains(&p99.estimate), "{p99:?}");
+        assert!(p99.low <= p99.estimate && p99.estimate <= p99.high);
+        assert_eq!(metric_cis(&runs, "context_update", &[50.0], S), None);
+    }
 }

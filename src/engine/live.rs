@@ -72,11 +72,14 @@ async fn collect(
     let tick = settings.interval.as_duration();
     let mut totals = Snapshot::new();
     let mut timeline = Timeline::new(std::time::SystemTime::now(), tick);
-    let mut monitor = GeneratorMonitor::start(SelfCheckConfig {
-        lag_p99_budget: settings.lag_p99_budget.as_duration(),
-        cpu_window_intervals: settings.cpu_saturation_intervals,
-        ..SelfCheckConfig::default()
-    });
+    let mut monitor = GeneratorMonitor::start_excluding(
+        SelfCheckConfig {
+            lag_p99_budget: settings.lag_p99_budget.as_duration(),
+            cpu_window_intervals: settings.cpu_saturation_intervals,
+            ..SelfCheckConfig::default()
+        },
+        plan.emulator_cpu.clone(),
+    );
     let display = Display::new(&plan, mode);
     let started = Instant::now();
     let mut interval_start = Duration::ZERO;

@@ -48,6 +48,9 @@ pub struct Plan {
     pub inject: Option<Arc<InjectPlan>>,
     /// CSV feeder rows, picked once per VU iteration (shared cursors).
     pub feeders: Arc<crate::scenario::Feeders>,
+    /// The embedded emulator's threads, whose CPU the self-check takes out
+    /// of the generator's (None against an external target).
+    pub emulator_cpu: Option<Arc<crate::metrics::ThreadGroupCpu>>,
 }
 
 impl Plan {

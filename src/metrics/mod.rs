@@ -9,12 +9,14 @@ mod recorder;
 pub mod selfcheck;
 mod snapshot;
 mod tags;
+mod thread_cpu;
 mod timeline;
 
 pub use process::{GeneratorUsage, ProcessUsage};
 pub use recorder::{Recorder, ShardWriter};
 pub use snapshot::{MetricSummary, Snapshot};
 pub use tags::{TagData, TagId, TAGGED};
+pub use thread_cpu::ThreadGroupCpu;
 pub use timeline::{Gauges, Interval, IntervalStats, Timeline, TimelineError};
 
 /// Latency metrics (names are part of the interface; see README "Metrics").

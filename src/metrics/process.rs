@@ -47,33 +47,52 @@ fn read_usage() -> Option<ProcessUsage> {
 /// What the load generator cost during the run (reported in `summary.json`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct GeneratorUsage {
-    /// CPU time (user + system) spent during the run, in ms.
+    /// CPU time (user + system) of the whole process during the run, in ms:
+    /// an embedded emulator's threads included.
     pub cpu_ms: f64,
-    /// Average CPU use over the run, in % of one core.
+    /// The client's own CPU time, in ms: `cpu_ms` minus the embedded
+    /// emulator's threads (equal to `cpu_ms` against an external target).
+    #[serde(default)]
+    pub cpu_ms_client: f64,
+    /// CPU time of the embedded emulator's threads, in ms; absent against an
+    /// external target, or where the emulator's threads cannot be measured
+    /// (then `includes_embedded_emulator` is true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms_emulator: Option<f64>,
+    /// Average client CPU use over the run, in % of one core.
     pub cpu_percent: f64,
-    /// Peak resident set size of the process, in KiB.
+    /// Peak resident set size of the process, in KiB (emulator included).
     pub max_rss_kib: u64,
-    /// True when the emulator ran inside the same process (its cost is included).
+    /// True when an embedded emulator ran in the process and its CPU could
+    /// not be separated (not Linux): `cpu_ms_client` then includes it.
     pub includes_embedded_emulator: bool,
 }
 
 impl GeneratorUsage {
+    /// Usage between two process readings. `emulator_cpu` is what the
+    /// embedded emulator's threads used in the same span (None: no embedded
+    /// emulator, or it could not be measured); `embedded` says whether one ran.
     pub fn between(
         before: ProcessUsage,
         after: ProcessUsage,
         wall: Duration,
         embedded: bool,
+        emulator_cpu: Option<Duration>,
     ) -> Self {
         let cpu = after.cpu.saturating_sub(before.cpu);
+        let emulator_cpu = emulator_cpu.filter(|_| embedded);
+        let client = cpu.saturating_sub(emulator_cpu.unwrap_or_default());
         GeneratorUsage {
             cpu_ms: cpu.as_secs_f64() * 1000.0,
+            cpu_ms_client: client.as_secs_f64() * 1000.0,
+            cpu_ms_emulator: emulator_cpu.map(|e| e.as_secs_f64() * 1000.0),
             cpu_percent: if wall.is_zero() {
                 0.0
             } else {
-                100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
+                100.0 * client.as_secs_f64() / wall.as_secs_f64()
             },
             max_rss_kib: after.max_rss_kib,
-            includes_embedded_emulator: embedded,
+            includes_embedded_emulator: embedded && emulator_cpu.is_none(),
         }
     }
 }
@@ -93,5 +112,37 @@ mod tests {
         let after = ProcessUsage::now();
         assert!(after.cpu > before.cpu);
         assert!(after.max_rss_kib > 0);
+    }
+
+    #[test]
+    fn the_emulator_share_is_taken_out_of_the_client() {
+        let at = |ms: u64| ProcessUsage {
+            cpu: Duration::from_millis(ms),
+            max_rss_kib: 1,
+        };
+        let wall = Duration::from_secs(1);
+        let g = GeneratorUsage::between(
+            at(100),
+            at(900),
+            wall,
+            true,
+            Some(Duration::from_millis(300)),
+        );
+        assert!((g.cpu_ms - 800.0).abs() < 1e-9, "{g:?}");
+        assert!((g.cpu_ms_client - 500.0).abs() < 1e-9, "{g:?}");
+        assert_eq!(g.cpu_ms_emulator, Some(300.0));
+        assert!((g.cpu_percent - 50.0).abs() < 1e-9, "{g:?}");
+        assert!(!g.includes_embedded_emulator);
+        // Embedded but not measurable: the client figure includes it, and says so.
+        let g = GeneratorUsage::between(at(0), at(800), wall, true, None);
+        assert_eq!((g.cpu_ms_client, g.cpu_ms_emulator), (800.0, None));
+        assert!(g.includes_embedded_emulator);
+        // External target: no emulator share, whatever is passed.
+        let g =
+            GeneratorUsage::between(at(0), at(800), wall, false, Some(Duration::from_millis(5)));
+        assert_eq!((g.cpu_ms_client, g.cpu_ms_emulator), (800.0, None));
+        assert!(!g.includes_embedded_emulator);
+        let json = serde_json::to_value(g).unwrap();
+        assert!(json.get("cpu_ms_emulator").is_none(), "{json}");
     }
 }

@@ -29,9 +29,11 @@
 //!    affinity masks and cgroup quotas) for at least `cpu_window_intervals`
 //!    consecutive intervals (default 5). CPU is in % of one core, as `top`
 //!    shows it: with 2 cores the threshold is 190 %. An embedded emulator runs
-//!    in the same process and is counted too.
+//!    in the same process on threads of its own; their CPU is taken out
+//!    (see [`GeneratorMonitor::start_excluding`]) so the rule judges the
+//!    client alone (where those threads cannot be measured, it is counted).
 
-use super::{new_histogram, ProcessUsage};
+use super::{new_histogram, ProcessUsage, ThreadGroupCpu};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -147,26 +149,46 @@ pub struct ResourceSample {
     pub rss_kib: u64,
 }
 
-/// Turns the cumulative [`ProcessUsage`] into per-interval CPU % and current RSS.
+/// Turns the cumulative [`ProcessUsage`] into per-interval CPU % and current
+/// RSS; the CPU of an excluded thread group (the embedded emulator) is taken out.
 pub struct ResourceSampler {
     last: ProcessUsage,
     last_at: Instant,
+    excluded: Option<Arc<ThreadGroupCpu>>,
+    last_excluded: Duration,
 }
 
 impl ResourceSampler {
     pub fn new() -> ResourceSampler {
+        ResourceSampler::excluding(None)
+    }
+
+    /// Like [`new`](Self::new), without the CPU of `excluded`'s threads.
+    pub fn excluding(excluded: Option<Arc<ThreadGroupCpu>>) -> ResourceSampler {
+        let last_excluded = excluded
+            .as_ref()
+            .and_then(|g| g.total())
+            .unwrap_or_default();
         ResourceSampler {
             last: ProcessUsage::now(),
             last_at: Instant::now(),
+            excluded,
+            last_excluded,
         }
     }
 
     /// Usage since the previous call (or since `new`).
     pub fn sample(&mut self) -> ResourceSample {
         let now = ProcessUsage::now();
+        let excluded = self.excluded.as_ref().and_then(|g| g.total());
         let at = Instant::now();
         let wall = at.duration_since(self.last_at).as_secs_f64();
-        let cpu = now.cpu.saturating_sub(self.last.cpu).as_secs_f64();
+        let mut cpu = now.cpu.saturating_sub(self.last.cpu);
+        if let Some(e) = excluded {
+            cpu = cpu.saturating_sub(e.saturating_sub(self.last_excluded));
+            self.last_excluded = e;
+        }
+        let cpu = cpu.as_secs_f64();
         self.last = now;
         self.last_at = at;
         ResourceSample {
@@ -424,9 +446,18 @@ pub struct GeneratorMonitor {
 impl GeneratorMonitor {
     /// Starts the lag probe (must be called inside a tokio runtime) and the CPU clock.
     pub fn start(config: SelfCheckConfig) -> GeneratorMonitor {
+        GeneratorMonitor::start_excluding(config, None)
+    }
+
+    /// Like [`start`](Self::start), with the CPU of `excluded`'s threads (the
+    /// embedded emulator's runtime) taken out of the CPU figures and rule 2.
+    pub fn start_excluding(
+        config: SelfCheckConfig,
+        excluded: Option<Arc<ThreadGroupCpu>>,
+    ) -> GeneratorMonitor {
         GeneratorMonitor {
             probe: LagProbe::start(),
-            sampler: ResourceSampler::new(),
+            sampler: ResourceSampler::excluding(excluded),
             check: SelfCheck::new(config),
         }
     }
@@ -650,6 +681,31 @@ mod tests {
             assert_eq!(summary.intervals, 1);
             assert!(summary.lag_samples >= 3, "{summary:?}");
         });
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sampler_leaves_out_the_excluded_threads() {
+        let group = Arc::new(ThreadGroupCpu::new());
+        let wall = Instant::now();
+        let mut plain = ResourceSampler::new();
+        let mut client = ResourceSampler::excluding(Some(group.clone()));
+        let g = group.clone();
+        std::thread::spawn(move || {
+            g.register_current();
+            super::super::thread_cpu::burn_cpu(Duration::from_millis(150));
+            g.unregister_current();
+        })
+        .join()
+        .unwrap();
+        let (all, own) = (plain.sample(), client.sample());
+        let wall_ms = wall.elapsed().as_secs_f64() * 1000.0;
+        // Other tests share the process; the difference is the group's alone.
+        let excluded_ms = (all.cpu_percent - own.cpu_percent) / 100.0 * wall_ms;
+        assert!(
+            (145.0..400.0).contains(&excluded_ms),
+            "{excluded_ms} ms: {own:?} vs {all:?} over {wall_ms} ms"
+        );
     }
 
     #[test]

@@ -130,15 +130,15 @@ pub fn final_table(r: &RunReport) -> String {
     let g = &r.generator;
     let _ = writeln!(
         s,
-        "generator: {:.0} ms CPU ({:.0}% of a core), peak RSS {:.1} MiB{}",
-        g.cpu_ms,
+        "generator: {:.0} ms CPU ({:.0}% of a core){}, peak RSS {:.1} MiB",
+        g.cpu_ms_client,
         g.cpu_percent,
+        match (g.cpu_ms_emulator, g.includes_embedded_emulator) {
+            (Some(e), _) => format!(", embedded emulator {e:.0} ms more"),
+            (None, true) => " (includes the embedded emulator)".to_string(),
+            (None, false) => String::new(),
+        },
         g.max_rss_kib as f64 / 1024.0,
-        if g.includes_embedded_emulator {
-            " (includes the embedded emulator)"
-        } else {
-            ""
-        }
     );
     let sc = &r.self_check;
     let _ = writeln!(

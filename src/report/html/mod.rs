@@ -72,13 +72,21 @@ pre{background:#fff;border:1px solid #ddd;padding:10px;overflow:auto;font-size:.
 nav{margin:8px 0;font-size:.95rem}details{margin:8px 0}summary{cursor:pointer;font-weight:600}
 ";
 
-/// The whole page.
+/// A bar chart of a summary page: labelled values, optionally with a range
+/// (e.g. a confidence interval) per bar, drawn as an error bar.
+#[derive(Debug, Clone, Default)]
+pub struct PageChart {
+    pub title: String,
+    /// The value axis label (the unit).
+    pub x_label: String,
+    pub bars: Vec<(String, u64)>,
+    /// Per bar, same order; empty = no error bars.
+    pub ranges: Vec<Option<(u64, u64)>>,
+}
+
 /// A page of its own (sweep, capacity): a title, an intro line, an HTML table
 /// and bar charts of labelled values (e.g. p99 in µs per cell), same style as
 /// the run page, self-contained.
-/// A bar chart of a summary page: title, axis label, labelled values.
-pub type PageChart = (String, String, Vec<(String, u64)>);
-
 pub fn render_summary_page(
     title: &str,
     intro: &str,
@@ -108,12 +116,13 @@ pub fn render_summary_page(
         h.push_str("</tr>\n");
     }
     h.push_str("</tbody></table>\n");
-    for (chart_title, x_label, bars) in charts {
+    for c in charts {
         let chart = svg::BarChart {
-            title: chart_title.clone(),
-            x_label: x_label.clone(),
-            bars: bars.clone(),
+            title: c.title.clone(),
+            x_label: c.x_label.clone(),
+            bars: c.bars.clone(),
             color: "#0072B2",
+            ranges: c.ranges.clone(),
         };
         if let Some(svg) = chart.render() {
             let _ = writeln!(h, "<figure>{svg}</figure>");
@@ -123,6 +132,7 @@ pub fn render_summary_page(
     h
 }
 
+/// The whole page of a run.
 pub fn render(r: &RunReport) -> String {
     let mut h = String::with_capacity(64 * 1024);
     let _ = write!(
@@ -565,6 +575,7 @@ fn failures(h: &mut String, r: &RunReport) {
         x_label: "count".into(),
         bars,
         color: svg::VERMILLION,
+        ranges: Vec::new(),
     };
     if let Some(svg) = chart.render() {
         let _ = writeln!(h, "<div class=\"charts\">{svg}</div>");
@@ -646,13 +657,13 @@ fn generator(h: &mut String, r: &RunReport) {
         (
             "CPU time",
             format!(
-                "{:.0} ms ({:.1} % of one core on average){}",
-                g.cpu_ms,
+                "client {:.0} ms ({:.1} % of one core on average){}",
+                g.cpu_ms_client,
                 g.cpu_percent,
-                if g.includes_embedded_emulator {
-                    ", embedded emulator included"
-                } else {
-                    ""
+                match (g.cpu_ms_emulator, g.includes_embedded_emulator) {
+                    (Some(e), _) => format!("; embedded emulator {e:.0} ms on its own threads"),
+                    (None, true) => ", embedded emulator included".to_string(),
+                    (None, false) => String::new(),
                 }
             ),
         ),

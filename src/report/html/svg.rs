@@ -321,13 +321,17 @@ fn legend(s: &mut String, series: &[Series]) {
     }
 }
 
-/// A horizontal bar chart of labelled counts (e.g. failures by cause).
+/// A horizontal bar chart of labelled counts (e.g. failures by cause),
+/// optionally with an error bar (a confidence interval) per bar.
 #[derive(Debug, Clone)]
 pub struct BarChart {
     pub title: String,
     pub x_label: String,
     pub bars: Vec<(String, u64)>,
     pub color: &'static str,
+    /// Per bar (same order), a `(low, high)` range drawn as a whisker; empty
+    /// or `None` = no whisker.
+    pub ranges: Vec<Option<(u64, u64)>>,
 }
 
 impl BarChart {
@@ -336,7 +340,15 @@ impl BarChart {
         if self.bars.is_empty() {
             return None;
         }
-        let max = self.bars.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64;
+        let range = |i: usize| self.ranges.get(i).copied().flatten();
+        let max = self
+            .bars
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.1.max(range(i).map_or(0, |r| r.1)))
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
         let longest = self
             .bars
             .iter()
@@ -354,7 +366,11 @@ impl BarChart {
             self.title,
             self.bars
                 .iter()
-                .map(|(l, v)| format!("{l} {v}"))
+                .enumerate()
+                .map(|(i, (l, v))| match range(i) {
+                    Some((lo, hi)) => format!("{l} {v} (range {lo}–{hi})"),
+                    None => format!("{l} {v}"),
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -370,18 +386,33 @@ impl BarChart {
         for (i, (name, v)) in self.bars.iter().enumerate() {
             let y = top + bar_h * i as f64;
             let w = (*v as f64 / max * pw).max(1.0);
+            let mut label_x = left + w + 5.0;
+            let mut label = v.to_string();
+            if let Some((lo, hi)) = range(i) {
+                let (x1, x2) = (left + lo as f64 / max * pw, left + hi as f64 / max * pw);
+                let (cy, t, b) = (y + bar_h / 2.0, y + 6.0, y + bar_h - 6.0);
+                let _ = write!(
+                    s,
+                    "<g stroke=\"#222\" stroke-width=\"1.5\"><title>{lo}–{hi}</title>\
+                     <line x1=\"{x1:.1}\" x2=\"{x2:.1}\" y1=\"{cy:.1}\" y2=\"{cy:.1}\"/>\
+                     <line x1=\"{x1:.1}\" x2=\"{x1:.1}\" y1=\"{t:.1}\" y2=\"{b:.1}\"/>\
+                     <line x1=\"{x2:.1}\" x2=\"{x2:.1}\" y1=\"{t:.1}\" y2=\"{b:.1}\"/></g>"
+                );
+                label_x = label_x.max(x2 + 5.0);
+                label = format!("{v} [{lo}–{hi}]");
+            }
             let _ = write!(
                 s,
                 "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"12\" {FONT}>{}</text>\
                  <rect x=\"{left:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{}\"/>\
-                 <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" {FONT}>{v}</text>",
+                 <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" {FONT}>{label}</text>",
                 left - 6.0,
                 y + bar_h / 2.0 + 4.0,
                 esc(name),
                 y + 3.0,
                 bar_h - 6.0,
                 self.color,
-                left + w + 5.0,
+                label_x,
                 y + bar_h / 2.0 + 4.0,
             );
         }
@@ -449,9 +480,29 @@ mod tests {
             x_label: "count".into(),
             bars: vec![("turn_timeout".into(), 3), ("bot_error".into(), 1)],
             color: VERMILLION,
+            ranges: Vec::new(),
         };
         let svg = chart.render().unwrap();
         assert_eq!(svg.matches("<rect").count(), 2);
         assert!(svg.contains("turn_timeout"));
+        assert!(!svg.contains("<g stroke"));
+    }
+
+    #[test]
+    fn bar_chart_draws_error_bars_inside_the_plot() {
+        let chart = BarChart {
+            title: "p99".into(),
+            x_label: "µs".into(),
+            bars: vec![("a".into(), 100), ("b".into(), 80)],
+            color: BLUE,
+            ranges: vec![Some((90, 130)), None],
+        };
+        let svg = chart.render().unwrap();
+        assert_eq!(svg.matches("<g stroke").count(), 1);
+        assert!(svg.contains("100 [90–130]") && svg.contains("range 90–130"));
+        // The axis is scaled to the highest whisker: it ends at the plot's
+        // right edge (labels are one character: the plot starts at x = 80).
+        let right = 80.0 + (W - 80.0 - 70.0);
+        assert!(svg.contains(&format!("x2=\"{right:.1}\"")), "{svg}");
     }
 }
