@@ -164,6 +164,23 @@ async fn run_case(case: Case) {
         "{name}: took {took:?}, more than duration + grace + {SLACK:?}"
     );
     let s = read_json(&out_dir.join("summary.json"));
+    // One line per case (shown with --nocapture; the README's matrix table).
+    println!(
+        "| {name} | {code} | {:.1} s | {} / {} | {} / {} | {} |",
+        took.as_secs_f64(),
+        counter(&s, "turns_ok"),
+        counter(&s, "turns_sent"),
+        counter(&s, "updates_ok"),
+        counter(&s, "updates_sent"),
+        s["errors"]
+            .as_object()
+            .map(|m| m
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default()
+    );
     assert_accounted(&s);
     if case.updates {
         // The file holds every record; those marked successful are exactly
@@ -654,6 +671,25 @@ async fn every_runtime_fault_at_once_loses_nothing() {
             // A rejection still in flight when its connection is closed by
             // another fault (or at the deadline) ends otherwise.
             assert!(counter(s, "updates_rejected") <= emu.runtime.rejected, "{}", s["counters"]);
+        }),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn slow_updates_do_not_cost_the_chat_its_heartbeat() {
+    // Each update takes 800 ms; the Socket.IO heartbeat allows 400 ms of
+    // silence. The chat connection is kept answering while the update runs.
+    run_case(Case {
+        name: "slow-update",
+        emulator: "ping_interval: 200ms\nping_timeout: 200ms\nruntime: {update_delay: 800ms}\n",
+        updates: true,
+        exits: &[0],
+        check: Box::new(|s, _| {
+            assert!(counter(s, "updates_ok") >= 4, "{}", s["counters"]);
+            assert_eq!(counter(s, "disconnects"), 0, "{}", s["errors"]);
+            assert_eq!(counter(s, "reconnects"), 0, "{}", s["counters"]);
+            assert!(counter(s, "heartbeats") > 0, "{}", s["counters"]);
         }),
     })
     .await;

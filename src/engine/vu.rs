@@ -9,7 +9,7 @@ use super::rest;
 use super::{Control, Group, Plan};
 use crate::metrics::{Counter, Metric, Recorder, ShardWriter, TagId};
 use crate::protocol::socketio::{
-    ConnectOptions, Connection, ProcessInput, Turn, TurnOutcome, WireCounters,
+    ConnectOptions, Connection, DisconnectKind, ProcessInput, Turn, TurnOutcome, WireCounters,
 };
 use crate::scenario::{SendStep, Step, TemplateCtx};
 use rand::rngs::StdRng;
@@ -21,6 +21,10 @@ use tokio::sync::{mpsc, watch};
 /// Shortest pause after a failed connect, whatever `reconnect.interval` says,
 /// so an unreachable target produces a bounded error rate instead of a busy loop.
 const MIN_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// How long one `Connection::idle` call lasts while a context step runs
+/// (it is restarted until the step ends; the length only bounds each call).
+const KEEP_ALIVE_SLICE: Duration = Duration::from_secs(1);
 
 /// Which VU this is: its run-wide number (`{{vu}}`), its index within its
 /// group, and the group.
@@ -332,17 +336,17 @@ impl VirtualUser<'_> {
                     return Flow::Stop;
                 };
                 let session_id = self.session(ctx).session_id;
-                self.context
-                    .update(
-                        update,
-                        &session_id,
-                        ctx,
-                        tags.as_slice(),
-                        runtime,
-                        self.recorder,
-                        self.control,
-                    )
-                    .await;
+                let work = self.context.update(
+                    update,
+                    &session_id,
+                    ctx,
+                    tags.as_slice(),
+                    runtime,
+                    self.recorder,
+                    self.control,
+                );
+                let ((), lost) = keep_chat_alive(self.conn.as_mut(), work).await;
+                self.book_idle(lost);
                 Flow::Continue
             }
             Step::GetContext => {
@@ -350,9 +354,11 @@ impl VirtualUser<'_> {
                     return Flow::Stop;
                 };
                 let session_id = self.session(ctx).session_id;
-                self.context
-                    .get(&session_id, runtime, self.recorder, self.control)
-                    .await;
+                let work = self
+                    .context
+                    .get(&session_id, runtime, self.recorder, self.control);
+                let ((), lost) = keep_chat_alive(self.conn.as_mut(), work).await;
+                self.book_idle(lost);
                 Flow::Continue
             }
         }
@@ -521,6 +527,23 @@ impl VirtualUser<'_> {
         Flow::Continue
     }
 
+    /// Books the chat connection's counters after a pause or a context step,
+    /// and its loss if it dropped meanwhile (`idle_<kind>`).
+    fn book_idle(&mut self, lost: Option<DisconnectKind>) {
+        if let Some(conn) = self.conn.as_mut() {
+            let counters = conn.take_counters();
+            let mut w = self.recorder.writer();
+            add_wire_counters(&mut w, &counters);
+            if let Some(kind) = lost {
+                w.add(Counter::Disconnects, 1);
+                w.cause(kind.idle_cause());
+            }
+        }
+        if lost.is_some() {
+            self.connection_lost();
+        }
+    }
+
     /// Pauses while keeping both connections alive (heartbeats, acks).
     async fn think(&mut self, pause: Duration) -> Flow {
         let control = self.control;
@@ -539,18 +562,7 @@ impl VirtualUser<'_> {
             both = async { tokio::join!(chat, runtime) } => both,
             _ = control.soft.cancelled() => return Flow::Stop,
         };
-        if let Some(conn) = self.conn.as_mut() {
-            let counters = conn.take_counters();
-            let mut w = self.recorder.writer();
-            add_wire_counters(&mut w, &counters);
-            if let Some(kind) = lost {
-                w.add(Counter::Disconnects, 1);
-                w.cause(kind.idle_cause());
-            }
-        }
-        if lost.is_some() {
-            self.connection_lost();
-        }
+        self.book_idle(lost);
         if let Some(runtime) = self.plan.runtime.as_deref() {
             self.context
                 .after_idle(runtime_failure, runtime, self.recorder, control)
@@ -558,6 +570,35 @@ impl VirtualUser<'_> {
         }
         Flow::Continue
     }
+}
+
+/// Runs `work` (a context step) while the chat connection, if any, keeps
+/// answering heartbeats and acks, so a slow update does not cost the
+/// conversation its socket. Returns the work's result and, if the connection
+/// dropped meanwhile, how.
+async fn keep_chat_alive<T>(
+    conn: Option<&mut Connection>,
+    work: impl std::future::Future<Output = T>,
+) -> (T, Option<DisconnectKind>) {
+    let Some(conn) = conn else {
+        return (work.await, None);
+    };
+    let mut work = std::pin::pin!(work);
+    let serve = async {
+        loop {
+            // Reading and heartbeats are cancel-safe: a frame half read when
+            // the work ends stays buffered in the WebSocket for the next read.
+            if let Err(lost) = conn.idle(KEEP_ALIVE_SLICE).await {
+                return lost.kind;
+            }
+        }
+    };
+    let lost = tokio::select! {
+        biased;
+        out = &mut work => return (out, None),
+        lost = serve => lost,
+    };
+    (work.await, Some(lost))
 }
 
 /// `context_visible`: the first output showing the version of the last update.
