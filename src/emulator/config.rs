@@ -316,12 +316,6 @@ impl RuntimeEmulatorConfig {
                 "max_in_flight_per_session and max_variables_per_scope must be at least 1",
             );
         }
-        if let Some(field) = self.faults.invalid_field() {
-            return invalid(
-                field,
-                "must be a probability from 0.0 (never) to 1.0 (always), e.g. 0.05",
-            );
-        }
         Ok(())
     }
 }

@@ -78,7 +78,7 @@ impl Probability {
     }
 
     /// One draw: true with this probability. Draws nothing when it is 0.
-    fn hit(self, rng: &mut StdRng) -> bool {
+    pub fn roll<R: Rng + ?Sized>(self, rng: &mut R) -> bool {
         self.0 > 0.0 && rng.random::<f64>() < self.0
     }
 }
@@ -176,7 +176,7 @@ impl SocketIoFaults {
         if !self.any_per_connection() {
             return plan;
         }
-        if self.refuse.hit(&mut rng) {
+        if self.refuse.roll(&mut rng) {
             plan.refuse = true;
             return plan;
         }
@@ -188,12 +188,12 @@ impl SocketIoFaults {
             (self.no_pong, RawFault::NoPong),
         ];
         for (p, fault) in raw {
-            if p.hit(&mut rng) {
+            if p.roll(&mut rng) {
                 plan.raw = Some(fault);
                 return plan;
             }
         }
-        plan.no_endpoint_ready = self.no_endpoint_ready.hit(&mut rng);
+        plan.no_endpoint_ready = self.no_endpoint_ready.roll(&mut rng);
         plan
     }
 
@@ -205,7 +205,7 @@ impl SocketIoFaults {
             (self.output_error, TurnFault::OutputError),
         ]
         .into_iter()
-        .find_map(|(p, fault)| p.hit(rng).then_some(fault))
+        .find_map(|(p, fault)| p.roll(rng).then_some(fault))
     }
 }
 

@@ -34,42 +34,13 @@
 use super::Delay;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// A probability in 0..=1; anything else is refused while the YAML is read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-#[serde(transparent)]
-pub struct Probability(pub f64);
-
-impl Probability {
-    /// Whether the value is a probability (finite, 0..=1).
-    pub fn is_valid(self) -> bool {
-        (0.0..=1.0).contains(&self.0)
-    }
-
-    /// One throw of the dice: true with this probability (never for 0).
-    pub fn roll<R: Rng + ?Sized>(self, rng: &mut R) -> bool {
-        self.0 > 0.0 && (self.0 >= 1.0 || rng.random::<f64>() < self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Probability {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let p = Probability(f64::deserialize(d)?);
-        if p.is_valid() {
-            Ok(p)
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "{} is not a probability: write a number from 0.0 (never) to 1.0 (always), e.g. 0.05",
-                p.0
-            )))
-        }
-    }
-}
+pub use super::faults::Probability;
 
 /// `runtime.faults:` — see the module doc for each field.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -96,25 +67,6 @@ pub struct RuntimeFaults {
     pub webhook_delay: Delay,
     /// The webhook sink answers 503 to everything (nothing is counted as received).
     pub webhook_down: bool,
-}
-
-impl RuntimeFaults {
-    /// For values built in code (YAML is checked while read): the name of the
-    /// first field that is not a probability.
-    pub fn invalid_field(&self) -> Option<&'static str> {
-        [
-            ("runtime.faults.close_4001", self.close_4001),
-            ("runtime.faults.close_4002", self.close_4002),
-            ("runtime.faults.bad_length", self.bad_length),
-            ("runtime.faults.undecodable", self.undecodable),
-            ("runtime.faults.reject", self.reject),
-            ("runtime.faults.token_error", self.token_error),
-            ("runtime.faults.token_malformed", self.token_malformed),
-        ]
-        .into_iter()
-        .find(|(_, p)| !p.is_valid())
-        .map(|(name, _)| name)
-    }
 }
 
 /// What to do with one `updateContext` that decoded.
@@ -330,26 +282,17 @@ mod tests {
         let f: RuntimeFaults =
             serde_saphyr::from_str("close_4001: 0.5\nwebhook_down: true\ntoken_delay: 2s\n")
                 .unwrap();
-        assert_eq!(f.close_4001, Probability(0.5));
+        assert_eq!(f.close_4001, Probability::new(0.5).unwrap());
         assert!(f.webhook_down);
         assert_eq!(f.token_delay.to_string(), "2s");
-        assert_eq!(f.invalid_field(), None);
         for bad in ["reject: 1.5\n", "token_error: -0.1\n", "bad_length: .nan\n"] {
             let e = serde_saphyr::from_str::<RuntimeFaults>(bad)
                 .unwrap_err()
                 .to_string();
-            assert!(
-                e.contains("not a probability") && e.contains("line 1"),
-                "{e}"
-            );
+            assert!(e.contains("between 0 and 1") && e.contains("line 1"), "{e}");
         }
         let e = serde_saphyr::from_str::<RuntimeFaults>("close_4003: 1\n").unwrap_err();
         assert!(e.to_string().contains("close_4003"), "{e}");
-        let coded = RuntimeFaults {
-            undecodable: Probability(2.0),
-            ..Default::default()
-        };
-        assert_eq!(coded.invalid_field(), Some("runtime.faults.undecodable"));
     }
 
     #[test]
@@ -359,7 +302,7 @@ mod tests {
             "runtime:\n  faults:\n    close_4001: 0.9\n    webhook_delay: uniform(1ms, 2ms)\n",
         )
         .unwrap();
-        assert_eq!(c.runtime.faults.close_4001, Probability(0.9));
+        assert_eq!(c.runtime.faults.close_4001, Probability::new(0.9).unwrap());
         assert_eq!(
             EmulatorConfig::default().runtime.faults,
             RuntimeFaults::default()
@@ -367,22 +310,15 @@ mod tests {
         let e = EmulatorConfig::from_yaml_str("runtime:\n  faults:\n    reject: 2\n")
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("line 3") && e.contains("not a probability"),
-            "{e}"
-        );
-        let mut c = EmulatorConfig::default();
-        c.runtime.faults.token_error = Probability(-1.0);
-        let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("runtime.faults.token_error"), "{e}");
+        assert!(e.contains("line 3") && e.contains("between 0 and 1"), "{e}");
     }
 
     #[test]
     fn dice_follow_the_probability_and_are_counted() {
         let state = FaultState::new(
             RuntimeFaults {
-                close_4001: Probability(0.25),
-                reject: Probability(1.0),
+                close_4001: Probability::new(0.25).unwrap(),
+                reject: Probability::new(1.0).unwrap(),
                 ..Default::default()
             },
             7,
@@ -408,7 +344,7 @@ mod tests {
             (closes as u64, 4000 - closes as u64)
         );
         assert_eq!(state.on_reply(&mut rng), None, "reply faults off");
-        assert!(!Probability(0.0).roll(&mut rng));
+        assert!(!Probability::new(0.0).unwrap().roll(&mut rng));
     }
 
     #[test]
