@@ -694,3 +694,44 @@ async fn slow_updates_do_not_cost_the_chat_its_heartbeat() {
     })
     .await;
 }
+
+#[test]
+fn serve_names_the_faults_that_are_on() {
+    use std::io::{BufRead, BufReader};
+    let w = Workdir::new();
+    let config = w.file(
+        "faults.yaml",
+        "faults: {refuse: 0.25}\nruntime: {faults: {webhook_down: true}}\n",
+    );
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--port", "0", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn finalping serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut banner = String::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("FAULTS ON") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        banner.contains("FAULTS ON: faults.refuse 0.25, runtime.faults.webhook_down"),
+        "{banner}"
+    );
+}

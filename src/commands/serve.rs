@@ -44,9 +44,21 @@ pub async fn serve(args: ServeArgs) -> Result<i32, CliError> {
         config.runtime.client_id,
         server.webhook_url()
     );
+    let mut faults = config.faults.describe_active();
+    faults.extend(config.runtime.faults.describe_active());
+    if !faults.is_empty() {
+        println!("  FAULTS ON: {}", faults.join(", "));
+    }
     let _ = std::io::stdout().flush();
     let stop = signals::install();
     stop.cancelled().await;
+    if !faults.is_empty() {
+        let fired = serde_json::json!({
+            "socketio": server.stats().faults,
+            "runtime": server.runtime_fault_stats(),
+        });
+        println!("  faults fired: {fired}");
+    }
     server.shutdown().await;
     Ok(exit::PASS)
 }

@@ -123,6 +123,20 @@ pub struct SocketIoFaults {
 }
 
 impl SocketIoFaults {
+    /// The faults that are on, as `name p` / `ack_wait delay` (for `serve`'s banner).
+    pub fn describe_active(&self) -> Vec<String> {
+        let mut on: Vec<String> = self
+            .probabilities()
+            .iter()
+            .filter(|(_, p)| p.get() > 0.0)
+            .map(|(name, p)| format!("{name} {}", p.get()))
+            .collect();
+        if let Some(wait) = self.ack_wait {
+            on.push(format!("faults.ack_wait {}", wait.delay));
+        }
+        on
+    }
+
     /// The probabilities by YAML name.
     fn probabilities(&self) -> [(&'static str, Probability); 10] {
         [
@@ -270,7 +284,7 @@ pub(crate) enum Fault {
 const FAULTS: usize = 11;
 
 /// How often each fault fired since the emulator started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct FaultCounts {
     pub refuse: u64,
     pub no_endpoint_ready: u64,

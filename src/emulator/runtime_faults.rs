@@ -69,6 +69,39 @@ pub struct RuntimeFaults {
     pub webhook_down: bool,
 }
 
+impl RuntimeFaults {
+    /// The faults that are on, as `name value` (for `serve`'s banner).
+    pub fn describe_active(&self) -> Vec<String> {
+        let idle = RuntimeFaults::default();
+        let mut on: Vec<String> = [
+            ("close_4001", self.close_4001),
+            ("close_4002", self.close_4002),
+            ("bad_length", self.bad_length),
+            ("undecodable", self.undecodable),
+            ("reject", self.reject),
+            ("token_error", self.token_error),
+            ("token_malformed", self.token_malformed),
+        ]
+        .iter()
+        .filter(|(_, p)| p.get() > 0.0)
+        .map(|(name, p)| format!("runtime.faults.{name} {}", p.get()))
+        .collect();
+        if self.token_delay != idle.token_delay {
+            on.push(format!("runtime.faults.token_delay {}", self.token_delay));
+        }
+        if self.webhook_delay != idle.webhook_delay {
+            on.push(format!(
+                "runtime.faults.webhook_delay {}",
+                self.webhook_delay
+            ));
+        }
+        if self.webhook_down {
+            on.push("runtime.faults.webhook_down".to_string());
+        }
+        on
+    }
+}
+
 /// What to do with one `updateContext` that decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum UpdateFault {
@@ -107,7 +140,7 @@ pub(crate) fn bad_length_frame(payload: &[u8]) -> Vec<u8> {
 }
 
 /// Counts of every fault fired since the emulator started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RuntimeFaultStats {
     /// Connections closed with 4001 instead of answering an update.
     pub closed_4001: u64,
