@@ -345,7 +345,8 @@ impl VirtualUser<'_> {
                     self.recorder,
                     self.control,
                 );
-                let ((), lost) = keep_chat_alive(self.conn.as_mut(), work).await;
+                // Boxed: only VUs running a context step pay for the combined future.
+                let ((), lost) = Box::pin(keep_chat_alive(self.conn.as_mut(), work)).await;
                 self.book_idle(lost);
                 Flow::Continue
             }
@@ -357,7 +358,8 @@ impl VirtualUser<'_> {
                 let work = self
                     .context
                     .get(&session_id, runtime, self.recorder, self.control);
-                let ((), lost) = keep_chat_alive(self.conn.as_mut(), work).await;
+                // Boxed: only VUs running a context step pay for the combined future.
+                let ((), lost) = Box::pin(keep_chat_alive(self.conn.as_mut(), work)).await;
                 self.book_idle(lost);
                 Flow::Continue
             }
