@@ -24,7 +24,9 @@ const FD_HEADROOM: u64 = 128;
 
 pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     // First, so that a Ctrl-C at any later point ends in partial reports.
-    let interrupt = signals::install();
+    let interrupt = signals::install(
+        "stopping new work, giving in-flight turns their grace period, then writing reports",
+    );
     let mut scenario = scenario::load_with_settings(&args.scenario, &args.settings)
         .map_err(|e| CliError::usage(e.to_string()))?;
     apply_overrides(&mut scenario, &args)?;

@@ -50,7 +50,7 @@ pub async fn serve(args: ServeArgs) -> Result<i32, CliError> {
         println!("  FAULTS ON: {}", faults.join(", "));
     }
     let _ = std::io::stdout().flush();
-    let stop = signals::install();
+    let stop = signals::install("closing the emulator's connections");
     stop.cancelled().await;
     if !faults.is_empty() {
         let fired = serde_json::json!({

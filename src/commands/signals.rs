@@ -6,16 +6,17 @@ use crate::error::exit;
 use tokio_util::sync::CancellationToken;
 
 /// Registers the handlers and returns the token that the first signal cancels.
-pub fn install() -> CancellationToken {
+/// `on_first` says what stopping means for this command (printed on stderr).
+pub fn install(on_first: &'static str) -> CancellationToken {
     let token = CancellationToken::new();
     let first = token.clone();
     let mut signals = Signals::register();
     tokio::spawn(async move {
         signals.recv().await;
-        eprintln!("\ninterrupted: stopping new work, giving in-flight turns their grace period, then writing reports (press Ctrl-C again to exit at once)");
+        eprintln!("\ninterrupted: {on_first} (press Ctrl-C again to exit at once)");
         first.cancel();
         signals.recv().await;
-        eprintln!("interrupted twice: exiting now without reports");
+        eprintln!("interrupted twice: exiting now");
         std::process::exit(exit::INTERRUPTED);
     });
     token
