@@ -259,9 +259,11 @@ impl Runner<'_> {
 }
 
 /// `12.345 [12.100–13.000]`, or the value alone without an interval.
+/// `v [lo–hi]`; `-` for a metric the step did not measure (no samples: 0 ms, no interval).
 fn with_ci(v: f64, ci: Option<[f64; 2]>) -> String {
     match ci {
         Some([lo, hi]) => format!("{v:.3} [{lo:.3}–{hi:.3}]"),
+        None if v == 0.0 => "-".to_string(),
         None => format!("{v:.3}"),
     }
 }
