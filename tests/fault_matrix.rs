@@ -22,6 +22,8 @@ const GRACE: Duration = Duration::from_secs(1);
 const SLACK: Duration = Duration::from_secs(12);
 /// Hard limit: a run that exceeds it is killed and the test fails.
 const LIMIT: Duration = Duration::from_secs(60);
+/// The emulator's default client secret, passed via the environment.
+const CLIENT_SECRET: &str = "finalping-secret";
 /// Variables per update (audit records per successful update).
 const VARS: u64 = 2;
 
@@ -139,7 +141,7 @@ async fn run_case(case: Case) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let child = std::process::Command::new(bin())
             .args(with_self_check_warn(&args))
-            .env("FINALPING_TEST_CLIENT_SECRET", "finalping-secret")
+            .env("FINALPING_TEST_CLIENT_SECRET", CLIENT_SECRET)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -163,6 +165,20 @@ async fn run_case(case: Case) {
         took < DURATION + GRACE + SLACK,
         "{name}: took {took:?}, more than duration + grace + {SLACK:?}"
     );
+    // Fault paths produce error messages: none may carry the client secret.
+    assert!(
+        !text(&out).contains(CLIENT_SECRET),
+        "{name}: secret in output"
+    );
+    for entry in std::fs::read_dir(&out_dir).expect("report folder") {
+        let path = entry.expect("dir entry").path();
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(CLIENT_SECRET),
+            "{name}: secret in {}",
+            path.display()
+        );
+    }
     let s = read_json(&out_dir.join("summary.json"));
     // One line per case (shown with --nocapture; the README's matrix table).
     println!(
