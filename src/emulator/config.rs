@@ -258,9 +258,6 @@ impl EmulatorConfig {
         if self.ack_timeout.0.is_zero() {
             return invalid("ack_timeout", "must be greater than zero, e.g. `5s`");
         }
-        self.faults
-            .validate()
-            .map_err(|(field, message)| EmulatorConfigError::Invalid { field, message })?;
         self.runtime.validate()?;
         self.rest.validate()
     }

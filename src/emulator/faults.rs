@@ -153,15 +153,6 @@ impl SocketIoFaults {
         ]
     }
 
-    /// Checks values built in code (YAML is checked while it is read):
-    /// every probability in `0..=1`. The error names the field.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        for (field, p) in self.probabilities() {
-            Probability::new(p.0).map_err(|message| (field, message))?;
-        }
-        Ok(())
-    }
-
     /// True when some per-connection fault can fire.
     fn any_per_connection(&self) -> bool {
         [
@@ -389,11 +380,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("refuse_all"), "{e}");
-        // Built in code: validate names the field.
-        let mut c = EmulatorConfig::default();
-        c.faults.truncated_frame = Probability(1.5);
-        let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("faults.truncated_frame"), "{e}");
         assert!(Probability::new(f64::NAN).is_err());
     }
 
