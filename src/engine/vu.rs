@@ -262,7 +262,8 @@ impl VirtualUser<'_> {
                     // REST has no connection to open: a new conversation is new ids.
                     return Flow::Continue;
                 }
-                self.connect(ctx).await
+                // Boxed (one allocation per connect): keeps every VU task smaller.
+                Box::pin(self.connect(ctx)).await
             }
             Step::Send(send) if self.plan.rest.is_some() => {
                 let Some(endpoint) = self.plan.rest.as_deref() else {
@@ -314,7 +315,7 @@ impl VirtualUser<'_> {
             }
             Step::Send(send) => {
                 if self.conn.is_none() {
-                    match self.connect(ctx).await {
+                    match Box::pin(self.connect(ctx)).await {
                         Flow::Continue => {}
                         other => return other,
                     }
@@ -809,7 +810,8 @@ mod tests {
         );
         let size = std::mem::size_of_val(&task);
         eprintln!("run_vu future: {size} bytes");
-        // Measured: 15.8 KB (debug and release); with the keep-alive inline 39.5 KB.
+        // Measured: 14.5 KB with `connect` boxed (15.8 KB without); 39.5 KB
+        // when the context steps' keep-alive was inline.
         assert!(size <= 20 * 1024, "a VU task takes {size} bytes");
     }
 }
