@@ -32,25 +32,17 @@ fn endpoints(emu: &RunningEmulator, codec: &str, extra_runtime: &str) -> String 
 async fn run(w: &Workdir, scenario: &str) -> (std::process::Output, serde_json::Value, PathBuf) {
     let p = w.file("s.yaml", scenario);
     let out_dir = w.path("r");
-    let args = vec![
+    let args = [
         "run".to_string(),
         p.to_string_lossy().into_owned(),
         "--out".to_string(),
         out_dir.to_string_lossy().into_owned(),
         "--quiet".to_string(),
-        "--self-check".to_string(),
-        "warn".to_string(),
     ];
     let out = tokio::task::spawn_blocking(move || {
-        let child = std::process::Command::new(bin())
-            .args(&args)
-            .env("FINALPING_TEST_CLIENT_SECRET", "finalping-secret")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        wait_with_limit(child, LIMIT)
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env = [("FINALPING_TEST_CLIENT_SECRET", "finalping-secret")];
+        run_finalping_env(&args, &env, LIMIT)
     })
     .await
     .expect("join");

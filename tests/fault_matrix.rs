@@ -141,15 +141,11 @@ async fn run_case(case: Case) {
     let started = Instant::now();
     let out = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let child = std::process::Command::new(bin())
-            .args(with_self_check_warn(&args))
-            .env("FINALPING_TEST_CLIENT_SECRET", CLIENT_SECRET)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn finalping");
-        wait_with_limit(child, LIMIT)
+        run_finalping_env(
+            &args,
+            &[("FINALPING_TEST_CLIENT_SECRET", CLIENT_SECRET)],
+            LIMIT,
+        )
     })
     .await
     .expect("join");

@@ -44,21 +44,16 @@ fn a_bad_api_key_is_counted_and_never_printed() {
         "name: badkey\ntarget: {kind: rest}\nruntime: {kind: rest_inject, api_key: \"${env:FINALPING_TEST_API_KEY}\"}\nload: {vus: 1, iterations: 3}\nsteps:\n  - send: {text: hi}\n  - update_context: {scope: session, vars: {a: 1}}\n",
     );
     let out_dir = w.path("r");
-    let child = std::process::Command::new(bin())
-        .args([
+    let out = run_finalping_env(
+        &[
             "run",
             p.to_str().unwrap(),
             "--out",
             out_dir.to_str().unwrap(),
-        ])
-        .args(SELF_CHECK_WARN)
-        .env("FINALPING_TEST_API_KEY", key)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_with_limit(child, LIMIT);
+        ],
+        &[("FINALPING_TEST_API_KEY", key)],
+        LIMIT,
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let s = read_json(&out_dir.join("summary.json"));
     assert_eq!(counter(&s, "updates_rejected"), 3);

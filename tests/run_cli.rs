@@ -359,7 +359,6 @@ fn ctrl_c_writes_partial_reports_marked_interrupted() {
 
 #[test]
 fn url_token_never_appears_in_output_or_reports() {
-    use std::process::{Command, Stdio};
     let secret = "sEcReT-url-token-4f1d9c2b7a";
     let w = Workdir::new();
     let p = w.file(
@@ -367,22 +366,19 @@ fn url_token_never_appears_in_output_or_reports() {
         "name: secret\ntarget: {url_token: \"${env:FINALPING_TEST_URL_TOKEN}\"}\nload: {vus: 2, iterations: 2}\nsteps:\n  - send: {text: hi}\n",
     );
     let out_dir = w.path("r");
-    let child = Command::new(bin())
-        .args([
+    let out = run_finalping_env(
+        &[
             "run",
             p.to_str().unwrap(),
             "--out",
             out_dir.to_str().unwrap(),
-        ])
-        .args(SELF_CHECK_WARN)
-        .env("FINALPING_TEST_URL_TOKEN", secret)
-        .env("RUST_LOG", "finalping=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_with_limit(child, LIMIT);
+        ],
+        &[
+            ("FINALPING_TEST_URL_TOKEN", secret),
+            ("RUST_LOG", "finalping=debug"),
+        ],
+        LIMIT,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!text(&out).contains(secret), "{}", text(&out));
     let mut files = 0;

@@ -129,26 +129,17 @@ async fn run(yaml: String) -> Run {
     let w = Workdir::new();
     let p = w.file("s.yaml", &yaml);
     let dir = w.path("r");
-    let args = vec![
+    let args = [
         "run".to_string(),
         p.to_string_lossy().into_owned(),
         "--out".to_string(),
         dir.to_string_lossy().into_owned(),
         "--quiet".to_string(),
-        "--self-check".to_string(),
-        "warn".to_string(),
     ];
     let started = Instant::now();
     let out = tokio::task::spawn_blocking(move || {
-        let child = std::process::Command::new(bin())
-            .args(&args)
-            .env("FAULT_TEST_SECRET", SECRET)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        wait_with_limit(child, LIMIT)
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_finalping_env(&args, &[("FAULT_TEST_SECRET", SECRET)], LIMIT)
     })
     .await
     .expect("join");

@@ -87,17 +87,9 @@ fn run(
         "--quiet".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let child = std::process::Command::new(bin())
-        .args(with_self_check_warn(
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        ))
-        .env("FINALPING_TEST_CLIENT_SECRET", "finalping-secret")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn finalping");
-    let out = wait_with_limit(child, LIMIT);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env = [("FINALPING_TEST_CLIENT_SECRET", "finalping-secret")];
+    let out = run_finalping_env(&args, &env, LIMIT);
     (out, read_json(&out_dir.join("summary.json")))
 }
 

@@ -208,15 +208,7 @@ async fn run_turn(
         h.saturating_record(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX).max(1));
     }
     pause(delay).await;
-    if config.typing {
-        emit(
-            socket,
-            shared,
-            "typingStatus",
-            &Typing { status: "typingOn" },
-            false,
-        )?;
-    }
+    typing(socket, shared, "typingOn")?;
     if fault == Some(TurnFault::OutputError) {
         return output_error(socket, info, shared);
     }
@@ -254,17 +246,7 @@ async fn run_turn(
             return disconnect_mid_turn(socket, shared);
         }
     }
-    if config.typing {
-        emit(
-            socket,
-            shared,
-            "typingStatus",
-            &Typing {
-                status: "typingOff",
-            },
-            false,
-        )?;
-    }
+    typing(socket, shared, "typingOff")?;
     if fault == Some(TurnFault::NoFinalPing) {
         shared.counters.faults.fired(Fault::NoFinalPing);
         return Ok(());
@@ -272,6 +254,14 @@ async fn run_turn(
     let final_ping = FinalPing { kind: "regular" };
     emit(socket, shared, "finalPing", &final_ping, info.emit_with_ack)?;
     bump(&shared.counters.turns);
+    Ok(())
+}
+
+/// `typingStatus` with `status`, when the emulator is set to send typing indicators.
+fn typing(socket: &SocketRef, shared: &Shared, status: &'static str) -> Result<(), TurnError> {
+    if shared.config.typing {
+        emit(socket, shared, "typingStatus", &Typing { status }, false)?;
+    }
     Ok(())
 }
 
@@ -290,17 +280,7 @@ fn output_error(socket: &SocketRef, info: &SessionInfo, shared: &Shared) -> Resu
         "data": {"error": {"message": ERROR_MESSAGE}},
     });
     emit(socket, shared, "output", &error, info.emit_with_ack)?;
-    if shared.config.typing {
-        emit(
-            socket,
-            shared,
-            "typingStatus",
-            &Typing {
-                status: "typingOff",
-            },
-            false,
-        )?;
-    }
+    typing(socket, shared, "typingOff")?;
     // Counted before the finalPing, so a client that saw it sees the count.
     shared.counters.faults.fired(Fault::OutputError);
     let final_ping = FinalPing { kind: "error" };

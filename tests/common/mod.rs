@@ -37,8 +37,15 @@ pub fn with_self_check_warn(args: &[&str]) -> Vec<String> {
 /// Runs `finalping <args>` to completion; panics (fails the test) if it takes
 /// longer than `limit`, killing it first. `run` gets `--self-check warn`.
 pub fn run_finalping(args: &[&str], limit: Duration) -> Output {
+    run_finalping_env(args, &[], limit)
+}
+
+/// `run_finalping` with environment variables set for the child (e.g. the
+/// client secret a scenario reads with `${env:NAME}`).
+pub fn run_finalping_env(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
     let child = Command::new(bin())
         .args(with_self_check_warn(args))
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
