@@ -236,11 +236,18 @@ impl Runner<'_> {
             .collect();
         let ms = |m: &str, f: &str| summary["metrics"][m][f].as_f64().unwrap_or(0.0);
         let run: Vec<compare::RunData> = compare::load_run(&dir).into_iter().collect();
-        let ci = |m: &str, p: f64| {
-            let c = compare::metric_cis(&run, m, &[p], super::sweep::BOOTSTRAP)?;
-            let c = c.percentiles.first()?;
-            Some([c.low, c.high])
+        // One bootstrap per metric, for all of its percentiles at once.
+        let cis = |m: &str, ps: &[f64]| -> Vec<Option<[f64; 2]>> {
+            let found = compare::metric_cis(&run, m, ps, super::sweep::BOOTSTRAP);
+            (0..ps.len())
+                .map(|i| {
+                    let c = found.as_ref()?.percentiles.get(i)?;
+                    Some([c.low, c.high])
+                })
+                .collect()
         };
+        let final_ping = cis("final_ping", &[50.0, 99.0]);
+        let update = cis("context_update", &[99.0]);
         Ok(Step {
             load,
             dir: dir.display().to_string(),
@@ -250,16 +257,16 @@ impl Runner<'_> {
             final_ping_p50_ms: ms("final_ping", "p50_ms"),
             final_ping_p99_ms: ms("final_ping", "p99_ms"),
             context_update_p99_ms: ms("context_update", "p99_ms"),
-            final_ping_p50_ci_ms: ci("final_ping", 50.0),
-            final_ping_p99_ci_ms: ci("final_ping", 99.0),
-            context_update_p99_ci_ms: ci("context_update", 99.0),
+            final_ping_p50_ci_ms: final_ping.first().copied().flatten(),
+            final_ping_p99_ci_ms: final_ping.get(1).copied().flatten(),
+            context_update_p99_ci_ms: update.first().copied().flatten(),
             errors,
         })
     }
 }
 
-/// `12.345 [12.100–13.000]`, or the value alone without an interval.
-/// `v [lo–hi]`; `-` for a metric the step did not measure (no samples: 0 ms, no interval).
+/// `12.345 [12.100–13.000]`, the value alone without an interval, or `-` for
+/// a metric the step did not measure (no samples: 0 ms and no interval).
 fn with_ci(v: f64, ci: Option<[f64; 2]>) -> String {
     match ci {
         Some([lo, hi]) => format!("{v:.3} [{lo:.3}–{hi:.3}]"),
