@@ -539,7 +539,7 @@ impl VirtualUser<'_> {
             add_wire_counters(&mut w, &counters);
             if let Some(kind) = lost {
                 w.add(Counter::Disconnects, 1);
-                w.cause(kind.idle_cause());
+                w.cause(&kind.idle_cause());
             }
         }
         if lost.is_some() {
@@ -690,7 +690,7 @@ fn record_turn(
         TurnOutcome::Disconnected(lost) => {
             w.add_tagged(Counter::TurnsDisconnected, tags, 1);
             w.add(Counter::Disconnects, 1);
-            w.cause(lost.kind.turn_cause());
+            w.cause(&lost.kind.turn_cause());
             AfterTurn::Lost
         }
     }

@@ -202,29 +202,13 @@ impl DisconnectKind {
     }
 
     /// The cause name of a turn that ended this way: `disconnected_<cause>`.
-    pub fn turn_cause(self) -> &'static str {
-        match self {
-            DisconnectKind::NamespaceDisconnect => "disconnected_namespace_disconnect",
-            DisconnectKind::EngineClose => "disconnected_engine_close",
-            DisconnectKind::TransportClosed => "disconnected_transport_closed",
-            DisconnectKind::ProtocolError => "disconnected_protocol_error",
-            DisconnectKind::FrameTooLarge => "disconnected_frame_too_large",
-            DisconnectKind::HeartbeatTimeout => "disconnected_heartbeat_timeout",
-            DisconnectKind::WriteTimeout => "disconnected_write_timeout",
-        }
+    pub fn turn_cause(self) -> String {
+        format!("disconnected_{}", self.cause())
     }
 
     /// The cause name of a drop between turns (while thinking): `idle_<cause>`.
-    pub fn idle_cause(self) -> &'static str {
-        match self {
-            DisconnectKind::NamespaceDisconnect => "idle_namespace_disconnect",
-            DisconnectKind::EngineClose => "idle_engine_close",
-            DisconnectKind::TransportClosed => "idle_transport_closed",
-            DisconnectKind::ProtocolError => "idle_protocol_error",
-            DisconnectKind::FrameTooLarge => "idle_frame_too_large",
-            DisconnectKind::HeartbeatTimeout => "idle_heartbeat_timeout",
-            DisconnectKind::WriteTimeout => "idle_write_timeout",
-        }
+    pub fn idle_cause(self) -> String {
+        format!("idle_{}", self.cause())
     }
 
     /// Every kind, in declaration order.
