@@ -7,28 +7,22 @@
 
 use super::faults::Fault;
 use super::session::{query_param, Identity};
-use super::stats::{bump, Counters};
+use super::stats::bump;
 use super::Shared;
 use crate::protocol::socketio::Eio;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The Socket.IO path socketioxide serves.
 pub(crate) const SOCKET_IO_PATH: &str = "/socket.io";
 
-/// What the gate checks; built once from the config.
+/// The gate's state: the emulator's config (prefix, Engine.IO versions, URL
+/// tokens, faults) and counters, and the connection order.
 pub(crate) struct Gate {
-    pub prefix: Option<String>,
-    pub eio3: bool,
-    pub eio4: bool,
-    pub url_tokens: Arc<HashSet<String>>,
-    pub counters: Arc<Counters>,
-    /// Config (faults, seed) and state for the raw server.
     pub shared: Arc<Shared>,
     /// Order of new WebSocket connections: the index of their fault draws.
     pub next_connection: AtomicU64,
@@ -71,7 +65,7 @@ fn strip_prefix(uri: &Uri, prefix: &str) -> Option<Uri> {
 
 /// axum middleware (`from_fn_with_state`) applying the rules above.
 pub(crate) async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> Response {
-    if let Some(prefix) = gate.prefix.as_deref() {
+    if let Some(prefix) = gate.shared.config.normalized_prefix() {
         if let Some(uri) = strip_prefix(req.uri(), prefix) {
             *req.uri_mut() = uri;
         }
@@ -83,17 +77,17 @@ pub(crate) async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: 
     let query = query.as_deref();
     let eio = query.and_then(|q| query_param(q, "EIO"));
     let refused = |status, message: String| {
-        bump(&gate.counters.refused);
+        bump(&gate.shared.counters.refused);
         (status, message).into_response()
     };
     match eio.as_deref() {
-        Some("3") if !gate.eio3 => {
+        Some("3") if !gate.shared.config.eio3 => {
             return refused(
                 StatusCode::BAD_REQUEST,
                 "Engine.IO 3 is disabled on this emulator (set `eio3: true`)".into(),
             )
         }
-        Some("4") if !gate.eio4 => {
+        Some("4") if !gate.shared.config.eio4 => {
             return refused(
                 StatusCode::BAD_REQUEST,
                 "Engine.IO 4 is disabled on this emulator (set `eio4: true`)".into(),
@@ -101,9 +95,9 @@ pub(crate) async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: 
         }
         _ => {}
     }
-    if !gate.url_tokens.is_empty() {
+    if !gate.shared.url_tokens.is_empty() {
         if let Identity::Query(info) = Identity::from_query(query) {
-            if !gate.url_tokens.contains(&info.url_token) {
+            if !gate.shared.token_allowed(&info.url_token) {
                 return refused(
                     StatusCode::FORBIDDEN,
                     format!(
@@ -121,7 +115,7 @@ pub(crate) async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: 
     let config = &gate.shared.config;
     let plan = config.faults.plan_connection(config.seed, index);
     if plan.refuse {
-        gate.counters.faults.fired(Fault::Refuse);
+        gate.shared.counters.faults.fired(Fault::Refuse);
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "emulated fault: upgrade refused (`faults.refuse`)",

@@ -214,11 +214,6 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
     });
     let rest = Arc::new(rest::RestState::new(shared.clone(), runtime.clone()));
     let gate = Arc::new(http_gate::Gate {
-        prefix: shared.config.normalized_prefix().map(str::to_string),
-        eio3: shared.config.eio3,
-        eio4: shared.config.eio4,
-        url_tokens: shared.url_tokens.clone(),
-        counters: counters.clone(),
         shared: shared.clone(),
         next_connection: AtomicU64::new(0),
     });
