@@ -457,6 +457,7 @@ fn build_manifest(
         },
         runtime: None,
         emulator,
+        segment: None,
     }
 }
 

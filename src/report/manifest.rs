@@ -33,6 +33,25 @@ pub struct Manifest {
     pub runtime: Option<RuntimeManifest>,
     /// Emulator settings when the run used the embedded emulator (secrets redacted).
     pub emulator: Option<EmulatorConfig>,
+    /// `--segment i/N`: this run is one execution segment of a larger run
+    /// (absent for a whole run). `finalping merge` reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentManifest>,
+}
+
+/// Which execution segment a run folder holds and when it started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentManifest {
+    /// 0-based segment number (`i` of `--segment i/N`).
+    pub index: u32,
+    /// Number of segments the scenario was split into (`N`).
+    pub count: u32,
+    /// The common start instant all segments aimed at (RFC 3339 UTC), if aligned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    /// How late this segment started its schedule after `start_at`, in ms (0 when not aligned).
+    #[serde(default)]
+    pub start_late_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

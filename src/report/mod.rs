@@ -17,7 +17,7 @@ pub use console::print_final_table;
 pub use hlog::{hlog_file_name, write_hlog, write_hlogs};
 pub use html::{render as render_html, render_summary_page, PageChart, HTML_FILE};
 pub use junit::{write_junit, JunitCase, JunitSuite, JUNIT_FILE};
-pub use manifest::{LoadManifest, Manifest, RuntimeManifest, TargetManifest};
+pub use manifest::{LoadManifest, Manifest, RuntimeManifest, SegmentManifest, TargetManifest};
 pub use timeseries::{timeseries_header, write_timeseries, TIMESERIES_FILE};
 
 use crate::metrics::selfcheck::SelfCheckSummary;
