@@ -1,6 +1,6 @@
 //! Integration tests of the embedded Socket.IO Endpoint emulator, driven by a raw
 //! WebSocket client that speaks the exact frames of the recorded fixtures
-//! (/work/shared/fixtures): EIO3 and EIO4, acks, several outputs, path prefix,
+//! (tests/fixtures/wire): EIO3 and EIO4, acks, several outputs, path prefix,
 //! inner handshake, URL-token refusal, delays, ordering, shutdown.
 
 use finalping::emulator::{self, Delay, EmulatorConfig, EmulatorStats, RunningEmulator};

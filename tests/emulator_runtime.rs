@@ -1,4 +1,4 @@
-//! Integration tests of the emulator's runtime side (PROTOCOL.md §2), over real
+//! Integration tests of the emulator's runtime side (docs/protocol.md §2), over real
 //! sockets on 127.0.0.1: the token endpoint, the runtime WebSocket in both
 //! codecs (updates, reads, versions, limits, in-flight cap, heartbeat, frame
 //! errors, idle and token-expiry closes, shutdown), the webhook sink, and the

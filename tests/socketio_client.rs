@@ -1,6 +1,6 @@
 //! Integration tests of the Socket.IO Endpoint client (`protocol::socketio`)
 //! against a scripted raw WebSocket server on 127.0.0.1:0 that replays the
-//! recorded fixture frames (/work/shared/fixtures) and asserts byte for byte
+//! recorded fixture frames (tests/fixtures/wire) and asserts byte for byte
 //! what the client sends. Every wait is bounded by a timeout; nothing sleeps.
 
 // tungstenite's upgrade callback type fixes `Result<Response, ErrorResponse>`.

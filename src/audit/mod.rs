@@ -1,4 +1,4 @@
-//! Audit records for context updates (PROTOCOL.md §2.5): one record per
+//! Audit records for context updates (docs/protocol.md §2.5): one record per
 //! variable per update, written to the run's `audit.jsonl` and optionally
 //! POSTed to a webhook. Owns the record shape ([`record`]), the file writer
 //! (`writer`), the webhook queue and workers ([`webhook`]) and the counters

@@ -1,4 +1,4 @@
-//! One audit record per variable per context update (PROTOCOL.md §2.5): the
+//! One audit record per variable per context update (docs/protocol.md §2.5): the
 //! wire shape of a line of `audit.jsonl` and of a webhook body, and the rule
 //! that expands one update into its records.
 

@@ -1,5 +1,5 @@
 //! Emulator settings, from `finalping serve` flags, `--config emulator.yaml`, or a
-//! scenario's `emulator:` block. Plain data; defaults match PROTOCOL.md §1 and
+//! scenario's `emulator:` block. Plain data; defaults match docs/protocol.md §1 and
 //! (the `runtime:` block) §2. Owns loading from YAML and checking the values
 //! before a server starts.
 
@@ -45,7 +45,7 @@ pub struct EmulatorConfig {
     /// How long the server waits for a client's ack (of `output`, `finalPing`,
     /// `handshake`) before counting it as missing. Turns never wait for acks.
     pub ack_timeout: HumanDuration,
-    /// The runtime WebSocket, token endpoint and webhook sink (PROTOCOL.md §2).
+    /// The runtime WebSocket, token endpoint and webhook sink (docs/protocol.md §2).
     pub runtime: RuntimeEmulatorConfig,
     /// Fault: inputs arriving in this window (from emulator start) wait until
     /// it ends before their normal delay — a bot that hangs for a while.
@@ -54,7 +54,7 @@ pub struct EmulatorConfig {
     /// sessions, every turn waits `per_session` more per session over the mark
     /// (a bot that degrades past a known capacity; used by `capacity` tests).
     pub degrade: Option<Degrade>,
-    /// The REST Endpoint and the context-inject API (PROTOCOL.md §3, §4);
+    /// The REST Endpoint and the context-inject API (docs/protocol.md §3, §4);
     /// see `emulator::rest` for every setting.
     pub rest: super::rest::RestEmulatorConfig,
     /// Socket.IO fault modes (refused upgrades, missing events, broken frames,

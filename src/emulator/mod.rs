@@ -1,7 +1,7 @@
 //! The embedded emulator (`finalping serve`, the default target, and the peer of
 //! most tests). Serves, on one port, the Socket.IO Endpoint (EIO3 and EIO4, at
 //! `/socket.io/` and optionally `<prefix>/socket.io/`) with scripted outputs and
-//! configurable delays, and the runtime side (PROTOCOL.md §2): the token
+//! configurable delays, and the runtime side (docs/protocol.md §2): the token
 //! endpoint `/oauth/token`, the runtime WebSocket `/v2/runtime` and the webhook
 //! sink `/webhook`. Shares with the client only the wire code (frames,
 //! messages, codecs, limits).
@@ -12,7 +12,7 @@
 //! turn), [`context_store`] (context variables shared by both sides),
 //! `runtime` (runtime WebSocket and routes), `oauth` (tokens),
 //! `webhook_sink`, [`stats`] counters, [`rest`] (REST Endpoint and context
-//! inject API, PROTOCOL.md §3–4, with its fault switches), [`faults`]
+//! inject API, docs/protocol.md §3–4, with its fault switches), [`faults`]
 //! (Socket.IO fault modes), `raw_socketio` (the minimal Engine.IO server
 //! for connections with a frame-level fault) and [`runtime_faults`] (fault
 //! modes of the runtime side).

@@ -1,5 +1,5 @@
 //! The emulator's OAuth 2.0 token endpoint (`POST /oauth/token`, client
-//! credentials, PROTOCOL.md §2.1) and the tokens it issued: random, each
+//! credentials, docs/protocol.md §2.1) and the tokens it issued: random, each
 //! remembered with its expiry, looked up by the runtime WebSocket. The
 //! `token_*` fault modes (`runtime_faults`) act before any check.
 

@@ -3,7 +3,7 @@
 //! `truncated_frame`, `oversized_frame`, `no_pong`; see [`super::faults`]),
 //! which socketioxide cannot produce.
 //!
-//! It speaks just enough of PROTOCOL.md §1 for a client to get through the
+//! It speaks just enough of docs/protocol.md §1 for a client to get through the
 //! handshake and run turns: the open packet with the configured ping interval
 //! and timeout, `40` (EIO4: after the client's `40`, answered with
 //! `40{"sid":…}`), `42["endpoint-ready"]`, heartbeats (EIO3: answers client

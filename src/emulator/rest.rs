@@ -1,4 +1,4 @@
-//! The emulator's REST side (PROTOCOL.md §3 and §4): the REST Endpoint
+//! The emulator's REST side (docs/protocol.md §3 and §4): the REST Endpoint
 //! (`POST /{token}`, `POST /test/{token}`) and the session context API
 //! (`POST /new/v2.0/sessions/{sessionId}/context/inject`, also without `/new`).
 //! Context lives in the [`ContextStore`](super::ContextStore) shared with the

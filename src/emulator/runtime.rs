@@ -1,5 +1,5 @@
 //! The emulator's runtime WebSocket (`GET /v2/runtime?token=…&codec=…`,
-//! PROTOCOL.md §2.2–2.4) and the routes of the runtime side. Checks the token
+//! docs/protocol.md §2.2–2.4) and the routes of the runtime side. Checks the token
 //! (401) and codec (400) before the upgrade; then reads length-prefixed binary
 //! frames, answers heartbeats, rejects what breaks the limits or the in-flight
 //! cap at once, and queues updates and reads for the connection's applier,
@@ -47,9 +47,9 @@ pub const WEBHOOK_PATH: &str = "/webhook";
 
 /// Close code for a connection silent for `idle_timeout` (defined by us).
 pub const CLOSE_IDLE: u16 = 4000;
-/// Close code for an expired token (PROTOCOL.md §2.2).
+/// Close code for an expired token (docs/protocol.md §2.2).
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
-/// Close code for an expired session or a missing scope (PROTOCOL.md §2.2).
+/// Close code for an expired session or a missing scope (docs/protocol.md §2.2).
 pub const CLOSE_SESSION_EXPIRED: u16 = 4002;
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_PROTOCOL: u16 = 1002;

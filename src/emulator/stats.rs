@@ -35,7 +35,7 @@ pub struct EmulatorStats {
     /// Emits that failed because the socket's send buffer was full or closed mid-turn.
     pub send_errors: u64,
 
-    // Runtime side (PROTOCOL.md §2).
+    // Runtime side (docs/protocol.md §2).
     /// Tokens issued by `POST /oauth/token`.
     pub tokens_issued: u64,
     /// Token requests refused (bad form, grant type, client or scope).

@@ -161,7 +161,7 @@ pub fn tag_reports(totals: &Snapshot, tag_names: &[String]) -> BTreeMap<String, 
         .collect()
 }
 
-/// Aggregates of the context updates of a run (PROTOCOL.md §2.5).
+/// Aggregates of the context updates of a run (docs/protocol.md §2.5).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContextReport {
     /// The runtime URL (never with a token).

@@ -117,7 +117,7 @@ pub struct SocketIoReconnect {
 
 impl Default for SocketIoReconnect {
     fn default() -> Self {
-        // @cognigy/socket-client: every 10 s, at most 5 tries (PROTOCOL.md §1.5).
+        // @cognigy/socket-client: every 10 s, at most 5 tries (docs/protocol.md §1.5).
         SocketIoReconnect {
             interval: HumanDuration(Duration::from_secs(10)),
             max_attempts: 5,
@@ -190,10 +190,10 @@ pub enum TargetKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeKind {
-    /// The runtime WebSocket (PROTOCOL.md §2).
+    /// The runtime WebSocket (docs/protocol.md §2).
     #[default]
     Websocket,
-    /// The REST session context-inject API (PROTOCOL.md §4).
+    /// The REST session context-inject API (docs/protocol.md §4).
     RestInject,
 }
 

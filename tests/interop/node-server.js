@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // A socket.io@4 server (allowEIO3) that behaves like the Cognigy Socket.IO Endpoint
-// (PROTOCOL.md §1.2-1.4): reference peer for finalping's own client.
+// (docs/protocol.md §1.2-1.4): reference peer for finalping's own client.
 //
 // usage: node node-server.js [--outputs N] [--delay-ms N] [--ping-interval-ms N]
 //                            [--ping-timeout-ms N] [--max-lifetime-s N]

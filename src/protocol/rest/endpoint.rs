@@ -1,4 +1,4 @@
-//! The REST Endpoint client (PROTOCOL.md §3): one `POST <url>/<URLToken>` (or
+//! The REST Endpoint client (docs/protocol.md §3): one `POST <url>/<URLToken>` (or
 //! `<url>/test/<URLToken>` in test mode) per user input; the reply arrives when
 //! the flow has finished, so request → response is the whole turn. Outputs are
 //! counted from `outputStack`, internal `_cognigy` entries skipped, string

@@ -1,6 +1,6 @@
 //! The shared-SaaS guard: a load test aimed at the vendor's shared SaaS hosts
 //! (any host under [`SAAS_DOMAINS`]) above their documented per-IP limits
-//! (PROTOCOL.md §4: about 1,000 requests per 5 minutes per IP; test mode about
+//! (docs/protocol.md §4: about 1,000 requests per 5 minutes per IP; test mode about
 //! 600 messages per hour) is refused unless the user passes [`ACK_FLAG`],
 //! acknowledging they own that capacity. A pure function of the plan: no
 //! network, no DNS.

@@ -1,4 +1,4 @@
-//! The session context-inject client (PROTOCOL.md §4):
+//! The session context-inject client (docs/protocol.md §4):
 //! `POST {api_base}/new/v2.0/sessions/{sessionId}/context/inject` with
 //! `X-API-Key` and `{userId, context}` → 200 with the resulting context, or an
 //! RFC 7807 problem. The JSON request size is checked before sending. The API
@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-/// The vendor's documented limit on the JSON request (PROTOCOL.md §4).
+/// The vendor's documented limit on the JSON request (docs/protocol.md §4).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 60_000;
 
 /// Settings of a [`ContextInject`] client.

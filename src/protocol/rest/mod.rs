@@ -1,4 +1,4 @@
-//! HTTP clients of the vendor's REST interfaces (PROTOCOL.md §3 and §4) and the
+//! HTTP clients of the vendor's REST interfaces (docs/protocol.md §3 and §4) and the
 //! shared-SaaS guard. Owns the wire side only: [`endpoint`] (chat turns over the
 //! REST Endpoint, outputs counted from `outputStack`), [`inject`] (the session
 //! context-inject API with RFC 7807 errors and a client-side size limit) and

@@ -1,4 +1,4 @@
-//! One runtime WebSocket connection per VU (PROTOCOL.md §2.2–2.4): the URL with
+//! One runtime WebSocket connection per VU (docs/protocol.md §2.2–2.4): the URL with
 //! `token=` and `codec=`, pipelined `updateContext` / `getContext` round trips
 //! matched by `requestId`, heartbeats with RTTs, close-code handling and the
 //! reconnect policy.
@@ -17,7 +17,7 @@
 //! - A frame with a bad length header or a text message
 //!   ([`RuntimeError::BadFrame`]) or an undecodable payload
 //!   ([`RuntimeError::Undecodable`]) is counted in `protocol_errors` and ends
-//!   the connection: the client closes it with 1002 (PROTOCOL.md §2.3), the
+//!   the connection: the client closes it with 1002 (docs/protocol.md §2.3), the
 //!   requests in flight on it become `Disconnected` at once (no waiting for
 //!   their `reply_timeout`), and [`reconnect`](RuntimeConnection::reconnect)
 //!   backs off as after any abnormal close. A reply of the wrong kind for its

@@ -1,4 +1,4 @@
-//! Limits of a context update (PROTOCOL.md §2.4), checked by the client before
+//! Limits of a context update (docs/protocol.md §2.4), checked by the client before
 //! sending and enforced by the emulator: only the scopes global/user/session,
 //! at most 500 variables per scope, and the JSON encoding of the whole update
 //! at most 1,048,576 bytes. One implementation for both sides.

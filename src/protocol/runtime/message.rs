@@ -1,4 +1,4 @@
-//! The messages of the runtime WebSocket (PROTOCOL.md §2.4). Requests are
+//! The messages of the runtime WebSocket (docs/protocol.md §2.4). Requests are
 //! defined by the public guide; replies, request ids and `getContext` are
 //! defined by us. Field names are camelCase on the wire; `type` tags the kind.
 

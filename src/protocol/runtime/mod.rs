@@ -1,4 +1,4 @@
-//! Runtime WebSocket for context updates (PROTOCOL.md §2), shared by the load
+//! Runtime WebSocket for context updates (docs/protocol.md §2), shared by the load
 //! client and the emulator: `frame` (4-byte big-endian length + payload,
 //! heartbeats), `message` (the JSON/MessagePack message shapes) and `codec`
 //! (MessagePack or JSON behind one trait). The client connection, OAuth,

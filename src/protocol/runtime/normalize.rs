@@ -1,4 +1,4 @@
-//! Type normalization of context values before they are encoded (PROTOCOL.md
+//! Type normalization of context values before they are encoded (docs/protocol.md
 //! §2.4). Owns the one documented rule that turns any scenario value into a
 //! value with the same meaning in both JSON and MessagePack:
 //!

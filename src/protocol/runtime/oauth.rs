@@ -1,4 +1,4 @@
-//! OAuth 2.0 client credentials for the runtime WebSocket (PROTOCOL.md §2.1):
+//! OAuth 2.0 client credentials for the runtime WebSocket (docs/protocol.md §2.1):
 //! one [`TokenProvider`] per process (shared as `Arc<TokenProvider>` by all
 //! VUs) fetches, caches and refreshes the access token.
 //!

@@ -1,4 +1,4 @@
-//! One Socket.IO Endpoint session over one WebSocket (PROTOCOL.md §1): the
+//! One Socket.IO Endpoint session over one WebSocket (docs/protocol.md §1): the
 //! socket URL, the Engine.IO/Socket.IO handshake up to `endpoint-ready`,
 //! heartbeats (EIO3: the client pings; EIO4: the client answers server pings),
 //! immediate empty acks, and the turn state machine.
@@ -845,7 +845,7 @@ mod tests {
         after_scheme.find('/').map_or("", |i| &after_scheme[i..])
     }
 
-    // Request targets copied verbatim from /work/shared/fixtures.
+    // Request targets copied verbatim from tests/fixtures/wire.
     const FIXTURE_EIO3: &str = "/socket.io/?sessionId=session%25201%252Femulator&urlToken=emulator-url-token&userId=user%2540example.com&testMode=false&emitWithAck=true&EIO=3&transport=websocket";
     const FIXTURE_EIO4: &str = "/socket.io/?sessionId=session%25201%252Femulator&urlToken=emulator-url-token&userId=user%2540example.com&testMode=false&emitWithAck=true&EIO=4&transport=websocket";
     const FIXTURE_RAW_EIO3: &str = "ws://127.0.0.1:37211/socket.io/?sessionId=session%25201%252Femulator&urlToken=emulator-url-token&userId=user%2540example.com&testMode=false&emitWithAck=true&EIO=3&transport=websocket";

@@ -1,4 +1,4 @@
-//! Socket.IO Endpoint client (PROTOCOL.md §1): our own thin Engine.IO 3/4 +
+//! Socket.IO Endpoint client (docs/protocol.md §1): our own thin Engine.IO 3/4 +
 //! Socket.IO layer on tokio-tungstenite. `frame` is the pure packet type (parse
 //! and encode, no I/O); `connection` owns one WebSocket, the handshake,
 //! heartbeats, acks and the turn state machine. No metrics, no scenario types:
