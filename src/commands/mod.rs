@@ -11,6 +11,7 @@ mod runtime_setup;
 mod saas;
 mod serve;
 mod signals;
+mod start;
 mod sweep;
 mod validate;
 
