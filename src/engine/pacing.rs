@@ -312,6 +312,14 @@ impl ArrivalTimes {
             _ => None,
         }
     }
+
+    /// The arrivals execution segment `segment` starts: those whose number
+    /// `k` it owns (`segment.owns(offset, k)`); the others are drawn and skipped.
+    pub fn share(self, segment: Segment, offset: u64) -> impl Iterator<Item = Duration> {
+        self.enumerate()
+            .filter(move |(k, _)| segment.owns(offset, *k as u64))
+            .map(|(_, t)| t)
+    }
 }
 
 impl Iterator for ArrivalTimes {
@@ -368,10 +376,7 @@ impl Arrivals {
         control: &Control,
     ) {
         let ArrivalShare { segment, offset } = self.share;
-        for (k, t) in self.times.enumerate() {
-            if !segment.owns(offset, k as u64) {
-                continue;
-            }
+        for t in self.times.share(segment, offset) {
             let intended = self.started + t;
             tokio::select! {
                 _ = tokio::time::sleep_until(intended.into()) => {}

@@ -199,11 +199,7 @@ pub fn arrivals(groups: &[Group], gi: usize, seg: Segment, seed: u64) -> Vec<Dur
         return Vec::new();
     };
     match super::pacing::ArrivalTimes::of(&group.schedule, super::group_seed(seed, gi)) {
-        Some(times) => times
-            .enumerate()
-            .filter(|(k, _)| seg.owns(offset, *k as u64))
-            .map(|(_, t)| t)
-            .collect(),
+        Some(times) => times.share(seg, offset).collect(),
         None => Vec::new(),
     }
 }
