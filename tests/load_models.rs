@@ -335,7 +335,11 @@ fn segments_against_one_server_add_up_to_the_whole_plan() {
         all_vus.extend(vus);
     }
     assert_eq!(started, arrivals, "arrivals of all segments = the plan's");
-    assert_eq!(turns, 7 * 2 + arrivals, "turns of all segments = the plan's");
+    assert_eq!(
+        turns,
+        7 * 2 + arrivals,
+        "turns of all segments = the plan's"
+    );
     all_vus.sort_unstable();
     let closed: Vec<u64> = all_vus.iter().copied().filter(|v| *v <= 7).collect();
     assert_eq!(closed, (1..=7).collect::<Vec<_>>(), "each closed VU once");

@@ -65,8 +65,8 @@ fn scenario_yaml() -> impl Strategy<Value = String> {
 }
 
 fn groups(yaml: &str) -> Result<Vec<Group>, TestCaseError> {
-    let s = load_str(yaml, "segments.yaml")
-        .map_err(|e| TestCaseError::fail(format!("{e}\n{yaml}")))?;
+    let s =
+        load_str(yaml, "segments.yaml").map_err(|e| TestCaseError::fail(format!("{e}\n{yaml}")))?;
     Ok(groups_of(&s).0)
 }
 
