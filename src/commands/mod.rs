@@ -14,6 +14,7 @@ mod signals;
 mod start;
 mod sweep;
 mod validate;
+mod workers;
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;

@@ -35,17 +35,20 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Sleeps until the wall-clock instant `at`, saying so on stderr; returns
-/// early when `interrupt` fires (the run then stops at once, as interrupted).
-pub async fn wait_until(at: DateTime<Utc>, interrupt: &CancellationToken) {
+/// Sleeps until the wall-clock instant `at`, saying so on stderr unless
+/// `quiet`; returns early when `interrupt` fires (the run then stops at
+/// once, as interrupted).
+pub async fn wait_until(at: DateTime<Utc>, interrupt: &CancellationToken, quiet: bool) {
     let Ok(left) = (at - Utc::now()).to_std() else {
         return;
     };
-    eprintln!(
-        "finalping: waiting {:.1} s until the common start at {} (Ctrl-C cancels)",
-        left.as_secs_f64(),
-        rfc3339(at)
-    );
+    if !quiet {
+        eprintln!(
+            "finalping: waiting {:.1} s until the common start at {} (Ctrl-C cancels)",
+            left.as_secs_f64(),
+            rfc3339(at)
+        );
+    }
     tokio::select! {
         _ = tokio::time::sleep(left) => {}
         _ = interrupt.cancelled() => {}
@@ -96,13 +99,14 @@ pub fn ready_file_name(seg: Segment) -> String {
 
 /// Checks in to the barrier folder `dir` and waits (at most `timeout`) for
 /// all segments of the run; returns the common start instant, or `None`
-/// when interrupted while waiting.
+/// when interrupted while waiting. Says that it waits unless `quiet`.
 pub async fn barrier(
     dir: &Path,
     run_id: &str,
     seg: Segment,
     timeout: Duration,
     interrupt: &CancellationToken,
+    quiet: bool,
 ) -> Result<Option<DateTime<Utc>>, CliError> {
     let mine = ReadyFile {
         run_id: run_id.to_string(),
@@ -113,12 +117,14 @@ pub async fn barrier(
         pid: std::process::id(),
     };
     write_ready(dir, &mine)?;
-    eprintln!(
-        "finalping: segment {seg} ready; waiting for all {} segments in {} (at most {})",
-        seg.count(),
-        dir.display(),
-        crate::duration::HumanDuration(timeout)
-    );
+    if !quiet {
+        eprintln!(
+            "finalping: segment {seg} ready; waiting for all {} segments in {} (at most {})",
+            seg.count(),
+            dir.display(),
+            crate::duration::HumanDuration(timeout)
+        );
+    }
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let seen = read_ready(dir, &mine, timeout)?;

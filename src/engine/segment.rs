@@ -182,6 +182,19 @@ pub fn vus(groups: &[Group], seg: Segment) -> Vec<SegmentVu> {
         .collect()
 }
 
+/// Measured operations of a fully iteration-bound run in segment `seg`
+/// (for a progress bar).
+pub fn planned_samples(groups: &[Group], seg: Segment) -> u64 {
+    groups
+        .iter()
+        .enumerate()
+        .map(|(gi, g)| {
+            let vus = group_vus(groups, gi, seg).len() as u64;
+            g.iterations.unwrap_or(1) * vus * g.samples_per_iteration()
+        })
+        .sum()
+}
+
 /// VU `index` (0-based) of `vus` starts at `ramp_up × index / vus`.
 pub fn start_offset(ramp_up: Duration, index: u64, vus: u64) -> Duration {
     if vus == 0 || ramp_up.is_zero() {
