@@ -173,6 +173,30 @@ pub struct MetricSummary {
 }
 
 impl MetricSummary {
+    /// The percentiles a summary carries, with their field values: p50, p90,
+    /// p95, p99, p99.9, p99.99 and p100 (= max).
+    pub fn percentiles(&self) -> [(f64, f64); 7] {
+        [
+            (50.0, self.p50_ms),
+            (90.0, self.p90_ms),
+            (95.0, self.p95_ms),
+            (99.0, self.p99_ms),
+            (99.9, self.p99_9_ms),
+            (99.99, self.p99_99_ms),
+            (100.0, self.max_ms),
+        ]
+    }
+
+    /// Percentile `p` (0 < p <= 100) in ms if the summary carries it
+    /// (`percentile(99.0)` = `p99_ms`); `None` for any other percentile, which
+    /// only the histogram itself can answer.
+    pub fn percentile(&self, p: f64) -> Option<f64> {
+        self.percentiles()
+            .into_iter()
+            .find(|(q, _)| (q - p).abs() < 1e-9)
+            .map(|(_, v)| v)
+    }
+
     pub fn of(h: &Histogram<u64>) -> MetricSummary {
         let ms = |us: u64| us as f64 / 1000.0;
         if h.is_empty() {
