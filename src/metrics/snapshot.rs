@@ -64,6 +64,37 @@ impl Snapshot {
         self.tagged.get(&id)
     }
 
+    /// Every tag that has numbers, by id.
+    pub fn tags(&self) -> impl Iterator<Item = (TagId, &TagData)> {
+        self.tagged.iter().map(|(id, data)| (*id, data))
+    }
+
+    /// Adds a whole histogram of `metric` (exact), e.g. one read back from a
+    /// report; fails when `h` does not fit the project-wide bounds (1 µs … 1 h).
+    pub fn add_histogram(
+        &mut self,
+        metric: Metric,
+        h: &Histogram<u64>,
+    ) -> Result<(), hdrhistogram::AdditionError> {
+        self.hists[metric.index()].add(h)
+    }
+
+    /// Adds a whole histogram of a tagged metric under `tag` only (not to the
+    /// totals); metrics that are not kept per tag are ignored.
+    pub fn add_tag_histogram(
+        &mut self,
+        tag: TagId,
+        metric: Metric,
+        h: &Histogram<u64>,
+    ) -> Result<(), hdrhistogram::AdditionError> {
+        self.tagged.entry(tag).or_default().add_histogram(metric, h)
+    }
+
+    /// Adds to a counter under `tag` only (not to the totals).
+    pub fn add_tag_counter(&mut self, tag: TagId, counter: Counter, n: u64) {
+        self.tagged.entry(tag).or_default().add(counter, n);
+    }
+
     /// Records a latency; values beyond 1 h saturate, below 1 µs count as 1 µs.
     pub fn record(&mut self, metric: Metric, value: Duration) {
         self.hists[metric.index()].saturating_record(micros(value));

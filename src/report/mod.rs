@@ -5,6 +5,7 @@
 
 mod console;
 mod csv_percentiles;
+mod histograms;
 mod hlog;
 mod html;
 mod json;
@@ -14,6 +15,10 @@ mod markdown;
 mod timeseries;
 
 pub use console::print_final_table;
+pub use histograms::{
+    parse_histograms, read_histograms, RunHistograms, Totals, HISTOGRAMS_FILE, HISTOGRAMS_FORMAT,
+    HISTOGRAMS_VERSION,
+};
 pub use hlog::{hlog_file_name, write_hlog, write_hlogs};
 pub use html::{render as render_html, render_summary_page, PageChart, HTML_FILE};
 pub use junit::{write_junit, JunitCase, JunitSuite, JUNIT_FILE};
@@ -60,6 +65,10 @@ pub struct RunReport {
     /// Per-interval data behind `timeseries.csv` and the `.hlog` files.
     #[serde(skip)]
     pub timeline: Option<Arc<Timeline>>,
+    /// Whole-run histograms and tag names, for the lossless `histograms.json`
+    /// (absent in a report read back from summary.json).
+    #[serde(skip)]
+    pub totals: Option<Arc<Totals>>,
     /// `--output-format`: the optional files to write (`None` = all).
     #[serde(skip)]
     pub formats: Option<Vec<crate::cli::OutputFormat>>,
@@ -112,6 +121,7 @@ impl RunReport {
             generator,
             self_check,
             timeline: None,
+            totals: None,
             formats: None,
             tags: BTreeMap::new(),
             thresholds: Vec::new(),
@@ -199,6 +209,7 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(markdown::SummaryMarkdown),
         Box::new(csv_percentiles::PercentilesCsv),
         Box::new(manifest::ManifestJson),
+        Box::new(histograms::HistogramsJson),
         Box::new(junit::ThresholdsJunit),
         Box::new(html::ReportHtml),
     ]
