@@ -462,6 +462,7 @@ fn build_manifest(
         runtime: None,
         emulator,
         segment: None,
+        merge: None,
     }
 }
 
