@@ -100,6 +100,59 @@ pub struct RunArgs {
     /// them), comma-separated; default all.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub output_format: Vec<OutputFormat>,
+    /// Run only execution segment `i` of `N` (0-based, e.g. `0/3`) so that
+    /// N processes or pods together run the scenario once: VUs, arrivals and
+    /// feeder rows are split by a stride. Give all segments the same --run-id.
+    #[arg(long, value_name = "i/N")]
+    pub segment: Option<crate::engine::Segment>,
+    /// The run's id (letters, digits, `.`, `_`, `-`; default: generated from
+    /// the scenario name and the time). Shared by the segments of one run;
+    /// without --seed it also seeds the run's random draws.
+    #[arg(long, value_name = "ID", value_parser = parse_run_id)]
+    pub run_id: Option<String>,
+    /// Start the schedule at this wall-clock time (RFC 3339, e.g.
+    /// `2026-12-07T15:30:00Z`), waiting until then. A start more than 1 s late
+    /// makes the run invalid.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at, conflicts_with = "start_barrier")]
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// With --segment: check in to this shared folder (a ready file per
+    /// segment), wait until all N segments have, then start together.
+    #[arg(long, value_name = "DIR", requires = "segment")]
+    pub start_barrier: Option<PathBuf>,
+    /// How long --start-barrier waits for the other segments.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        requires = "start_barrier"
+    )]
+    pub barrier_timeout: HumanDuration,
+}
+
+/// `--run-id`: a safe folder name.
+pub fn parse_run_id(s: &str) -> Result<String, String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if s.is_empty() || s.len() > 128 {
+        return Err("a run id has 1 to 128 characters".to_string());
+    }
+    if !s.chars().all(ok_char) {
+        return Err(format!(
+            "`{s}` is not a safe folder name: use only letters, digits, `.`, `_` and `-` (e.g. `checkout-2026-12-07`)"
+        ));
+    }
+    if s.starts_with(['.', '-']) {
+        return Err(format!("`{s}` must start with a letter, a digit or `_`"));
+    }
+    Ok(s.to_string())
+}
+
+/// `--start-at`: an RFC 3339 time with a zone (`Z` or `+01:00`).
+fn parse_start_at(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            format!("`{s}` is not an RFC 3339 time ({e}); write e.g. `2026-12-07T15:30:00Z` or `2026-12-07T16:30:00+01:00`")
+        })
 }
 
 /// Optional report files (`--output-format`).
@@ -180,6 +233,9 @@ pub struct ValidateArgs {
     /// As for `run`: allow a load above the shared-SaaS per-IP limits.
     #[arg(long = "i-own-this-capacity")]
     pub own_capacity: bool,
+    /// Also show what execution segment `i` of `N` would run (see `run --segment`).
+    #[arg(long, value_name = "i/N")]
+    pub segment: Option<crate::engine::Segment>,
 }
 
 #[derive(Debug, Args)]

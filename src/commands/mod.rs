@@ -12,6 +12,7 @@ mod runtime_setup;
 mod saas;
 mod serve;
 mod signals;
+mod start;
 mod sweep;
 mod validate;
 
