@@ -1,4 +1,4 @@
-//! The command line (clap derive): `run`, `serve`, `validate`, `compare`, `report`. Only flag
+//! The command line (clap derive): `run`, `serve`, `validate`, `compare`, `report`, `merge`. Only flag
 //! definitions live here; `commands` carries them out. Flags override YAML.
 
 use crate::duration::HumanDuration;
@@ -51,6 +51,11 @@ pub enum Command {
     /// Regenerate summary.md, percentiles.csv, manifest.json and junit.xml of
     /// a finished run from its summary.json.
     Report(ReportArgs),
+    /// Merge the run folders of the segments of one run (`run --segment i/N`)
+    /// into one run folder with every report: histograms added exactly,
+    /// counters summed, thresholds judged on the merged data.
+    #[command(after_help = EXIT_CODES)]
+    Merge(MergeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -90,8 +95,9 @@ pub struct RunArgs {
     /// or `--set load.vus=20` (repeatable; values are YAML scalars).
     #[arg(long = "set", value_name = "PATH=VALUE", value_parser = parse_setting)]
     pub settings: Vec<(String, String)>,
-    /// Report files to write besides summary.json and manifest.json (always
-    /// written: compare and report read them), comma-separated; default all.
+    /// Report files to write besides summary.json, manifest.json and
+    /// histograms.json (always written: compare, report and merge read
+    /// them), comma-separated; default all.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub output_format: Vec<OutputFormat>,
     /// Run only execution segment `i` of `N` (0-based, e.g. `0/3`) so that
@@ -292,6 +298,31 @@ pub struct ReportArgs {
     /// Write the regenerated files here instead of into DIR.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The run folders of the segments (each written by `finalping run --segment i/N`).
+    #[arg(required = true, value_name = "SEGMENT_DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Folder for the merged run's reports.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// What a saturated segment means: `strict` makes the merged run invalid
+    /// (exit 2); `warn` reports it but keeps the status.
+    #[arg(long, value_enum, default_value_t = SelfCheckMode::Strict)]
+    pub self_check: SelfCheckMode,
+    /// A segment that started its load later than this after the others
+    /// makes the merged run invalid.
+    #[arg(long, default_value = "1s")]
+    pub start_tolerance: HumanDuration,
+    /// No final table.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Report files to write besides summary.json, manifest.json and
+    /// histograms.json (always written), comma-separated; default all.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub output_format: Vec<OutputFormat>,
 }
 
 /// `PATH=VALUE` of `--set`.

@@ -245,6 +245,10 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         &plan.scenario.thresholds,
         Some(&outcome.totals),
     );
+    report.totals = Some(Arc::new(report::Totals {
+        snapshot: outcome.totals,
+        tag_names: plan.tags.clone(),
+    }));
     if let Some(why) = &outcome.aborted {
         // A breach stopped the run early: it fails even if the final totals recover.
         if report.status != RunStatus::Invalid {
@@ -566,6 +570,7 @@ fn build_manifest(
         runtime: None,
         emulator,
         segment: None,
+        merge: None,
     }
 }
 
