@@ -870,6 +870,18 @@ fn workers_run_the_segments_as_child_processes() {
         );
     }
     assert_eq!(turns, 7 * 2, "the workers' turns add up to the plan");
+    // The run folder holds their merge: one report for the whole run.
+    let merged = read_json(&out_dir.join("summary.json"));
+    assert_eq!(merged["status"], "passed", "{merged}");
+    assert_eq!(counter(&merged, "turns_ok"), turns);
+    let seg = |i: usize, field: &str| {
+        let s = read_json(&out_dir.join(format!("segment-{i}-of-3/summary.json")));
+        metric(&s, "final_ping", field)
+    };
+    assert_eq!(metric(&merged, "final_ping", "count"), turns as f64);
+    let max = (0..3).map(|i| seg(i, "max_ms")).fold(0.0, f64::max);
+    assert_eq!(metric(&merged, "final_ping", "max_ms"), max);
+    assert!(out_dir.join("final_ping.hlog").is_file());
 }
 
 #[test]
@@ -892,9 +904,15 @@ fn ctrl_c_stops_every_worker_with_partial_reports() {
     assert!(status.success());
     let (code, err) = run.finish();
     assert_eq!(code, Some(130), "{err}");
+    let mut turns = 0;
     for i in 0..2 {
         let s = read_json(&w.path(&format!("r/segment-{i}-of-2/summary.json")));
         assert_eq!(s["status"], "interrupted", "{s}");
         assert!(counter(&s, "turns_ok") > 0, "{s}");
+        turns += counter(&s, "turns_ok");
     }
+    // The partial segments are merged, marked interrupted.
+    let merged = read_json(&w.path("r/summary.json"));
+    assert_eq!(merged["status"], "interrupted", "{merged}");
+    assert_eq!(counter(&merged, "turns_ok"), turns);
 }

@@ -10,9 +10,10 @@
 //! process): they write partial reports and the run exits 130.
 
 use super::run::{apply_overrides, ensure_fd_capacity, run_id};
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, SelfCheckMode};
 use crate::engine::{self, segment, Display, Progress, ProgressMode, Segment};
 use crate::error::{exit, CliError};
+use crate::merge::MergeOptions;
 use crate::scenario;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -46,6 +47,11 @@ pub async fn run(
     apply_overrides(&mut scenario, &args)?;
     super::saas::check(&scenario, args.own_capacity)?;
     let (groups, _) = engine::groups_of(&scenario);
+    // Secret: only to scrub it from the command line kept in the manifest.
+    let url_token = scenario
+        .target
+        .url_token
+        .render(&crate::scenario::TemplateCtx::default());
     let segments: Vec<Segment> = (0..workers)
         .filter_map(|i| Segment::new(i, workers))
         .collect();
@@ -164,7 +170,21 @@ pub async fn run(
     }
     display.finish();
     let _ = std::fs::remove_dir_all(&barrier);
-    finish(&segments, &codes, &out, interrupt.is_cancelled())
+    check_workers(&segments, &codes, &out, args.quiet)?;
+    let options = MergeOptions {
+        strict_self_check: args.self_check == SelfCheckMode::Strict,
+        start_tolerance: super::start::START_TOLERANCE,
+        interrupted: interrupt.is_cancelled(),
+        command_line: crate::secret::scrub(
+            &std::env::args().collect::<Vec<_>>().join(" "),
+            &[&url_token],
+        ),
+    };
+    let dirs: Vec<PathBuf> = segments
+        .iter()
+        .map(|seg| out.join(seg.folder_name()))
+        .collect();
+    super::merge::merge_into(&dirs, &out, &options, &args.output_format, args.quiet)
 }
 
 /// `finalping run … --segment i/N` for worker `seg`, its console output in `dir/run.log`.
@@ -267,66 +287,50 @@ fn terminate(pids: &[Option<u32>]) {
     }
 }
 
-/// The run's exit code from its workers', and where their reports are.
-fn finish(
+/// Lists the workers and where their reports are (unless `quiet`); fails
+/// naming the first worker that could not run at all (usage or internal
+/// error, or killed), whose folder cannot be merged.
+fn check_workers(
     segments: &[Segment],
     codes: &[Option<i32>],
     out: &Path,
-    interrupted: bool,
-) -> Result<i32, CliError> {
+    quiet: bool,
+) -> Result<(), CliError> {
     for (seg, code) in segments.iter().zip(codes) {
         let dir = out.join(seg.folder_name());
-        let status = std::fs::read_to_string(dir.join("summary.json"))
+        let summary = std::fs::read_to_string(dir.join("summary.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-        let line = match &status {
+        let line = match &summary {
             Some(s) => format!(
-                "{} — {} turns ok of {}",
+                "{} — {} of {} turns ok",
                 s["status"].as_str().unwrap_or("?"),
                 s["counters"]["turns_ok"].as_u64().unwrap_or(0),
                 s["counters"]["turns_sent"].as_u64().unwrap_or(0)
             ),
-            None => format!(
-                "no report (exit {})",
-                code.map_or("signal".to_string(), |c| c.to_string())
-            ),
+            None => format!("no report (exit {})", exit_text(*code)),
         };
-        println!("worker {seg}: {line} — {}", dir.display());
+        if !quiet {
+            println!("worker {seg}: {line} — {}", dir.display());
+        }
     }
-    if let Some((seg, code)) = segments
+    match segments
         .iter()
         .zip(codes)
         .find(|(_, c)| matches!(c, Some(exit::USAGE | exit::INTERNAL) | None))
     {
-        let log = out.join(seg.folder_name()).join("run.log");
-        return Err(CliError {
+        Some((seg, code)) => Err(CliError {
             code: code.unwrap_or(exit::INTERNAL),
             message: format!(
                 "worker {seg} could not run (exit {}); its messages are above (prefixed `[worker {seg}]`) and its console output is in {}",
-                code.map_or("by a signal".to_string(), |c| c.to_string()),
-                log.display()
+                exit_text(*code),
+                out.join(seg.folder_name()).join("run.log").display()
             ),
-        });
+        }),
+        None => Ok(()),
     }
-    if interrupted {
-        return Ok(exit::INTERRUPTED);
-    }
-    Ok(worst(codes))
 }
 
-/// The worst of the workers' exit codes: interrupted, invalid, failed, passed.
-fn worst(codes: &[Option<i32>]) -> i32 {
-    let rank = |c: i32| match c {
-        exit::INTERRUPTED => 4,
-        exit::INVALID => 3,
-        exit::FAILED => 2,
-        exit::PASS => 1,
-        _ => 5,
-    };
-    codes
-        .iter()
-        .flatten()
-        .copied()
-        .max_by_key(|c| rank(*c))
-        .unwrap_or(exit::INTERNAL)
+fn exit_text(code: Option<i32>) -> String {
+    code.map_or("by a signal".to_string(), |c| c.to_string())
 }
