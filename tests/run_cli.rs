@@ -452,7 +452,13 @@ fn output_format_picks_the_optional_report_files() {
     files.sort();
     assert_eq!(
         files,
-        ["junit.xml", "manifest.json", "summary.json", "summary.md"]
+        [
+            "histograms.json",
+            "junit.xml",
+            "manifest.json",
+            "summary.json",
+            "summary.md"
+        ]
     );
 
     let bad = run_finalping(
