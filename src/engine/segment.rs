@@ -279,7 +279,11 @@ pub fn describe(groups: &[Group], seg: Segment) -> String {
         .map(|(gi, g)| {
             let n = mine.iter().filter(|v| v.group == gi).count();
             let what = if g.schedule.is_open() {
-                format!("{n} of max_vus {}, every {}th arrival", g.vus, seg.count())
+                format!(
+                    "{n} of max_vus {}, 1 in {} of its arrivals",
+                    g.vus,
+                    seg.count()
+                )
             } else {
                 format!("{n} of {} VUs", g.vus)
             };
