@@ -38,6 +38,9 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     super::saas::check(&scenario, args.own_capacity)?;
     let scenario_bytes = std::fs::read(&args.scenario).unwrap_or_default();
     let segment = args.segment.unwrap_or(Segment::WHOLE);
+    if let Some(at) = args.start_at {
+        start::check_start_at(at, chrono::Utc::now())?;
+    }
     if args.start_barrier.is_some() && args.run_id.is_none() {
         return Err(CliError::usage(
             "--start-barrier needs --run-id: the segments of one run check in under their shared run id",

@@ -29,6 +29,21 @@ pub const START_TOLERANCE: Duration = Duration::from_secs(1);
 pub const BARRIER_MARGIN: Duration = Duration::from_secs(2);
 /// How often a waiting segment looks at the barrier folder.
 pub const BARRIER_POLL: Duration = Duration::from_millis(100);
+/// The furthest ahead `--start-at` may be (a guard against a mistyped date
+/// leaving a process waiting for months).
+pub const MAX_START_AHEAD: Duration = Duration::from_secs(24 * 3600);
+
+/// Refuses a `--start-at` more than [`MAX_START_AHEAD`] after `now`.
+pub fn check_start_at(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), CliError> {
+    match (at - now).to_std() {
+        Ok(ahead) if ahead > MAX_START_AHEAD => Err(CliError::usage(format!(
+            "--start-at {} is {:.1} h from now; at most 24 h ahead is accepted (check the date and the zone, e.g. `Z` for UTC)",
+            rfc3339(at),
+            ahead.as_secs_f64() / 3600.0
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// RFC 3339 in UTC with milliseconds, as reports write times.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
@@ -267,6 +282,15 @@ mod tests {
         seen.insert(1, ready(1, 2, "2026-01-01T00:00:03Z"));
         let at = common_start(&seen).unwrap();
         assert_eq!(rfc3339(at), "2026-01-01T00:00:07.250Z");
+    }
+
+    #[test]
+    fn a_start_more_than_a_day_ahead_is_refused() {
+        let now = Utc::now();
+        assert!(check_start_at(now + chrono::Duration::hours(23), now).is_ok());
+        assert!(check_start_at(now - chrono::Duration::hours(1), now).is_ok());
+        let e = check_start_at(now + chrono::Duration::days(365), now).unwrap_err();
+        assert!(e.message.contains("at most 24 h ahead"), "{}", e.message);
     }
 
     #[test]
