@@ -62,7 +62,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let segment_vus = engine::segment::vus(&groups, segment).len() as u64;
     ensure_fd_capacity(segment_vus, embedded, None)?;
 
-    let emulator_config = embedded.then(|| scenario.emulator.clone().unwrap_or_default());
+    let emulator_config = embedded.then(|| {
+        let mut config = scenario.emulator.clone().unwrap_or_default();
+        config.seed = engine::segment::emulator_seed(config.seed, segment);
+        config
+    });
     let embedded_emulator = match &emulator_config {
         Some(config) => Some(EmbeddedEmulator::start(config.clone()).await?),
         None => None,
