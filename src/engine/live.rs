@@ -316,3 +316,42 @@ impl Display {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_round_trip_and_combine() {
+        let a = Progress {
+            elapsed: Duration::from_millis(2500),
+            active_vus: 10,
+            done: 40,
+            turns: 30,
+            updates: 10,
+            per_sec: 12.5,
+            final_ping_p99_ms: 20.0,
+            update_p99_ms: 5.0,
+            failures: 1,
+        };
+        let line = format!("{PROGRESS_PREFIX}{}", serde_json::to_string(&a).unwrap());
+        let back = Progress::parse_line(&line).unwrap();
+        assert_eq!(
+            (back.elapsed, back.turns, back.per_sec),
+            (a.elapsed, 30, 12.5)
+        );
+        assert!(Progress::parse_line("warning: something").is_none());
+        assert!(Progress::parse_line(&format!("{PROGRESS_PREFIX}{{")).is_none());
+        let b = Progress {
+            elapsed: Duration::from_secs(3),
+            active_vus: 7,
+            final_ping_p99_ms: 35.0,
+            ..a.clone()
+        };
+        let c = Progress::combine([&a, &b]);
+        assert_eq!(c.elapsed, Duration::from_secs(3));
+        assert_eq!((c.active_vus, c.done, c.turns, c.failures), (17, 80, 60, 2));
+        assert_eq!(c.per_sec, 25.0);
+        assert_eq!(c.final_ping_p99_ms, 35.0, "the highest p99, not a sum");
+    }
+}
