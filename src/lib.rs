@@ -10,13 +10,15 @@
 //!
 //! Where to change what:
 //! - a YAML field, a template, a duration format: [`scenario`]
-//! - how VUs are started, paced and stopped: [`engine`]
+//! - how VUs are started, paced and stopped: [`engine`]; how a run is split
+//!   into execution segments (`--segment i/N`): [`engine::segment`]
 //! - a frame or packet on the wire: [`protocol`]
 //! - a metric name, the recorder, percentiles: [`metrics`]
 //! - a report file or the console table: [`report`]
 //! - emulator behaviour (delays, outputs, heartbeats): [`emulator`]
 //! - a command-line flag: [`cli`]
 //! - pass/fail limits and baseline comparison: [`thresholds`], [`compare`]
+//! - one report from the run folders of execution segments: [`merge`]
 //! - audit records of context updates and their webhook: [`audit`]
 //! - what a run's status and exit code are: [`verdict`], [`error`]
 //! - the sub-commands (`run`, `serve`, `sweep`, `capacity`, …): [`commands`]
@@ -31,6 +33,7 @@ pub mod duration;
 pub mod emulator;
 pub mod engine;
 pub mod error;
+pub mod merge;
 pub mod metrics;
 pub mod protocol;
 pub mod report;

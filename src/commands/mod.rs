@@ -5,14 +5,17 @@
 mod capacity;
 mod compare;
 mod embedded;
+mod merge;
 mod report_cmd;
 mod run;
 mod runtime_setup;
 mod saas;
 mod serve;
 mod signals;
+mod start;
 mod sweep;
 mod validate;
+mod workers;
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
@@ -33,5 +36,6 @@ pub async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Capacity(args) => capacity::capacity(args).await,
         Command::Compare(args) => compare::compare(&args),
         Command::Report(args) => report_cmd::report(&args),
+        Command::Merge(args) => merge::merge(&args),
     }
 }
