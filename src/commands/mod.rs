@@ -4,6 +4,7 @@
 
 mod capacity;
 mod compare;
+mod deploy;
 mod embedded;
 mod report_cmd;
 mod run;
@@ -33,5 +34,6 @@ pub async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Capacity(args) => capacity::capacity(args).await,
         Command::Compare(args) => compare::compare(&args),
         Command::Report(args) => report_cmd::report(&args),
+        Command::Deploy(target) => deploy::deploy(target),
     }
 }
