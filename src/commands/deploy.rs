@@ -64,11 +64,7 @@ fn kubernetes(args: &KubernetesArgs) -> Result<i32, CliError> {
                     CliError::usage(format!("cannot write {}: {e}", path.display()))
                 })?;
             }
-            eprintln!(
-                "wrote {} manifests to {}",
-                manifests.len(),
-                dir.display()
-            );
+            eprintln!("wrote {} manifests to {}", manifests.len(), dir.display());
         }
     }
     if scenario.target.url.is_none() {
@@ -112,10 +108,7 @@ fn list_env(names: &BTreeSet<String>) -> String {
 
 /// Loads the scenario as `run` would, with unset `${env:NAME}` replaced by a
 /// placeholder (the pods get the real values from the Secret).
-fn load_scenario(
-    path: &Path,
-    env_names: &BTreeSet<String>,
-) -> Result<Scenario, CliError> {
+fn load_scenario(path: &Path, env_names: &BTreeSet<String>) -> Result<Scenario, CliError> {
     let mut env = BTreeMap::new();
     let mut placeheld = Vec::new();
     for name in env_names {
@@ -178,9 +171,7 @@ fn build_run(
     let deadline = match args.deadline {
         Some(d) => d.as_duration(),
         None => {
-            barrier
-                + planned_duration(scenario).unwrap_or(ITERATIONS_ALLOWANCE)
-                + DEADLINE_MARGIN
+            barrier + planned_duration(scenario).unwrap_or(ITERATIONS_ALLOWANCE) + DEADLINE_MARGIN
         }
     };
     if deadline <= barrier {
@@ -303,7 +294,10 @@ fn config_files(
             text: data,
         });
     }
-    let size: usize = files.iter().map(|f| f.key.len() + f.text.len()).sum::<usize>()
+    let size: usize = files
+        .iter()
+        .map(|f| f.key.len() + f.text.len())
+        .sum::<usize>()
         + k8s::WAIT_SCRIPT.len();
     if size > CONFIG_MAP_LIMIT {
         return Err(CliError::usage(format!(
@@ -314,11 +308,7 @@ fn config_files(
     Ok((name, files))
 }
 
-fn print_next_steps(
-    args: &KubernetesArgs,
-    run: &KubernetesRun,
-    env_names: &BTreeSet<String>,
-) {
+fn print_next_steps(args: &KubernetesArgs, run: &KubernetesRun, env_names: &BTreeSet<String>) {
     let ns = args
         .namespace
         .as_ref()

@@ -454,7 +454,12 @@ pub fn check_label(what: &str, value: &str, max: usize) -> Result<(), String> {
     let ok_chars = value
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if value.is_empty() || value.len() > max || !ok_chars || value.starts_with('-') || value.ends_with('-') {
+    if value.is_empty()
+        || value.len() > max
+        || !ok_chars
+        || value.starts_with('-')
+        || value.ends_with('-')
+    {
         return Err(format!(
             "{what} `{value}` is not a Kubernetes name: use at most {max} lower-case letters, digits and `-`, starting and ending with a letter or digit"
         ));

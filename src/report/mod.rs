@@ -258,8 +258,7 @@ fn write_all_but_summary(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>,
     let mut written = Vec::new();
     for exporter in exporters().into_iter().filter(|e| {
         e.file_name() != "summary.json" && e.wanted(report) && chosen(format_of(e.file_name()))
-    })
-    {
+    }) {
         let path = dir.join(exporter.file_name());
         let result = std::fs::File::create(&path).and_then(|f| {
             let mut w = std::io::BufWriter::new(f);
