@@ -231,9 +231,17 @@ pub struct ServeArgs {
     /// Accept only this URL token (repeatable; default: any token).
     #[arg(long = "url-token")]
     pub url_tokens: Vec<String>,
-    /// Seed for the delay distributions.
+    /// Seed for the delay distributions (worker k of --workers uses seed + k).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Emulator processes sharing the port (SO_REUSEPORT: the kernel spreads
+    /// new connections over them), supervised by this one, which prints one
+    /// banner, forwards Ctrl-C/SIGTERM and sums their counters at the end.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: u32,
+    /// Internal: serve as worker K of `serve --workers` (settings from the parent).
+    #[arg(long, hide = true, conflicts_with = "workers")]
+    pub worker_index: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,10 @@
 //!   `$(JOB_COMPLETION_INDEX)` = 0..N-1 against a `finalping serve` on
 //!   127.0.0.1, the merge Job's init container and container run as rendered,
 //!   and the merged report must add up.
+//!
+//! And the target side of scaling out: `finalping serve --workers 2` spreads
+//! the connections of a real run over two worker processes on one port, and
+//! its counters, summed by the parent at SIGTERM, add up to the run's.
 
 mod common;
 
@@ -557,4 +561,148 @@ fn indexed_job_played_locally_merges_to_one_passing_report() {
         "{}",
         s["metrics"]["final_ping"]
     );
+}
+
+/// `finalping serve --port 0 <extra>` with every stdout line sent to a channel.
+fn serve_lines(extra: &[&str]) -> (Running, u32, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(bin())
+        .args(["serve", "--port", "0"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn finalping serve");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let pid = child.id();
+    (Running(Some(child)), pid, rx)
+}
+
+/// The next line containing `needle`, within `LIMIT`.
+fn line_with(
+    rx: &std::sync::mpsc::Receiver<String>,
+    needle: &str,
+    seen: &mut Vec<String>,
+) -> String {
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            Err(e) => panic!(
+                "no line with `{needle}` ({e:?}); output so far:\n{}",
+                seen.join("\n")
+            ),
+        }
+    }
+}
+
+#[test]
+fn serve_workers_share_one_port_and_sum_their_counters() {
+    let (mut parent, parent_pid, rx) =
+        serve_lines(&["--workers", "2", "--delay", "1ms", "--outputs", "1"]);
+    let mut seen = Vec::new();
+    let first = line_with(&rx, "listening on", &mut seen);
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let banner = line_with(&rx, "worker processes share the port", &mut seen);
+    let pids: Vec<u32> = banner
+        .split("pids ")
+        .nth(1)
+        .unwrap()
+        .split(", ")
+        .map(|p| p.trim().parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "{banner}");
+    assert!(
+        !pids.contains(&parent_pid) && pids[0] != pids[1],
+        "{banner}"
+    );
+
+    let w = Workdir::new();
+    let scenario = w.file(
+        "s.yaml",
+        &format!(
+            "name: workers\ntarget: {{ url: {url} }}\nload: {{ vus: 40, iterations: 1 }}\n\
+             steps: [connect, {{ send: {{ text: hi, timeout: 10s, expect: {{ min_outputs: 1 }} }} }}, disconnect]\n"
+        ),
+    );
+    let out = w.path("r");
+    let o = run_finalping(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ],
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        common::counter(&read_json(&out.join("summary.json")), "turns_ok"),
+        40
+    );
+
+    // SIGTERM to the parent only: it stops the workers and prints their counters.
+    // SAFETY: kill(2) of the child this test started.
+    unsafe { libc::kill(parent_pid as i32, libc::SIGTERM) };
+    let mut per_worker = Vec::new();
+    for k in 0..2 {
+        let line = line_with(&rx, &format!("worker {k} (pid "), &mut seen);
+        let pid: u32 = line
+            .split("(pid ")
+            .nth(1)
+            .unwrap()
+            .split(')')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let sessions: u64 = line
+            .split("): ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(pids.contains(&pid), "{line}");
+        per_worker.push(sessions);
+    }
+    let total = line_with(&rx, "total:", &mut seen);
+    assert!(
+        per_worker.iter().all(|&s| s > 0),
+        "connections spread over both workers: {per_worker:?}"
+    );
+    assert_eq!(per_worker.iter().sum::<u64>(), 40, "{}", seen.join("\n"));
+    assert!(total.contains("total: 40 sessions, 40 turns"), "{total}");
+    let o = common::wait_with_limit(parent.take(), LIMIT);
+    assert_eq!(o.status.code(), Some(0));
+    for pid in pids {
+        // The workers are gone: kill(pid, 0) fails once they have exited and been reaped.
+        let alive = unsafe { libc::kill(pid as i32, 0) } == 0;
+        assert!(!alive, "worker {pid} outlived the parent");
+    }
 }

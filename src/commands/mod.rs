@@ -11,6 +11,27 @@ mod run;
 mod runtime_setup;
 mod saas;
 mod serve;
+#[cfg(unix)]
+mod serve_workers;
+#[cfg(not(unix))]
+mod serve_workers {
+    //! `serve --workers` needs SO_REUSEPORT (Linux, macOS, the BSDs).
+    use crate::emulator::EmulatorConfig;
+    use crate::error::CliError;
+    use std::net::SocketAddr;
+
+    fn unsupported() -> CliError {
+        CliError::usage("--workers needs SO_REUSEPORT (Linux, macOS, the BSDs)")
+    }
+
+    pub async fn supervise(_: EmulatorConfig, _: SocketAddr, _: u32) -> Result<i32, CliError> {
+        Err(unsupported())
+    }
+
+    pub async fn worker(_: SocketAddr, _: u32) -> Result<i32, CliError> {
+        Err(unsupported())
+    }
+}
 mod signals;
 mod sweep;
 mod validate;
