@@ -1,5 +1,6 @@
 //! The command line (clap derive): `run`, `serve`, `validate`, `compare`, `report`,
-//! `deploy`. Only flag definitions live here; `commands` carries them out. Flags override YAML.
+//! `merge`, `deploy`. Only flag definitions live here; `commands` carries them out.
+//! Flags override YAML.
 
 use crate::duration::HumanDuration;
 use crate::emulator::Delay;
@@ -51,6 +52,11 @@ pub enum Command {
     /// Regenerate summary.md, percentiles.csv, manifest.json and junit.xml of
     /// a finished run from its summary.json.
     Report(ReportArgs),
+    /// Merge the run folders of the segments of one run (`run --segment i/N`)
+    /// into one run folder with every report: histograms added exactly,
+    /// counters summed, thresholds judged on the merged data.
+    #[command(after_help = EXIT_CODES)]
+    Merge(MergeArgs),
     /// Render what an engine needs to run a scenario as N segments and merge
     /// them (nothing is applied).
     #[command(subcommand)]
@@ -159,10 +165,64 @@ pub struct RunArgs {
     /// or `--set load.vus=20` (repeatable; values are YAML scalars).
     #[arg(long = "set", value_name = "PATH=VALUE", value_parser = parse_setting)]
     pub settings: Vec<(String, String)>,
-    /// Report files to write besides summary.json and manifest.json (always
-    /// written: compare and report read them), comma-separated; default all.
+    /// Report files to write besides summary.json, manifest.json and
+    /// histograms.json (always written: compare, report and merge read
+    /// them), comma-separated; default all.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub output_format: Vec<OutputFormat>,
+    /// Run only execution segment `i` of `N` (0-based, e.g. `0/3`) so that
+    /// N processes or pods together run the scenario once: VUs, arrivals and
+    /// feeder rows are split by a stride. Give all segments the same --run-id.
+    #[arg(long, value_name = "i/N")]
+    pub segment: Option<crate::engine::Segment>,
+    /// The run's id (letters, digits, `.`, `_`, `-`; default: generated from
+    /// the scenario name and the time). Shared by the segments of one run;
+    /// without --seed it also seeds the run's random draws.
+    #[arg(long, value_name = "ID", value_parser = parse_run_id)]
+    pub run_id: Option<String>,
+    /// Start the schedule at this wall-clock time (RFC 3339, e.g.
+    /// `2026-12-07T15:30:00Z`), waiting until then. A start more than 1 s late
+    /// makes the run invalid.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at, conflicts_with = "start_barrier")]
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// With --segment: check in to this shared folder (a ready file per
+    /// segment), wait until all N segments have, then start together.
+    #[arg(long, value_name = "DIR", requires = "segment")]
+    pub start_barrier: Option<PathBuf>,
+    /// How long --start-barrier waits for the other segments.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        requires = "start_barrier"
+    )]
+    pub barrier_timeout: HumanDuration,
+}
+
+/// `--run-id`: a safe folder name.
+pub fn parse_run_id(s: &str) -> Result<String, String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if s.is_empty() || s.len() > 128 {
+        return Err("a run id has 1 to 128 characters".to_string());
+    }
+    if !s.chars().all(ok_char) {
+        return Err(format!(
+            "`{s}` is not a safe folder name: use only letters, digits, `.`, `_` and `-` (e.g. `checkout-2026-12-07`)"
+        ));
+    }
+    if s.starts_with(['.', '-']) {
+        return Err(format!("`{s}` must start with a letter, a digit or `_`"));
+    }
+    Ok(s.to_string())
+}
+
+/// `--start-at`: an RFC 3339 time with a zone (`Z` or `+01:00`).
+fn parse_start_at(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            format!("`{s}` is not an RFC 3339 time ({e}); write e.g. `2026-12-07T15:30:00Z` or `2026-12-07T16:30:00+01:00`")
+        })
 }
 
 /// Optional report files (`--output-format`).
@@ -251,6 +311,9 @@ pub struct ValidateArgs {
     /// As for `run`: allow a load above the shared-SaaS per-IP limits.
     #[arg(long = "i-own-this-capacity")]
     pub own_capacity: bool,
+    /// Also show what execution segment `i` of `N` would run (see `run --segment`).
+    #[arg(long, value_name = "i/N")]
+    pub segment: Option<crate::engine::Segment>,
 }
 
 #[derive(Debug, Args)]
@@ -304,6 +367,31 @@ pub struct ReportArgs {
     /// Write the regenerated files here instead of into DIR.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The run folders of the segments (each written by `finalping run --segment i/N`).
+    #[arg(required = true, value_name = "SEGMENT_DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Folder for the merged run's reports.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// What a saturated segment means: `strict` makes the merged run invalid
+    /// (exit 2); `warn` reports it but keeps the status.
+    #[arg(long, value_enum, default_value_t = SelfCheckMode::Strict)]
+    pub self_check: SelfCheckMode,
+    /// A segment that started its load later than this after the others
+    /// makes the merged run invalid.
+    #[arg(long, default_value = "1s")]
+    pub start_tolerance: HumanDuration,
+    /// No final table.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Report files to write besides summary.json, manifest.json and
+    /// histograms.json (always written), comma-separated; default all.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub output_format: Vec<OutputFormat>,
 }
 
 /// `PATH=VALUE` of `--set`.

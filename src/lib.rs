@@ -17,6 +17,7 @@
 //! - emulator behaviour (delays, outputs, heartbeats): [`emulator`]
 //! - a command-line flag: [`cli`]
 //! - pass/fail limits and baseline comparison: [`thresholds`], [`compare`]
+//! - one report from the run folders of execution segments: [`merge`]
 //! - audit records of context updates and their webhook: [`audit`]
 //! - what a run's status and exit code are: [`verdict`], [`error`]
 //! - the sub-commands (`run`, `serve`, `sweep`, `capacity`, …): [`commands`]
@@ -33,6 +34,7 @@ pub mod duration;
 pub mod emulator;
 pub mod engine;
 pub mod error;
+pub mod merge;
 pub mod metrics;
 pub mod protocol;
 pub mod report;

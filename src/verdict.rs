@@ -206,12 +206,16 @@ mod tests {
 
     #[test]
     fn thresholds_fold_into_the_status() {
-        use crate::thresholds::{evaluate, Threshold, Thresholds};
-        let summary = serde_json::json!({
-            "scenario": "s", "duration_s": 1.0,
-            "metrics": {"final_ping": {"count": 10, "p99_ms": 50.0}},
-            "counters": {"turns_sent": 10, "turns_ok": 9, "turns_timeout": 1}
-        });
+        use crate::metrics::Metric;
+        use crate::thresholds::{evaluate, RunningTotals, Threshold, Thresholds};
+        let mut totals = Snapshot::new();
+        for _ in 0..10 {
+            totals.record(Metric::FinalPing, std::time::Duration::from_millis(50));
+        }
+        totals.add(Counter::TurnsSent, 10);
+        totals.add(Counter::TurnsOk, 9);
+        totals.add(Counter::TurnsTimeout, 1);
+        let summary = RunningTotals::of(std::time::Duration::from_secs(1), &totals, &[]);
         let judged = |pairs: &[(&str, &str)]| {
             let set = Thresholds(
                 pairs
@@ -219,7 +223,7 @@ mod tests {
                     .map(|(k, c)| Threshold::parse(k, c).unwrap())
                     .collect(),
             );
-            (evaluate(&set, &summary, None), set.judges_errors())
+            (evaluate(&set, summary.numbers(), None), set.judges_errors())
         };
         let failed = || (RunStatus::Failed, "failed: 1 turn".to_string());
         let (r, e) = judged(&[("final_ping.p99", "< 80ms")]);

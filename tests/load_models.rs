@@ -218,3 +218,136 @@ fn paced_closed_vus_keep_their_schedule_and_show_lateness() {
     assert!(metric(&s, "final_ping_intended", "max_ms") >= 900.0, "{s}");
     assert!(metric(&s, "final_ping", "p50_ms") < 100.0, "{s}");
 }
+
+/// The target/runtime block pointing a scenario at a `finalping serve` at `url`.
+fn served_endpoints(url: &str) -> String {
+    let host = url.trim_start_matches("http://");
+    format!(
+        "target: {{url: \"{url}\", session_id: \"vu-{{{{vu}}}}-it-{{{{iteration}}}}\"}}\nruntime:\n  url: \"ws://{host}/v2/runtime\"\n  codec: json\n  oauth: {{token_url: \"{url}/oauth/token\", client_id: finalping, client_secret: \"${{env:FINALPING_TEST_CLIENT_SECRET}}\"}}\n"
+    )
+}
+
+/// Runs `finalping run` once per argument list, all at the same time; returns
+/// the outputs in order.
+fn run_concurrently(runs: Vec<Vec<String>>) -> Vec<std::process::Output> {
+    let handles: Vec<_> = runs
+        .into_iter()
+        .map(|args| {
+            std::thread::spawn(move || {
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                let env = [("FINALPING_TEST_CLIENT_SECRET", "finalping-secret")];
+                run_finalping_env(&refs, &env, LIMIT)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// The VU numbers of the session ids `vu-<n>-it-<i>` in a run's audit log.
+fn audited_vus(dir: &std::path::Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(dir.join("audit.jsonl")).expect("audit.jsonl");
+    let mut vus: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            let rec: serde_json::Value = serde_json::from_str(l).expect("audit line");
+            let session = rec["sessionId"].as_str().expect("sessionId");
+            let n = session
+                .strip_prefix("vu-")
+                .and_then(|r| r.split('-').next())
+                .unwrap_or_else(|| panic!("session id {session}"));
+            n.parse().expect("VU number")
+        })
+        .collect();
+    vus.sort_unstable();
+    vus.dedup();
+    vus
+}
+
+/// Three real segment processes against one `finalping serve`: their turns and
+/// arrivals add up to the whole plan, and every `{{vu}}` runs in exactly one
+/// segment — the one the stride gives it — as the sessions they updated show.
+#[test]
+fn segments_against_one_server_add_up_to_the_whole_plan() {
+    let served = serve(&["--delay", "2ms"]);
+    let w = Workdir::new();
+    let yaml = format!(
+        "name: segs\n{}load: {{vus: 7, iterations: 2, ramp_up: 300ms}}\nscenarios:\n  - name: chat\n    weight: 2\n    steps:\n      - send: {{text: hi}}\n      - update_context: {{scope: session, vars: {{n: \"{{{{vu}}}}\"}}}}\n  - name: other\n    weight: 1\n    steps:\n      - send: {{text: yo}}\n      - update_context: {{scope: session, vars: {{n: 1}}}}\n  - name: spike\n    load: {{executor: constant-arrival-rate, rate: 20, duration: 1s, max_vus: 3}}\n    steps:\n      - send: {{text: hey}}\n      - update_context: {{scope: session, vars: {{n: 2}}}}\n",
+        served_endpoints(&served.url)
+    );
+    let p = w.file("s.yaml", &yaml);
+    // The unsegmented plan, from the library: 7 closed VUs × 2 iterations,
+    // VUs 8–10 for the spike's arrivals.
+    let env = [("FINALPING_TEST_CLIENT_SECRET".to_string(), "x".to_string())];
+    let scenario =
+        finalping::scenario::load_str_with_env(&yaml, "s.yaml", &env.into_iter().collect())
+            .unwrap();
+    let (groups, _) = finalping::engine::groups_of(&scenario);
+    let whole = finalping::engine::Segment::WHOLE;
+    let seed = 11;
+    let arrivals = finalping::engine::segment::arrivals(&groups, 2, whole, seed).len() as u64;
+    assert!(arrivals >= 19, "{arrivals}");
+    let runs = (0..3)
+        .map(|i| {
+            [
+                "run",
+                p.to_str().unwrap(),
+                "--segment",
+                &format!("{i}/3"),
+                "--run-id",
+                "segs-1",
+                "--seed",
+                &seed.to_string(),
+                "--out",
+                w.path(&format!("seg{i}")).to_str().unwrap(),
+                "--quiet",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        })
+        .collect();
+    let outs = run_concurrently(runs);
+    let mut turns = 0;
+    let mut started = 0;
+    let mut all_vus = Vec::new();
+    for (i, out) in outs.iter().enumerate() {
+        assert_eq!(out.status.code(), Some(0), "segment {i}: {}", text(out));
+        let dir = w.path(&format!("seg{i}"));
+        let s = read_json(&dir.join("summary.json"));
+        let m = read_json(&dir.join("manifest.json"));
+        assert_eq!(m["segment"]["index"], i, "{m}");
+        assert_eq!(m["segment"]["count"], 3, "{m}");
+        assert_eq!(m["seed"], seed, "{m}");
+        assert_eq!(s["run_id"], "segs-1");
+        let tags = &s["tags"];
+        let spike = tags["scenario=spike"]["counters"]["turns_ok"]
+            .as_u64()
+            .unwrap_or(0);
+        assert_eq!(counter(&s, "dropped"), 0, "{s}");
+        started += metric(&s, "schedule_lag", "count") as u64;
+        turns += counter(&s, "turns_ok");
+        assert_eq!(counter(&s, "turns_ok"), counter(&s, "turns_sent"), "{s}");
+        assert!(spike > 0, "segment {i} took spike arrivals: {tags}");
+        let vus = audited_vus(&dir);
+        for vu in &vus {
+            assert_eq!((vu - 1) % 3, i as u64, "segment {i} ran VU {vu}: {vus:?}");
+        }
+        all_vus.extend(vus);
+    }
+    assert_eq!(started, arrivals, "arrivals of all segments = the plan's");
+    assert_eq!(
+        turns,
+        7 * 2 + arrivals,
+        "turns of all segments = the plan's"
+    );
+    all_vus.sort_unstable();
+    let closed: Vec<u64> = all_vus.iter().copied().filter(|v| *v <= 7).collect();
+    assert_eq!(closed, (1..=7).collect::<Vec<_>>(), "each closed VU once");
+    assert!(
+        all_vus.iter().all(|v| (1..=10).contains(v)),
+        "spike VUs are 8–10: {all_vus:?}"
+    );
+    let mut dedup = all_vus.clone();
+    dedup.dedup();
+    assert_eq!(dedup, all_vus, "no VU number in two segments");
+}

@@ -485,3 +485,323 @@ fn client_cpu_leaves_out_the_embedded_emulator() {
     assert!(ms(g, "cpu_ms_client") > 0.0, "{g}");
     assert_eq!(g["includes_embedded_emulator"], false, "{g}");
 }
+
+// ------------------------------------------------ segments and start alignment
+
+/// A one-VU scenario that finishes in a moment.
+const TINY: &str =
+    "name: tiny\nload: {vus: 5, iterations: 1}\nsteps:\n  - send: {text: hi}\nemulator: {delay: 2ms}\n";
+
+/// A running `finalping run` whose stderr lines arrive on a channel.
+struct Streaming {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Streaming {
+    fn spawn(args: &[&str], cwd: &std::path::Path) -> Streaming {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(bin())
+            .args(with_self_check_warn(args))
+            .current_dir(cwd)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Streaming {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (at most 60 s) for a stderr line containing `want`.
+    fn wait_for(&mut self, want: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(want) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with `{want}`; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// The exit code and every stderr line.
+    fn finish(mut self) -> (Option<i32>, String) {
+        let out = wait_with_limit(self.child, LIMIT);
+        self.seen.extend(self.lines.try_iter());
+        (out.status.code(), self.seen.join("\n"))
+    }
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[test]
+fn bad_segment_flags_are_usage_errors() {
+    let w = Workdir::new();
+    let p = w.file("s.yaml", TINY);
+    let p = p.to_str().unwrap();
+    for (args, want) in [
+        (vec!["--segment", "3/3"], "i must be below N"),
+        (vec!["--segment", "1/0"], "N must be at least 1"),
+        (vec!["--segment", "a"], "write `i/N`"),
+        (vec!["--segment", "5/6"], "segment 5/6 would run no VUs"),
+        (vec!["--run-id", "../up"], "not a safe folder name"),
+        (vec!["--start-at", "tomorrow"], "not an RFC 3339 time"),
+        (vec!["--start-barrier", "b"], "--segment"),
+        (
+            vec!["--segment", "0/2", "--start-barrier", "b"],
+            "--start-barrier needs --run-id",
+        ),
+    ] {
+        let mut all = vec!["run", p, "--quiet"];
+        all.extend(&args);
+        let out = run_finalping(&all, LIMIT);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let out = run_finalping(&["validate", p, "--segment", "1/2"], LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("segment 1/2: 2 of 5 VUs (VU numbers 2, 4, … step 2)"),
+        "{said}"
+    );
+    let out = run_finalping(&["validate", p, "--segment", "5/6"], LIMIT);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+}
+
+#[test]
+fn a_segment_writes_its_own_folder_and_manifest_block() {
+    let w = Workdir::new();
+    let p = w.file("s.yaml", TINY);
+    let run = Streaming::spawn(
+        &[
+            "run",
+            p.to_str().unwrap(),
+            "--segment",
+            "1/2",
+            "--run-id",
+            "nightly-7",
+        ],
+        w.dir.path(),
+    );
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("segment 1/2: 2 of 5 VUs"), "banner: {err}");
+    let dir = w.path("reports/nightly-7/segment-1-of-2");
+    let s = read_json(&dir.join("summary.json"));
+    assert_eq!(s["run_id"], "nightly-7");
+    // VUs 2 and 4 of 5.
+    assert_eq!(counter(&s, "turns_ok"), 2);
+    let m = read_json(&dir.join("manifest.json"));
+    assert_eq!(m["segment"]["index"], 1);
+    assert_eq!(m["segment"]["count"], 2);
+    assert!(m["segment"].get("start_at").is_none(), "{m}");
+    // Without --seed, the seed comes from the run id: the same for every segment.
+    let again = Streaming::spawn(
+        &[
+            "run",
+            p.to_str().unwrap(),
+            "--segment",
+            "0/2",
+            "--run-id",
+            "nightly-7",
+            "--quiet",
+        ],
+        w.dir.path(),
+    );
+    let (code, err) = again.finish();
+    assert_eq!(code, Some(0), "{err}");
+    let m0 = read_json(&w.path("reports/nightly-7/segment-0-of-2/manifest.json"));
+    assert_eq!(m0["seed"], m["seed"]);
+}
+
+#[test]
+fn a_start_later_than_the_tolerance_makes_the_run_invalid() {
+    let w = Workdir::new();
+    let p = w.file("s.yaml", TINY);
+    let at = rfc3339(chrono::Utc::now() - chrono::Duration::seconds(5));
+    let out_dir = w.path("r");
+    let out = run_finalping(
+        &[
+            "run",
+            p.to_str().unwrap(),
+            "--start-at",
+            &at,
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let s = read_json(&out_dir.join("summary.json"));
+    assert_eq!(s["status"], "invalid");
+    assert!(
+        s["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("after the common start time (tolerance 1000 ms)"),
+        "{s}"
+    );
+    let m = read_json(&out_dir.join("manifest.json"));
+    assert_eq!(m["segment"]["start_at"], at.as_str());
+    assert!(
+        m["segment"]["start_late_ms"].as_f64().unwrap() >= 5000.0,
+        "{m}"
+    );
+}
+
+#[test]
+fn ctrl_c_while_waiting_for_the_start_stops_at_once() {
+    let w = Workdir::new();
+    let p = w.file("s.yaml", TINY);
+    let at = rfc3339(chrono::Utc::now() + chrono::Duration::hours(1));
+    let mut run = Streaming::spawn(
+        &["run", p.to_str().unwrap(), "--start-at", &at, "--out", "r"],
+        w.dir.path(),
+    );
+    let line = run.wait_for("waiting");
+    assert!(line.contains(&at) && line.contains("Ctrl-C"), "{line}");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &run.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(130), "{err}");
+    let s = read_json(&w.path("r/summary.json"));
+    assert_eq!(s["status"], "interrupted");
+    assert_eq!(counter(&s, "turns_ok"), 0);
+}
+
+/// Three segment processes meet at a start barrier: the first two wait for
+/// the third, then all start at one instant derived from the ready files.
+#[test]
+fn segments_meet_at_a_start_barrier() {
+    let w = Workdir::new();
+    let p = w.file("s.yaml", TINY);
+    let barrier = w.path("barrier");
+    let args = |i: u32| -> Vec<String> {
+        [
+            "run",
+            p.to_str().unwrap(),
+            "--segment",
+            &format!("{i}/3"),
+            "--run-id",
+            "meet",
+            "--start-barrier",
+            barrier.to_str().unwrap(),
+            "--barrier-timeout",
+            "2m",
+            "--out",
+            &format!("seg{i}"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let spawn = |i: u32| {
+        let a = args(i);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        Streaming::spawn(&refs, w.dir.path())
+    };
+    let mut early: Vec<Streaming> = (0..2).map(spawn).collect();
+    for run in &mut early {
+        run.wait_for("waiting for all 3 segments");
+    }
+    // Both have checked in and cannot start without segment 2.
+    for run in &mut early {
+        assert!(run.child.try_wait().unwrap().is_none(), "still waiting");
+    }
+    assert!(barrier.join("ready-segment-0-of-3.json").is_file());
+    assert!(!barrier.join("ready-segment-2-of-3.json").exists());
+    early.push(spawn(2));
+    let mut turns = 0;
+    let mut starts = Vec::new();
+    for (i, run) in early.into_iter().enumerate() {
+        let (code, err) = run.finish();
+        let dir = w.path(&format!("seg{i}"));
+        let s = read_json(&dir.join("summary.json"));
+        // A node stalled for over a second is reported, not hidden.
+        let late = s["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("after the common start time");
+        assert!(code == Some(0) || (code == Some(2) && late), "{err}");
+        turns += counter(&s, "turns_ok");
+        let m = read_json(&dir.join("manifest.json"));
+        let start_at = m["segment"]["start_at"].as_str().unwrap().to_string();
+        assert!(
+            s["started_at"].as_str().unwrap() >= start_at.as_str(),
+            "segment {i} started before the common start: {s}"
+        );
+        starts.push(start_at);
+    }
+    assert_eq!(turns, 5, "the 5 VUs ran once each, across the segments");
+    assert!(starts.iter().all(|s| *s == starts[0]), "{starts:?}");
+    // The common start is the last check-in plus 2 s, computed from the files.
+    let last = (0..3)
+        .map(|i| {
+            let r = read_json(&barrier.join(format!("ready-segment-{i}-of-3.json")));
+            assert_eq!(r["run_id"], "meet");
+            chrono::DateTime::parse_from_rfc3339(r["ready_at"].as_str().unwrap())
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        })
+        .max()
+        .unwrap();
+    assert_eq!(starts[0], rfc3339(last + chrono::Duration::seconds(2)));
+}
+
+#[test]
+fn a_barrier_that_never_fills_names_the_missing_segments() {
+    let w = Workdir::new();
+    let p = w.file("s.yaml", TINY);
+    let barrier = w.path("b");
+    let out = run_finalping(
+        &[
+            "run",
+            p.to_str().unwrap(),
+            "--segment",
+            "0/3",
+            "--run-id",
+            "alone",
+            "--start-barrier",
+            barrier.to_str().unwrap(),
+            "--barrier-timeout",
+            "300ms",
+            "--out",
+            w.path("r").to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("only 1 of 3 segments are ready") && err.contains("(missing: 1, 2)"),
+        "{err}"
+    );
+}

@@ -9,8 +9,9 @@
 use crate::cli::{CapacityArgs, SelfCheckMode};
 use crate::compare;
 use crate::error::{exit, CliError};
+use crate::report::RunReport;
 use crate::scenario;
-use crate::thresholds::{evaluate, Outcome, Threshold, Thresholds};
+use crate::thresholds::{evaluate, Numbers, Outcome, Threshold, Thresholds};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -222,19 +223,27 @@ impl Runner<'_> {
         }
         let text = std::fs::read_to_string(dir.join("summary.json"))
             .map_err(|e| CliError::internal(format!("step {load} wrote no summary.json: {e}")))?;
-        let summary: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| CliError::internal(e.to_string()))?;
-        let saturated = summary["self_check"]["saturated"]
-            .as_bool()
-            .unwrap_or(false)
-            && self.args.self_check == SelfCheckMode::Strict;
-        let results = evaluate(self.slos, &summary, None);
+        let summary: RunReport = serde_json::from_str(&text).map_err(|e| {
+            CliError::internal(format!(
+                "step {load}: summary.json of {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let saturated =
+            summary.self_check.saturated && self.args.self_check == SelfCheckMode::Strict;
+        let results = evaluate(self.slos, Numbers::from(&summary), None);
         let errors: Vec<String> = results
             .iter()
             .filter(|r| r.outcome != Outcome::Pass)
             .map(|r| format!("{}: {}", r.threshold, r.message))
             .collect();
-        let ms = |m: &str, f: &str| summary["metrics"][m][f].as_f64().unwrap_or(0.0);
+        let percentile = |m: &str, p: f64| {
+            summary
+                .metrics
+                .get(m)
+                .and_then(|s| s.percentile(p))
+                .unwrap_or(0.0)
+        };
         let run: Vec<compare::RunData> = compare::load_run(&dir).into_iter().collect();
         // One bootstrap per metric, for all of its percentiles at once.
         let cis = |m: &str, ps: &[f64]| -> Vec<Option<[f64; 2]>> {
@@ -251,12 +260,12 @@ impl Runner<'_> {
         Ok(Step {
             load,
             dir: dir.display().to_string(),
-            status: summary["status"].as_str().unwrap_or("missing").to_string(),
+            status: summary.status.as_str().to_string(),
             ok: errors.is_empty(),
             saturated,
-            final_ping_p50_ms: ms("final_ping", "p50_ms"),
-            final_ping_p99_ms: ms("final_ping", "p99_ms"),
-            context_update_p99_ms: ms("context_update", "p99_ms"),
+            final_ping_p50_ms: percentile("final_ping", 50.0),
+            final_ping_p99_ms: percentile("final_ping", 99.0),
+            context_update_p99_ms: percentile("context_update", 99.0),
             final_ping_p50_ci_ms: final_ping.first().copied().flatten(),
             final_ping_p99_ci_ms: final_ping.get(1).copied().flatten(),
             context_update_p99_ci_ms: update.first().copied().flatten(),

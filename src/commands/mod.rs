@@ -6,6 +6,7 @@ mod capacity;
 mod compare;
 mod deploy;
 mod embedded;
+mod merge;
 mod report_cmd;
 mod run;
 mod runtime_setup;
@@ -33,6 +34,7 @@ mod serve_workers {
     }
 }
 mod signals;
+mod start;
 mod sweep;
 mod validate;
 
@@ -55,6 +57,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Capacity(args) => capacity::capacity(args).await,
         Command::Compare(args) => compare::compare(&args),
         Command::Report(args) => report_cmd::report(&args),
+        Command::Merge(args) => merge::merge(&args),
         Command::Deploy(target) => deploy::deploy(target),
     }
 }

@@ -4,13 +4,15 @@
 //! reports and pick the exit code.
 
 use super::embedded::EmbeddedEmulator;
-use super::{runtime_setup, signals};
+use super::{runtime_setup, signals, start};
 use crate::cli::{RunArgs, SelfCheckMode};
 use crate::emulator;
-use crate::engine::{self, Plan, ProgressMode};
+use crate::engine::{self, Plan, ProgressMode, Segment};
 use crate::error::CliError;
 use crate::metrics::{Counter, GeneratorUsage, ProcessUsage, Recorder};
-use crate::report::{self, ContextReport, LoadManifest, Manifest, RunReport, TargetManifest};
+use crate::report::{
+    self, ContextReport, LoadManifest, Manifest, RunReport, SegmentManifest, TargetManifest,
+};
 use crate::scenario::{self, Executor, Scenario, TemplateCtx};
 use crate::secret;
 use crate::thresholds;
@@ -32,14 +34,27 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     apply_overrides(&mut scenario, &args)?;
     super::saas::check(&scenario, args.own_capacity)?;
     let scenario_bytes = std::fs::read(&args.scenario).unwrap_or_default();
-    let seed = args
-        .seed
-        .or(scenario.seed)
-        .unwrap_or_else(rand::random::<u64>);
+    let segment = args.segment.unwrap_or(Segment::WHOLE);
+    if args.start_barrier.is_some() && args.run_id.is_none() {
+        return Err(CliError::usage(
+            "--start-barrier needs --run-id: the segments of one run check in under their shared run id",
+        ));
+    }
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| run_id(&scenario.name, chrono::Utc::now()));
+    let seed = run_seed(&args, &scenario, &run_id);
+    if !segment.is_whole() && seed.is_none() {
+        eprintln!("warning: segment {segment} has no shared seed (no --seed, no `seed:` in the scenario, no --run-id): its Poisson arrivals are drawn independently of the other segments'; pass the same --run-id to every segment");
+    }
+    let seed = seed.unwrap_or_else(rand::random::<u64>);
     let embedded = scenario.target.url.is_none();
     let (groups, tags) = engine::groups_of(&scenario);
-    let total_vus: u32 = groups.iter().map(|g| g.vus).sum();
-    ensure_fd_capacity(total_vus, embedded)?;
+    engine::segment::check(&groups, segment)
+        .map_err(|e| CliError::usage(format!("--segment {segment}: {e} ({})", e.hint())))?;
+    let segment_vus = engine::segment::vus(&groups, segment).len() as u64;
+    ensure_fd_capacity(segment_vus, embedded)?;
 
     let emulator_config = embedded.then(|| scenario.emulator.clone().unwrap_or_default());
     let embedded_emulator = match &emulator_config {
@@ -56,12 +71,10 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     };
     let url_token = scenario.target.url_token.render(&ctx);
 
-    let started_at = chrono::Utc::now();
-    let run_id = run_id(&scenario.name, started_at);
     let out_dir = args
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+        .unwrap_or_else(|| default_out_dir(&run_id, segment));
     std::fs::create_dir_all(&out_dir).map_err(|e| {
         CliError::usage(format!(
             "cannot create the report folder {}: {e} (choose another with --out)",
@@ -80,10 +93,15 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         runtime: runtime.as_ref().and_then(|r| r.plan.clone()),
         inject: runtime.as_ref().and_then(|r| r.inject.clone()),
         rest: rest_endpoint(&scenario, &endpoint_url, &url_token)?,
-        feeders: Arc::new(scenario::Feeders::new(&scenario.feeder_tables)),
+        feeders: Arc::new(scenario::Feeders::strided(
+            &scenario.feeder_tables,
+            u64::from(segment.index()),
+            u64::from(segment.count()),
+        )),
         endpoint_url: endpoint_url.clone(),
         url_token: url_token.clone(),
         seed,
+        segment,
         groups,
         tags,
         scenario,
@@ -94,13 +112,46 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         None => secret::scrub(&endpoint_url, &[&url_token]),
     };
     if !args.quiet {
+        let vus = if segment.is_whole() {
+            format!("{} VUs", plan.vus())
+        } else {
+            format!(
+                "{} (run {run_id})",
+                engine::segment::describe(&plan.groups, segment)
+            )
+        };
         eprintln!(
-            "finalping: running `{}` — {} VUs against {} (EIO{}), reports in {}",
+            "finalping: running `{}` — {vus} against {} (EIO{}), reports in {}",
             plan.scenario.name,
-            plan.vus(),
             shown_url,
             u8::from(plan.scenario.target.eio),
             out_dir.display()
+        );
+    }
+
+    // Start alignment: the schedule starts at the common instant, if any.
+    let start_at = match (&args.start_barrier, args.start_at) {
+        (Some(dir), _) => {
+            start::barrier(
+                dir,
+                &run_id,
+                segment,
+                args.barrier_timeout.as_duration(),
+                &interrupt,
+            )
+            .await?
+        }
+        (None, at) => at,
+    };
+    if let Some(at) = start_at {
+        start::wait_until(at, &interrupt).await;
+    }
+    let started_at = chrono::Utc::now();
+    let start_late = start_at.map(|at| start::lateness(at, started_at));
+    if let Some(late) = start_late.filter(|l| *l > start::START_TOLERANCE) {
+        eprintln!(
+            "warning: starting {} ms after the common start time: this run will be marked invalid",
+            late.as_millis()
         );
     }
 
@@ -139,7 +190,13 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
 
     let saturation =
         (args.self_check == SelfCheckMode::Strict).then_some(outcome.self_check.reasons.as_slice());
-    let (status, reason) = verdict::judge(&outcome.totals, outcome.interrupted, saturation);
+    let (mut status, mut reason) = verdict::judge(&outcome.totals, outcome.interrupted, saturation);
+    if let Some(why) = start_late.and_then(start::too_late) {
+        if status != RunStatus::Interrupted {
+            status = RunStatus::Invalid;
+            reason = why;
+        }
+    }
     let mut secrets = vec![url_token.as_str()];
     if let Some(rt) = &runtime_manifest {
         secrets.extend(rt.1.iter().map(String::as_str));
@@ -153,12 +210,20 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         &secrets,
     );
     manifest.runtime = runtime_manifest.map(|(m, _)| m);
+    if args.segment.is_some() || start_at.is_some() {
+        manifest.segment = Some(SegmentManifest {
+            index: segment.index(),
+            count: segment.count(),
+            start_at: start_at.map(start::rfc3339),
+            start_late_ms: start_late.map_or(0.0, |l| l.as_secs_f64() * 1000.0),
+        });
+    }
     let mut report = RunReport::new(
         run_id,
         &outcome.totals,
         status,
         reason,
-        started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        start::rfc3339(started_at),
         outcome.elapsed.as_secs_f64(),
         outcome.peak_vus,
         generator,
@@ -174,6 +239,10 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         &plan.scenario.thresholds,
         Some(&outcome.totals),
     );
+    report.totals = Some(Arc::new(report::Totals {
+        snapshot: outcome.totals,
+        tag_names: plan.tags.clone(),
+    }));
     if let Some(why) = &outcome.aborted {
         // A breach stopped the run early: it fails even if the final totals recover.
         if report.status != RunStatus::Invalid {
@@ -333,11 +402,35 @@ fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The seed of the run: `--seed`, the scenario's `seed`, or one derived from
+/// an explicit `--run-id` (so the segments of a run draw the same schedule).
+fn run_seed(args: &RunArgs, scenario: &Scenario, run_id: &str) -> Option<u64> {
+    args.seed.or(scenario.seed).or_else(|| {
+        args.run_id.as_ref().map(|_| {
+            let digest = Sha256::digest(run_id.as_bytes());
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&digest[..8]);
+            u64::from_le_bytes(bytes)
+        })
+    })
+}
+
+/// `reports/<run-id>` for a whole run; `reports/<run-id>/segment-<i>-of-<N>`
+/// for a segment, so the segments of one run sit side by side in its folder.
+fn default_out_dir(run_id: &str, segment: Segment) -> PathBuf {
+    let run = PathBuf::from("reports").join(run_id);
+    if segment.is_whole() {
+        run
+    } else {
+        run.join(segment.folder_name())
+    }
+}
+
 /// Raises the soft open-files limit to the hard limit and checks the VUs fit:
 /// one descriptor per connection, two with the emulator in the same process.
-fn ensure_fd_capacity(vus: u32, embedded: bool) -> Result<(), CliError> {
+fn ensure_fd_capacity(vus: u64, embedded: bool) -> Result<(), CliError> {
     let per_vu = if embedded { 2 } else { 1 };
-    let needed = u64::from(vus) * per_vu + FD_HEADROOM;
+    let needed = vus * per_vu + FD_HEADROOM;
     let limit = raise_fd_limit();
     if let Some(limit) = limit {
         if limit < needed {
@@ -345,7 +438,10 @@ fn ensure_fd_capacity(vus: u32, embedded: bool) -> Result<(), CliError> {
             let hint = if embedded {
                 format!("run `finalping serve --port 0` as a separate process and pass its URL with --target (then {} VUs fit), or lower --vus to {fit}", limit.saturating_sub(FD_HEADROOM))
             } else {
-                format!("lower --vus to {fit} or raise the hard limit (ulimit -Hn)")
+                format!(
+                    "split the run over {} processes with --segment i/{0} (0 ≤ i < {0}), lower --vus to {fit}, or raise the hard limit (ulimit -Hn)",
+                    vus.div_ceil(fit.max(1))
+                )
             };
             return Err(CliError::usage(format!(
                 "{vus} VUs need about {needed} open files but this process may open only {limit}: {hint}"
@@ -458,6 +554,7 @@ fn build_manifest(
         runtime: None,
         emulator,
         segment: None,
+        merge: None,
     }
 }
 

@@ -12,7 +12,8 @@
 use crate::cli::SweepArgs;
 use crate::compare::{self, BootstrapSettings, CompareSettings, RunData, Verdict};
 use crate::error::{exit, CliError};
-use crate::report::PageChart;
+use crate::metrics::Counter;
+use crate::report::{PageChart, RunReport};
 use crate::scenario;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -278,7 +279,7 @@ fn load_cells(cells: &[Cell]) -> Vec<Vec<RunData>> {
 }
 
 fn summarize(cells: &[Cell], data: &[Vec<RunData>], pairs: &[PairVerdict]) -> Vec<CellResult> {
-    let runs: Vec<Vec<serde_json::Value>> = cells
+    let runs: Vec<Vec<RunReport>> = cells
         .iter()
         .map(|c| {
             c.rounds
@@ -295,23 +296,19 @@ fn summarize(cells: &[Cell], data: &[Vec<RunData>], pairs: &[PairVerdict]) -> Ve
         .iter()
         .zip(&runs)
         .zip(data)
-        .map(|((cell, rounds), data)| {
-            let sums: Vec<&serde_json::Value> = rounds.iter().collect();
-            let num = |s: &serde_json::Value, path: &[&str]| {
-                path.iter().fold(s, |v, k| &v[*k]).as_f64().unwrap_or(0.0)
-            };
-            let mean = |f: &dyn Fn(&serde_json::Value) -> f64| {
-                sums.iter().map(|s| f(s)).sum::<f64>() / sums.len().max(1) as f64
+        .map(|((cell, sums), data)| {
+            let mean = |f: &dyn Fn(&RunReport) -> f64| {
+                sums.iter().map(f).sum::<f64>() / sums.len().max(1) as f64
             };
             let mut latency = BTreeMap::new();
             for metric in METRICS {
-                let p = |q: &str| -> Vec<f64> {
+                let p = |q: f64| -> Vec<f64> {
                     sums.iter()
-                        .filter(|s| num(s, &["metrics", metric, "count"]) > 0.0)
-                        .map(|s| num(s, &["metrics", metric, q]))
+                        .filter_map(|s| s.metrics.get(metric).filter(|m| m.count > 0))
+                        .filter_map(|m| m.percentile(q))
                         .collect()
                 };
-                let (p50, p99) = (p("p50_ms"), p("p99_ms"));
+                let (p50, p99) = (p(50.0), p(99.0));
                 if p50.is_empty() {
                     continue;
                 }
@@ -325,36 +322,35 @@ fn summarize(cells: &[Cell], data: &[Vec<RunData>], pairs: &[PairVerdict]) -> Ve
                 let (d, e, f) = stats(&p99);
                 latency.insert(metric.to_string(), [a, b, c, d, e, f]);
             }
-            let ops = |s: &serde_json::Value| {
-                num(s, &["counters", "turns_ok"]) + num(s, &["counters", "updates_ok"])
-            };
-            let ops_per_sec = mean(&|s| ops(s) / num(s, &["duration_s"]).max(1e-9));
+            let count = |s: &RunReport, c: Counter| s.counter(c) as f64;
+            let ops = |s: &RunReport| count(s, Counter::TurnsOk) + count(s, Counter::UpdatesOk);
+            let ops_per_sec = mean(&|s| ops(s) / s.duration_s.max(1e-9));
             // Reports before the emulator had its own threads have only `cpu_ms`.
-            let client_cpu = |s: &serde_json::Value| {
-                s["generator"]["cpu_ms_client"]
-                    .as_f64()
-                    .unwrap_or_else(|| num(s, &["generator", "cpu_ms"]))
+            let client_cpu = |s: &RunReport| {
+                let g = &s.generator;
+                if g.cpu_ms_client > 0.0 {
+                    g.cpu_ms_client
+                } else {
+                    g.cpu_ms
+                }
             };
             let cpu_ms_per_op = mean(&|s| client_cpu(s) / ops(s).max(1.0));
-            let per = |bytes: &[&[&str]], count: &[&str]| {
-                let total: f64 = sums.iter().map(|s| num(s, count)).sum();
+            let per = |bytes: &[Counter], per: Counter| {
+                let total: f64 = sums.iter().map(|s| count(s, per)).sum();
                 (total > 0.0).then(|| {
                     sums.iter()
-                        .map(|s| bytes.iter().map(|b| num(s, b)).sum::<f64>())
+                        .map(|s| bytes.iter().map(|b| count(s, *b)).sum::<f64>())
                         .sum::<f64>()
                         / total
                 })
             };
             let bytes_per_turn = per(
-                &[&["counters", "bytes_sent"], &["counters", "bytes_received"]],
-                &["counters", "turns_sent"],
+                &[Counter::BytesSent, Counter::BytesReceived],
+                Counter::TurnsSent,
             );
             let bytes_per_update = per(
-                &[
-                    &["counters", "runtime_bytes_sent"],
-                    &["counters", "runtime_bytes_received"],
-                ],
-                &["counters", "updates_sent"],
+                &[Counter::RuntimeBytesSent, Counter::RuntimeBytesReceived],
+                Counter::UpdatesSent,
             );
             let versus_first = pairs
                 .iter()
@@ -365,10 +361,7 @@ fn summarize(cells: &[Cell], data: &[Vec<RunData>], pairs: &[PairVerdict]) -> Ve
                 cell: cell.name.clone(),
                 settings: cell.settings.iter().cloned().collect(),
                 rounds: sums.len(),
-                statuses: sums
-                    .iter()
-                    .map(|s| s["status"].as_str().unwrap_or("missing").to_string())
-                    .collect(),
+                statuses: sums.iter().map(|s| s.status.as_str().to_string()).collect(),
                 latency,
                 latency_ci: METRICS
                     .iter()

@@ -36,5 +36,11 @@ pub fn validate(args: &ValidateArgs) -> Result<i32, CliError> {
         target,
         u8::from(s.target.eio)
     );
+    if let Some(segment) = args.segment {
+        let (groups, _) = crate::engine::groups_of(&s);
+        crate::engine::segment::check(&groups, segment)
+            .map_err(|e| CliError::usage(format!("--segment {segment}: {e} ({})", e.hint())))?;
+        println!("{}", crate::engine::segment::describe(&groups, segment));
+    }
     Ok(exit::PASS)
 }

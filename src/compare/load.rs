@@ -2,6 +2,7 @@
 //! (run id, scenario, status) and the interval histograms of every
 //! `<metric>.hlog` next to it. Errors name the file and what to do.
 
+use crate::report::RunReport;
 use base64::Engine as _;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
@@ -49,25 +50,11 @@ pub fn load_run(path: &Path) -> Result<RunData, LoadError> {
         path: summary_path.clone(),
         source,
     })?;
-    let summary: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| LoadError::Summary {
-            path: summary_path.clone(),
-            why: e.to_string(),
-        })?;
-    let field = |name: &str| -> Result<String, LoadError> {
-        summary[name]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| LoadError::Summary {
-                path: summary_path.clone(),
-                why: format!("no `{name}`"),
-            })
-    };
-    let (run_id, scenario, status) = (field("run_id")?, field("scenario")?, field("status")?);
-    let names: Vec<String> = summary["metrics"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
+    let summary: RunReport = serde_json::from_str(&text).map_err(|e| LoadError::Summary {
+        path: summary_path.clone(),
+        why: format!("{e} (schema_version {})", crate::report::SCHEMA_VERSION),
+    })?;
+    let names: Vec<String> = summary.metrics.keys().cloned().collect();
     let mut intervals = BTreeMap::new();
     for name in names {
         let hlog = dir.join(format!("{name}.hlog"));
@@ -86,9 +73,9 @@ pub fn load_run(path: &Path) -> Result<RunData, LoadError> {
     }
     Ok(RunData {
         dir,
-        run_id,
-        scenario,
-        status,
+        run_id: summary.run_id,
+        scenario: summary.scenario,
+        status: summary.status.as_str().to_string(),
         intervals,
     })
 }

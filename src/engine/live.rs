@@ -154,8 +154,8 @@ fn check_abort(plan: &Plan, elapsed: Duration, totals: &Snapshot) -> Option<Stri
     if s.thresholds.is_empty() || elapsed < abort.delay.as_duration() {
         return None;
     }
-    let summary = crate::thresholds::running_summary(&s.name, elapsed, totals, &plan.tags);
-    crate::thresholds::first_breach(&s.thresholds, &summary)
+    let running = crate::thresholds::RunningTotals::of(elapsed, totals, &plan.tags);
+    crate::thresholds::first_breach(&s.thresholds, &running)
         .map(|why| format!("{why} (at {:.1} s)", elapsed.as_secs_f64()))
 }
 

@@ -9,6 +9,7 @@ mod group;
 mod live;
 mod pacing;
 mod rest;
+pub mod segment;
 mod vu;
 
 pub use context::RuntimePlan;
@@ -16,6 +17,7 @@ pub use group::{groups_of, Group};
 pub use live::ProgressMode;
 pub use pacing::Schedule;
 pub use rest::InjectPlan;
+pub use segment::Segment;
 
 use crate::metrics::selfcheck::SelfCheckSummary;
 use crate::metrics::{Recorder, Snapshot, Timeline};
@@ -36,6 +38,8 @@ pub struct Plan {
     /// The resolved URL token (secret: never print it).
     pub url_token: String,
     pub seed: u64,
+    /// The part of the groups this process runs (`--segment i/N`; whole by default).
+    pub segment: Segment,
     /// The scripts with their loads (one for a plain file, one per `scenarios:` entry).
     pub groups: Vec<Group>,
     /// Tag names by `TagId`.
@@ -54,9 +58,14 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// All VU tasks of the run.
+    /// All VU tasks of the run (all segments).
     pub fn vus(&self) -> u32 {
         self.groups.iter().map(|g| g.vus).sum()
+    }
+
+    /// The VU tasks this process runs (its segment's).
+    pub fn segment_vus(&self) -> u64 {
+        segment::vus(&self.groups, self.segment).len() as u64
     }
 
     /// The longest group duration, when every group has one.
@@ -67,11 +76,16 @@ impl Plan {
             .try_fold(Duration::ZERO, |acc, d| d.map(|d| acc.max(d)))
     }
 
-    /// Measured operations of a fully iteration-bound run (for a progress bar).
+    /// Measured operations of a fully iteration-bound run (for a progress
+    /// bar), in this process's segment.
     pub fn planned_samples(&self) -> u64 {
         self.groups
             .iter()
-            .map(|g| g.iterations.unwrap_or(1) * u64::from(g.vus) * g.samples_per_iteration())
+            .enumerate()
+            .map(|(gi, g)| {
+                let vus = segment::group_vus(&self.groups, gi, self.segment).len() as u64;
+                g.iterations.unwrap_or(1) * vus * g.samples_per_iteration()
+            })
             .sum()
     }
 }
@@ -183,7 +197,7 @@ pub async fn run(
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut supervisors = Vec::new();
-    let mut first_vu = 1u64;
+    let offsets = segment::vu_offsets(&plan.groups);
     for (gi, group) in plan.groups.iter().enumerate() {
         let control = Arc::new(root.child());
         supervisors.push(control.clone().supervise(
@@ -191,37 +205,33 @@ pub async fn run(
             group.load.grace.as_duration(),
             root.soft.clone(),
         ));
+        let mine = segment::group_vus(&plan.groups, gi, plan.segment);
         let pacings = pacing::start(
             &group.schedule,
-            group.vus as usize,
+            mine.len(),
             started,
-            plan.seed ^ (gi as u64).wrapping_mul(0x2545_F491_4F6C_DD1D),
+            group_seed(plan.seed, gi),
+            pacing::ArrivalShare {
+                segment: plan.segment,
+                offset: offsets.get(gi).copied().unwrap_or_default(),
+            },
             recorder.clone(),
             control.clone(),
         );
-        for (index, pacing) in pacings.into_iter().enumerate() {
-            let offset = match group.schedule {
-                Schedule::Closed => start_offset(
-                    group.load.ramp_up.as_duration(),
-                    index as u64,
-                    u64::from(group.vus),
-                ),
-                _ => Duration::ZERO,
-            };
+        for (pacing, v) in pacings.into_iter().zip(mine) {
             tasks.spawn(vu::run_vu(
                 vu::VuSlot {
-                    vu: first_vu + index as u64,
-                    index,
+                    vu: v.vu,
+                    index: v.index,
                     group: gi,
                 },
-                started + offset,
+                started + v.start_offset,
                 pacing,
                 plan.clone(),
                 recorder.clone(),
                 control.clone(),
             ));
         }
-        first_vu += u64::from(group.vus);
     }
     // Ctrl-C: every group stops at once and gets the longest grace.
     let grace = plan
@@ -274,25 +284,7 @@ pub async fn run(
     }
 }
 
-/// VU `index` (0-based) of `vus` starts at `ramp_up × index / vus`.
-fn start_offset(ramp_up: Duration, index: u64, vus: u64) -> Duration {
-    if vus == 0 || ramp_up.is_zero() {
-        return Duration::ZERO;
-    }
-    let nanos = ramp_up.as_nanos() * u128::from(index) / u128::from(vus);
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ramp_up_spreads_starts_evenly() {
-        let r = Duration::from_secs(10);
-        assert_eq!(start_offset(r, 0, 4), Duration::ZERO);
-        assert_eq!(start_offset(r, 1, 4), Duration::from_millis(2500));
-        assert_eq!(start_offset(r, 3, 4), Duration::from_millis(7500));
-        assert_eq!(start_offset(Duration::ZERO, 3, 4), Duration::ZERO);
-    }
+/// The seed of group `gi`'s schedule (its Poisson arrivals), the same in every segment.
+pub(crate) fn group_seed(seed: u64, gi: usize) -> u64 {
+    seed ^ (gi as u64).wrapping_mul(0x2545_F491_4F6C_DD1D)
 }

@@ -7,6 +7,7 @@
 //! the backlog full, or is still waiting when the run ends, is `dropped`. The
 //! schedule itself never slows down.
 
+use super::segment::Segment;
 use super::Control;
 use crate::metrics::{Counter, Recorder};
 use crate::scenario::{Arrival, Executor, Load};
@@ -117,10 +118,11 @@ pub(super) enum Pacing {
     Closed,
     /// Work while the VU's number is within the target.
     Ramping(watch::Receiver<u32>),
-    /// Run one conversation per job.
+    /// Run one conversation per job; `slot` is the VU's place in the dispatch.
     Open {
         jobs: mpsc::Receiver<Job>,
         dispatch: Arc<Dispatch>,
+        slot: usize,
     },
 }
 
@@ -195,12 +197,22 @@ impl Dispatch {
     }
 }
 
-/// Creates the per-VU pacing and starts the controller task of the schedule.
+/// Which arrivals of a group's schedule this process starts: item `k` is
+/// ours when `segment.owns(offset, k)` (see `segment`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ArrivalShare {
+    pub segment: Segment,
+    pub offset: u64,
+}
+
+/// Creates the pacing of this process's `vus` VUs of a group and starts the
+/// controller task of the schedule. `seed` is the group's (see `group_seed`).
 pub(super) fn start(
     schedule: &Schedule,
     vus: usize,
     started: Instant,
     seed: u64,
+    share: ArrivalShare,
     recorder: Arc<Recorder>,
     control: Arc<Control>,
 ) -> Vec<Pacing> {
@@ -218,23 +230,22 @@ pub(super) fn start(
         } => {
             let dispatch = Arc::new(Dispatch::new(vus));
             let (senders, pacings): (Vec<_>, Vec<_>) = (0..vus)
-                .map(|_| {
+                .map(|slot| {
                     let (tx, rx) = mpsc::channel(1);
                     (
                         tx,
                         Pacing::Open {
                             jobs: rx,
                             dispatch: dispatch.clone(),
+                            slot,
                         },
                     )
                 })
                 .unzip();
             let arrivals = Arrivals {
-                start,
-                stages,
-                poisson,
+                times: ArrivalTimes::new(start, stages, poisson, seed),
                 started,
-                seed,
+                share,
             };
             tokio::spawn(arrivals.run(senders, dispatch, recorder, control));
             pacings
@@ -264,12 +275,80 @@ async fn ramp_vus(
     }
 }
 
-struct Arrivals {
+/// The intended start times (after the schedule's start) of all arrivals of
+/// a group, in order: uniform gaps of `1/rate`, or exponential gaps from a
+/// generator seeded by the group's seed. A pure sequence: every segment
+/// computes the same one and takes its share.
+#[derive(Debug, Clone)]
+pub struct ArrivalTimes {
     start: f64,
     stages: Vec<(Duration, f64)>,
     poisson: bool,
+    total: Duration,
+    rng: StdRng,
+    t: Duration,
+}
+
+impl ArrivalTimes {
+    fn new(start: f64, stages: Vec<(Duration, f64)>, poisson: bool, seed: u64) -> ArrivalTimes {
+        ArrivalTimes {
+            start,
+            total: stages.iter().map(|s| s.0).sum(),
+            stages,
+            poisson,
+            rng: StdRng::seed_from_u64(seed ^ 0xA5A5_5A5A_0F0F_F0F0),
+            t: Duration::ZERO,
+        }
+    }
+
+    /// The arrivals of an arrival-rate schedule (`None` for the others).
+    pub fn of(schedule: &Schedule, seed: u64) -> Option<ArrivalTimes> {
+        match schedule {
+            Schedule::Arrivals {
+                start,
+                stages,
+                poisson,
+            } => Some(ArrivalTimes::new(*start, stages.clone(), *poisson, seed)),
+            _ => None,
+        }
+    }
+
+    /// The arrivals execution segment `segment` starts: those whose number
+    /// `k` it owns (`segment.owns(offset, k)`); the others are drawn and skipped.
+    pub fn share(self, segment: Segment, offset: u64) -> impl Iterator<Item = Duration> {
+        self.enumerate()
+            .filter(move |(k, _)| segment.owns(offset, *k as u64))
+            .map(|(_, t)| t)
+    }
+}
+
+impl Iterator for ArrivalTimes {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        loop {
+            let rate = value_at(self.start, &self.stages, self.t);
+            let gap = if rate <= 0.0 || !rate.is_finite() {
+                self.t += IDLE_RATE_STEP;
+                if self.t >= self.total {
+                    return None;
+                }
+                continue;
+            } else if self.poisson {
+                Exp::new(rate).map_or(1.0 / rate, |e| e.sample(&mut self.rng))
+            } else {
+                1.0 / rate
+            };
+            self.t += Duration::from_secs_f64(gap.min(3600.0));
+            return (self.t < self.total).then_some(self.t);
+        }
+    }
+}
+
+struct Arrivals {
+    times: ArrivalTimes,
     started: Instant,
-    seed: u64,
+    share: ArrivalShare,
 }
 
 impl Arrivals {
@@ -290,32 +369,14 @@ impl Arrivals {
     }
 
     async fn schedule(
-        &self,
+        self,
         senders: &[mpsc::Sender<Job>],
         dispatch: &Dispatch,
         recorder: &Recorder,
         control: &Control,
     ) {
-        let total: Duration = self.stages.iter().map(|s| s.0).sum();
-        let mut rng = StdRng::seed_from_u64(self.seed ^ 0xA5A5_5A5A_0F0F_F0F0);
-        let mut t = Duration::ZERO;
-        loop {
-            let rate = value_at(self.start, &self.stages, t);
-            let gap = if rate <= 0.0 || !rate.is_finite() {
-                t += IDLE_RATE_STEP;
-                if t >= total {
-                    return;
-                }
-                continue;
-            } else if self.poisson {
-                Exp::new(rate).map_or(1.0 / rate, |e| e.sample(&mut rng))
-            } else {
-                1.0 / rate
-            };
-            t += Duration::from_secs_f64(gap.min(3600.0));
-            if t >= total {
-                return;
-            }
+        let ArrivalShare { segment, offset } = self.share;
+        for t in self.times.share(segment, offset) {
             let intended = self.started + t;
             tokio::select! {
                 _ = tokio::time::sleep_until(intended.into()) => {}

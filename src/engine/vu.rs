@@ -74,13 +74,17 @@ pub(super) async fn run_vu(
             control.vu_finished();
         }
         Pacing::Ramping(target) => user.run_ramping(target).await,
-        Pacing::Open { jobs, dispatch } => user.run_open(jobs, &dispatch).await,
+        Pacing::Open {
+            jobs,
+            dispatch,
+            slot,
+        } => user.run_open(jobs, &dispatch, slot).await,
     }
 }
 
 struct VirtualUser<'a> {
     vu: u64,
-    /// Index within the group (for the open model's dispatch).
+    /// Index within the group (ramping-vus compare it with the target).
     index: usize,
     group: &'a Group,
     plan: &'a Plan,
@@ -185,10 +189,11 @@ impl VirtualUser<'_> {
         }
     }
 
-    /// Arrival-rate executors: one conversation per job, timed from its intended start.
-    async fn run_open(&mut self, mut jobs: mpsc::Receiver<Job>, dispatch: &Dispatch) {
+    /// Arrival-rate executors: one conversation per job, timed from its
+    /// intended start. `slot` is this VU's place in the dispatch.
+    async fn run_open(&mut self, mut jobs: mpsc::Receiver<Job>, dispatch: &Dispatch, slot: usize) {
         while !self.control.soft.is_cancelled() {
-            let job = match dispatch.next_or_idle(self.index) {
+            let job = match dispatch.next_or_idle(slot) {
                 Some(waiting) => Some(waiting),
                 None => tokio::select! {
                     job = jobs.recv() => job,
@@ -783,6 +788,7 @@ mod tests {
             endpoint_url: String::new(),
             url_token: String::new(),
             seed: 1,
+            segment: crate::engine::Segment::WHOLE,
             groups: Vec::new(),
             tags: Vec::new(),
             runtime: None,

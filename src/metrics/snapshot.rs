@@ -64,6 +64,37 @@ impl Snapshot {
         self.tagged.get(&id)
     }
 
+    /// Every tag that has numbers, by id.
+    pub fn tags(&self) -> impl Iterator<Item = (TagId, &TagData)> {
+        self.tagged.iter().map(|(id, data)| (*id, data))
+    }
+
+    /// Adds a whole histogram of `metric` (exact), e.g. one read back from a
+    /// report; fails when `h` does not fit the project-wide bounds (1 µs … 1 h).
+    pub fn add_histogram(
+        &mut self,
+        metric: Metric,
+        h: &Histogram<u64>,
+    ) -> Result<(), hdrhistogram::AdditionError> {
+        self.hists[metric.index()].add(h)
+    }
+
+    /// Adds a whole histogram of a tagged metric under `tag` only (not to the
+    /// totals); metrics that are not kept per tag are ignored.
+    pub fn add_tag_histogram(
+        &mut self,
+        tag: TagId,
+        metric: Metric,
+        h: &Histogram<u64>,
+    ) -> Result<(), hdrhistogram::AdditionError> {
+        self.tagged.entry(tag).or_default().add_histogram(metric, h)
+    }
+
+    /// Adds to a counter under `tag` only (not to the totals).
+    pub fn add_tag_counter(&mut self, tag: TagId, counter: Counter, n: u64) {
+        self.tagged.entry(tag).or_default().add(counter, n);
+    }
+
     /// Records a latency; values beyond 1 h saturate, below 1 µs count as 1 µs.
     pub fn record(&mut self, metric: Metric, value: Duration) {
         self.hists[metric.index()].saturating_record(micros(value));
@@ -173,6 +204,30 @@ pub struct MetricSummary {
 }
 
 impl MetricSummary {
+    /// The percentiles a summary carries, with their field values: p50, p90,
+    /// p95, p99, p99.9, p99.99 and p100 (= max).
+    pub fn percentiles(&self) -> [(f64, f64); 7] {
+        [
+            (50.0, self.p50_ms),
+            (90.0, self.p90_ms),
+            (95.0, self.p95_ms),
+            (99.0, self.p99_ms),
+            (99.9, self.p99_9_ms),
+            (99.99, self.p99_99_ms),
+            (100.0, self.max_ms),
+        ]
+    }
+
+    /// Percentile `p` (0 < p <= 100) in ms if the summary carries it
+    /// (`percentile(99.0)` = `p99_ms`); `None` for any other percentile, which
+    /// only the histogram itself can answer.
+    pub fn percentile(&self, p: f64) -> Option<f64> {
+        self.percentiles()
+            .into_iter()
+            .find(|(q, _)| (q - p).abs() < 1e-9)
+            .map(|(_, v)| v)
+    }
+
     pub fn of(h: &Histogram<u64>) -> MetricSummary {
         let ms = |us: u64| us as f64 / 1000.0;
         if h.is_empty() {

@@ -69,12 +69,29 @@ impl TagData {
         self.counters[counter as usize]
     }
 
-    /// Summary of a tagged metric, `None` when the tag has no samples of it.
-    pub fn summary(&self, metric: Metric) -> Option<MetricSummary> {
+    /// The histogram of a tagged metric, `None` when the tag has no samples of it.
+    pub fn histogram(&self, metric: Metric) -> Option<&Histogram<u64>> {
         slot(metric)
             .and_then(|i| self.hists[i].as_ref())
             .filter(|h| !h.is_empty())
-            .map(MetricSummary::of)
+    }
+
+    /// Adds a whole histogram of a tagged metric (other metrics are not kept
+    /// per tag); fails when `h` does not fit the project-wide bounds.
+    pub(super) fn add_histogram(
+        &mut self,
+        metric: Metric,
+        h: &Histogram<u64>,
+    ) -> Result<(), hdrhistogram::AdditionError> {
+        match slot(metric) {
+            Some(i) => self.hists[i].get_or_insert_with(new_histogram).add(h),
+            None => Ok(()),
+        }
+    }
+
+    /// Summary of a tagged metric, `None` when the tag has no samples of it.
+    pub fn summary(&self, metric: Metric) -> Option<MetricSummary> {
+        self.histogram(metric).map(MetricSummary::of)
     }
 }
 

@@ -37,7 +37,7 @@ use hdrhistogram::Histogram;
 use std::time::{Duration, SystemTime};
 
 /// Generator gauges sampled once per interval (see `metrics::selfcheck`).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Gauges {
     /// VUs running at the end of the interval.
     pub active_vus: u64,
@@ -170,6 +170,29 @@ impl Interval {
                     start_s: self.start.as_secs_f64(),
                     reason: format!("{e:?}"),
                 }),
+        }
+    }
+
+    /// The V2 compressed (deflate) encoding of `metric`'s histogram in this
+    /// interval, as stored (encoded now if it was kept raw); `Ok(None)` when
+    /// it had no samples.
+    pub fn encoded_histogram(&self, metric: Metric) -> Result<Option<Vec<u8>>, TimelineError> {
+        let Some(m) = self.find(metric) else {
+            return Ok(None);
+        };
+        match &m.stored {
+            Stored::Encoded(bytes) => Ok(Some(bytes.to_vec())),
+            Stored::Raw(h) => {
+                let mut buf = Vec::new();
+                V2DeflateSerializer::new()
+                    .serialize(&**h, &mut buf)
+                    .map_err(|e| TimelineError {
+                        metric: metric.name(),
+                        start_s: self.start.as_secs_f64(),
+                        reason: format!("{e:?}"),
+                    })?;
+                Ok(Some(buf))
+            }
         }
     }
 

@@ -37,6 +37,31 @@ pub struct Manifest {
     /// (absent for a whole run). `finalping merge` reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<SegmentManifest>,
+    /// `finalping merge`: this folder is the merge of segment runs (absent
+    /// for a run made by one process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<MergeManifest>,
+}
+
+/// Which segment runs a merged run folder was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeManifest {
+    /// `N` of the segments' `--segment i/N`.
+    pub count: u32,
+    /// The segments merged, by index.
+    pub segments: Vec<MergedSegment>,
+}
+
+/// One segment run of a merge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedSegment {
+    /// 0-based segment number (`i` of `--segment i/N`).
+    pub index: u32,
+    /// The segment's run folder, as given to `finalping merge`.
+    pub dir: String,
+    pub run_id: String,
+    pub host: String,
+    pub seed: u64,
 }
 
 /// Which execution segment a run folder holds and when it started.

@@ -5,6 +5,7 @@
 
 mod console;
 mod csv_percentiles;
+mod histograms;
 mod hlog;
 mod html;
 mod json;
@@ -14,10 +15,17 @@ mod markdown;
 mod timeseries;
 
 pub use console::print_final_table;
+pub use histograms::{
+    parse_histograms, read_histograms, RunHistograms, Totals, HISTOGRAMS_FILE, HISTOGRAMS_FORMAT,
+    HISTOGRAMS_VERSION,
+};
 pub use hlog::{hlog_file_name, write_hlog, write_hlogs};
 pub use html::{render as render_html, render_summary_page, PageChart, HTML_FILE};
 pub use junit::{write_junit, JunitCase, JunitSuite, JUNIT_FILE};
-pub use manifest::{LoadManifest, Manifest, RuntimeManifest, SegmentManifest, TargetManifest};
+pub use manifest::{
+    LoadManifest, Manifest, MergeManifest, MergedSegment, RuntimeManifest, SegmentManifest,
+    TargetManifest,
+};
 pub use timeseries::{timeseries_header, write_timeseries, TIMESERIES_FILE};
 
 use crate::metrics::selfcheck::SelfCheckSummary;
@@ -60,6 +68,10 @@ pub struct RunReport {
     /// Per-interval data behind `timeseries.csv` and the `.hlog` files.
     #[serde(skip)]
     pub timeline: Option<Arc<Timeline>>,
+    /// Whole-run histograms and tag names, for the lossless `histograms.json`
+    /// (absent in a report read back from summary.json).
+    #[serde(skip)]
+    pub totals: Option<Arc<Totals>>,
     /// `--output-format`: the optional files to write (`None` = all).
     #[serde(skip)]
     pub formats: Option<Vec<crate::cli::OutputFormat>>,
@@ -70,6 +82,9 @@ pub struct RunReport {
     /// The scenario's thresholds as judged at the end (absent when it had none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<crate::thresholds::ThresholdResult>,
+    /// A merged run (`finalping merge`): each segment's own figures, by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentReport>,
     /// Context updates over the runtime WebSocket, when the scenario had any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<ContextReport>,
@@ -112,9 +127,11 @@ impl RunReport {
             generator,
             self_check,
             timeline: None,
+            totals: None,
             formats: None,
             tags: BTreeMap::new(),
             thresholds: Vec::new(),
+            segments: Vec::new(),
             context: None,
             manifest,
         }
@@ -131,6 +148,29 @@ impl RunReport {
         }
         self.counter(Counter::TurnsOk) as f64 / self.duration_s
     }
+}
+
+/// One segment of a merged run as that segment's own process measured it:
+/// the generator figures stay per process, the latencies are merged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentReport {
+    /// 0-based segment number.
+    pub index: u32,
+    pub run_id: String,
+    pub status: RunStatus,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// How late the segment started after the common start instant, ms.
+    pub start_late_ms: f64,
+    pub duration_s: f64,
+    pub peak_vus: u64,
+    pub turns_ok: u64,
+    pub turns_failed: u64,
+    pub generator: GeneratorUsage,
+    /// The segment's generator self-check found it saturated.
+    pub saturated: bool,
+    /// The segment's scheduler lag p99, µs.
+    pub lag_p99_us: u64,
 }
 
 /// The numbers of one tag.
@@ -200,6 +240,7 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(markdown::SummaryMarkdown),
         Box::new(csv_percentiles::PercentilesCsv),
         Box::new(manifest::ManifestJson),
+        Box::new(histograms::HistogramsJson),
         Box::new(junit::ThresholdsJunit),
         Box::new(html::ReportHtml),
     ]

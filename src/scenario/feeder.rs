@@ -494,6 +494,10 @@ pub struct Feeders {
     cursors: Box<[AtomicU64]>,
     /// Indices of the feeders some template uses: the only ones picked from.
     used: Box<[usize]>,
+    /// This process's picks are picks `first`, `first + step`, … of the run
+    /// (execution segments; `0, 1` for a whole run).
+    first: u64,
+    step: u64,
     exhaustion_logged: AtomicBool,
 }
 
@@ -541,7 +545,18 @@ impl FeederRows {
 impl Feeders {
     /// Fresh cursors over `tables` (every sequential feeder starts at its first row).
     pub fn new(tables: &FeederTables) -> Feeders {
+        Feeders::strided(tables, 0, 1)
+    }
+
+    /// The feeders of execution segment `first` of `step`: its `n`-th pick of
+    /// a feeder is the run's pick `first + n × step`. `sequential` feeders
+    /// thus take rows `first, first + step, …` (wrapping around); `unique`
+    /// feeders own exactly those rows below the row count, so no row is used
+    /// by two segments and together they use every row once.
+    pub fn strided(tables: &FeederTables, first: u64, step: u64) -> Feeders {
         Feeders {
+            first,
+            step: step.max(1),
             tables: tables.clone(),
             cursors: tables.iter().map(|_| AtomicU64::new(0)).collect(),
             used: tables
@@ -588,12 +603,12 @@ impl Feeders {
             }
             *slot = match table.mode {
                 FeederMode::Sequential => {
-                    let n = cursor.fetch_add(1, Ordering::Relaxed);
+                    let n = self.run_pick(cursor.fetch_add(1, Ordering::Relaxed));
                     usize::try_from(n % len as u64).unwrap_or(0)
                 }
                 FeederMode::Random => rng.random_range(0..len),
                 FeederMode::Unique => {
-                    let n = cursor.fetch_add(1, Ordering::Relaxed);
+                    let n = self.run_pick(cursor.fetch_add(1, Ordering::Relaxed));
                     match usize::try_from(n) {
                         Ok(row) if row < len => row,
                         _ => {
@@ -616,6 +631,11 @@ impl Feeders {
             tables: self.tables.clone(),
             rows,
         })
+    }
+
+    /// The run-wide number of this process's `n`-th pick.
+    fn run_pick(&self, n: u64) -> u64 {
+        n.saturating_mul(self.step).saturating_add(self.first)
     }
 }
 

@@ -1,13 +1,36 @@
-//! Judges thresholds against a finished run's `summary.json` data: finds the
-//! number each threshold names, compares it with the limit and says pass, fail
-//! or invalid (unknown metric or tag, zero samples). Decides nothing about the
-//! run's status; `verdict::apply_thresholds` does.
+//! Judges thresholds against a run's numbers (a finished run's typed
+//! [`RunReport`], or the running totals): finds the number each threshold
+//! names, compares it with the limit and says pass, fail or invalid (unknown
+//! metric or tag, zero samples). Decides nothing about the run's status;
+//! `verdict::apply_thresholds` does.
 
 use super::parse::{Statistic, Threshold, Thresholds, Unit};
-use crate::metrics::{Counter, Metric};
+use crate::metrics::{Counter, Metric, MetricSummary};
+use crate::report::{RunReport, TagReport};
 use crate::scenario::error::did_you_mean;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The numbers thresholds read: those of `summary.json` (whole-run metrics in
+/// ms, counters, per-tag numbers, run length).
+#[derive(Debug, Clone, Copy)]
+pub struct Numbers<'a> {
+    pub duration_s: f64,
+    pub metrics: &'a BTreeMap<String, MetricSummary>,
+    pub counters: &'a BTreeMap<String, u64>,
+    pub tags: &'a BTreeMap<String, TagReport>,
+}
+
+impl<'a> From<&'a RunReport> for Numbers<'a> {
+    fn from(r: &'a RunReport) -> Numbers<'a> {
+        Numbers {
+            duration_s: r.duration_s,
+            metrics: &r.metrics,
+            counters: &r.counters,
+            tags: &r.tags,
+        }
+    }
+}
 
 /// How a threshold came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,11 +104,11 @@ pub const AGGREGATES: [&str; 3] = ["errors", "turns", "updates"];
 /// histograms), for percentiles `summary.json` does not carry.
 pub type QuantileFn<'a> = &'a dyn Fn(&str, f64) -> Option<f64>;
 
-/// Judges every threshold against `summary` (the `summary.json` value of the
-/// run); `quantile` supplies percentiles the summary lacks (None = only those in it).
+/// Judges every threshold against `summary` (the numbers of the run);
+/// `quantile` supplies percentiles the summary lacks (None = only those in it).
 pub fn evaluate(
     thresholds: &Thresholds,
-    summary: &Value,
+    summary: Numbers,
     quantile: Option<QuantileFn>,
 ) -> Vec<ThresholdResult> {
     thresholds
@@ -94,7 +117,7 @@ pub fn evaluate(
         .collect()
 }
 
-fn judge(t: &Threshold, summary: &Value, quantile: Option<QuantileFn>) -> ThresholdResult {
+fn judge(t: &Threshold, summary: Numbers, quantile: Option<QuantileFn>) -> ThresholdResult {
     let c = &t.condition;
     let mut r = ThresholdResult {
         threshold: t.expression(),
@@ -136,11 +159,10 @@ fn round_to(v: f64, unit: Unit) -> f64 {
 }
 
 /// The number a threshold names, in its unit, or why there is none.
-fn measure(t: &Threshold, summary: &Value, quantile: Option<QuantileFn>) -> Result<f64, String> {
+fn measure(t: &Threshold, summary: Numbers, quantile: Option<QuantileFn>) -> Result<f64, String> {
     let k = &t.key;
-    let counters = &summary["counters"];
-    let counter = |name: &str| counters[name].as_u64().unwrap_or(0) as f64;
-    let duration_s = summary["duration_s"].as_f64().unwrap_or(0.0);
+    let counter = |name: &str| summary.counters.get(name).copied().unwrap_or(0) as f64;
+    let duration_s = summary.duration_s;
     let per_second = |n: f64| {
         if duration_s > 0.0 {
             Ok(n / duration_s)
@@ -198,39 +220,24 @@ fn measure(t: &Threshold, summary: &Value, quantile: Option<QuantileFn>) -> Resu
     }
 
     let (m, whole_run) = series(k, summary)?;
-    let count = m["count"].as_u64().unwrap_or(0);
     match stat {
-        Statistic::Count => return Ok(count as f64),
-        Statistic::Rate => return per_second(count as f64),
+        Statistic::Count => return Ok(m.count as f64),
+        Statistic::Rate => return per_second(m.count as f64),
         _ => {}
     }
-    if count == 0 {
+    if m.count == 0 {
         return Err(format!(
             "`{}` has zero samples, so its {stat} was not measured",
             k.series()
         ));
     }
-    let field = |name: &str| {
-        m[name]
-            .as_f64()
-            .ok_or_else(|| format!("`{}` has no `{name}` in summary.json", k.series()))
-    };
     match stat {
-        Statistic::Mean => field("mean_ms"),
-        Statistic::Min => field("min_ms"),
-        Statistic::Max => field("max_ms"),
+        Statistic::Mean => Ok(m.mean_ms),
+        Statistic::Min => Ok(m.min_ms),
+        Statistic::Max => Ok(m.max_ms),
         Statistic::Percentile(p) => {
-            let known = [
-                (50.0, "p50_ms"),
-                (90.0, "p90_ms"),
-                (95.0, "p95_ms"),
-                (99.0, "p99_ms"),
-                (99.9, "p99_9_ms"),
-                (99.99, "p99_99_ms"),
-                (100.0, "max_ms"),
-            ];
-            if let Some((_, name)) = known.iter().find(|(q, _)| (q - p).abs() < 1e-9) {
-                return field(name);
+            if let Some(v) = m.percentile(p) {
+                return Ok(v);
             }
             match quantile.filter(|_| whole_run) {
                 Some(q) => {
@@ -284,23 +291,19 @@ fn errors(counter: &dyn Fn(&str) -> f64) -> (f64, f64) {
     (failed, attempts)
 }
 
-/// The summary object of a latency series and whether it is the whole run's.
-/// Tagged series are looked up in `summary.json` `tags`, keyed by the tag set
-/// (`"scenario=checkout,step=pay": {"metrics": {"final_ping": {count, p50_ms,
-/// …}}}`); a filter without `scenario` matches the one scenario that has the
-/// rest of its tags.
+/// The summary of a latency series and whether it is the whole run's.
+/// Tagged series are looked up in the report's `tags`, keyed by the tag set
+/// (`"scenario=checkout,step=pay"`); a filter without `scenario` matches the
+/// one scenario that has the rest of its tags.
 fn series<'a>(
     k: &super::parse::ThresholdKey,
-    summary: &'a Value,
-) -> Result<(&'a Value, bool), String> {
-    let metrics = &summary["metrics"];
-    if metrics.get(&k.metric).is_none() {
+    summary: Numbers<'a>,
+) -> Result<(&'a MetricSummary, bool), String> {
+    let Some(whole) = summary.metrics.get(&k.metric) else {
         let mut known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
-        if let Some(obj) = metrics.as_object() {
-            for name in obj.keys() {
-                if !known.contains(&name.as_str()) {
-                    known.push(name);
-                }
+        for name in summary.metrics.keys() {
+            if !known.contains(&name.as_str()) {
+                known.push(name);
             }
         }
         let all: Vec<&str> = known
@@ -317,26 +320,17 @@ fn series<'a>(
             k.metric,
             known.join(", ")
         ));
-    }
+    };
     if k.tags.is_empty() {
-        return Ok((&metrics[&k.metric], true));
+        return Ok((whole, true));
     }
-    // `tags` in summary.json: {"scenario=a,step=b": {"metrics": {...}, "counters": {...}}}.
-    let entries: Vec<(std::collections::BTreeMap<String, String>, &Value)> = summary["tags"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(key, v)| {
-            let pairs = key
-                .split(',')
-                .filter_map(|p| p.split_once('='))
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect();
-            (pairs, v)
-        })
+    let entries: Vec<(BTreeMap<String, String>, &TagReport)> = summary
+        .tags
+        .iter()
+        .map(|(key, v)| (parse_tag_key(key), v))
         .collect();
     // Exact tag set first; without `scenario` in the filter, any one scenario.
-    let matches: Vec<&Value> = entries
+    let matches: Vec<&TagReport> = entries
         .iter()
         .filter(|(pairs, _)| {
             *pairs == k.tags || {
@@ -349,7 +343,7 @@ fn series<'a>(
         .map(|(_, v)| *v)
         .collect();
     if let [entry] = matches.as_slice() {
-        return match entry["metrics"].get(&k.metric) {
+        return match entry.metrics.get(&k.metric) {
             Some(found) => Ok((found, false)),
             None => Err(format!("`{}` has zero samples", k.series())),
         };
@@ -381,34 +375,88 @@ fn series<'a>(
     }
 }
 
+/// `scenario=a,step=b` → `{scenario: a, step: b}`.
+fn parse_tag_key(key: &str) -> BTreeMap<String, String> {
+    key.split(',')
+        .filter_map(|p| p.split_once('='))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::metrics::new_histogram;
 
-    fn summary() -> Value {
-        json!({
-            "scenario": "checkout",
-            "duration_s": 10.0,
-            "metrics": {
-                "final_ping": {"count": 100, "min_ms": 10.0, "mean_ms": 50.0, "p50_ms": 48.0,
-                    "p90_ms": 80.0, "p95_ms": 90.0, "p99_ms": 120.5, "p99_9_ms": 130.0,
-                    "p99_99_ms": 131.0, "max_ms": 131.0},
-                "connect": {"count": 0, "min_ms": 0.0, "mean_ms": 0.0, "p50_ms": 0.0,
-                    "p90_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "p99_9_ms": 0.0,
-                    "p99_99_ms": 0.0, "max_ms": 0.0}
-            },
-            "counters": {"turns_sent": 100, "turns_ok": 98, "turns_timeout": 2, "connect_errors": 0},
-            "tags": {"scenario=checkout": {"metrics": {"final_ping": {"count": 100, "p50_ms": 48.0}}},
-                     "scenario=checkout,step=pay": {"metrics": {"final_ping": {"count": 3, "p50_ms": 70.0}}},
-                     "scenario=other": {"metrics": {"final_ping": {"count": 2, "p50_ms": 10.0}}}}
-        })
+    /// A summary with only `count` and `p50_ms` set (the rest 0).
+    fn with_p50(count: u64, p50_ms: f64) -> MetricSummary {
+        MetricSummary {
+            count,
+            p50_ms,
+            ..MetricSummary::of(&new_histogram())
+        }
+    }
+
+    struct Data {
+        metrics: BTreeMap<String, MetricSummary>,
+        counters: BTreeMap<String, u64>,
+        tags: BTreeMap<String, TagReport>,
+    }
+
+    fn data() -> Data {
+        let final_ping = MetricSummary {
+            count: 100,
+            min_ms: 10.0,
+            mean_ms: 50.0,
+            p50_ms: 48.0,
+            p90_ms: 80.0,
+            p95_ms: 90.0,
+            p99_ms: 120.5,
+            p99_9_ms: 130.0,
+            p99_99_ms: 131.0,
+            max_ms: 131.0,
+        };
+        let tag = |count, p50| TagReport {
+            metrics: [("final_ping".to_string(), with_p50(count, p50))].into(),
+            counters: BTreeMap::new(),
+        };
+        Data {
+            metrics: [
+                ("final_ping".to_string(), final_ping),
+                ("connect".to_string(), with_p50(0, 0.0)),
+            ]
+            .into(),
+            counters: [
+                ("turns_sent", 100),
+                ("turns_ok", 98),
+                ("turns_timeout", 2),
+                ("connect_errors", 0),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            tags: [
+                ("scenario=checkout", tag(100, 48.0)),
+                ("scenario=checkout,step=pay", tag(3, 70.0)),
+                ("scenario=other", tag(2, 10.0)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        }
     }
 
     fn one(key: &str, cond: &str) -> ThresholdResult {
         let t = Threshold::parse(key, cond).unwrap();
         let q = |_: &str, p: f64| Some(p * 100.0);
-        evaluate(&Thresholds(vec![t]), &summary(), Some(&q))
+        let d = data();
+        let numbers = Numbers {
+            duration_s: 10.0,
+            metrics: &d.metrics,
+            counters: &d.counters,
+            tags: &d.tags,
+        };
+        evaluate(&Thresholds(vec![t]), numbers, Some(&q))
             .pop()
             .unwrap()
     }

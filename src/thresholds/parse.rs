@@ -274,6 +274,19 @@ impl Threshold {
         )
     }
 
+    /// Parses an expression as [`Threshold::expression`] writes it
+    /// (`final_ping{scenario=a}.p99 < 800ms`), e.g. back from a summary.json.
+    pub fn from_expression(expression: &str) -> Result<Threshold, String> {
+        // The operator is the first `<` or `>` after the tag filter, if any.
+        let from = expression.rfind('}').map_or(0, |i| i + 1);
+        let at = expression[from..]
+            .find(['<', '>'])
+            .map(|i| from + i)
+            .ok_or_else(|| format!("threshold `{expression}` has no operator (<, <=, >, >=)"))?;
+        let (key, condition) = expression.split_at(at);
+        Threshold::parse(key, condition)
+    }
+
     /// Parses one `key: condition` pair (no positions: for tests and the CLI).
     pub fn parse(key: &str, condition: &str) -> Result<Threshold, String> {
         let k = ThresholdKey::parse(key)?;
@@ -448,6 +461,23 @@ impl<'de> Deserialize<'de> for Thresholds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expressions_parse_back() {
+        for (key, cond) in [
+            ("final_ping.p99", "< 800ms"),
+            ("final_ping{scenario=a,step=b}.p99.9", ">= 1.5s"),
+            ("errors.rate", "<= 1%"),
+            ("turns.rate", "> 2/s"),
+            ("turns_ok.count", ">= 10"),
+        ] {
+            let t = Threshold::parse(key, cond).unwrap();
+            let back = Threshold::from_expression(&t.expression()).unwrap();
+            assert_eq!(back, t, "{}", t.expression());
+        }
+        let err = Threshold::from_expression("final_ping.p99 800ms").unwrap_err();
+        assert!(err.contains("no operator"), "{err}");
+    }
 
     #[test]
     fn keys_parse_metric_tags_and_statistic() {
