@@ -389,6 +389,50 @@ fn bad_input_is_a_usage_error_and_secrets_stay_out() {
     }
 }
 
+#[test]
+fn wait_script_counts_only_final_summaries() {
+    let w = Workdir::new();
+    let plain = w.file(
+        "plain.yaml",
+        "name: plain\nload: { vus: 2, duration: 5s }\nsteps: [connect, { send: { text: hi } }]\n",
+    );
+    let out = w.path("m");
+    render(&plain, &out, &["--segments", "3", "--image", "i:1"], &[]);
+    let docs = manifests(&out);
+    let script = find(&docs, "ConfigMap", "scenario")["data"]["wait-for-segments.sh"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let script = w.file("wait.sh", &script);
+    let run_dir = w.path("run");
+    let summary = |i: u32, status: &str| {
+        let dir = run_dir.join(format!("segment-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("summary.json"),
+            format!("{{\n  \"status\": \"{status}\"\n}}\n"),
+        )
+        .unwrap();
+    };
+    summary(0, "passed");
+    summary(1, "incomplete");
+    // Limit 0: one look, then give up (exit 0: the merge names what is missing).
+    let look = |limit: &str| {
+        let mut cmd = Command::new("sh");
+        cmd.arg(&script).arg(&run_dir).args(["3", limit, "1"]);
+        let o = run(&mut cmd, "wait-for-segments.sh", LIMIT).unwrap_or_else(|e| panic!("{e}"));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = look("0");
+    assert!(
+        out.contains("have not finished their reports: 1 2;"),
+        "{out}"
+    );
+    summary(1, "failed");
+    summary(2, "invalid");
+    assert!(look("60").contains("all 3 segments have written their reports"));
+}
+
 /// Replaces the pod's paths with the local volumes and the completion index.
 fn localize(arg: &str, index: Option<u32>, scenario_dir: &Path, results_dir: &Path) -> String {
     let mut a = arg.to_string();

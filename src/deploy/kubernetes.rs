@@ -40,12 +40,14 @@ const WAIT_POLL_SECONDS: u32 = 5;
 /// Time the merge itself may take after the wait (reading N folders).
 const MERGE_BOUND: Duration = Duration::from_secs(15 * 60);
 
-/// The merge Job's init container: waits until every segment folder has
-/// `summary.json` (a run writes it last, when its folder is complete), at most
+/// The merge Job's init container: waits until every segment folder has its
+/// final `summary.json` (a run writes it last, when its folder is complete;
+/// while it runs, the file may exist with status `incomplete`), at most
 /// LIMIT seconds; then the merge runs on what is there, and a missing segment
 /// makes the merged run invalid (exit 2) naming it.
 pub const WAIT_SCRIPT: &str = r#"#!/bin/sh
-# finalping: wait until N segment folders hold summary.json, at most LIMIT s.
+# finalping: wait until N segment folders hold their final summary.json
+# (written last, once the folder is complete), at most LIMIT seconds.
 # Usage: wait-for-segments.sh RUN_DIR SEGMENTS LIMIT_SECONDS [POLL_SECONDS]
 set -u
 dir=$1
@@ -57,7 +59,11 @@ while :; do
   missing=""
   i=0
   while [ "$i" -lt "$n" ]; do
-    [ -f "$dir/segment-$i/summary.json" ] || missing="$missing $i"
+    summary="$dir/segment-$i/summary.json"
+    # A running segment's summary.json says "incomplete" until its final reports.
+    if [ ! -f "$summary" ] || grep -q '"status": *"incomplete"' "$summary"; then
+      missing="$missing $i"
+    fi
     i=$((i + 1))
   done
   if [ -z "$missing" ]; then
@@ -65,7 +71,7 @@ while :; do
     exit 0
   fi
   if [ $(($(date +%s) - start)) -ge "$limit" ]; then
-    echo "after ${limit}s these segments have no summary.json:$missing; merging anyway (the merged run will be invalid)"
+    echo "after ${limit}s these segments have not finished their reports:$missing; merging anyway (the merged run will be invalid)"
     exit 0
   fi
   sleep "$poll"
