@@ -126,6 +126,10 @@ pub struct KubernetesArgs {
     /// their scrape annotations.
     #[arg(long, default_value_t = 9464)]
     pub metrics_port: u16,
+    /// As for `run` (and passed on to every segment): allow a load above
+    /// the vendor's shared-SaaS per-IP limits.
+    #[arg(long = "i-own-this-capacity")]
+    pub own_capacity: bool,
 }
 
 #[derive(Debug, Args)]

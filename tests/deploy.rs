@@ -311,32 +311,29 @@ fn bad_input_is_a_usage_error_and_secrets_stay_out() {
     let w = Workdir::new();
     let scenario = scenario_with_feeder(&w, "https://endpoint.example");
     let s = scenario.to_str().unwrap();
-    let base = [
-        "deploy",
-        "kubernetes",
-        s,
-        "--segments",
-        "2",
-        "--image",
-        "i:1",
-    ];
+    let base = ["deploy", "kubernetes", s, "--image", "i:1"];
     let cases: &[(&[&str], &str)] = &[
-        (&[], "pass --secret NAME"),
+        (&["--segments", "2"], "pass --secret NAME"),
         (
-            &["--secret", "env", "--run-id", "Bad_Id"],
+            &["--segments", "2", "--secret", "env", "--run-id", "Bad_Id"],
             "--run-id `Bad_Id` is not a Kubernetes name",
         ),
         (
-            &["--secret", "env", "--memory", "1GB"],
+            &["--segments", "2", "--secret", "env", "--memory", "1GB"],
             "--memory `1GB` is not a Kubernetes quantity",
         ),
         (
-            &["--secret", "Env"],
+            &["--segments", "2", "--secret", "Env"],
             "--secret `Env` is not a Kubernetes name",
         ),
         (
-            &["--secret", "env", "--deadline", "1m"],
+            &["--segments", "2", "--secret", "env", "--deadline", "1m"],
             "must be longer than --barrier-timeout",
+        ),
+        // 6 VUs cannot feed 7 segments: refused here, not in the pods.
+        (
+            &["--segments", "7", "--secret", "env"],
+            "use at most 6 segments",
         ),
     ];
     for (extra, want) in cases {
@@ -394,7 +391,7 @@ fn wait_script_counts_only_final_summaries() {
     let w = Workdir::new();
     let plain = w.file(
         "plain.yaml",
-        "name: plain\nload: { vus: 2, duration: 5s }\nsteps: [connect, { send: { text: hi } }]\n",
+        "name: plain\nload: { vus: 3, duration: 5s }\nsteps: [connect, { send: { text: hi } }]\n",
     );
     let out = w.path("m");
     render(&plain, &out, &["--segments", "3", "--image", "i:1"], &[]);

@@ -46,6 +46,16 @@ fn kubernetes(args: &KubernetesArgs) -> Result<i32, CliError> {
         )));
     }
     let scenario = load_scenario(&args.scenario, &env_names)?;
+    // What every pod would refuse at its start, refused here instead.
+    super::saas::check(&scenario, args.own_capacity)?;
+    let (groups, _) = crate::engine::groups_of(&scenario);
+    for i in 0..args.segments {
+        if let Some(segment) = crate::engine::Segment::new(i, args.segments) {
+            crate::engine::segment::check(&groups, segment).map_err(|e| {
+                CliError::usage(format!("--segments {}: {e} ({})", args.segments, e.hint()))
+            })?;
+        }
+    }
     let run = build_run(args, &scenario, &text)?;
     let manifests = run.render();
     match &args.out {
@@ -197,6 +207,7 @@ fn build_run(
         barrier_timeout: args.barrier_timeout.to_string(),
         deadline: Duration::from_secs(deadline.as_secs().max(1)),
         metrics_port: args.metrics_port,
+        own_capacity: args.own_capacity,
     })
 }
 

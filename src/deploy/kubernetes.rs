@@ -107,6 +107,8 @@ pub struct KubernetesRun {
     pub deadline: Duration,
     /// Port of `--metrics-listen` and of the scrape annotations.
     pub metrics_port: u16,
+    /// Pass `--i-own-this-capacity` to every segment.
+    pub own_capacity: bool,
 }
 
 /// One ConfigMap entry: `key` is projected to `path` under `/scenario`.
@@ -200,7 +202,7 @@ impl KubernetesRun {
     pub fn segment_args(&self) -> Vec<String> {
         let dir = self.run_dir();
         let n = self.segments;
-        [
+        let mut args: Vec<String> = [
             "run".to_string(),
             format!("{SCENARIO_DIR}/{}", self.scenario_key),
             "--segment".to_string(),
@@ -217,7 +219,11 @@ impl KubernetesRun {
             format!("0.0.0.0:{}", self.metrics_port),
             "--quiet".to_string(),
         ]
-        .into()
+        .into();
+        if self.own_capacity {
+            args.push("--i-own-this-capacity".to_string());
+        }
+        args
     }
 
     /// The merge container's arguments (after `finalping`).
@@ -559,6 +565,7 @@ mod tests {
             barrier_timeout: "10m".into(),
             deadline: Duration::from_secs(1200),
             metrics_port: 9464,
+            own_capacity: false,
         }
     }
 
