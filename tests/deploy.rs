@@ -680,6 +680,14 @@ fn serve_workers_share_one_port_and_sum_their_counters() {
         "{banner}"
     );
 
+    // A second server on the port is refused, not silently let into the group.
+    let port = url.rsplit(':').next().unwrap();
+    for extra in [&["--workers", "2"][..], &[]] {
+        let o = run_finalping(&[&["serve", "--port", port][..], extra].concat(), LIMIT);
+        assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+        assert!(text(&o).contains("Address already in use"), "{}", text(&o));
+    }
+
     let w = Workdir::new();
     let scenario = w.file(
         "s.yaml",

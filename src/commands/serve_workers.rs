@@ -171,9 +171,18 @@ pub async fn supervise(
     config
         .validate()
         .map_err(|e| CliError::usage(e.to_string()))?;
+    // A plain bind first: SO_REUSEPORT alone would silently join another
+    // server's listeners on that port (same user) and share its traffic.
+    let free = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.local_addr())
+        .map_err(|e| {
+            CliError::usage(format!(
+                "cannot listen on {addr}: {e} (pick another --port, or --port 0 for a free one)"
+            ))
+        })?;
     // Keeps the port ours for the workers (bound, never listening: it gets
     // no connections).
-    let reserved = reuseport_socket(addr).map_err(|e| {
+    let reserved = reuseport_socket(free).map_err(|e| {
         CliError::usage(format!(
             "cannot bind {addr}: {e} (pick another --port, or --port 0 for a free one)"
         ))
