@@ -370,6 +370,31 @@ fn bad_input_is_a_usage_error_and_secrets_stay_out() {
     );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 
+    // A token written in clear is rendered as written, with a warning.
+    let clear = w.file(
+        "clear.yaml",
+        "name: c\ntarget: { url: \"https://endpoint.example\", url_token: abc123 }\n\
+         load: { vus: 2, iterations: 1 }\nsteps: [connect, { send: { text: hi } }]\n",
+    );
+    let o = run_finalping(
+        &[
+            "deploy",
+            "kubernetes",
+            clear.to_str().unwrap(),
+            "--segments",
+            "2",
+            "--image",
+            "i",
+        ],
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("holds target.url_token in clear"),
+        "{}",
+        text(&o)
+    );
+
     // The secret's value, set where the manifests are rendered, is not in them.
     let out = w.path("m");
     render(

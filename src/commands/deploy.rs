@@ -77,6 +77,14 @@ fn kubernetes(args: &KubernetesArgs) -> Result<i32, CliError> {
             eprintln!("wrote {} manifests to {}", manifests.len(), dir.display());
         }
     }
+    let in_clear = secrets_in_clear(&scenario);
+    if !in_clear.is_empty() {
+        eprintln!(
+            "warning: the scenario holds {} in clear, so the ConfigMap does too: \
+             write `${{env:NAME}}` instead and put the value in the --secret",
+            in_clear.join(", ")
+        );
+    }
     if scenario.target.url.is_none() {
         eprintln!(
             "note: the scenario has no target.url: every segment pod runs its own embedded emulator \
@@ -106,6 +114,27 @@ fn env_references(text: &str) -> BTreeSet<String> {
         walk(&doc, &mut names);
     }
     names
+}
+
+/// Secret fields the scenario writes out instead of reading `${env:NAME}`.
+fn secrets_in_clear(s: &Scenario) -> Vec<&'static str> {
+    let literal = |t: &scenario::Template| !t.source().is_empty() && !t.source().contains("${env:");
+    let mut found = Vec::new();
+    // Without target.url the token only reaches the pod's own emulator.
+    if s.target.url.is_some() && literal(&s.target.url_token) {
+        found.push("target.url_token");
+    }
+    if s.runtime.api_key.as_ref().is_some_and(literal) {
+        found.push("runtime.api_key");
+    }
+    if s.runtime
+        .oauth
+        .as_ref()
+        .is_some_and(|o| literal(&o.client_secret))
+    {
+        found.push("runtime.oauth.client_secret");
+    }
+    found
 }
 
 fn list_env(names: &BTreeSet<String>) -> String {
