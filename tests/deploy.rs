@@ -351,11 +351,12 @@ fn bad_input_is_a_usage_error_and_secrets_stay_out() {
     assert_eq!(zero.status.code(), Some(3), "{}", text(&zero));
 
     // A feeder outside the scenario's folder cannot ship in the ConfigMap.
+    std::fs::create_dir_all(w.path("sub")).unwrap();
+    w.file("u.csv", "a\n1\n");
     let outside = w.file(
-        "outside.yaml",
+        "sub/outside.yaml",
         "name: o\nload: { vus: 1, iterations: 1 }\nfeeders:\n  u: { file: ../u.csv }\nsteps: [connect, { send: { text: \"{{u.a}}\" } }]\n",
     );
-    std::fs::write(w.dir.path().parent().unwrap().join("u.csv"), "a\n1\n").ok();
     let o = run_finalping(
         &[
             "deploy",
@@ -369,6 +370,11 @@ fn bad_input_is_a_usage_error_and_secrets_stay_out() {
         LIMIT,
     );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("must be a path below the scenario's folder"),
+        "{}",
+        text(&o)
+    );
 
     // A token written in clear is rendered as written, with a warning.
     let clear = w.file(
