@@ -48,35 +48,9 @@ fn kubernetes(args: &KubernetesArgs) -> Result<i32, CliError> {
     let scenario = load_scenario(&args.scenario, &env_names)?;
     // What every pod would refuse at its start, refused here instead.
     super::saas::check(&scenario, args.own_capacity)?;
-    let (groups, _) = crate::engine::groups_of(&scenario);
-    for i in 0..args.segments {
-        if let Some(segment) = crate::engine::Segment::new(i, args.segments) {
-            crate::engine::segment::check(&groups, segment).map_err(|e| {
-                CliError::usage(format!("--segments {}: {e} ({})", args.segments, e.hint()))
-            })?;
-        }
-    }
+    check_split(&scenario, args.segments)?;
     let run = build_run(args, &scenario, &text)?;
-    let manifests = run.render();
-    match &args.out {
-        None => {
-            let stream = k8s::to_yaml_stream(&manifests).map_err(CliError::internal)?;
-            print!("{stream}");
-        }
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                CliError::usage(format!("cannot create --out {}: {e}", dir.display()))
-            })?;
-            for m in &manifests {
-                let yaml = k8s::to_yaml(&m.object).map_err(CliError::internal)?;
-                let path = dir.join(m.file_name);
-                std::fs::write(&path, yaml).map_err(|e| {
-                    CliError::usage(format!("cannot write {}: {e}", path.display()))
-                })?;
-            }
-            eprintln!("wrote {} manifests to {}", manifests.len(), dir.display());
-        }
-    }
+    write_manifests(&run.render(), args.out.as_deref())?;
     let in_clear = secrets_in_clear(&scenario);
     if !in_clear.is_empty() {
         eprintln!(
@@ -114,6 +88,35 @@ fn env_references(text: &str) -> BTreeSet<String> {
         walk(&doc, &mut names);
     }
     names
+}
+
+/// Every one of the `n` segments gets work (as `run --segment` checks).
+fn check_split(scenario: &Scenario, n: u32) -> Result<(), CliError> {
+    let (groups, _) = crate::engine::groups_of(scenario);
+    for segment in (0..n).filter_map(|i| crate::engine::Segment::new(i, n)) {
+        crate::engine::segment::check(&groups, segment)
+            .map_err(|e| CliError::usage(format!("--segments {n}: {e} ({})", e.hint())))?;
+    }
+    Ok(())
+}
+
+/// One YAML stream on stdout, or one file per object in `out`.
+fn write_manifests(manifests: &[k8s::Manifest], out: Option<&Path>) -> Result<(), CliError> {
+    let Some(dir) = out else {
+        let stream = k8s::to_yaml_stream(manifests).map_err(CliError::internal)?;
+        print!("{stream}");
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::usage(format!("cannot create --out {}: {e}", dir.display())))?;
+    for m in manifests {
+        let yaml = k8s::to_yaml(&m.object).map_err(CliError::internal)?;
+        let path = dir.join(m.file_name);
+        std::fs::write(&path, yaml)
+            .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))?;
+    }
+    eprintln!("wrote {} manifests to {}", manifests.len(), dir.display());
+    Ok(())
 }
 
 /// Secret fields the scenario writes out instead of reading `${env:NAME}`.
