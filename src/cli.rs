@@ -1,5 +1,6 @@
-//! The command line (clap derive): `run`, `serve`, `validate`, `compare`, `report`, `merge`. Only flag
-//! definitions live here; `commands` carries them out. Flags override YAML.
+//! The command line (clap derive): `run`, `serve`, `validate`, `compare`, `report`,
+//! `merge`, `deploy`. Only flag definitions live here; `commands` carries them out.
+//! Flags override YAML.
 
 use crate::duration::HumanDuration;
 use crate::emulator::Delay;
@@ -56,6 +57,79 @@ pub enum Command {
     /// counters summed, thresholds judged on the merged data.
     #[command(after_help = EXIT_CODES)]
     Merge(MergeArgs),
+    /// Render what an engine needs to run a scenario as N segments and merge
+    /// them (nothing is applied).
+    #[command(subcommand)]
+    Deploy(DeployTarget),
+}
+
+/// Engines `finalping deploy` renders for.
+#[derive(Debug, Subcommand)]
+pub enum DeployTarget {
+    /// Kubernetes manifests: a ConfigMap with the scenario, a results
+    /// PersistentVolumeClaim, an Indexed Job with one pod per segment and a
+    /// merge Job whose exit code is the run's verdict. Apply them with
+    /// `kubectl apply -f`.
+    Kubernetes(KubernetesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KubernetesArgs {
+    /// Scenario YAML file (shipped in the ConfigMap with its feeder files).
+    pub scenario: PathBuf,
+    /// Segments: pods of the Indexed Job, all running at once.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub segments: u32,
+    /// Container image with `finalping` on the PATH (see the Dockerfile).
+    #[arg(long)]
+    pub image: String,
+    /// Namespace of every object (default: kubectl's current namespace).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Run id: names the objects and the folder on the results volume
+    /// (default: <scenario>-<UTC time>).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Write one file per object into this folder (default: one YAML stream on stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Secret whose keys become environment variables of the segment pods:
+    /// required when the scenario reads `${env:NAME}` (one key per NAME).
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// StorageClass of the results volume (default: the cluster's default).
+    #[arg(long)]
+    pub storage_class: Option<String>,
+    /// Size of the results volume.
+    #[arg(long, default_value = "1Gi")]
+    pub storage: String,
+    /// Access mode of the results volume: `read-write-once` only works when
+    /// every pod lands on one node (kind, minikube).
+    #[arg(long, value_enum, default_value_t = crate::deploy::kubernetes::AccessMode::ReadWriteMany)]
+    pub access_mode: crate::deploy::kubernetes::AccessMode,
+    /// CPU request of each segment pod (no CPU limit is set: throttling
+    /// would show up as generator lag).
+    #[arg(long, default_value = "1")]
+    pub cpu: String,
+    /// Memory request and limit of each segment pod.
+    #[arg(long, default_value = "1Gi")]
+    pub memory: String,
+    /// How long a segment waits at the start barrier for the others.
+    #[arg(long, default_value = "10m")]
+    pub barrier_timeout: HumanDuration,
+    /// How long the segments may take, start to end, before Kubernetes stops
+    /// them (default: barrier timeout + the scenario's planned duration + 10m;
+    /// iteration-bound scenarios: + 1h).
+    #[arg(long)]
+    pub deadline: Option<HumanDuration>,
+    /// Port of the segments' Prometheus endpoint (`--metrics-listen`) and of
+    /// their scrape annotations.
+    #[arg(long, default_value_t = 9464)]
+    pub metrics_port: u16,
+    /// As for `run` (and passed on to every segment): allow a load above
+    /// the vendor's shared-SaaS per-IP limits.
+    #[arg(long = "i-own-this-capacity")]
+    pub own_capacity: bool,
 }
 
 #[derive(Debug, Args)]
@@ -230,9 +304,17 @@ pub struct ServeArgs {
     /// Accept only this URL token (repeatable; default: any token).
     #[arg(long = "url-token")]
     pub url_tokens: Vec<String>,
-    /// Seed for the delay distributions.
+    /// Seed for the delay distributions (worker k of --workers uses seed + k).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Emulator processes sharing the port (SO_REUSEPORT: the kernel spreads
+    /// new connections over them), supervised by this one, which prints one
+    /// banner, forwards Ctrl-C/SIGTERM and sums their counters at the end.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: u32,
+    /// Internal: serve as worker K of `serve --workers` (settings from the parent).
+    #[arg(long, hide = true, conflicts_with = "workers")]
+    pub worker_index: Option<u32>,
 }
 
 #[derive(Debug, Args)]

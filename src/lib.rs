@@ -24,11 +24,13 @@
 //! - the sub-commands (`run`, `serve`, `sweep`, `capacity`, …): [`commands`]
 //! - redaction of tokens and secrets: [`secret`]; human durations: [`duration`]
 //! - TLS roots and the `--insecure` switch: [`tls`]
+//! - manifests for running segments on Kubernetes: [`deploy`]
 
 pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod compare;
+pub mod deploy;
 pub mod duration;
 pub mod emulator;
 pub mod engine;

@@ -4,6 +4,7 @@
 
 mod capacity;
 mod compare;
+mod deploy;
 mod embedded;
 mod merge;
 mod report_cmd;
@@ -11,6 +12,27 @@ mod run;
 mod runtime_setup;
 mod saas;
 mod serve;
+#[cfg(unix)]
+mod serve_workers;
+#[cfg(not(unix))]
+mod serve_workers {
+    //! `serve --workers` needs SO_REUSEPORT (Linux, macOS, the BSDs).
+    use crate::emulator::EmulatorConfig;
+    use crate::error::CliError;
+    use std::net::SocketAddr;
+
+    fn unsupported() -> CliError {
+        CliError::usage("--workers needs SO_REUSEPORT (Linux, macOS, the BSDs)")
+    }
+
+    pub async fn supervise(_: EmulatorConfig, _: SocketAddr, _: u32) -> Result<i32, CliError> {
+        Err(unsupported())
+    }
+
+    pub async fn worker(_: SocketAddr, _: u32) -> Result<i32, CliError> {
+        Err(unsupported())
+    }
+}
 mod signals;
 mod start;
 mod sweep;
@@ -37,5 +59,6 @@ pub async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Compare(args) => compare::compare(&args),
         Command::Report(args) => report_cmd::report(&args),
         Command::Merge(args) => merge::merge(&args),
+        Command::Deploy(target) => deploy::deploy(target),
     }
 }

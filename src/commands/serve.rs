@@ -1,4 +1,5 @@
-//! `finalping serve`: run the emulator in the foreground until Ctrl-C/SIGTERM.
+//! `finalping serve`: run the emulator in the foreground until Ctrl-C/SIGTERM;
+//! with `--workers N`, as N processes on one port (`serve_workers`).
 
 use super::signals;
 use crate::cli::ServeArgs;
@@ -8,7 +9,6 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 pub async fn serve(args: ServeArgs) -> Result<i32, CliError> {
-    let config = build_config(&args)?;
     let ip: IpAddr = args.host.parse().map_err(|_| {
         CliError::usage(format!(
             "--host `{}` is not an IP address (use e.g. 127.0.0.1 or ::1)",
@@ -16,12 +16,48 @@ pub async fn serve(args: ServeArgs) -> Result<i32, CliError> {
         ))
     })?;
     let addr = SocketAddr::new(ip, args.port);
+    if let Some(index) = args.worker_index {
+        return super::serve_workers::worker(addr, index).await;
+    }
+    let config = build_config(&args)?;
+    if args.workers > 1 {
+        return super::serve_workers::supervise(config, addr, args.workers).await;
+    }
     let server = emulator::start(config.clone(), addr).await.map_err(|e| {
         CliError::usage(format!(
             "cannot listen on {addr}: {e} (pick another --port, or --port 0 for a free one)"
         ))
     })?;
-    println!("finalping serve: listening on {}", server.url());
+    let faults = print_banner(&config, server.addr, None);
+    let stop = signals::install("closing the emulator's connections");
+    stop.cancelled().await;
+    if !faults.is_empty() {
+        let fired = serde_json::json!({
+            "socketio": server.stats().faults,
+            "runtime": server.runtime_fault_stats(),
+        });
+        println!("  faults fired: {fired}");
+    }
+    server.shutdown().await;
+    Ok(exit::PASS)
+}
+
+/// Prints what is served where (the first line carries the URL); `workers`
+/// names the worker processes. Returns the active fault descriptions.
+pub(super) fn print_banner(
+    config: &EmulatorConfig,
+    addr: SocketAddr,
+    workers: Option<&[u32]>,
+) -> Vec<String> {
+    println!("finalping serve: listening on http://{addr}");
+    if let Some(pids) = workers {
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+        println!(
+            "  {} worker processes share the port (SO_REUSEPORT), pids {}",
+            pids.len(),
+            pids.join(", ")
+        );
+    }
     let eio = match (config.eio3, config.eio4) {
         (true, true) => "EIO3 + EIO4",
         (true, false) => "EIO3 only",
@@ -34,15 +70,14 @@ pub async fn serve(args: ServeArgs) -> Result<i32, CliError> {
         .unwrap_or_default();
     println!(
         "  Socket.IO at /socket.io/{prefix} ({eio}), {} output(s) per turn after {}; Ctrl-C to stop",
-        config.outputs,
-        config.delay
+        config.outputs, config.delay
     );
     println!(
-        "  runtime WebSocket {} · OAuth token endpoint {} (client id `{}`) · webhook sink {}",
-        server.runtime_url(),
-        server.token_url(),
+        "  runtime WebSocket ws://{addr}{} · OAuth token endpoint http://{addr}{} (client id `{}`) · webhook sink http://{addr}{}",
+        emulator::RUNTIME_PATH,
+        emulator::TOKEN_PATH,
         config.runtime.client_id,
-        server.webhook_url()
+        emulator::WEBHOOK_PATH
     );
     let mut faults = config.faults.describe_active();
     faults.extend(config.runtime.faults.describe_active());
@@ -50,17 +85,7 @@ pub async fn serve(args: ServeArgs) -> Result<i32, CliError> {
         println!("  FAULTS ON: {}", faults.join(", "));
     }
     let _ = std::io::stdout().flush();
-    let stop = signals::install("closing the emulator's connections");
-    stop.cancelled().await;
-    if !faults.is_empty() {
-        let fired = serde_json::json!({
-            "socketio": server.stats().faults,
-            "runtime": server.runtime_fault_stats(),
-        });
-        println!("  faults fired: {fired}");
-    }
-    server.shutdown().await;
-    Ok(exit::PASS)
+    faults
 }
 
 fn build_config(args: &ServeArgs) -> Result<EmulatorConfig, CliError> {

@@ -38,7 +38,7 @@ pub use context_store::ContextStore;
 pub use delay::{Delay, DelayError};
 pub use faults::{FaultCounts, SocketIoFaults};
 pub use rest::{RestEmulatorConfig, RestStats};
-pub use runtime::{CLOSE_IDLE, CLOSE_TOKEN_EXPIRED};
+pub use runtime::{CLOSE_IDLE, CLOSE_TOKEN_EXPIRED, RUNTIME_PATH, TOKEN_PATH, WEBHOOK_PATH};
 pub use runtime_faults::{RuntimeFaultStats, RuntimeFaults};
 pub use stats::{EmulatorStats, RejectionCounts};
 
@@ -168,10 +168,18 @@ impl RunningEmulator {
 /// Binds `addr` (port 0 = ephemeral) and serves in a background task.
 /// An invalid config is an `InvalidInput` error naming the setting.
 pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<RunningEmulator> {
+    start_on(config, tokio::net::TcpListener::bind(addr).await?).await
+}
+
+/// Serves on a listener the caller made (e.g. one of several `SO_REUSEPORT`
+/// listeners of `serve --workers`), in a background task.
+pub async fn start_on(
+    config: EmulatorConfig,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<RunningEmulator> {
     config
         .validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let counters = Arc::new(Counters::default());
     let url_tokens = Arc::new(config.url_tokens.iter().cloned().collect::<HashSet<_>>());

@@ -232,7 +232,8 @@ pub trait Exporter {
     }
 }
 
-/// Every format written for a run, in the order they are written.
+/// Every format written for a run, in the order they are written
+/// (`summary.json` last: see [`write_all`]).
 pub fn exporters() -> Vec<Box<dyn Exporter>> {
     vec![
         Box::new(json::SummaryJson),
@@ -254,8 +255,31 @@ pub struct ReportError {
     pub source: std::io::Error,
 }
 
-/// Writes every format into `dir` (created if missing); returns the paths written.
+/// Writes every format into `dir` (created if missing); returns the paths
+/// written. `summary.json` comes last, renamed into place once complete: a
+/// folder with a `summary.json` is a finished run (a merge waiting on a shared
+/// volume relies on it).
 pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = write_all_but_summary(report, dir)?;
+    let summary = json::SummaryJson;
+    let path = dir.join(summary.file_name());
+    let partial = dir.join(format!(".{}.partial", summary.file_name()));
+    let result = std::fs::File::create(&partial)
+        .and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            summary.write(report, &mut w)?;
+            w.flush()
+        })
+        .and_then(|()| std::fs::rename(&partial, &path));
+    result.map_err(|source| ReportError {
+        path: path.clone(),
+        source,
+    })?;
+    written.insert(0, path);
+    Ok(written)
+}
+
+fn write_all_but_summary(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError {
         path: dir.to_path_buf(),
         source,
@@ -273,10 +297,9 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportE
         _ => None,
     };
     let mut written = Vec::new();
-    for exporter in exporters()
-        .into_iter()
-        .filter(|e| e.wanted(report) && chosen(format_of(e.file_name())))
-    {
+    for exporter in exporters().into_iter().filter(|e| {
+        e.file_name() != "summary.json" && e.wanted(report) && chosen(format_of(e.file_name()))
+    }) {
         let path = dir.join(exporter.file_name());
         let result = std::fs::File::create(&path).and_then(|f| {
             let mut w = std::io::BufWriter::new(f);

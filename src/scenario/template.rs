@@ -258,6 +258,23 @@ impl Template {
     }
 }
 
+/// The names of every well-formed `${env:NAME}` reference in `text`, without
+/// resolving them. `deploy` uses it on a scenario's string values to map the
+/// variables from a Kubernetes Secret instead of rendering them.
+pub fn env_references(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${env:") {
+        rest = &rest[at + "${env:".len()..];
+        if let Some(end) = rest.find('}') {
+            if is_env_name(&rest[..end]) {
+                names.insert(rest[..end].to_string());
+            }
+        }
+    }
+    names
+}
+
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -444,6 +461,14 @@ mod tests {
         iteration: 3,
         rows: None,
     };
+
+    #[test]
+    fn env_references_lists_each_well_formed_name_once() {
+        let text = "url: ${env:URL}/x\ntoken: \"${env:TOK}${env:URL}\"\nbad: ${env:1X} ${env:OPEN";
+        let names: Vec<String> = env_references(text).into_iter().collect();
+        assert_eq!(names, ["TOK", "URL"]);
+        assert!(env_references("no references").is_empty());
+    }
 
     #[test]
     fn renders_vu_and_iteration() {
