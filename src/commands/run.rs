@@ -112,7 +112,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     };
     let emulator_cpu_now = || emulator_cpu.as_ref().and_then(|c| c.total());
     let (usage_before, emulator_before) = (ProcessUsage::now(), emulator_cpu_now());
-    let outcome = engine::run(plan.clone(), recorder, progress, interrupt).await;
+    let outcome = engine::run(plan.clone(), recorder, progress, interrupt, Vec::new()).await;
     let (usage_after, emulator_after) = (ProcessUsage::now(), emulator_cpu_now());
     let generator = GeneratorUsage::between(
         usage_before,

@@ -9,6 +9,7 @@ mod group;
 mod live;
 mod pacing;
 mod rest;
+mod sink;
 mod vu;
 
 pub use context::RuntimePlan;
@@ -16,6 +17,7 @@ pub use group::{groups_of, Group};
 pub use live::ProgressMode;
 pub use pacing::Schedule;
 pub use rest::InjectPlan;
+pub use sink::{ClosedInterval, IntervalSink};
 
 use crate::metrics::selfcheck::SelfCheckSummary;
 use crate::metrics::{Recorder, Snapshot, Timeline};
@@ -158,12 +160,14 @@ impl Control {
 }
 
 /// Runs the plan to completion (or interruption) and returns the totals.
-/// `interrupt` is cancelled by the caller on Ctrl-C/SIGTERM.
+/// `interrupt` is cancelled by the caller on Ctrl-C/SIGTERM. Every closed
+/// interval is also handed to each of `sinks` (live report files, live metrics).
 pub async fn run(
     plan: Arc<Plan>,
     recorder: Arc<Recorder>,
     progress: ProgressMode,
     interrupt: CancellationToken,
+    sinks: Vec<Box<dyn IntervalSink>>,
 ) -> EngineOutcome {
     let root = Arc::new(Control {
         soft: CancellationToken::new(),
@@ -173,10 +177,15 @@ pub async fn run(
     let started = Instant::now();
     // `abort_on_fail` stops the run like Ctrl-C does (grace, then reports).
     let abort = CancellationToken::new();
+    let backlogs = Arc::new(sink::Backlogs::default());
     let live = live::Live::start(
-        plan.clone(),
-        recorder.clone(),
-        root.gauge.clone(),
+        live::Inputs {
+            plan: plan.clone(),
+            recorder: recorder.clone(),
+            gauge: root.gauge.clone(),
+            backlogs: backlogs.clone(),
+            sinks,
+        },
         progress,
         abort.clone(),
     );
@@ -199,6 +208,7 @@ pub async fn run(
             recorder.clone(),
             control.clone(),
         );
+        backlogs.watch(&pacings);
         for (index, pacing) in pacings.into_iter().enumerate() {
             let offset = match group.schedule {
                 Schedule::Closed => start_offset(
