@@ -94,6 +94,21 @@ pub struct RunArgs {
     /// written: compare and report read them), comma-separated; default all.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub output_format: Vec<OutputFormat>,
+    /// Serve live metrics at http://ADDR/metrics (Prometheus/OpenMetrics text)
+    /// while the run lasts: a port (`9464` = 127.0.0.1:9464) or an explicit
+    /// `IP:PORT` (`0.0.0.0:9464` to be scraped from other hosts). Overrides
+    /// `metrics.listen`.
+    #[arg(long, value_name = "ADDR", value_parser = crate::export::parse_listen)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How long /metrics stays up after the run so the last scrape sees the
+    /// final values (default 15s; Ctrl-C ends it). Overrides `metrics.linger`.
+    #[arg(long, value_name = "DURATION")]
+    pub metrics_linger: Option<HumanDuration>,
+    /// Push the live metrics to this Prometheus remote-write URL once per
+    /// interval (e.g. http://127.0.0.1:9090/api/v1/write). Overrides
+    /// `metrics.remote_write`.
+    #[arg(long, value_name = "URL")]
+    pub prometheus_remote_write: Option<String>,
 }
 
 /// Optional report files (`--output-format`).

@@ -19,6 +19,7 @@
 //! - pass/fail limits and baseline comparison: [`thresholds`], [`compare`]
 //! - audit records of context updates and their webhook: [`audit`]
 //! - what a run's status and exit code are: [`verdict`], [`error`]
+//! - live metrics (`/metrics`, Prometheus remote write): [`export`]
 //! - the sub-commands (`run`, `serve`, `sweep`, `capacity`, …): [`commands`]
 //! - redaction of tokens and secrets: [`secret`]; human durations: [`duration`]
 //! - TLS roots and the `--insecure` switch: [`tls`]
@@ -31,6 +32,7 @@ pub mod duration;
 pub mod emulator;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod metrics;
 pub mod protocol;
 pub mod report;

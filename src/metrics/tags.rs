@@ -69,6 +69,11 @@ impl TagData {
         self.counters[counter as usize]
     }
 
+    /// The histogram of a tagged metric, if the tag has one.
+    pub fn histogram(&self, metric: Metric) -> Option<&Histogram<u64>> {
+        slot(metric).and_then(|i| self.hists[i].as_ref())
+    }
+
     /// Summary of a tagged metric, `None` when the tag has no samples of it.
     pub fn summary(&self, metric: Metric) -> Option<MetricSummary> {
         slot(metric)
