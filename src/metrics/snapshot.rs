@@ -69,6 +69,12 @@ impl Snapshot {
         self.hists[metric.index()].saturating_record(micros(value));
     }
 
+    /// Adds a whole histogram of `metric` (e.g. one read back from an `.hlog`
+    /// file); values beyond the project-wide bounds are not added.
+    pub fn add_histogram(&mut self, metric: Metric, h: &Histogram<u64>) {
+        let _ = self.hists[metric.index()].add(h);
+    }
+
     pub fn add(&mut self, counter: Counter, n: u64) {
         let c = &mut self.counters[counter.index()];
         *c = c.saturating_add(n);

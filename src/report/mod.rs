@@ -12,6 +12,7 @@ mod junit;
 mod live_files;
 mod manifest;
 mod markdown;
+mod restore;
 mod timeseries;
 
 pub use console::print_final_table;
@@ -19,6 +20,7 @@ pub use hlog::{hlog_file_name, write_hlog, write_hlogs};
 pub use html::{render as render_html, render_summary_page, PageChart, HTML_FILE};
 pub use junit::{write_junit, JunitCase, JunitSuite, JUNIT_FILE};
 pub use live_files::LiveFiles;
+pub use restore::restore;
 pub use manifest::{LoadManifest, Manifest, RuntimeManifest, SegmentManifest, TargetManifest};
 pub use timeseries::{timeseries_header, timeseries_row, write_timeseries, TIMESERIES_FILE};
 
