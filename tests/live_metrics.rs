@@ -101,7 +101,10 @@ impl Prometheus {
             let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
             let child = Command::new(binary)
                 .arg(format!("--config.file={}", config.display()))
-                .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .arg("--web.enable-remote-write-receiver")
                 .stdin(Stdio::null())
@@ -145,11 +148,9 @@ impl Prometheus {
 
     /// An instant query: each series' labels and value.
     fn query(&self, promql: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-        let q: String = percent_encoding::utf8_percent_encode(
-            promql,
-            percent_encoding::NON_ALPHANUMERIC,
-        )
-        .to_string();
+        let q: String =
+            percent_encoding::utf8_percent_encode(promql, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
         let (code, _, body) = http_get(self.port, &format!("/api/v1/query?query={q}"), None)
             .unwrap_or_else(|| panic!("query {promql}: no answer"));
         assert_eq!(code, 200, "query {promql}: {body}");
@@ -222,7 +223,8 @@ fn http_get(port: u16, path: &str, accept: Option<&str>) -> Option<(u16, String,
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-type").then(|| v.trim().to_string())
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
         })
         .unwrap_or_default();
     Some((code, content_type, body.to_string()))
@@ -310,7 +312,10 @@ impl Running {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status.code();
             }
-            assert!(Instant::now() < deadline, "finalping did not exit within {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "finalping did not exit within {limit:?}"
+            );
             std::thread::sleep(POLL);
         }
     }
@@ -333,7 +338,11 @@ fn bucket_of(ms: f64) -> (f64, f64) {
     let us = (ms * 1000.0).round() as u64;
     let bounds = finalping::export::BUCKETS_US;
     let i = bounds.partition_point(|le| *le < us);
-    let lower = if i == 0 { 0.0 } else { bounds[i - 1] as f64 / 1e6 };
+    let lower = if i == 0 {
+        0.0
+    } else {
+        bounds[i - 1] as f64 / 1e6
+    };
     let upper = bounds.get(i).map_or(f64::INFINITY, |b| *b as f64 / 1e6);
     (lower, upper)
 }
@@ -390,9 +399,15 @@ fn prometheus_scrape_and_remote_write_give_the_summary_counts_and_p99_bucket() {
                 "{path}: finalping_turns_total{{outcome=\"{outcome}\"}} vs summary {counter}"
             );
         }
-        assert!(by_outcome["ok"] > 100.0, "{path}: too few turns {by_outcome:?}");
+        assert!(
+            by_outcome["ok"] > 100.0,
+            "{path}: too few turns {by_outcome:?}"
+        );
         assert_eq!(
-            prom.value(&format!("finalping_turns_sent_total{}", sel(",scenario=\"\""))),
+            prom.value(&format!(
+                "finalping_turns_sent_total{}",
+                sel(",scenario=\"\"")
+            )),
             counter_of(&summary, "turns_sent") as f64,
             "{path}: turns_sent"
         );
@@ -406,7 +421,10 @@ fn prometheus_scrape_and_remote_write_give_the_summary_counts_and_p99_bucket() {
             "{path}: step ask"
         );
         assert_eq!(
-            prom.value(&format!("finalping_final_ping_seconds_count{}", sel(",scenario=\"\""))),
+            prom.value(&format!(
+                "finalping_final_ping_seconds_count{}",
+                sel(",scenario=\"\"")
+            )),
             summary["metrics"]["final_ping"]["count"].as_f64().unwrap(),
             "{path}: final_ping count"
         );
@@ -439,15 +457,23 @@ fn counter_of(summary: &serde_json::Value, name: &str) -> u64 {
     counter(summary, name)
 }
 
-/// Turns (one always failing), context updates and failures, so that every
-/// family the dashboard uses has samples.
+/// A closed scenario with turns (one always failing), context updates and
+/// failures, and an open one (arrival rate, so `schedule_lag` and
+/// `final_ping_intended`), so that every family the dashboard uses has samples.
 const DASHBOARD_SCENARIO: &str = r#"name: live dashboard
-load: { vus: 3, duration: 3s }
-steps:
-  - send: { name: greeting, text: hi, timeout: 5s, expect: { min_outputs: 1 } }
-  - update_context: { name: cart, scope: session, vars: { cart: "c-{{vu}}" } }
-  - send: { name: order, text: order, timeout: 5s, expect: { min_outputs: 3 } }
-  - think: 20ms..60ms
+load: { vus: 2, duration: 3s }
+scenarios:
+  - name: closed
+    weight: 1
+    steps:
+      - send: { name: greeting, text: hi, timeout: 5s, expect: { min_outputs: 1 } }
+      - update_context: { name: cart, scope: session, vars: { cart: "c-{{vu}}" } }
+      - send: { name: order, text: order, timeout: 5s, expect: { min_outputs: 3 } }
+      - think: 20ms..60ms
+  - name: open
+    load: { executor: constant-arrival-rate, rate: 10, duration: 3s, max_vus: 3 }
+    steps:
+      - send: { name: hello, text: hello, timeout: 5s }
 emulator: { delay: "uniform(2ms, 10ms)", outputs: 2 }
 metrics: { interval: 500ms }
 "#;
@@ -513,7 +539,10 @@ fn dashboard_queries_only_metrics_a_real_run_exports_in_both_text_formats() {
     )
     .expect("scrape OpenMetrics");
     assert_eq!(code, 200);
-    assert!(ctype.starts_with("application/openmetrics-text; version=1.0.0"), "{ctype}");
+    assert!(
+        ctype.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{ctype}"
+    );
     assert!(om.contains("# TYPE finalping_turns counter") && om.ends_with("# EOF\n"));
 
     let exported: std::collections::BTreeSet<String> = text
@@ -532,7 +561,11 @@ fn dashboard_queries_only_metrics_a_real_run_exports_in_both_text_formats() {
     let json = read_json(&dashboard);
     let mut queries = Vec::new();
     exprs(&json, &mut queries);
-    assert!(queries.len() >= 8, "too few queries in {}", dashboard.display());
+    assert!(
+        queries.len() >= 8,
+        "too few queries in {}",
+        dashboard.display()
+    );
     let mut used = std::collections::BTreeSet::new();
     for q in &queries {
         let names = names_in(q);
@@ -540,7 +573,10 @@ fn dashboard_queries_only_metrics_a_real_run_exports_in_both_text_formats() {
         used.extend(names);
     }
     let unknown: Vec<_> = used.iter().filter(|n| !exported.contains(*n)).collect();
-    assert!(unknown.is_empty(), "the dashboard queries metrics finalping does not export: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "the dashboard queries metrics finalping does not export: {unknown:?}"
+    );
     assert_eq!(run.interrupt_and_wait(Duration::from_secs(30)), Some(1));
 }
 
@@ -561,15 +597,27 @@ fn kill_9_leaves_the_live_files_and_report_rebuilds_them_as_incomplete() {
         "name: killed\nload: { vus: 3, duration: 10s }\nsteps:\n  - send: { text: hi, timeout: 5s }\n  - think: 20ms\nemulator: { delay: 5ms }\nmetrics: { interval: 1s }\n",
     );
     let out = w.path("r");
-    let mut run = Running::start(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    let mut run = Running::start(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
     let started = read_json_when(&out.join("summary.json"), Duration::from_secs(60));
     assert_eq!(started["status"], "incomplete", "{started}");
     // Wait for 5 interval rows (header + 5), then kill -9.
     let csv = out.join("timeseries.csv");
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 6 {
-        assert!(Instant::now() < deadline, "timeseries.csv did not reach 5 rows");
-        assert!(run.child.try_wait().expect("try_wait").is_none(), "the run ended early");
+        assert!(
+            Instant::now() < deadline,
+            "timeseries.csv did not reach 5 rows"
+        );
+        assert!(
+            run.child.try_wait().expect("try_wait").is_none(),
+            "the run ended early"
+        );
         std::thread::sleep(POLL);
     }
     run.child.kill().expect("kill -9");
@@ -577,7 +625,10 @@ fn kill_9_leaves_the_live_files_and_report_rebuilds_them_as_incomplete() {
     let rows = std::fs::read_to_string(&csv).unwrap().lines().count() - 1;
     assert!((5..10).contains(&rows), "{rows} rows");
     assert!(hlog_intervals(&out.join("final_ping.hlog")) >= 5);
-    assert!(!out.join("report.html").exists(), "the run got to its final reports");
+    assert!(
+        !out.join("report.html").exists(),
+        "the run got to its final reports"
+    );
 
     let rebuilt = run_finalping(&["report", out.to_str().unwrap()], RUN_LIMIT);
     assert_eq!(rebuilt.status.code(), Some(0), "{}", text(&rebuilt));
@@ -586,15 +637,27 @@ fn kill_9_leaves_the_live_files_and_report_rebuilds_them_as_incomplete() {
     let reason = summary["status_reason"].as_str().unwrap();
     assert!(reason.contains("rebuilt by `finalping report`"), "{reason}");
     let intervals = hlog_intervals(&out.join("final_ping.hlog")).min(rows);
-    assert!(reason.contains(&format!("{intervals} intervals")), "{reason}");
+    assert!(
+        reason.contains(&format!("{intervals} intervals")),
+        "{reason}"
+    );
     let turns = counter(&summary, "turns_ok");
     assert!(turns > 0);
-    assert_eq!(summary["metrics"]["final_ping"]["count"].as_u64(), Some(turns));
+    assert_eq!(
+        summary["metrics"]["final_ping"]["count"].as_u64(),
+        Some(turns)
+    );
     let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
-    assert!(html.contains("<b>incomplete</b>"), "report.html does not say incomplete");
+    assert!(
+        html.contains("<b>incomplete</b>"),
+        "report.html does not say incomplete"
+    );
     assert!(html.contains("<polyline"), "report.html has no time chart");
     // The live files are the source: left as they were.
-    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count() - 1, rows);
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap().lines().count() - 1,
+        rows
+    );
 }
 
 /// `path` as JSON once it exists (bounded polling).
@@ -606,7 +669,11 @@ fn read_json_when(path: &Path, limit: Duration) -> serde_json::Value {
                 return v;
             }
         }
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear",
+            path.display()
+        );
         std::thread::sleep(POLL);
     }
 }
@@ -618,8 +685,14 @@ fn bad_metrics_addresses_and_urls_are_usage_errors() {
     let p = w.file("s.yaml", yaml);
     let s = p.to_str().unwrap();
     for (flags, says) in [
-        (vec!["--metrics-listen", "localhost:9464"], "host names are not accepted"),
-        (vec!["--prometheus-remote-write", "ftp://x/y"], "http:// or https://"),
+        (
+            vec!["--metrics-listen", "localhost:9464"],
+            "host names are not accepted",
+        ),
+        (
+            vec!["--prometheus-remote-write", "ftp://x/y"],
+            "http:// or https://",
+        ),
     ] {
         let mut args = vec!["run", s, "--quiet"];
         args.extend(flags.iter().copied());
@@ -627,7 +700,10 @@ fn bad_metrics_addresses_and_urls_are_usage_errors() {
         assert_eq!(out.status.code(), Some(3), "{flags:?}: {}", text(&out));
         assert!(text(&out).contains(says), "{flags:?}: {}", text(&out));
     }
-    let p = w.file("m.yaml", &format!("{yaml}metrics: {{ listen: 'example.com:80' }}\n"));
+    let p = w.file(
+        "m.yaml",
+        &format!("{yaml}metrics: {{ listen: 'example.com:80' }}\n"),
+    );
     let out = run_finalping(&["validate", p.to_str().unwrap()], RUN_LIMIT);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("metrics.listen"), "{}", text(&out));
@@ -636,5 +712,9 @@ fn bad_metrics_addresses_and_urls_are_usage_errors() {
     let port = taken.local_addr().unwrap().port().to_string();
     let out = run_finalping(&["run", s, "--quiet", "--metrics-listen", &port], RUN_LIMIT);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("cannot listen for metrics"), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot listen for metrics"),
+        "{}",
+        text(&out)
+    );
 }

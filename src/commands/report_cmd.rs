@@ -5,9 +5,9 @@
 //! gets its summary, tables and HTML rebuilt from its live files instead,
 //! still marked incomplete (see `report::restore`).
 
+use crate::cli::OutputFormat;
 use crate::cli::ReportArgs;
 use crate::error::{exit, CliError};
-use crate::cli::OutputFormat;
 use crate::report::{self, RunReport};
 use crate::verdict::RunStatus;
 use std::path::Path;

@@ -134,7 +134,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
 
     // The folder says from the start what it is: a run that has not finished.
     let mut secrets = vec![url_token.as_str()];
-    secrets.extend(runtime.iter().flat_map(|rt| rt.secrets.iter().map(String::as_str)));
+    secrets.extend(
+        runtime
+            .iter()
+            .flat_map(|rt| rt.secrets.iter().map(String::as_str)),
+    );
     let mut manifest = build_manifest(
         &plan,
         &args,
@@ -146,8 +150,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     manifest.runtime = runtime
         .as_ref()
         .map(|rt| runtime_setup::manifest(rt, &plan.scenario));
-    report::write_started(&started_report(&run_id, started_at, manifest, &out_dir), &out_dir)
-        .map_err(|e| CliError::usage(e.to_string()))?;
+    report::write_started(
+        &started_report(&run_id, started_at, manifest, &out_dir),
+        &out_dir,
+    )
+    .map_err(|e| CliError::usage(e.to_string()))?;
 
     let recorder = Arc::new(Recorder::new());
     let progress = if args.quiet {
@@ -275,7 +282,10 @@ fn live_options(s: &Scenario, args: &RunArgs) -> Result<LiveOptions, CliError> {
     };
     Ok(LiveOptions {
         listen: args.metrics_listen.or(s.metrics.listen),
-        linger: args.metrics_linger.unwrap_or(s.metrics.linger).as_duration(),
+        linger: args
+            .metrics_linger
+            .unwrap_or(s.metrics.linger)
+            .as_duration(),
         remote_write,
     })
 }

@@ -18,7 +18,9 @@ mod server;
 mod text;
 
 pub use remote_write::{check_url, encode, Batch, PushStats, QUEUE_BATCHES};
-pub use series::{tag_labels, Family, Kind, Label, LiveSeries, Sample, SeriesIdentity, BUCKETS_US};
+pub use series::{
+    tag_labels, Family, Kind, Label, LiveSeries, Sample, ScenarioTags, SeriesIdentity, BUCKETS_US,
+};
 pub use server::{parse_listen, Exposition, MetricsServer};
 pub use text::{render, Format, OPENMETRICS_TEXT, PROMETHEUS_TEXT};
 
@@ -147,7 +149,11 @@ pub fn identity(plan: &Plan, run_id: &str, segment: Option<(u32, u32)>) -> Serie
                     Some((*t, name.to_string()))
                 })
                 .collect();
-            (g.name.clone(), g.tag, steps)
+            ScenarioTags {
+                scenario: g.name.clone(),
+                tag: g.tag,
+                steps,
+            }
         })
         .collect();
     SeriesIdentity {
@@ -211,12 +217,26 @@ fn push_families(stats: &PushStats, families: &[Family]) -> Vec<Family> {
         .iter()
         .find(|f| f.name == "finalping_build_info")
         .and_then(|f| f.samples.first())
-        .map(|s| s.labels.iter().filter(|(k, _)| *k != "version").cloned().collect())
+        .map(|s| {
+            s.labels
+                .iter()
+                .filter(|(k, _)| *k != "version")
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
     [
-        ("finalping_remote_write_pushes", "Remote-write pushes, by outcome (sent, failed, dropped).", None),
-        ("finalping_remote_write_retries", "Remote-write requests retried.", Some(n(&stats.retries))),
+        (
+            "finalping_remote_write_pushes",
+            "Remote-write pushes, by outcome (sent, failed, dropped).",
+            None,
+        ),
+        (
+            "finalping_remote_write_retries",
+            "Remote-write requests retried.",
+            Some(n(&stats.retries)),
+        ),
     ]
     .into_iter()
     .map(|(name, help, single)| Family {
@@ -229,18 +249,22 @@ fn push_families(stats: &PushStats, families: &[Family]) -> Vec<Family> {
                 labels: labels.clone(),
                 value,
             }],
-            None => [("sent", &stats.sent), ("failed", &stats.failed), ("dropped", &stats.dropped)]
-                .into_iter()
-                .map(|(outcome, v)| {
-                    let mut l = labels.clone();
-                    l.push(("outcome", outcome.to_string()));
-                    Sample {
-                        suffix: "_total",
-                        labels: l,
-                        value: n(v),
-                    }
-                })
-                .collect(),
+            None => [
+                ("sent", &stats.sent),
+                ("failed", &stats.failed),
+                ("dropped", &stats.dropped),
+            ]
+            .into_iter()
+            .map(|(outcome, v)| {
+                let mut l = labels.clone();
+                l.push(("outcome", outcome.to_string()));
+                Sample {
+                    suffix: "_total",
+                    labels: l,
+                    value: n(v),
+                }
+            })
+            .collect(),
         },
     })
     .collect()

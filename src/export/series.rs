@@ -18,9 +18,33 @@ use std::collections::BTreeMap;
 
 /// Upper bounds (`le`) of the latency buckets, in µs: 0.5 ms … 5 min.
 pub const BUCKETS_US: [u64; 28] = [
-    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000,
-    300_000, 400_000, 500_000, 750_000, 1_000_000, 1_500_000, 2_000_000, 3_000_000, 5_000_000,
-    7_500_000, 10_000_000, 15_000_000, 20_000_000, 30_000_000, 60_000_000, 120_000_000,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    75_000,
+    100_000,
+    150_000,
+    200_000,
+    300_000,
+    400_000,
+    500_000,
+    750_000,
+    1_000_000,
+    1_500_000,
+    2_000_000,
+    3_000_000,
+    5_000_000,
+    7_500_000,
+    10_000_000,
+    15_000_000,
+    20_000_000,
+    30_000_000,
+    60_000_000,
+    120_000_000,
     300_000_000,
 ];
 
@@ -332,7 +356,9 @@ impl LiveSeries {
             }
         }
         for id in 0..self.id.tags.len() {
-            let Some(data) = TagId::try_from(id).ok().and_then(|t| drained.tag(t).map(|d| (t, d)))
+            let Some(data) = TagId::try_from(id)
+                .ok()
+                .and_then(|t| drained.tag(t).map(|d| (t, d)))
             else {
                 continue;
             };
@@ -431,7 +457,12 @@ impl LiveSeries {
                 b.samples(&self.labels(&[]), &mut families[i].samples);
             }
             for ((_, tag), b) in tagged {
-                let tag_labels = self.id.tags.get(usize::from(*tag)).cloned().unwrap_or_default();
+                let tag_labels = self
+                    .id
+                    .tags
+                    .get(usize::from(*tag))
+                    .cloned()
+                    .unwrap_or_default();
                 b.samples(&self.labels(&tag_labels), &mut families[i].samples);
             }
         }
@@ -446,7 +477,13 @@ impl LiveSeries {
                 value,
             });
         };
-        gauge("finalping_active_vus", "VUs running.", Kind::Gauge, g.active_vus as f64, &[]);
+        gauge(
+            "finalping_active_vus",
+            "VUs running.",
+            Kind::Gauge,
+            g.active_vus as f64,
+            &[],
+        );
         gauge(
             "finalping_backlog_arrivals",
             "Arrivals waiting for a free VU (open executors).",
@@ -518,18 +555,25 @@ fn family(families: &mut Vec<Family>, name: &str, help: &'static str, kind: Kind
     }
 }
 
-/// Labels of each tag, from the names the engine gives them
-/// (`scenario=<name>` or `scenario=<name>,step=<step>`); `groups` lists
-/// each scenario's name with its tag and its steps' tags.
-pub fn tag_labels(tag_count: usize, groups: &[(String, TagId, Vec<(TagId, String)>)]) -> Vec<Vec<Label>> {
+/// One scenario's tags: its own and those of its named steps.
+#[derive(Debug, Clone)]
+pub struct ScenarioTags {
+    pub scenario: String,
+    pub tag: TagId,
+    /// `(tag, step name)` of each named step.
+    pub steps: Vec<(TagId, String)>,
+}
+
+/// Labels by `TagId` (`scenario`, plus `step` for a named step).
+pub fn tag_labels(tag_count: usize, scenarios: &[ScenarioTags]) -> Vec<Vec<Label>> {
     let mut labels = vec![Vec::new(); tag_count];
-    for (scenario, tag, steps) in groups {
-        if let Some(l) = labels.get_mut(usize::from(*tag)) {
-            *l = vec![("scenario", scenario.clone())];
+    for s in scenarios {
+        if let Some(l) = labels.get_mut(usize::from(s.tag)) {
+            *l = vec![("scenario", s.scenario.clone())];
         }
-        for (step_tag, step) in steps {
+        for (step_tag, step) in &s.steps {
             if let Some(l) = labels.get_mut(usize::from(*step_tag)) {
-                *l = vec![("scenario", scenario.clone()), ("step", step.clone())];
+                *l = vec![("scenario", s.scenario.clone()), ("step", step.clone())];
             }
         }
     }
@@ -554,7 +598,9 @@ mod tests {
     }
 
     fn find<'a>(f: &'a [Family], name: &str) -> &'a Family {
-        f.iter().find(|x| x.name == name).unwrap_or_else(|| panic!("{name}"))
+        f.iter()
+            .find(|x| x.name == name)
+            .unwrap_or_else(|| panic!("{name}"))
     }
 
     fn value(f: &Family, suffix: &str, labels: &[(&str, &str)]) -> f64 {
@@ -577,7 +623,11 @@ mod tests {
         for c in Counter::ALL {
             let (name, label) = counter_series(c);
             assert!(seen.insert((name, label.clone())), "{name} {label:?} twice");
-            assert_ne!(counter_help(name), "finalping counter.", "{name} has no help");
+            assert_ne!(
+                counter_help(name),
+                "finalping counter.",
+                "{name} has no help"
+            );
         }
     }
 
@@ -603,12 +653,20 @@ mod tests {
         assert_eq!(value(turns, "_total", &[("outcome", "ok")]), 3.0);
         assert_eq!(value(turns, "_total", &[("outcome", "timeout")]), 6.0);
         assert_eq!(
-            value(turns, "_total", &[("scenario", "s"), ("step", "pay"), ("outcome", "ok")]),
+            value(
+                turns,
+                "_total",
+                &[("scenario", "s"), ("step", "pay"), ("outcome", "ok")]
+            ),
             3.0
         );
         assert!(turns.samples[0].labels.contains(&("segment", "1/4".into())));
         assert_eq!(
-            value(find(&f, "finalping_failures"), "_total", &[("cause", "turn_timeout")]),
+            value(
+                find(&f, "finalping_failures"),
+                "_total",
+                &[("cause", "turn_timeout")]
+            ),
             6.0
         );
         let fp = find(&f, "finalping_final_ping_seconds");
@@ -621,9 +679,16 @@ mod tests {
         assert!(f.iter().all(|x| x.name != "finalping_connect_seconds"));
         assert_eq!(value(find(&f, "finalping_active_vus"), "", &[]), 3.0);
         assert_eq!(value(find(&f, "finalping_backlog_arrivals"), "", &[]), 4.0);
-        assert_eq!(value(find(&f, "finalping_generator_cpu_seconds"), "_total", &[]), 3.0);
+        assert_eq!(
+            value(find(&f, "finalping_generator_cpu_seconds"), "_total", &[]),
+            3.0
+        );
         assert_eq!(value(find(&f, "finalping_run_finished"), "", &[]), 1.0);
-        let lag = value(find(&f, "finalping_generator_scheduler_lag_p99_seconds"), "", &[]);
+        let lag = value(
+            find(&f, "finalping_generator_scheduler_lag_p99_seconds"),
+            "",
+            &[],
+        );
         assert!((lag - 0.0015).abs() < 1e-12);
     }
 
@@ -650,8 +715,15 @@ mod tests {
                 })
                 .unwrap();
             let upper = BUCKETS_US[bucket];
-            let lower = if bucket == 0 { 0 } else { BUCKETS_US[bucket - 1] };
-            assert!(hdr > lower && hdr <= upper, "q{q}: {hdr} µs not in ({lower}, {upper}]");
+            let lower = if bucket == 0 {
+                0
+            } else {
+                BUCKETS_US[bucket - 1]
+            };
+            assert!(
+                hdr > lower && hdr <= upper,
+                "q{q}: {hdr} µs not in ({lower}, {upper}]"
+            );
         }
         assert_eq!(format_seconds(2_500), "0.0025");
         assert_eq!(format_seconds(120_000_000), "120");

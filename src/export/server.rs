@@ -57,7 +57,10 @@ pub struct MetricsServer {
 
 impl MetricsServer {
     /// Binds `addr` (port 0 picks a free one) and serves `exposition`.
-    pub async fn start(addr: SocketAddr, exposition: Arc<Exposition>) -> Result<MetricsServer, String> {
+    pub async fn start(
+        addr: SocketAddr,
+        exposition: Arc<Exposition>,
+    ) -> Result<MetricsServer, String> {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             format!("cannot listen for metrics on {addr}: {e} (choose another address or port with --metrics-listen)")
         })?;
@@ -123,7 +126,10 @@ mod tests {
     fn listen_addresses() {
         assert_eq!(parse_listen("9464").unwrap().to_string(), "127.0.0.1:9464");
         assert_eq!(parse_listen("0.0.0.0:9").unwrap().to_string(), "0.0.0.0:9");
-        assert_eq!(parse_listen("[::1]:9464").unwrap().to_string(), "[::1]:9464");
+        assert_eq!(
+            parse_listen("[::1]:9464").unwrap().to_string(),
+            "[::1]:9464"
+        );
         let e = parse_listen("localhost:9464").unwrap_err();
         assert!(e.contains("host names are not accepted"), "{e}");
         assert!(parse_listen("127.0.0.1").is_err());

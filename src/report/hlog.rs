@@ -108,7 +108,12 @@ impl HlogLine {
     }
 
     /// The line of `metric` in `interval` (an empty histogram if it had no samples).
-    pub fn write(&mut self, interval: &Interval, metric: Metric, out: &mut dyn Write) -> io::Result<()> {
+    pub fn write(
+        &mut self,
+        interval: &Interval,
+        metric: Metric,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
         let decoded = interval
             .histogram(metric)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;

@@ -20,8 +20,8 @@ pub use hlog::{hlog_file_name, write_hlog, write_hlogs};
 pub use html::{render as render_html, render_summary_page, PageChart, HTML_FILE};
 pub use junit::{write_junit, JunitCase, JunitSuite, JUNIT_FILE};
 pub use live_files::LiveFiles;
-pub use restore::restore;
 pub use manifest::{LoadManifest, Manifest, RuntimeManifest, SegmentManifest, TargetManifest};
+pub use restore::restore;
 pub use timeseries::{timeseries_header, timeseries_row, write_timeseries, TIMESERIES_FILE};
 
 use crate::metrics::selfcheck::SelfCheckSummary;
@@ -269,7 +269,11 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportE
 }
 
 /// Writes one exporter's file into `dir`.
-fn write_one(exporter: &dyn Exporter, report: &RunReport, dir: &Path) -> Result<PathBuf, ReportError> {
+fn write_one(
+    exporter: &dyn Exporter,
+    report: &RunReport,
+    dir: &Path,
+) -> Result<PathBuf, ReportError> {
     let path = dir.join(exporter.file_name());
     let result = std::fs::File::create(&path).and_then(|f| {
         let mut w = std::io::BufWriter::new(f);

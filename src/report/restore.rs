@@ -62,7 +62,9 @@ pub fn restore(dir: &Path, started: &RunReport) -> Result<RunReport, String> {
     let run_start = chrono::DateTime::parse_from_rfc3339(&started.started_at)
         .map(SystemTime::from)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let tick = rows.first().map_or(Duration::from_secs(1), |r| r.end - r.start);
+    let tick = rows
+        .first()
+        .map_or(Duration::from_secs(1), |r| r.end - r.start);
     let mut timeline = Timeline::new(run_start, tick);
     let mut totals = Snapshot::new();
     let (mut turns_failed, mut updates_failed) = (0u64, 0u64);
@@ -87,8 +89,15 @@ pub fn restore(dir: &Path, started: &RunReport) -> Result<RunReport, String> {
         timeline.push(row.start, row.end, &s, row.gauges);
         totals.merge(&s);
     }
-    let duration = rows.get(n.wrapping_sub(1)).map_or(0.0, |r| r.end.as_secs_f64());
-    let peak_vus = rows.iter().take(n).map(|r| r.gauges.active_vus).max().unwrap_or(0);
+    let duration = rows
+        .get(n.wrapping_sub(1))
+        .map_or(0.0, |r| r.end.as_secs_f64());
+    let peak_vus = rows
+        .iter()
+        .take(n)
+        .map(|r| r.gauges.active_vus)
+        .max()
+        .unwrap_or(0);
     let reason = format!(
         "incomplete: the run stopped without writing its final reports (killed?); rebuilt by \
          `finalping report` from the {n} intervals ({duration:.1} s) in timeseries.csv and the \
@@ -117,9 +126,10 @@ pub fn restore(dir: &Path, started: &RunReport) -> Result<RunReport, String> {
             .insert("turn_failed (cause not recorded)".to_string(), turns_failed);
     }
     if updates_failed > 0 {
-        report
-            .errors
-            .insert("update_failed (cause not recorded)".to_string(), updates_failed);
+        report.errors.insert(
+            "update_failed (cause not recorded)".to_string(),
+            updates_failed,
+        );
     }
     report.timeline = Some(Arc::new(timeline));
     Ok(report)
@@ -239,7 +249,12 @@ mod tests {
             s.add(Counter::TurnsSent, 10 * (i + 1));
             s.add(Counter::TurnsOk, 10 * (i + 1) - 1);
             s.add(Counter::TurnsTimeout, 1);
-            t.push(Duration::from_secs(i), Duration::from_secs(i + 1), &s, Gauges::default());
+            t.push(
+                Duration::from_secs(i),
+                Duration::from_secs(i + 1),
+                &s,
+                Gauges::default(),
+            );
             files.interval(&ClosedInterval {
                 timeline: &t,
                 drained: &s,
@@ -269,7 +284,11 @@ mod tests {
         started.scenario = "s".into();
         let r = restore(dir.path(), &started).unwrap();
         assert_eq!(r.status, RunStatus::Incomplete);
-        assert!(r.status_reason.contains("2 intervals"), "{}", r.status_reason);
+        assert!(
+            r.status_reason.contains("2 intervals"),
+            "{}",
+            r.status_reason
+        );
         assert_eq!(r.counters["turns_sent"], 30);
         assert_eq!(r.counters["turns_ok"], 28);
         assert!(!r.counters.contains_key("turns_timeout"));

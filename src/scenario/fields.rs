@@ -317,12 +317,14 @@ pub(crate) fn metrics_listen<'de, D: Deserializer<'de>>(
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    crate::export::parse_listen(&text).map(Some).map_err(|problem| {
-        de_error(
-            &format_args!("`metrics.listen`: {problem}"),
-            "e.g. `metrics: { listen: \"127.0.0.1:9464\" }`; `--metrics-listen` overrides it",
-        )
-    })
+    crate::export::parse_listen(&text)
+        .map(Some)
+        .map_err(|problem| {
+            de_error(
+                &format_args!("`metrics.listen`: {problem}"),
+                "e.g. `metrics: { listen: \"127.0.0.1:9464\" }`; `--metrics-listen` overrides it",
+            )
+        })
 }
 
 /// `metrics.remote_write`: absent or an http(s) URL.

@@ -648,14 +648,20 @@ pub struct MetricsSettings {
     pub cpu_saturation_intervals: u32,
     /// Serve `/metrics` (Prometheus/OpenMetrics text) on this address while
     /// the run lasts: a port (loopback) or `IP:PORT` (`--metrics-listen`).
-    #[serde(deserialize_with = "fields::metrics_listen", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "fields::metrics_listen",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub listen: Option<std::net::SocketAddr>,
     /// How long `/metrics` stays up after the run, for the last scrape (`--metrics-linger`).
     #[serde(deserialize_with = "fields::duration")]
     pub linger: HumanDuration,
     /// Push the same series here each interval with Prometheus remote write
     /// (`--prometheus-remote-write`).
-    #[serde(deserialize_with = "fields::remote_write_url", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "fields::remote_write_url",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub remote_write: Option<String>,
 }
 

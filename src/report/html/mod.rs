@@ -225,7 +225,9 @@ fn header(h: &mut String, r: &RunReport) {
     };
     let extra = match r.status {
         RunStatus::Invalid => " — the numbers below do not measure the target",
-        RunStatus::Incomplete => " — the run did not finish; the numbers cover it up to its last interval",
+        RunStatus::Incomplete => {
+            " — the run did not finish; the numbers cover it up to its last interval"
+        }
         _ => "",
     };
     let _ = writeln!(
