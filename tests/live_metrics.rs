@@ -392,7 +392,7 @@ fn prometheus_scrape_and_remote_write_give_the_summary_counts_and_p99_bucket() {
             .iter()
             .map(|(l, v)| (l["outcome"].clone(), *v))
             .collect();
-        for (outcome, counter) in [
+        for (outcome, name) in [
             ("ok", "turns_ok"),
             ("timeout", "turns_timeout"),
             ("error", "turns_error"),
@@ -401,8 +401,8 @@ fn prometheus_scrape_and_remote_write_give_the_summary_counts_and_p99_bucket() {
         ] {
             assert_eq!(
                 by_outcome.get(outcome).copied(),
-                Some(counter_of(&summary, counter) as f64),
-                "{path}: finalping_turns_total{{outcome=\"{outcome}\"}} vs summary {counter}"
+                Some(counter(&summary, name) as f64),
+                "{path}: finalping_turns_total{{outcome=\"{outcome}\"}} vs summary {name}"
             );
         }
         assert!(
@@ -414,7 +414,7 @@ fn prometheus_scrape_and_remote_write_give_the_summary_counts_and_p99_bucket() {
                 "finalping_turns_sent_total{}",
                 sel(",scenario=\"\"")
             )),
-            counter_of(&summary, "turns_sent") as f64,
+            counter(&summary, "turns_sent") as f64,
             "{path}: turns_sent"
         );
         // The named step carries every turn.
@@ -423,7 +423,7 @@ fn prometheus_scrape_and_remote_write_give_the_summary_counts_and_p99_bucket() {
                 "finalping_turns_total{}",
                 sel(",step=\"ask\",outcome=\"ok\"")
             )),
-            counter_of(&summary, "turns_ok") as f64,
+            counter(&summary, "turns_ok") as f64,
             "{path}: step ask"
         );
         assert_eq!(
@@ -446,6 +446,15 @@ fn prometheus_scrape_and_remote_write_give_the_summary_counts_and_p99_bucket() {
              the bucket of the reported p99 {p99_ms} ms"
         );
     }
+    // 6 VUs, one chat connection each: never more than 6 open, all closed at the end.
+    let scraped = "{job=\"finalping\",socket=\"chat\"}";
+    assert_eq!(prom.value(&format!("finalping_open_sockets{scraped}")), 0.0);
+    assert_eq!(
+        prom.value(&format!(
+            "max_over_time(finalping_open_sockets{scraped}[10m])"
+        )),
+        6.0
+    );
     // Pushes were all delivered (none failed or dropped so far).
     let pushes = prom.query(&format!(
         "finalping_remote_write_pushes_total{{job=\"finalping\",run_id=\"{run_id}\"}}"
@@ -460,10 +469,6 @@ fn prometheus_scrape_and_remote_write_give_the_summary_counts_and_p99_bucket() {
         run.interrupt_and_wait(Duration::from_secs(30)),
         Some(exit_code)
     );
-}
-
-fn counter_of(summary: &serde_json::Value, name: &str) -> u64 {
-    counter(summary, name)
 }
 
 /// A closed scenario with turns (one always failing), context updates and

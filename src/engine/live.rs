@@ -109,6 +109,8 @@ async fn collect(
             timeline,
             drained: &drained,
             backlog: backlogs.waiting(),
+            chat_sockets: gauge.chat_sockets.load(Ordering::Relaxed),
+            runtime_sockets: gauge.runtime_sockets.load(Ordering::Relaxed),
             last,
         };
         for sink in sinks.iter_mut() {

@@ -95,11 +95,81 @@ pub struct EngineOutcome {
     pub peak_vus: u64,
 }
 
-/// Active VUs now and at most (all groups together).
+/// Active VUs now and at most, and open sockets (all groups together).
 #[derive(Default)]
 pub(crate) struct Gauge {
     pub active: AtomicU64,
     pub peak: AtomicU64,
+    /// Socket.IO connections open now.
+    pub chat_sockets: AtomicU64,
+    /// Runtime WebSocket connections open now.
+    pub runtime_sockets: AtomicU64,
+}
+
+/// Which open-socket count a connection is in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SocketKind {
+    Chat,
+    Runtime,
+}
+
+/// A connection, counted in the open-socket gauge for as long as it is held
+/// (one atomic add at connect, one subtract when dropped or closed).
+pub(crate) struct Open<T> {
+    inner: T,
+    _counted: Counted,
+}
+
+struct Counted {
+    gauge: Arc<Gauge>,
+    kind: SocketKind,
+}
+
+impl Counted {
+    fn count(&self) -> &AtomicU64 {
+        match self.kind {
+            SocketKind::Chat => &self.gauge.chat_sockets,
+            SocketKind::Runtime => &self.gauge.runtime_sockets,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.count().fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<T> Open<T> {
+    pub fn new(inner: T, gauge: &Arc<Gauge>, kind: SocketKind) -> Open<T> {
+        let counted = Counted {
+            gauge: gauge.clone(),
+            kind,
+        };
+        counted.count().fetch_add(1, Ordering::Relaxed);
+        Open {
+            inner,
+            _counted: counted,
+        }
+    }
+
+    /// The connection, no longer counted (to close it).
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+impl<T> std::ops::Deref for Open<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T> std::ops::DerefMut for Open<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
 }
 
 /// Run control of one group: two stop levels (children of the run's) and

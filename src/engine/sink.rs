@@ -17,6 +17,10 @@ pub struct ClosedInterval<'a> {
     pub drained: &'a Snapshot,
     /// Arrivals waiting for a free VU at the end of the interval (open executors).
     pub backlog: u64,
+    /// Socket.IO connections open at the end of the interval.
+    pub chat_sockets: u64,
+    /// Runtime WebSocket connections open at the end of the interval.
+    pub runtime_sockets: u64,
     /// The run's last interval: every VU has finished.
     pub last: bool,
 }

@@ -19,7 +19,8 @@ mod text;
 
 pub use remote_write::{check_url, encode, Batch, PushStats, QUEUE_BATCHES};
 pub use series::{
-    tag_labels, Family, Kind, Label, LiveSeries, Sample, ScenarioTags, SeriesIdentity, BUCKETS_US,
+    tag_labels, Family, IntervalEnd, Kind, Label, LiveSeries, Sample, ScenarioTags, SeriesIdentity,
+    BUCKETS_US,
 };
 pub use server::{parse_listen, Exposition, MetricsServer};
 pub use text::{render, Format, OPENMETRICS_TEXT, PROMETHEUS_TEXT};
@@ -192,11 +193,15 @@ impl IntervalSink for ExportSink {
         };
         self.series.add_interval(
             closed.drained,
-            interval.gauges(),
-            interval.length().as_secs_f64(),
-            interval.end().as_secs_f64(),
-            closed.backlog,
-            closed.last,
+            &IntervalEnd {
+                gauges: interval.gauges(),
+                length_s: interval.length().as_secs_f64(),
+                end_s: interval.end().as_secs_f64(),
+                backlog: closed.backlog,
+                chat_sockets: closed.chat_sockets,
+                runtime_sockets: closed.runtime_sockets,
+                last: closed.last,
+            },
         );
         let families = self.publish();
         if let Some(p) = &self.pusher {

@@ -302,11 +302,23 @@ pub struct LiveSeries {
     causes: BTreeMap<String, u64>,
     histograms: BTreeMap<Metric, Buckets>,
     tag_histograms: BTreeMap<(Metric, TagId), Buckets>,
-    gauges: Gauges,
-    backlog: u64,
+    end: IntervalEnd,
     cpu_seconds: f64,
-    elapsed_s: f64,
-    finished: bool,
+}
+
+/// The moment an interval closed: generator gauges, open sockets, backlog.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IntervalEnd {
+    pub gauges: Gauges,
+    /// Length of the interval and its end, in seconds from the run start.
+    pub length_s: f64,
+    pub end_s: f64,
+    /// Arrivals waiting for a free VU.
+    pub backlog: u64,
+    pub chat_sockets: u64,
+    pub runtime_sockets: u64,
+    /// The run's last interval.
+    pub last: bool,
 }
 
 impl LiveSeries {
@@ -323,25 +335,14 @@ impl LiveSeries {
             causes: BTreeMap::new(),
             histograms: BTreeMap::new(),
             tag_histograms: BTreeMap::new(),
-            gauges: Gauges::default(),
-            backlog: 0,
+            end: IntervalEnd::default(),
             cpu_seconds: 0.0,
-            elapsed_s: 0.0,
-            finished: false,
         }
     }
 
-    /// Adds one closed interval: its drained samples and counters, the
-    /// generator gauges at its end and how long it lasted.
-    pub fn add_interval(
-        &mut self,
-        drained: &Snapshot,
-        gauges: Gauges,
-        length_s: f64,
-        end_s: f64,
-        backlog: u64,
-        last: bool,
-    ) {
+    /// Adds one closed interval: its drained samples and counters, and the
+    /// gauges at its end.
+    pub fn add_interval(&mut self, drained: &Snapshot, end: &IntervalEnd) {
         for c in Counter::ALL {
             let v = &mut self.counters[c as usize];
             *v = v.saturating_add(drained.counter(c));
@@ -376,11 +377,8 @@ impl LiveSeries {
                 }
             }
         }
-        self.gauges = gauges;
-        self.backlog = backlog;
-        self.cpu_seconds += gauges.cpu_percent / 100.0 * length_s;
-        self.elapsed_s = end_s;
-        self.finished = last;
+        self.cpu_seconds += end.gauges.cpu_percent / 100.0 * end.length_s;
+        self.end = *end;
     }
 
     fn labels(&self, extra: &[Label]) -> Vec<Label> {
@@ -467,7 +465,8 @@ impl LiveSeries {
             }
         }
         // Gauges and generator health.
-        let g = self.gauges;
+        let e = self.end;
+        let g = e.gauges;
         let mut gauge = |name: &str, help, kind, value: f64, extra: &[Label]| {
             let i = family(&mut families, name, help, kind);
             let labels = self.labels(extra);
@@ -488,9 +487,18 @@ impl LiveSeries {
             "finalping_backlog_arrivals",
             "Arrivals waiting for a free VU (open executors).",
             Kind::Gauge,
-            self.backlog as f64,
+            e.backlog as f64,
             &[],
         );
+        for (socket, n) in [("chat", e.chat_sockets), ("runtime", e.runtime_sockets)] {
+            gauge(
+                "finalping_open_sockets",
+                "Connections open now, by socket (chat: Socket.IO, runtime: runtime WebSocket).",
+                Kind::Gauge,
+                n as f64,
+                &[("socket", socket.to_string())],
+            );
+        }
         gauge(
             "finalping_generator_cpu_seconds",
             "CPU time used by the load generator (embedded emulator excluded).",
@@ -523,14 +531,14 @@ impl LiveSeries {
             "finalping_run_elapsed_seconds",
             "Seconds since the run started, at the end of the last interval.",
             Kind::Gauge,
-            self.elapsed_s,
+            e.end_s,
             &[],
         );
         gauge(
             "finalping_run_finished",
             "1 once the run's last interval is in (the counters are final).",
             Kind::Gauge,
-            if self.finished { 1.0 } else { 0.0 },
+            if e.last { 1.0 } else { 0.0 },
             &[],
         );
         gauge(
@@ -646,7 +654,16 @@ mod tests {
                 rss_kib: 2,
                 scheduler_lag_p99_us: 1500,
             };
-            s.add_interval(&snap, gauges, 2.0, 6.0, 4, ms == 40);
+            let end = IntervalEnd {
+                gauges,
+                length_s: 2.0,
+                end_s: 6.0,
+                backlog: 4,
+                chat_sockets: 5,
+                runtime_sockets: 0,
+                last: ms == 40,
+            };
+            s.add_interval(&snap, &end);
         }
         let f = s.families();
         let turns = find(&f, "finalping_turns");
@@ -679,6 +696,8 @@ mod tests {
         assert!(f.iter().all(|x| x.name != "finalping_connect_seconds"));
         assert_eq!(value(find(&f, "finalping_active_vus"), "", &[]), 3.0);
         assert_eq!(value(find(&f, "finalping_backlog_arrivals"), "", &[]), 4.0);
+        let sockets = find(&f, "finalping_open_sockets");
+        assert_eq!(value(sockets, "", &[("socket", "chat")]), 5.0);
         assert_eq!(
             value(find(&f, "finalping_generator_cpu_seconds"), "_total", &[]),
             3.0

@@ -121,6 +121,8 @@ mod tests {
             timeline: t,
             drained,
             backlog: 0,
+            chat_sockets: 0,
+            runtime_sockets: 0,
             last: false,
         });
     }

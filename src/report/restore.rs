@@ -259,6 +259,8 @@ mod tests {
                 timeline: &t,
                 drained: &s,
                 backlog: 0,
+                chat_sockets: 0,
+                runtime_sockets: 0,
                 last: false,
             });
             if i < 2 {
