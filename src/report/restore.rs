@@ -64,7 +64,7 @@ pub fn restore(dir: &Path, started: &RunReport) -> Result<RunReport, String> {
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let tick = rows
         .first()
-        .map_or(Duration::from_secs(1), |r| r.end - r.start);
+        .map_or(Duration::from_secs(1), |r| r.end.saturating_sub(r.start));
     let mut timeline = Timeline::new(run_start, tick);
     let mut totals = Snapshot::new();
     let (mut turns_failed, mut updates_failed) = (0u64, 0u64);
@@ -180,7 +180,7 @@ fn read_rows(path: &Path) -> Result<Vec<Row>, String> {
         let Some(v) = (0..12).map(num).collect::<Option<Vec<f64>>>() else {
             break;
         };
-        let secs = |x: f64| Duration::from_secs_f64(x.max(0.0));
+        let secs = |x: f64| Duration::try_from_secs_f64(x).unwrap_or_default();
         rows.push(Row {
             start: secs(v[0]),
             end: secs(v[1]),
