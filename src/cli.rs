@@ -49,7 +49,9 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Compare(CompareArgs),
     /// Regenerate summary.md, percentiles.csv, manifest.json and junit.xml of
-    /// a finished run from its summary.json.
+    /// a finished run from its summary.json; for a run that never finished
+    /// (killed), rebuild its summary and report.html from timeseries.csv and
+    /// the .hlog files, marked incomplete.
     Report(ReportArgs),
 }
 
@@ -237,7 +239,7 @@ pub struct CompareArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A finished run's report folder (with summary.json).
+    /// A run's report folder (with summary.json).
     pub dir: PathBuf,
     /// Write the regenerated files here instead of into DIR.
     #[arg(long)]
