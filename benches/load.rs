@@ -8,12 +8,19 @@
 //! - RSS per idle connected VU: peak RSS with 2,000 VUs connected and thinking,
 //!   minus the peak RSS of the same run with 1 VU, divided by 1,999.
 //!
-//! Targets (issue #3): ≤ 0.06 CPU-ms per turn, ≤ 24 KiB per idle connected VU.
+//! - live metrics overhead: the busy run without and with `--metrics-listen`
+//!   (a scraper GETs `/metrics` every second) and `--prometheus-remote-write`
+//!   (to a local sink that accepts every push), alternated
+//!   `FINALPING_BENCH_EXPORT_ROUNDS` times (default 3); CPU-ms per turn of
+//!   each, median and spread.
+//!
+//! Targets (issue #3): ≤ 0.06 CPU-ms per turn, ≤ 24 KiB per idle connected VU;
+//! (issue #14) exporting costs < 5 % extra CPU per turn.
 //! Set `FINALPING_BENCH_VUS` to change the 2,000.
 
 mod common;
 
-use common::{run_scenario, Pinning, Server};
+use common::{run_scenario, run_scenario_with, Pinning, Server};
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
@@ -26,16 +33,53 @@ fn main() {
     let server = Server::start(&pin, &["--delay", "1ms", "--no-typing"]);
     let dir = tempfile::tempdir().expect("tempdir");
 
-    let busy = run_scenario(
-        &pin,
-        &server.url,
-        dir.path(),
-        "busy",
-        "load: {vus: 100, iterations: 300}\nsteps:\n  - send: {text: hi, timeout: 10s}\n",
-    );
+    const BUSY: &str =
+        "load: {vus: 100, iterations: 300}\nsteps:\n  - send: {text: hi, timeout: 10s}\n";
+    let busy = run_scenario(&pin, &server.url, dir.path(), "busy", BUSY);
     let turns = busy["counters"]["turns_ok"].as_u64().unwrap_or(0);
     let cpu_ms = busy["generator"]["cpu_ms"].as_f64().unwrap_or(0.0);
     let per_turn = cpu_ms / turns.max(1) as f64;
+
+    // Live metrics: plain and exporting runs alternated, same scenario.
+    let rounds: usize = std::env::var("FINALPING_BENCH_EXPORT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let sink = PushSink::start();
+    let remote = sink.url();
+    let export_flags = [
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--metrics-linger",
+        "0s",
+        "--prometheus-remote-write",
+        remote.as_str(),
+    ];
+    let (mut plain, mut exporting) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let per = |s: &serde_json::Value| {
+            s["generator"]["cpu_ms"].as_f64().unwrap_or(0.0)
+                / s["counters"]["turns_ok"].as_u64().unwrap_or(0).max(1) as f64
+        };
+        let a = run_scenario(
+            &pin,
+            &server.url,
+            dir.path(),
+            &format!("plain{round}"),
+            BUSY,
+        );
+        let b = run_scenario_with(
+            &pin,
+            &server.url,
+            dir.path(),
+            &format!("export{round}"),
+            BUSY,
+            &export_flags,
+        );
+        plain.push(per(&a));
+        exporting.push(per(&b));
+    }
+    let pushes = sink.pushes();
 
     let idle_body = |vus: u32| {
         format!("load: {{vus: {vus}, iterations: 1, ramp_up: 2s}}\nsteps:\n  - connect\n  - think: 4s\n  - send: {{text: bye, timeout: 20s}}\n  - disconnect\n")
@@ -68,6 +112,111 @@ fn main() {
             .as_f64()
             .unwrap_or(0.0)
     );
+
+    let (mp, me) = (median(&plain), median(&exporting));
+    let extra = (me / mp - 1.0) * 100.0;
+    println!(
+        "| CPU per turn, plain ({rounds} runs: {}) | {mp:.4} ms median | |",
+        list(&plain)
+    );
+    println!(
+        "| CPU per turn, /metrics scraped every 1 s + remote write ({rounds} runs: {}; {pushes} pushes received) | {me:.4} ms median | |",
+        list(&exporting)
+    );
+    println!(
+        "| extra CPU per turn for exporting (median vs median; runs spread {:.1} % / {:.1} %) | {extra:+.1} % | < 5 % {} |",
+        spread(&plain),
+        spread(&exporting),
+        verdict(extra < 5.0)
+    );
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+/// (max − min) / median, in %.
+fn spread(v: &[f64]) -> f64 {
+    let max = v.iter().copied().fold(f64::MIN, f64::max);
+    let min = v.iter().copied().fold(f64::MAX, f64::min);
+    (max - min) / median(v).max(1e-12) * 100.0
+}
+
+fn list(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{x:.4}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A local HTTP server that answers every request `204` and counts them:
+/// the remote-write receiver of the benchmark (what it costs is the
+/// sender's work, not Prometheus').
+struct PushSink {
+    addr: std::net::SocketAddr,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl PushSink {
+    fn start() -> PushSink {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind push sink");
+        let addr = listener.local_addr().expect("sink address");
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let counted = counted.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut length = 0usize;
+                        let mut line = String::new();
+                        // Request line and headers.
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let l = line.trim_end();
+                            if l.is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = l.split_once(':') {
+                                if k.eq_ignore_ascii_case("content-length") {
+                                    length = v.trim().parse().unwrap_or(0);
+                                }
+                            }
+                        }
+                        let mut body = vec![0u8; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let reply = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n";
+                        if reader.get_mut().write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        PushSink { addr, count }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/api/v1/write", self.addr)
+    }
+
+    fn pushes(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 fn verdict(ok: bool) -> &'static str {

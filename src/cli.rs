@@ -50,7 +50,9 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Compare(CompareArgs),
     /// Regenerate summary.md, percentiles.csv, manifest.json and junit.xml of
-    /// a finished run from its summary.json.
+    /// a finished run from its summary.json; for a run that never finished
+    /// (killed), rebuild its summary and report.html from timeseries.csv and
+    /// the .hlog files, marked incomplete.
     Report(ReportArgs),
     /// Merge the run folders of the segments of one run (`run --segment i/N`)
     /// into one run folder with every report: histograms added exactly,
@@ -210,6 +212,21 @@ pub struct RunArgs {
     /// Progress as one JSON line per interval on stderr (what `--workers` reads from its segments).
     #[arg(long, hide = true)]
     pub progress_json: bool,
+    /// Serve live metrics at http://ADDR/metrics (Prometheus/OpenMetrics text)
+    /// while the run lasts: a port (`9464` = 127.0.0.1:9464) or an explicit
+    /// `IP:PORT` (`0.0.0.0:9464` to be scraped from other hosts). Overrides
+    /// `metrics.listen`.
+    #[arg(long, value_name = "ADDR", value_parser = crate::export::parse_listen)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How long /metrics stays up after the run so the last scrape sees the
+    /// final values (default 15s; Ctrl-C ends it). Overrides `metrics.linger`.
+    #[arg(long, value_name = "DURATION")]
+    pub metrics_linger: Option<HumanDuration>,
+    /// Push the live metrics to this Prometheus remote-write URL once per
+    /// interval (e.g. http://127.0.0.1:9090/api/v1/write). Overrides
+    /// `metrics.remote_write`.
+    #[arg(long, value_name = "URL")]
+    pub prometheus_remote_write: Option<String>,
 }
 
 /// `--run-id`: a safe folder name.
@@ -375,7 +392,7 @@ pub struct CompareArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A finished run's report folder (with summary.json).
+    /// A run's report folder (with summary.json).
     pub dir: PathBuf,
     /// Write the regenerated files here instead of into DIR.
     #[arg(long)]

@@ -21,6 +21,7 @@
 //! - one report from the run folders of execution segments: [`merge`]
 //! - audit records of context updates and their webhook: [`audit`]
 //! - what a run's status and exit code are: [`verdict`], [`error`]
+//! - live metrics (`/metrics`, Prometheus remote write): [`export`]
 //! - the sub-commands (`run`, `serve`, `sweep`, `capacity`, …): [`commands`]
 //! - redaction of tokens and secrets: [`secret`]; human durations: [`duration`]
 //! - TLS roots and the `--insecure` switch: [`tls`]
@@ -35,6 +36,7 @@ pub mod duration;
 pub mod emulator;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod merge;
 pub mod metrics;
 pub mod protocol;

@@ -17,6 +17,10 @@ pub enum RunStatus {
     Invalid,
     /// Stopped by Ctrl-C / SIGTERM; reports hold what was measured until then.
     Interrupted,
+    /// The run has not written its final reports: still running, or killed
+    /// (`kill -9`, a lost pod). `finalping report` rebuilds what its live
+    /// files hold, up to the last interval.
+    Incomplete,
 }
 
 impl RunStatus {
@@ -26,6 +30,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Invalid => "invalid",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Incomplete => "incomplete",
         }
     }
 
@@ -35,6 +40,7 @@ impl RunStatus {
             RunStatus::Failed => exit::FAILED,
             RunStatus::Invalid => exit::INVALID,
             RunStatus::Interrupted => exit::INTERRUPTED,
+            RunStatus::Incomplete => exit::INVALID,
         }
     }
 }
@@ -118,7 +124,12 @@ pub fn apply_thresholds(
     results: &[ThresholdResult],
     judges_errors: bool,
 ) -> (RunStatus, String) {
-    if results.is_empty() || matches!(status, RunStatus::Interrupted | RunStatus::Invalid) {
+    if results.is_empty()
+        || matches!(
+            status,
+            RunStatus::Interrupted | RunStatus::Invalid | RunStatus::Incomplete
+        )
+    {
         return (status, reason);
     }
     let list = |outcome: Outcome| -> Vec<String> {

@@ -90,11 +90,25 @@ pub fn run_scenario(
     name: &str,
     body: &str,
 ) -> serde_json::Value {
+    run_scenario_with(pin, url, dir, name, body, &[])
+}
+
+/// `run_scenario` with extra flags. With `--metrics-listen`, a scraper
+/// thread GETs `/metrics` once a second while the run lasts (as Prometheus
+/// would), so the generator's CPU includes serving the scrapes.
+pub fn run_scenario_with(
+    pin: &Pinning,
+    url: &str,
+    dir: &std::path::Path,
+    name: &str,
+    body: &str,
+    extra: &[&str],
+) -> serde_json::Value {
     let file = dir.join(format!("{name}.yaml"));
     std::fs::write(&file, format!("name: bench-{name}\n{body}")).expect("write scenario");
     let out = dir.join(name);
     let started = std::time::Instant::now();
-    let status = pin
+    let mut child = pin
         .command(0)
         .args([
             "run",
@@ -105,9 +119,33 @@ pub fn run_scenario(
             "--out",
         ])
         .arg(&out)
+        .args(extra)
         .stdout(Stdio::null())
-        .status()
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run finalping");
+    let stderr = child.stderr.take().expect("stderr");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scrapes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watcher = {
+        let (done, scrapes) = (done.clone(), scrapes.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line
+                    .strip_prefix("metrics: serving http://")
+                    .and_then(|a| a.strip_suffix("/metrics"))
+                {
+                    let (addr, done, scrapes) = (addr.to_string(), done.clone(), scrapes.clone());
+                    std::thread::spawn(move || scrape_until(&addr, &done, &scrapes));
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+        })
+    };
+    let status = child.wait().expect("wait for finalping");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = watcher.join();
     let took = started.elapsed();
     assert!(
         took < Duration::from_secs(600) && status.code().is_some(),
@@ -115,13 +153,41 @@ pub fn run_scenario(
     );
     let text = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
     let s: serde_json::Value = serde_json::from_str(&text).expect("parse summary");
+    let scraped = scrapes.load(std::sync::atomic::Ordering::Relaxed);
     println!(
-        "{name}: status {} in {:.1} s, {} turns ok, generator {:.0} ms CPU, peak RSS {:.1} MiB",
+        "{name}: status {} in {:.1} s, {} turns ok, generator {:.0} ms CPU, peak RSS {:.1} MiB{}",
         s["status"],
         took.as_secs_f64(),
         s["counters"]["turns_ok"],
         s["generator"]["cpu_ms"].as_f64().unwrap_or(0.0),
-        s["generator"]["max_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0
+        s["generator"]["max_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+        if scraped > 0 {
+            format!(", /metrics scraped {scraped}×")
+        } else {
+            String::new()
+        }
     );
     s
+}
+
+/// GETs `http://addr/metrics` once a second until `done`.
+fn scrape_until(
+    addr: &str,
+    done: &std::sync::atomic::AtomicBool,
+    scrapes: &std::sync::atomic::AtomicU64,
+) {
+    use std::io::{Read, Write};
+    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut body = Vec::new();
+            if write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").is_ok()
+                && s.read_to_end(&mut body).is_ok()
+                && body.starts_with(b"HTTP/1.0 200") | body.starts_with(b"HTTP/1.1 200")
+            {
+                scrapes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }

@@ -5,10 +5,11 @@
 
 use super::embedded::EmbeddedEmulator;
 use super::{runtime_setup, signals, start};
-use crate::cli::{RunArgs, SelfCheckMode};
+use crate::cli::{OutputFormat, RunArgs, SelfCheckMode};
 use crate::emulator;
 use crate::engine::{self, Plan, ProgressMode, Segment};
 use crate::error::CliError;
+use crate::export::{self, LiveMetrics, LiveOptions};
 use crate::metrics::{Counter, GeneratorUsage, ProcessUsage, Recorder};
 use crate::report::{
     self, ContextReport, LoadManifest, Manifest, RunReport, SegmentManifest, TargetManifest,
@@ -166,6 +167,57 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         );
     }
 
+    let live_options = live_options(&plan.scenario, &args)?;
+    let live_metrics = if live_options.is_on() {
+        let live = LiveMetrics::start(&live_options)
+            .await
+            .map_err(CliError::usage)?;
+        if let Some(url) = live.url() {
+            eprintln!("metrics: serving {url}");
+        }
+        Some(live)
+    } else {
+        None
+    };
+    let mut sinks: Vec<Box<dyn engine::IntervalSink>> = Vec::new();
+    let wants = |f: OutputFormat| args.output_format.is_empty() || args.output_format.contains(&f);
+    sinks.push(Box::new(
+        report::LiveFiles::create(
+            &out_dir,
+            wants(OutputFormat::Timeseries),
+            wants(OutputFormat::Hlog),
+        )
+        .map_err(|e| CliError::usage(e.to_string()))?,
+    ));
+    if let Some(live) = &live_metrics {
+        let segment_label = (!segment.is_whole()).then(|| (segment.index(), segment.count()));
+        sinks.push(live.sink(export::identity(&plan, &run_id, segment_label)));
+    }
+
+    // The folder says from the start what it is: a run that has not finished.
+    let mut secrets = vec![url_token.as_str()];
+    secrets.extend(
+        runtime
+            .iter()
+            .flat_map(|rt| rt.secrets.iter().map(String::as_str)),
+    );
+    let mut manifest = build_manifest(
+        &plan,
+        &args,
+        &scenario_bytes,
+        shown_url.clone(),
+        emulator_config.clone().map(|c| c.redacted()),
+        &secrets,
+    );
+    manifest.runtime = runtime
+        .as_ref()
+        .map(|rt| runtime_setup::manifest(rt, &plan.scenario));
+    report::write_started(
+        &started_report(&run_id, started_at, manifest, &out_dir),
+        &out_dir,
+    )
+    .map_err(|e| CliError::usage(e.to_string()))?;
+
     let recorder = Arc::new(Recorder::new());
     let progress = if args.progress_json {
         ProgressMode::Json
@@ -176,7 +228,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     };
     let emulator_cpu_now = || emulator_cpu.as_ref().and_then(|c| c.total());
     let (usage_before, emulator_before) = (ProcessUsage::now(), emulator_cpu_now());
-    let outcome = engine::run(plan.clone(), recorder, progress, interrupt).await;
+    let outcome = engine::run(plan.clone(), recorder, progress, interrupt.clone(), sinks).await;
     let (usage_after, emulator_after) = (ProcessUsage::now(), emulator_cpu_now());
     let generator = GeneratorUsage::between(
         usage_before,
@@ -269,7 +321,55 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     report::write_all(&report, &out_dir).map_err(|e| CliError::internal(e.to_string()))?;
     report::print_final_table(&report);
     println!("reports: {}", out_dir.display());
+    if let Some(live) = live_metrics {
+        live.finish(&interrupt).await;
+    }
     Ok(report.status.exit_code())
+}
+
+/// The `summary.json` a run folder holds until the final reports replace it.
+fn started_report(
+    run_id: &str,
+    started_at: chrono::DateTime<chrono::Utc>,
+    manifest: Manifest,
+    out_dir: &Path,
+) -> RunReport {
+    RunReport::new(
+        run_id.to_string(),
+        &crate::metrics::Snapshot::new(),
+        RunStatus::Incomplete,
+        format!(
+            "incomplete: the run has not written its final reports (still running, or killed); \
+             `finalping report {}` rebuilds them from timeseries.csv and the .hlog files",
+            out_dir.display()
+        ),
+        started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        0.0,
+        0,
+        GeneratorUsage::default(),
+        crate::metrics::selfcheck::SelfCheck::new(Default::default()).summary(),
+        manifest,
+    )
+}
+
+/// Where live metrics go: flags over `metrics:` in the scenario.
+fn live_options(s: &Scenario, args: &RunArgs) -> Result<LiveOptions, CliError> {
+    let remote_write = match args
+        .prometheus_remote_write
+        .as_ref()
+        .or(s.metrics.remote_write.as_ref())
+    {
+        Some(url) => Some(export::check_url(url).map_err(CliError::usage)?),
+        None => None,
+    };
+    Ok(LiveOptions {
+        listen: args.metrics_listen.or(s.metrics.listen),
+        linger: args
+            .metrics_linger
+            .unwrap_or(s.metrics.linger)
+            .as_duration(),
+        remote_write,
+    })
 }
 
 /// Flushes the audit log (and webhook queue) and sums up the context updates.

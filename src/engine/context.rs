@@ -8,7 +8,7 @@
 //! connection are accounted `disconnected`, not retried; only
 //! `VERSION_MISMATCH` is retried (`max_conflict_retries`).
 
-use super::Control;
+use super::{Control, Open, SocketKind};
 use crate::audit::AuditHandle;
 use crate::metrics::{Counter, Metric, Recorder, ShardWriter, TagId};
 use crate::protocol::runtime::connection::{
@@ -46,7 +46,7 @@ impl std::fmt::Debug for RuntimePlan {
 /// The runtime state of one VU.
 #[derive(Default)]
 pub(super) struct ContextSide {
-    conn: Option<RuntimeConnection>,
+    conn: Option<Open<RuntimeConnection>>,
     /// The version the VU believes its session's context has.
     pub version: u64,
     /// Version written by the last successful update and when it was sent;
@@ -387,7 +387,7 @@ impl ContextSide {
 
     pub async fn close(&mut self, recorder: &Recorder) {
         if let Some(conn) = self.conn.take() {
-            let counters = conn.close().await;
+            let counters = conn.into_inner().close().await;
             book_counters(&mut recorder.writer(), &counters);
         }
     }
@@ -411,7 +411,7 @@ impl ContextSide {
                 let mut w = recorder.writer();
                 w.record(Metric::RuntimeConnect, started.elapsed());
                 w.add(Counter::RuntimeConnectsOk, 1);
-                self.conn = Some(conn);
+                self.conn = Some(Open::new(conn, &control.gauge, SocketKind::Runtime));
                 true
             }
             Err(e) => {

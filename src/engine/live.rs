@@ -4,6 +4,7 @@
 //! `--quiet`, or one JSON line per tick for a parent process (`run --workers`
 //! reads its segments' lines and shows one line for all).
 
+use super::sink::{Backlogs, ClosedInterval, IntervalSink};
 use super::{Gauge, Plan};
 use crate::metrics::selfcheck::{GeneratorMonitor, SelfCheckConfig, SelfCheckSummary};
 use crate::metrics::{Counter, Metric, Recorder, Snapshot, Timeline};
@@ -39,21 +40,24 @@ pub(super) struct Collected {
     pub self_check: SelfCheckSummary,
 }
 
+/// What the collector reads and whom it tells.
+pub(super) struct Inputs {
+    pub plan: Arc<Plan>,
+    pub recorder: Arc<Recorder>,
+    pub gauge: Arc<Gauge>,
+    pub backlogs: Arc<Backlogs>,
+    pub sinks: Vec<Box<dyn IntervalSink>>,
+}
+
 pub(super) struct Live {
     task: tokio::task::JoinHandle<Collected>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Live {
-    pub fn start(
-        plan: Arc<Plan>,
-        recorder: Arc<Recorder>,
-        gauge: Arc<Gauge>,
-        mode: ProgressMode,
-        abort: CancellationToken,
-    ) -> Live {
+    pub fn start(inputs: Inputs, mode: ProgressMode, abort: CancellationToken) -> Live {
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(collect(plan, recorder, gauge, mode, stopped, abort));
+        let task = tokio::spawn(collect(inputs, mode, stopped, abort));
         Live { task, stop }
     }
 
@@ -66,15 +70,20 @@ impl Live {
 }
 
 async fn collect(
-    plan: Arc<Plan>,
-    recorder: Arc<Recorder>,
-    gauge: Arc<Gauge>,
+    inputs: Inputs,
     mode: ProgressMode,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
     abort: CancellationToken,
 ) -> Collected {
+    let Inputs {
+        plan,
+        recorder,
+        gauge,
+        backlogs,
+        mut sinks,
+    } = inputs;
     let mut aborted = None;
-    let settings = plan.scenario.metrics;
+    let settings = &plan.scenario.metrics;
     let tick = settings.interval.as_duration();
     let mut totals = Snapshot::new();
     let mut timeline = Timeline::new(std::time::SystemTime::now(), tick);
@@ -102,6 +111,17 @@ async fn collect(
         let active = gauge.active.load(Ordering::Relaxed);
         timeline.push(interval_start, now, &drained, sample.gauges(active));
         interval_start = now;
+        let closed = ClosedInterval {
+            timeline,
+            drained: &drained,
+            backlog: backlogs.waiting(),
+            chat_sockets: gauge.chat_sockets.load(Ordering::Relaxed),
+            runtime_sockets: gauge.runtime_sockets.load(Ordering::Relaxed),
+            last,
+        };
+        for sink in sinks.iter_mut() {
+            sink.interval(&closed);
+        }
     };
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

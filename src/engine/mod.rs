@@ -10,6 +10,7 @@ mod live;
 mod pacing;
 mod rest;
 pub mod segment;
+mod sink;
 mod vu;
 
 pub use context::RuntimePlan;
@@ -19,6 +20,7 @@ pub use live::{Display, Progress, ProgressMode, PROGRESS_PREFIX};
 pub use pacing::Schedule;
 pub use rest::InjectPlan;
 pub use segment::Segment;
+pub use sink::{ClosedInterval, IntervalSink};
 
 use crate::metrics::selfcheck::SelfCheckSummary;
 use crate::metrics::{Recorder, Snapshot, Timeline};
@@ -98,11 +100,81 @@ pub struct EngineOutcome {
     pub peak_vus: u64,
 }
 
-/// Active VUs now and at most (all groups together).
+/// Active VUs now and at most, and open sockets (all groups together).
 #[derive(Default)]
 pub(crate) struct Gauge {
     pub active: AtomicU64,
     pub peak: AtomicU64,
+    /// Socket.IO connections open now.
+    pub chat_sockets: AtomicU64,
+    /// Runtime WebSocket connections open now.
+    pub runtime_sockets: AtomicU64,
+}
+
+/// Which open-socket count a connection is in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SocketKind {
+    Chat,
+    Runtime,
+}
+
+/// A connection, counted in the open-socket gauge for as long as it is held
+/// (one atomic add at connect, one subtract when dropped or closed).
+pub(crate) struct Open<T> {
+    inner: T,
+    _counted: Counted,
+}
+
+struct Counted {
+    gauge: Arc<Gauge>,
+    kind: SocketKind,
+}
+
+impl Counted {
+    fn count(&self) -> &AtomicU64 {
+        match self.kind {
+            SocketKind::Chat => &self.gauge.chat_sockets,
+            SocketKind::Runtime => &self.gauge.runtime_sockets,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.count().fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<T> Open<T> {
+    pub fn new(inner: T, gauge: &Arc<Gauge>, kind: SocketKind) -> Open<T> {
+        let counted = Counted {
+            gauge: gauge.clone(),
+            kind,
+        };
+        counted.count().fetch_add(1, Ordering::Relaxed);
+        Open {
+            inner,
+            _counted: counted,
+        }
+    }
+
+    /// The connection, no longer counted (to close it).
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+impl<T> std::ops::Deref for Open<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T> std::ops::DerefMut for Open<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
 }
 
 /// Run control of one group: two stop levels (children of the run's) and
@@ -163,12 +235,14 @@ impl Control {
 }
 
 /// Runs the plan to completion (or interruption) and returns the totals.
-/// `interrupt` is cancelled by the caller on Ctrl-C/SIGTERM.
+/// `interrupt` is cancelled by the caller on Ctrl-C/SIGTERM. Every closed
+/// interval is also handed to each of `sinks` (live report files, live metrics).
 pub async fn run(
     plan: Arc<Plan>,
     recorder: Arc<Recorder>,
     progress: ProgressMode,
     interrupt: CancellationToken,
+    sinks: Vec<Box<dyn IntervalSink>>,
 ) -> EngineOutcome {
     let root = Arc::new(Control {
         soft: CancellationToken::new(),
@@ -178,10 +252,15 @@ pub async fn run(
     let started = Instant::now();
     // `abort_on_fail` stops the run like Ctrl-C does (grace, then reports).
     let abort = CancellationToken::new();
+    let backlogs = Arc::new(sink::Backlogs::default());
     let live = live::Live::start(
-        plan.clone(),
-        recorder.clone(),
-        root.gauge.clone(),
+        live::Inputs {
+            plan: plan.clone(),
+            recorder: recorder.clone(),
+            gauge: root.gauge.clone(),
+            backlogs: backlogs.clone(),
+            sinks,
+        },
         progress,
         abort.clone(),
     );
@@ -209,6 +288,7 @@ pub async fn run(
             recorder.clone(),
             control.clone(),
         );
+        backlogs.watch(&pacings);
         for (pacing, v) in pacings.into_iter().zip(mine) {
             tasks.spawn(vu::run_vu(
                 vu::VuSlot {

@@ -188,6 +188,11 @@ impl Dispatch {
         job
     }
 
+    /// Arrivals waiting for a free VU now.
+    pub fn waiting(&self) -> usize {
+        self.lock().backlog.len()
+    }
+
     /// Arrivals still waiting when the run ends.
     fn drain_backlog(&self) -> usize {
         let mut st = self.lock();

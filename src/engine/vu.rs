@@ -6,7 +6,7 @@
 use super::context::ContextSide;
 use super::pacing::{Dispatch, Job, Pacing};
 use super::rest;
-use super::{Control, Group, Plan};
+use super::{Control, Group, Open, Plan, SocketKind};
 use crate::metrics::{Counter, Metric, Recorder, ShardWriter, TagId};
 use crate::protocol::socketio::{
     ConnectOptions, Connection, DisconnectKind, ProcessInput, Turn, TurnOutcome, WireCounters,
@@ -90,7 +90,7 @@ struct VirtualUser<'a> {
     plan: &'a Plan,
     recorder: &'a Recorder,
     control: &'a Control,
-    conn: Option<Connection>,
+    conn: Option<Open<Connection>>,
     link: Link,
     /// The current conversation: rendered at `connect`, kept across reconnects.
     session: Option<Session>,
@@ -352,7 +352,7 @@ impl VirtualUser<'_> {
                     self.control,
                 );
                 // Boxed: only VUs running a context step pay for the combined future.
-                let ((), lost) = Box::pin(keep_chat_alive(self.conn.as_mut(), work)).await;
+                let ((), lost) = Box::pin(keep_chat_alive(self.conn.as_deref_mut(), work)).await;
                 self.book_idle(lost);
                 Flow::Continue
             }
@@ -365,7 +365,7 @@ impl VirtualUser<'_> {
                     .context
                     .get(&session_id, runtime, self.recorder, self.control);
                 // Boxed: only VUs running a context step pay for the combined future.
-                let ((), lost) = Box::pin(keep_chat_alive(self.conn.as_mut(), work)).await;
+                let ((), lost) = Box::pin(keep_chat_alive(self.conn.as_deref_mut(), work)).await;
                 self.book_idle(lost);
                 Flow::Continue
             }
@@ -463,7 +463,7 @@ impl VirtualUser<'_> {
             Ok(conn) => {
                 w.record(Metric::Connect, started.elapsed());
                 w.add(Counter::ConnectsOk, 1);
-                self.conn = Some(conn);
+                self.conn = Some(Open::new(conn, &self.control.gauge, SocketKind::Chat));
                 Attempt::Connected
             }
             Err(e) => {
@@ -736,8 +736,8 @@ fn add_wire_counters(w: &mut ShardWriter<'_>, c: &WireCounters) {
 }
 
 /// Closes a connection (bounded by the connection's own timeout) and books its last counters.
-async fn close(conn: Connection, recorder: &Recorder) {
-    let counters = conn.close().await;
+async fn close(conn: Open<Connection>, recorder: &Recorder) {
+    let counters = conn.into_inner().close().await;
     add_wire_counters(&mut recorder.writer(), &counters);
 }
 

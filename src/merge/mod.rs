@@ -172,6 +172,9 @@ fn problems(set: &SegmentSet, options: &MergeOptions) -> Vec<String> {
         match s.report.status {
             RunStatus::Invalid => out.push(format!("{who} is invalid: {}", s.report.status_reason)),
             RunStatus::Interrupted => out.push(format!("{who} was interrupted")),
+            RunStatus::Incomplete => out.push(format!(
+                "{who} did not finish its reports (summary.json says incomplete: the process was killed)"
+            )),
             RunStatus::Passed | RunStatus::Failed => {}
         }
         if s.report.self_check.saturated && options.strict_self_check {

@@ -24,11 +24,14 @@
 //! (The Rust writer emits `#[MaxValueDivisor]` only when it starts writing
 //! intervals, hence its place after the legend; readers treat it as a comment.)
 
-use crate::metrics::{new_histogram, Metric, Timeline};
+use crate::metrics::{new_histogram, Interval, Metric, Timeline};
+use base64::Engine;
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
-use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Histogram values are µs; the per-line max column is divided by this (→ ms).
 const MAX_VALUE_DIVISOR: f64 = 1000.0;
@@ -43,7 +46,22 @@ pub fn hlog_file_name(metric: Metric) -> String {
 
 /// Writes the interval log of one metric into `out` (every interval of the
 /// timeline, empty histograms where it had no samples).
-pub fn write_hlog(timeline: &Timeline, metric: Metric, mut out: &mut dyn Write) -> io::Result<()> {
+pub fn write_hlog(timeline: &Timeline, metric: Metric, out: &mut dyn Write) -> io::Result<()> {
+    write_hlog_header(timeline.run_start(), metric, out)?;
+    let mut line = HlogLine::new();
+    for interval in timeline.intervals() {
+        line.write(interval, metric, out)?;
+    }
+    Ok(())
+}
+
+/// The comment header, StartTime/BaseTime (`run_start`), the column legend
+/// and the MaxValueDivisor note: everything before the first interval line.
+pub fn write_hlog_header(
+    run_start: SystemTime,
+    metric: Metric,
+    mut out: &mut dyn Write,
+) -> io::Result<()> {
     let mut serializer = V2DeflateSerializer::new();
     IntervalLogWriterBuilder::new()
         .add_comment(&format!(
@@ -56,23 +74,63 @@ pub fn write_hlog(timeline: &Timeline, metric: Metric, mut out: &mut dyn Write) 
             "[Values are in microseconds; the Interval_Max column is in milliseconds \
              (MaxValueDivisor 1000)]",
         )
-        .with_start_time(timeline.run_start())
-        .with_base_time(timeline.run_start())
+        .with_start_time(run_start)
+        .with_base_time(run_start)
         .begin_log_with(&mut out, &mut serializer)?;
     out.write_all(LEGEND.as_bytes())?;
-    let mut log = IntervalLogWriterBuilder::new()
+    IntervalLogWriterBuilder::new()
         .with_max_value_divisor(MAX_VALUE_DIVISOR)
         .begin_log_with(&mut out, &mut serializer)?;
-    let empty = new_histogram();
-    for interval in timeline.intervals() {
+    Ok(())
+}
+
+/// Writes interval lines (`start,length,max,histogram`), the same bytes the
+/// `hdrhistogram` interval log writer produces; keeps its buffers between lines.
+pub struct HlogLine {
+    serializer: V2DeflateSerializer,
+    bytes: Vec<u8>,
+    empty: Histogram<u64>,
+}
+
+impl Default for HlogLine {
+    fn default() -> Self {
+        HlogLine::new()
+    }
+}
+
+impl HlogLine {
+    pub fn new() -> HlogLine {
+        HlogLine {
+            serializer: V2DeflateSerializer::new(),
+            bytes: Vec::new(),
+            empty: new_histogram(),
+        }
+    }
+
+    /// The line of `metric` in `interval` (an empty histogram if it had no samples).
+    pub fn write(
+        &mut self,
+        interval: &Interval,
+        metric: Metric,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
         let decoded = interval
             .histogram(metric)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let h = decoded.as_ref().unwrap_or(&empty);
-        log.write_histogram(h, interval.start(), interval.length(), None)
-            .map_err(|e| io::Error::other(format!("{} interval log: {e}", metric.name())))?;
+        let h = decoded.as_ref().unwrap_or(&self.empty);
+        self.bytes.clear();
+        self.serializer
+            .serialize(h, &mut self.bytes)
+            .map_err(|e| io::Error::other(format!("{} interval log: {e:?}", metric.name())))?;
+        writeln!(
+            out,
+            "{:.3},{:.3},{:.3},{}",
+            interval.start().as_secs_f64(),
+            interval.length().as_secs_f64(),
+            h.max() as f64 / MAX_VALUE_DIVISOR,
+            base64::engine::general_purpose::STANDARD.encode(&self.bytes)
+        )
     }
-    Ok(())
 }
 
 /// Writes `<metric>.hlog` into `dir` (created if missing) for every metric with

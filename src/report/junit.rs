@@ -173,7 +173,9 @@ pub fn thresholds_suite(r: &RunReport) -> JunitSuite {
     match r.status {
         RunStatus::Passed => status.system_out = Some(r.status_reason.clone()),
         RunStatus::Failed => status.failure = Some(why),
-        RunStatus::Invalid | RunStatus::Interrupted => status.error = Some(why),
+        RunStatus::Invalid | RunStatus::Interrupted | RunStatus::Incomplete => {
+            status.error = Some(why)
+        }
     }
     cases.push(status);
     JunitSuite {

@@ -10,8 +10,10 @@ mod hlog;
 mod html;
 mod json;
 mod junit;
+mod live_files;
 mod manifest;
 mod markdown;
+mod restore;
 mod timeseries;
 
 pub use console::print_final_table;
@@ -22,11 +24,13 @@ pub use histograms::{
 pub use hlog::{hlog_file_name, write_hlog, write_hlogs};
 pub use html::{render as render_html, render_summary_page, PageChart, HTML_FILE};
 pub use junit::{write_junit, JunitCase, JunitSuite, JUNIT_FILE};
+pub use live_files::LiveFiles;
 pub use manifest::{
     LoadManifest, Manifest, MergeManifest, MergedSegment, RuntimeManifest, SegmentManifest,
     TargetManifest,
 };
-pub use timeseries::{timeseries_header, write_timeseries, TIMESERIES_FILE};
+pub use restore::restore;
+pub use timeseries::{timeseries_header, timeseries_row, write_timeseries, TIMESERIES_FILE};
 
 use crate::metrics::selfcheck::SelfCheckSummary;
 use crate::metrics::{
@@ -300,17 +304,7 @@ fn write_all_but_summary(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>,
     for exporter in exporters().into_iter().filter(|e| {
         e.file_name() != "summary.json" && e.wanted(report) && chosen(format_of(e.file_name()))
     }) {
-        let path = dir.join(exporter.file_name());
-        let result = std::fs::File::create(&path).and_then(|f| {
-            let mut w = std::io::BufWriter::new(f);
-            exporter.write(report, &mut w)?;
-            w.flush()
-        });
-        result.map_err(|source| ReportError {
-            path: path.clone(),
-            source,
-        })?;
-        written.push(path);
+        written.push(write_one(exporter.as_ref(), report, dir)?);
     }
     let Some(timeline) = &report.timeline else {
         return Ok(written);
@@ -334,6 +328,38 @@ fn write_all_but_summary(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>,
             source,
         })?;
         written.extend(hlogs);
+    }
+    Ok(written)
+}
+
+/// Writes one exporter's file into `dir`.
+fn write_one(
+    exporter: &dyn Exporter,
+    report: &RunReport,
+    dir: &Path,
+) -> Result<PathBuf, ReportError> {
+    let path = dir.join(exporter.file_name());
+    let result = std::fs::File::create(&path).and_then(|f| {
+        let mut w = std::io::BufWriter::new(f);
+        exporter.write(report, &mut w)?;
+        w.flush()
+    });
+    result.map_err(|source| ReportError {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+/// What a run folder holds from the start of a run: `summary.json` (status
+/// `incomplete` until the final reports replace it) and `manifest.json`.
+pub fn write_started(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = Vec::new();
+    for exporter in exporters()
+        .into_iter()
+        .filter(|e| ["summary.json", "manifest.json"].contains(&e.file_name()))
+    {
+        written.push(write_one(exporter.as_ref(), report, dir)?);
     }
     Ok(written)
 }

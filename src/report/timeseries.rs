@@ -76,7 +76,8 @@ fn us_as_ms(us: u64) -> String {
     ms(us as f64 / 1000.0)
 }
 
-fn row(i: &Interval) -> Vec<String> {
+/// The row of one interval (same columns as [`timeseries_header`]).
+pub fn timeseries_row(i: &Interval) -> Vec<String> {
     let g = i.gauges();
     let mut cells = vec![
         format!("{:.3}", i.start().as_secs_f64()),
@@ -111,7 +112,7 @@ pub fn write_timeseries(timeline: &Timeline, out: &mut dyn Write) -> io::Result<
     let mut w = csv::Writer::from_writer(out);
     w.write_record(timeseries_header())?;
     for interval in timeline.intervals() {
-        w.write_record(row(interval))?;
+        w.write_record(timeseries_row(interval))?;
     }
     w.flush()?;
     Ok(())

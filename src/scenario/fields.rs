@@ -306,6 +306,43 @@ pub(crate) fn url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Template>, D
     Ok(Some(t))
 }
 
+/// `metrics.listen`: absent, a port (loopback) or an explicit `IP:PORT`.
+pub(crate) fn metrics_listen<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::net::SocketAddr>, D::Error> {
+    let Some(v) = Option::<serde_json::Value>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let text = match &v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    crate::export::parse_listen(&text)
+        .map(Some)
+        .map_err(|problem| {
+            de_error(
+                &format_args!("`metrics.listen`: {problem}"),
+                "e.g. `metrics: { listen: \"127.0.0.1:9464\" }`; `--metrics-listen` overrides it",
+            )
+        })
+}
+
+/// `metrics.remote_write`: absent or an http(s) URL.
+pub(crate) fn remote_write_url<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    let Some(url) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    crate::export::check_url(&url).map_err(|problem| {
+        de_error(
+            &format_args!("`metrics.remote_write`: {problem}"),
+            "e.g. `metrics: { remote_write: \"http://prometheus:9090/api/v1/write\" }`",
+        )
+    })?;
+    Ok(Some(url))
+}
+
 /// A template rendered once per run (URLs, tokens, credentials): feeder rows
 /// exist only per VU iteration, so `{{feeder.column}}` cannot be used there.
 pub(crate) fn run_constant<'de, D: Deserializer<'de>>(d: D) -> Result<Template, D::Error> {

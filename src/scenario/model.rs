@@ -634,8 +634,8 @@ pub enum UpdateExpect {
     Rejected,
 }
 
-/// How the run measures itself over time.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+/// How the run measures itself over time, and where live metrics go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
     /// Length of one row of `timeseries.csv` / one interval of the `.hlog` files.
@@ -646,6 +646,23 @@ pub struct MetricsSettings {
     pub lag_p99_budget: HumanDuration,
     /// ... or when CPU stays at ≥ 95 % of the usable cores for this many intervals in a row.
     pub cpu_saturation_intervals: u32,
+    /// Serve `/metrics` (Prometheus/OpenMetrics text) on this address while
+    /// the run lasts: a port (loopback) or `IP:PORT` (`--metrics-listen`).
+    #[serde(
+        deserialize_with = "fields::metrics_listen",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub listen: Option<std::net::SocketAddr>,
+    /// How long `/metrics` stays up after the run, for the last scrape (`--metrics-linger`).
+    #[serde(deserialize_with = "fields::duration")]
+    pub linger: HumanDuration,
+    /// Push the same series here each interval with Prometheus remote write
+    /// (`--prometheus-remote-write`).
+    #[serde(
+        deserialize_with = "fields::remote_write_url",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub remote_write: Option<String>,
 }
 
 impl Default for MetricsSettings {
@@ -654,6 +671,9 @@ impl Default for MetricsSettings {
             interval: HumanDuration(Duration::from_secs(1)),
             lag_p99_budget: HumanDuration(Duration::from_millis(10)),
             cpu_saturation_intervals: 5,
+            listen: None,
+            linger: HumanDuration(Duration::from_secs(15)),
+            remote_write: None,
         }
     }
 }

@@ -56,7 +56,7 @@ h1{font-size:1.5rem;margin:.2em 0}h2{font-size:1.2rem;margin:1.6em 0 .5em;border
 .status{padding:12px 16px;border-radius:6px;margin:12px 0;font-size:1.05rem;border:2px solid}
 .status b{font-size:1.3rem;text-transform:uppercase;letter-spacing:.04em}
 .passed{background:#e6f4ee;border-color:#009E73}.failed{background:#fde9e0;border-color:#D55E00}
-.invalid{background:#fde9e0;border-color:#D55E00;border-width:4px}.interrupted{background:#fff4db;border-color:#E69F00}
+.invalid{background:#fde9e0;border-color:#D55E00;border-width:4px}.interrupted,.incomplete{background:#fff4db;border-color:#E69F00}
 .warn{background:#fff4db;border:2px solid #E69F00;padding:10px 14px;border-radius:6px;margin:12px 0}
 .note{color:#444;font-style:italic}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}
@@ -221,9 +221,13 @@ fn header(h: &mut String, r: &RunReport) {
         RunStatus::Failed => "✘",
         RunStatus::Invalid => "⚠",
         RunStatus::Interrupted => "■",
+        RunStatus::Incomplete => "◔",
     };
     let extra = match r.status {
         RunStatus::Invalid => " — the numbers below do not measure the target",
+        RunStatus::Incomplete => {
+            " — the run did not finish; the numbers cover it up to its last interval"
+        }
         _ => "",
     };
     let _ = writeln!(
