@@ -111,6 +111,37 @@ impl Exporter for SummaryMarkdown {
                 writeln!(out, "| `{cause}` | {n} |")?;
             }
         }
+        if !r.segments.is_empty() {
+            writeln!(
+                out,
+                "\n## Segments\n\nThis run merges {} segment runs; each process's own figures:\n",
+                r.segments.len()
+            )?;
+            writeln!(out, "| segment | run id | status | started | late ms | duration s | peak VUs | turns ok | turns failed | client CPU ms | peak RSS MiB | lag p99 ms | saturated |")?;
+            writeln!(
+                out,
+                "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+            )?;
+            for s in &r.segments {
+                writeln!(
+                    out,
+                    "| {} | `{}` | {} | {} | {:.1} | {:.1} | {} | {} | {} | {:.0} | {:.1} | {} | {} |",
+                    s.index,
+                    s.run_id,
+                    s.status.as_str(),
+                    s.started_at,
+                    s.start_late_ms,
+                    s.duration_s,
+                    s.peak_vus,
+                    s.turns_ok,
+                    s.turns_failed,
+                    s.generator.cpu_ms_client,
+                    s.generator.max_rss_kib as f64 / 1024.0,
+                    ms(s.lag_p99_us as f64 / 1000.0),
+                    if s.saturated { "**yes**" } else { "no" }
+                )?;
+            }
+        }
         Ok(())
     }
 }

@@ -164,6 +164,7 @@ pub fn render(r: &RunReport) -> String {
     failures(&mut h, r);
     tags(&mut h, r);
     generator(&mut h, r);
+    segments(&mut h, r);
     context(&mut h, r);
     counters(&mut h, r);
     manifest(&mut h, r);
@@ -188,6 +189,7 @@ fn nav(h: &mut String, r: &RunReport) {
         ("failures", "Failures", true),
         ("tags", "Per scenario and step", !r.tags.is_empty()),
         ("generator", "Generator health", true),
+        ("segments", "Segments", !r.segments.is_empty()),
         ("context", "Context updates", r.context.is_some()),
         ("counters", "Counters", true),
         ("manifest", "Manifest", true),
@@ -679,6 +681,46 @@ fn generator(h: &mut String, r: &RunReport) {
     h.push_str("<table>");
     for (k, v) in rows {
         let _ = write!(h, "<tr><th>{k}</th><td>{v}</td></tr>");
+    }
+    h.push_str("</table>\n");
+}
+
+/// A merged run: each segment process's own figures.
+fn segments(h: &mut String, r: &RunReport) {
+    if r.segments.is_empty() {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<h2 id=\"segments\">Segments</h2><p class=\"note\">This run merges {} segment runs \
+         (histograms added exactly, counters summed); each process's own figures:</p>\
+         <table><tr><th class=\"n\">segment</th><th>run id</th><th>status</th><th>started</th>\
+         <th class=\"n\">late ms</th><th class=\"n\">duration s</th><th class=\"n\">peak VUs</th>\
+         <th class=\"n\">turns ok</th><th class=\"n\">turns failed</th><th class=\"n\">client CPU ms</th>\
+         <th class=\"n\">peak RSS MiB</th><th class=\"n\">lag p99 ms</th><th>saturated</th></tr>\n",
+        r.segments.len()
+    );
+    for s in &r.segments {
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"n\">{}</td><td><code>{}</code></td><td class=\"{}\">{}</td><td>{}</td>\
+             <td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{:.0}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            s.index,
+            esc(&s.run_id),
+            status_class(s.status),
+            s.status.as_str(),
+            esc(&s.started_at),
+            s.start_late_ms,
+            s.duration_s,
+            s.peak_vus,
+            s.turns_ok,
+            s.turns_failed,
+            s.generator.cpu_ms_client,
+            s.generator.max_rss_kib as f64 / 1024.0,
+            ms(s.lag_p99_us as f64 / 1000.0),
+            if s.saturated { "<b>yes</b>" } else { "no" }
+        );
     }
     h.push_str("</table>\n");
 }
