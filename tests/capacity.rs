@@ -54,7 +54,19 @@ fn the_knee_is_found_within_one_step_and_reproducibly() {
         assert!((12.0..=16.0).contains(&max), "{r}");
         assert!((13.0..=16.0).contains(&knee), "{r}");
         assert_eq!(r["generator_bound"], false);
-        assert!(r["steps"].as_array().unwrap().len() >= 4);
+        let steps = r["steps"].as_array().unwrap();
+        assert!(steps.len() >= 4);
+        // Sorted by load, the refinement step between its neighbours.
+        let loads: Vec<f64> = steps.iter().map(|s| s["load"].as_f64().unwrap()).collect();
+        assert!(loads.windows(2).all(|p| p[0] < p[1]), "{loads:?}");
+        for st in steps {
+            // The status says what the step showed against the SLO.
+            let want = if st["ok"] == true { "passed" } else { "breached" };
+            assert_eq!(st["status"], want, "{st}");
+            assert!(st["turns_per_sec"].as_f64().unwrap() > 0.0, "{st}");
+            // A chat-only scenario measures no context update: null, not 0.0.
+            assert!(st["context_update_p99_ms"].is_null(), "{st}");
+        }
         // Every step's percentiles come with a confidence interval around them.
         for st in r["steps"].as_array().unwrap() {
             for p in ["p50", "p99"] {
@@ -65,6 +77,10 @@ fn the_knee_is_found_within_one_step_and_reproducibly() {
             }
         }
     }
+    let md = std::fs::read_to_string(w.path("a/capacity.md")).unwrap();
+    assert!(!md.contains("```"), "capacity.md is a table, not a code block:\n{md}");
+    assert!(md.contains("| load.vus | status | turns/s |"), "{md}");
+    assert!(md.contains("| breached |"), "{md}");
     let html = std::fs::read_to_string(w.path("a/report.html")).unwrap();
     assert!(
         html.contains("<svg") && html.contains("maximum sustainable load"),

@@ -7,6 +7,14 @@
 //! messages, and its screenshot shows chart lines in the palette colours where
 //! a blank page shows none. Chromium is installed by `tests/setup/chromium.sh`
 //! (Debian package, needs root) when `/usr/bin/chromium` is missing.
+//!
+//! Every page finalping writes (passed run, failed run, sweep, capacity,
+//! merged run) is also opened with `tests/fixtures/page_check.js` appended to
+//! a copy: from the DOM it checks that no text overflows its box or leaves
+//! its chart or overlaps other chart text, that every chart has axis labels
+//! with units, tick labels and a legend, and that nothing was requested. A
+//! deliberately bad page shows the check catches each of these. Full-page
+//! screenshots go to `target/report-screenshots/` for a reviewer.
 
 mod common;
 
@@ -305,7 +313,6 @@ fn browser(profile: &Path) -> Command {
         "--hide-scrollbars",
         "--enable-logging=stderr",
         "--v=0",
-        "--window-size=1280,2000",
     ])
     .arg(format!("--user-data-dir={}", profile.display()));
     cmd
@@ -332,6 +339,7 @@ fn colour_counts(png: &Path, colours: &[&str]) -> serde_json::Value {
 fn screenshot(w: &Workdir, page: &Path, png: &Path) {
     let out = run(
         browser(&w.path("profile"))
+            .arg("--window-size=1280,4000")
             .arg(format!("--screenshot={}", png.display()))
             .arg(file_url(page)),
         "chromium --screenshot",
@@ -352,6 +360,7 @@ fn report_html_renders_charts_in_headless_chromium() {
     // The browser's own parse: SVG elements with polylines, no console errors.
     let out = run(
         browser(&w.path("profile"))
+            .arg("--window-size=1280,2000")
             .arg("--dump-dom")
             .arg(file_url(&page)),
         "chromium --dump-dom",
@@ -387,7 +396,7 @@ fn report_html_renders_charts_in_headless_chromium() {
     let report = colour_counts(&shot, &colours);
     let empty = colour_counts(&blank, &colours);
     assert_eq!(report["width"], 1280, "{report}");
-    assert_eq!(report["height"], 2000, "{report}");
+    assert_eq!(report["height"], 4000, "{report}");
     for c in colours {
         assert_eq!(empty["counts"][c], 0, "blank page has {c}: {empty}");
     }
@@ -399,4 +408,290 @@ fn report_html_renders_charts_in_headless_chromium() {
         report["distinct"].as_u64().unwrap_or(0) > 200,
         "a flat page: {report}"
     );
+}
+
+// ---- Every page in a real browser: boxes, charts, requests, screenshots ----
+
+/// A run that passes: chat turns and context updates, a latency threshold
+/// close enough to the data to be drawn on its chart.
+const PASSING: &str = r#"name: passing page
+load: { vus: 3, duration: 3s, ramp_up: 1s }
+steps:
+  - send: { name: greeting, text: hi, timeout: 5s }
+  - update_context: { scope: session, vars: { plan: gold } }
+  - think: 20ms..60ms
+  - send: { name: order, text: order, timeout: 5s }
+emulator: { delay: "uniform(40ms, 100ms)", outputs: 2 }
+metrics: { interval: 500ms }
+thresholds:
+  final_ping.p99: "< 300ms"
+  errors.rate: "< 10%"
+"#;
+
+/// Each page the tests render, made once: (name, report.html).
+struct Pages {
+    _w: Workdir,
+    pages: Vec<(&'static str, PathBuf)>,
+}
+
+fn finalping_ok(args: &[&str], codes: &[i32]) {
+    let out = run_finalping(args, Duration::from_secs(300));
+    assert!(
+        codes.contains(&out.status.code().unwrap_or(-1)),
+        "finalping {args:?}: {}",
+        text(&out)
+    );
+}
+
+fn pages() -> &'static Pages {
+    static PAGES: OnceLock<Pages> = OnceLock::new();
+    PAGES.get_or_init(|| {
+        let w = Workdir::new();
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        // Passed run.
+        let passing = w.file("passing.yaml", PASSING);
+        let passed = w.path("passed");
+        finalping_ok(&["run", &s(&passing), "--out", &s(&passed), "--quiet"], &[0]);
+        // Failed run (the `order` step never meets its expectation).
+        let failed = run_scenario(&w);
+        // Sweep: two codecs, one round each.
+        let sweep_s = w.file(
+            "sweep.yaml",
+            "name: sweep page\nmetrics: {interval: 200ms}\nload: {vus: 2, duration: 1500ms}\nsteps:\n  - send: {text: hi}\n  - update_context: {scope: session, vars: {a: \"value {{vu}}\", b: 12345}}\n  - think: 20ms\n",
+        );
+        let matrix = w.file("m.yaml", "runtime.codec: [msgpack, json]\n");
+        let sweep = w.path("sweep");
+        finalping_ok(
+            &[
+                "sweep",
+                &s(&sweep_s),
+                "--matrix",
+                &s(&matrix),
+                "--repeats",
+                "1",
+                "--out",
+                &s(&sweep),
+            ],
+            &[0],
+        );
+        // Capacity: the emulator degrades above 4 sessions; a refinement
+        // step runs after a higher one (the page sorts them).
+        let cap_s = w.file(
+            "cap.yaml",
+            "name: cap page\nload: {vus: 1, duration: 1s}\nsteps:\n  - send: {text: hi}\n  - think: 20ms\nemulator: {delay: 5ms, degrade: {above_sessions: 4, per_session: 20ms}}\n",
+        );
+        let capacity = w.path("capacity");
+        finalping_ok(
+            &[
+                "capacity",
+                &s(&cap_s),
+                "--slo",
+                "final_ping.p99 < 30ms",
+                "--start",
+                "2",
+                "--step",
+                "4",
+                "--max",
+                "10",
+                "--hold",
+                "1s",
+                "--refine",
+                "1",
+                "--self-check",
+                "warn",
+                "--out",
+                &s(&capacity),
+                "--quiet",
+            ],
+            &[0],
+        );
+        // Merged run: two segments one after the other, then merged.
+        let segs: Vec<PathBuf> = (0..2).map(|i| w.path(&format!("seg{i}"))).collect();
+        for (i, seg) in segs.iter().enumerate() {
+            finalping_ok(
+                &[
+                    "run",
+                    &s(&passing),
+                    "--segment",
+                    &format!("{i}/2"),
+                    "--run-id",
+                    "merged-page",
+                    "--out",
+                    &s(seg),
+                    "--quiet",
+                ],
+                &[0, 1],
+            );
+        }
+        let merged = w.path("merged");
+        finalping_ok(
+            &["merge", &s(&segs[0]), &s(&segs[1]), "--out", &s(&merged)],
+            &[0, 1],
+        );
+        Pages {
+            pages: vec![
+                ("run-passed", passed.join("report.html")),
+                ("run-failed", failed.join("report.html")),
+                ("sweep", sweep.join("report.html")),
+                ("capacity", capacity.join("report.html")),
+                ("merged", merged.join("report.html")),
+            ],
+            _w: w,
+        }
+    })
+}
+
+/// `page` with tests/fixtures/page_check.js appended, opened in headless
+/// Chromium: the JSON the script wrote, and the console log.
+fn check_page(w: &Workdir, page: &Path) -> serde_json::Value {
+    let html = std::fs::read_to_string(page).unwrap();
+    let script = std::fs::read_to_string(repo_path("tests/fixtures/page_check.js")).unwrap();
+    let checked = page.with_file_name("fp-check.html");
+    let body_end = html.rfind("</body>").unwrap_or(html.len());
+    let mut copy = html.clone();
+    copy.insert_str(body_end, &format!("<script>{script}</script>"));
+    std::fs::write(&checked, copy).unwrap();
+    let out = run(
+        browser(&w.path("profile"))
+            .arg("--window-size=1280,2000")
+            .arg("--dump-dom")
+            .arg(file_url(&checked)),
+        "chromium --dump-dom",
+        BROWSER_LIMIT,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let json = dom
+        .split("<pre id=\"fp-check\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap_or_else(|| {
+            panic!(
+                "the page check wrote nothing:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("page check JSON: {e}\n{json}"))
+}
+
+/// Everything wrong the check found: overflow, chart problems, requests.
+fn problems(check: &serde_json::Value) -> Vec<String> {
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap_or("?").to_string()).collect())
+            .unwrap_or_default()
+    };
+    let mut out = strings(&check["overflow"]);
+    for c in check["charts"].as_array().into_iter().flatten() {
+        for p in strings(&c["problems"]) {
+            out.push(format!("chart `{}`: {p}", c["title"].as_str().unwrap_or("?")));
+        }
+    }
+    out.extend(
+        strings(&check["requests"])
+            .into_iter()
+            .map(|r| format!("request: {r}")),
+    );
+    out
+}
+
+#[test]
+fn every_page_fits_its_boxes_labels_its_charts_and_requests_nothing() {
+    let w = Workdir::new();
+    let shots = repo_path("target/report-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut found = Vec::new();
+    for (name, page) in &pages().pages {
+        let check = check_page(&w, page);
+        let charts = check["charts"].as_array().map_or(0, Vec::len);
+        assert!(charts >= 2, "{name}: {charts} charts\n{check}");
+        found.extend(problems(&check).into_iter().map(|p| format!("{name}: {p}")));
+        // A full-length screenshot for a reviewer.
+        let height = check["height"].as_u64().unwrap_or(2000).clamp(600, 16_000);
+        let png = shots.join(format!("{name}.png"));
+        let out = run(
+            browser(&w.path("profile"))
+                .arg(format!("--window-size=1280,{height}"))
+                .arg(format!("--screenshot={}", png.display()))
+                .arg(file_url(page)),
+            "chromium --screenshot",
+            BROWSER_LIMIT,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(png.exists(), "{name}: no screenshot\n{}", text(&out));
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+/// The check itself finds what it looks for: a page with a table wider than
+/// the window, a chart whose text leaves it and overlaps, a chart without
+/// axis labels or legend, and an image from the network.
+#[test]
+fn the_page_check_catches_overflow_unlabelled_charts_and_requests() {
+    let w = Workdir::new();
+    let bad = w.file(
+        "bad.html",
+        r#"<!DOCTYPE html><html><body><main>
+<table><tr><td style="white-space:nowrap">AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA</td></tr></table>
+<svg viewBox="0 0 200 100" class="chart" style="max-width:200px"><title>bad chart</title>
+<text x="150" y="50" font-size="12">a label far too long for this chart</text>
+<text x="150" y="50" font-size="12">on top</text><polyline points="0,0 10,10"/></svg>
+<img src="http://127.0.0.1:9/x.png" alt="">
+</main></body></html>"#,
+    );
+    let check = check_page(&w, &bad);
+    let all = problems(&check).join("\n");
+    for expected in [
+        "past the window's right edge",
+        "text outside the chart",
+        "texts overlap",
+        "no x axis label with a unit",
+        "no y axis label with a unit",
+        "no legend",
+        "fewer than 2 axis tick labels",
+        "request: http://127.0.0.1:9/x.png",
+    ] {
+        assert!(all.contains(expected), "`{expected}` not caught:\n{all}");
+    }
+}
+
+#[test]
+fn pages_show_what_the_issue_asked_for() {
+    let p = &pages().pages;
+    let html = |name: &str| {
+        let path = &p.iter().find(|(n, _)| *n == name).unwrap().1;
+        std::fs::read_to_string(path).unwrap()
+    };
+    // Run page: every latency metric over time, the partial last interval
+    // left out, the threshold drawn, log spectrum, human units.
+    let passed = html("run-passed");
+    for m in ["final_ping", "first_output", "connect", "context_update"] {
+        assert!(
+            passed.contains(&format!("<title>{m} latency over time</title>")),
+            "no {m} chart"
+        );
+    }
+    assert!(passed.contains("is partial and not drawn"), "partial interval note");
+    assert!(passed.contains("class=\"limit\""), "final_ping.p99 limit line");
+    assert!(passed.contains("latency (ms, log scale)"), "log spectrum");
+    assert!(passed.contains(" KiB<") || passed.contains(" MiB<"), "bytes in KiB/MiB");
+    let failed = html("run-failed");
+    assert!(failed.contains("<title>Failures over time by cause</title>"));
+    assert!(failed.contains("limit errors.rate &lt; 10%"), "errors.rate limit");
+    // Sweep: ms, not µs; verdict colours in the legend.
+    let sweep = html("sweep");
+    assert!(!sweep.contains("µs"), "sweep charts in ms");
+    assert!(sweep.contains("vs first cell: baseline"));
+    // Capacity: latency against load with the SLO and the knee.
+    let cap = html("capacity");
+    assert!(cap.contains("<title>Latency against load</title>"));
+    assert!(cap.contains("<title>Throughput against load</title>"));
+    assert!(cap.contains("SLO final_ping.p99 &lt; 30ms"));
+    assert!(cap.contains("class=\"mark\""), "the knee");
+    // Merged run: the segment table.
+    assert!(html("merged").contains("<h2 id=\"segments\""));
 }

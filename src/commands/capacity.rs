@@ -5,10 +5,17 @@
 //! folder; the SLOs use the threshold syntax and are judged on each step's
 //! `summary.json`. Each step's percentiles get a 95 % confidence interval from
 //! `compare`'s bootstrap over the step's interval histograms.
+//!
+//! Reports (`capacity.json`, `capacity.md`, `report.html`) list the steps
+//! sorted by load, each with a status that says what happened
+//! (`passed` / `breached` / `invalid` / `saturated`), its throughput and its
+//! latencies; a metric the step did not measure is blank (`null` in JSON).
+//! The page draws latency against load with the SLO limits and the knee.
 
 use crate::cli::{CapacityArgs, SelfCheckMode};
 use crate::compare;
 use crate::error::{exit, CliError};
+use crate::report::html::svg::{self, Dash, Limit, LineChart, Mark, Series};
 use crate::report::RunReport;
 use crate::scenario;
 use crate::thresholds::{evaluate, Numbers, Outcome, Threshold, Thresholds};
@@ -19,13 +26,21 @@ use std::path::{Path, PathBuf};
 struct Step {
     load: f64,
     dir: String,
+    /// What the step shows: `passed` (every SLO met), `breached` (an SLO
+    /// failed), `invalid` (an SLO could not be judged, or the run itself is
+    /// invalid), `saturated` (the generator saturated, `--self-check strict`).
     status: String,
+    /// The status of the step's own run (`summary.json`).
+    run_status: String,
     /// SLO judged ok (and the generator not saturated).
     ok: bool,
     saturated: bool,
-    final_ping_p50_ms: f64,
-    final_ping_p99_ms: f64,
-    context_update_p99_ms: f64,
+    /// Turns completed per second of the step.
+    turns_per_sec: f64,
+    /// Percentiles in ms; `null` when the step has no sample of the metric.
+    final_ping_p50_ms: Option<f64>,
+    final_ping_p99_ms: Option<f64>,
+    context_update_p99_ms: Option<f64>,
     /// 95 % confidence intervals of the three percentiles above (bootstrap
     /// over the step's interval histograms); absent without samples.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,6 +65,9 @@ struct CapacityReport {
     /// The generator saturated before any SLO broke: the answer is "at least".
     generator_bound: bool,
     conclusion: String,
+    /// SLO limits in ms (metric, expression, limit), drawn on the chart.
+    #[serde(skip)]
+    limits: Vec<(String, String, f64)>,
 }
 
 pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
@@ -136,8 +154,14 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
         (None, Some(b), _) => format!("the first step ({b} {unit}) already breaks the SLOs (lower --start)"),
         (None, None, _) => "no step ran".to_string(),
     };
+    steps.sort_by(|a, b| a.load.total_cmp(&b.load));
+    let limits = slos
+        .iter()
+        .filter(|t| t.condition.unit == crate::thresholds::Unit::Ms && t.key.tags.is_empty())
+        .map(|t| (t.key.metric.clone(), t.expression(), t.condition.limit))
+        .collect();
     let report = CapacityReport {
-        schema_version: 1,
+        schema_version: 2,
         variable: variable.to_string(),
         slos: args.slos.clone(),
         steps,
@@ -145,6 +169,7 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
         knee: bad,
         generator_bound,
         conclusion,
+        limits,
     };
     write(&out, &report)?;
     print!("{}", table(&report));
@@ -241,8 +266,19 @@ impl Runner<'_> {
             summary
                 .metrics
                 .get(m)
+                .filter(|s| s.count > 0)
                 .and_then(|s| s.percentile(p))
-                .unwrap_or(0.0)
+        };
+        let invalid = summary.status == crate::verdict::RunStatus::Invalid
+            || results.iter().any(|r| r.outcome == Outcome::Invalid);
+        let status = if saturated {
+            "saturated"
+        } else if invalid {
+            "invalid"
+        } else if errors.is_empty() {
+            "passed"
+        } else {
+            "breached"
         };
         let run: Vec<compare::RunData> = compare::load_run(&dir).into_iter().collect();
         // One bootstrap per metric, for all of its percentiles at once.
@@ -260,9 +296,11 @@ impl Runner<'_> {
         Ok(Step {
             load,
             dir: dir.display().to_string(),
-            status: summary.status.as_str().to_string(),
-            ok: errors.is_empty(),
+            status: status.to_string(),
+            run_status: summary.status.as_str().to_string(),
+            ok: errors.is_empty() && !invalid,
             saturated,
+            turns_per_sec: summary.turns_per_sec(),
             final_ping_p50_ms: percentile("final_ping", 50.0),
             final_ping_p99_ms: percentile("final_ping", 99.0),
             context_update_p99_ms: percentile("context_update", 99.0),
@@ -274,110 +312,190 @@ impl Runner<'_> {
     }
 }
 
-/// `12.345 [12.100–13.000]`, the value alone without an interval, or `-` for
-/// a metric the step did not measure (no samples: 0 ms and no interval).
-fn with_ci(v: f64, ci: Option<[f64; 2]>) -> String {
-    match ci {
-        Some([lo, hi]) => format!("{v:.3} [{lo:.3}–{hi:.3}]"),
-        None if v == 0.0 => "-".to_string(),
-        None => format!("{v:.3}"),
+/// `12.345 [12.100–13.000]`, the value alone without an interval, or empty
+/// for a metric the step did not measure.
+fn with_ci(v: Option<f64>, ci: Option<[f64; 2]>) -> String {
+    match (v, ci) {
+        (Some(v), Some([lo, hi])) => format!("{v:.3} [{lo:.3}–{hi:.3}]"),
+        (Some(v), None) => format!("{v:.3}"),
+        (None, _) => String::new(),
     }
 }
 
-fn table(r: &CapacityReport) -> String {
-    let mut s = format!(
-        "\n{:>12} {:>10} {:>24} {:>24} {:>24}  {}\n",
-        r.variable, "status", "p50 ms [95% CI]", "p99 ms [95% CI]", "update p99 ms [95% CI]", "SLO"
-    );
-    for st in &r.steps {
-        s.push_str(&format!(
-            "{:>12} {:>10} {:>24} {:>24} {:>24}  {}\n",
-            st.load,
-            st.status,
-            with_ci(st.final_ping_p50_ms, st.final_ping_p50_ci_ms),
-            with_ci(st.final_ping_p99_ms, st.final_ping_p99_ci_ms),
-            with_ci(st.context_update_p99_ms, st.context_update_p99_ci_ms),
-            if st.saturated {
-                "generator saturated".to_string()
-            } else if st.ok {
-                "ok".to_string()
-            } else {
-                st.errors.join("; ")
-            }
-        ));
+/// What the SLO column says about a step.
+fn slo_text(st: &Step) -> String {
+    if st.saturated {
+        "generator saturated".to_string()
+    } else if st.errors.is_empty() {
+        "met".to_string()
+    } else {
+        st.errors.join("; ")
     }
-    s
 }
 
-fn write(out: &Path, r: &CapacityReport) -> Result<(), CliError> {
-    let json = serde_json::to_string_pretty(r).unwrap_or_default();
-    let md = format!(
-        "# finalping capacity\n\nSLOs: {}\n\n**{}**\n\n```\n{}```\n",
-        r.slos.join(" · "),
-        r.conclusion,
-        table(r)
-    );
-    let rows: Vec<Vec<String>> = r
-        .steps
+/// The table's cells per step (console, Markdown and HTML share them).
+fn rows(r: &CapacityReport) -> Vec<Vec<String>> {
+    r.steps
         .iter()
         .map(|st| {
             vec![
                 st.load.to_string(),
                 st.status.clone(),
+                format!("{:.1}", st.turns_per_sec),
                 with_ci(st.final_ping_p50_ms, st.final_ping_p50_ci_ms),
                 with_ci(st.final_ping_p99_ms, st.final_ping_p99_ci_ms),
                 with_ci(st.context_update_p99_ms, st.context_update_p99_ci_ms),
-                if st.saturated {
-                    "generator saturated".to_string()
-                } else if st.ok {
-                    "ok".to_string()
-                } else {
-                    st.errors.join("; ")
-                },
+                slo_text(st),
             ]
         })
-        .collect();
-    let us = |v: f64| (v * 1000.0).round() as u64;
-    let p99 = crate::report::PageChart {
-        title: "final_ping p99 per step (µs), error bars: 95 % CI".to_string(),
-        x_label: "µs".to_string(),
-        bars: r
-            .steps
-            .iter()
-            .map(|st| {
-                (
-                    format!("{} = {}", r.variable, st.load),
-                    us(st.final_ping_p99_ms),
-                )
-            })
-            .collect(),
-        ranges: r
-            .steps
-            .iter()
-            .map(|st| st.final_ping_p99_ci_ms.map(|[lo, hi]| (us(lo), us(hi))))
-            .collect(),
+        .collect()
+}
+
+fn header(r: &CapacityReport) -> [&str; 7] {
+    [
+        r.variable.as_str(),
+        "status",
+        "turns/s",
+        "final_ping p50 ms [95 % CI]",
+        "final_ping p99 ms [95 % CI]",
+        "context_update p99 ms [95 % CI]",
+        "SLO",
+    ]
+}
+
+fn table(r: &CapacityReport) -> String {
+    let rows = rows(r);
+    let head = header(r);
+    let width = |j: usize| {
+        rows.iter()
+            .map(|row| row[j].chars().count())
+            .chain([head[j].chars().count()])
+            .max()
+            .unwrap_or(0)
     };
+    let widths: Vec<usize> = (0..6).map(width).collect();
+    let line = |cells: &[&str]| {
+        let mut s = String::new();
+        for (j, c) in cells.iter().enumerate().take(6) {
+            let pad = widths[j].saturating_sub(c.chars().count());
+            s.push_str(&" ".repeat(pad));
+            s.push_str(c);
+            s.push_str("  ");
+        }
+        s.push_str(cells.get(6).copied().unwrap_or(""));
+        s.push('\n');
+        s
+    };
+    let mut s = String::from("\n");
+    s.push_str(&line(&head));
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        s.push_str(&line(&cells));
+    }
+    s
+}
+
+/// `capacity.md`: the conclusion and the steps as a Markdown table.
+fn markdown(r: &CapacityReport) -> String {
+    let mut md = format!(
+        "# finalping capacity\n\nSLOs: {}\n\n**{}**\n\nSteps sorted by load. Brackets: 95 % confidence intervals (bootstrap over the step's interval histograms); a blank cell: the step did not measure that metric.\n\n| {} |\n|---:|---|---:|---:|---:|---:|---|\n",
+        r.slos.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" · "),
+        r.conclusion,
+        header(r).join(" | ")
+    );
+    for row in rows(r) {
+        let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+        md.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    md
+}
+
+/// The latency-versus-load chart (p50/p99 with 95 % intervals, SLO limits,
+/// the knee) and the throughput-versus-load chart.
+fn charts(r: &CapacityReport) -> Vec<String> {
+    let unit = if r.variable == "load.vus" {
+        "VUs"
+    } else {
+        "conversations/s"
+    };
+    let x_label = format!("{} ({unit})", r.variable);
+    let line = |name: &str, color, dash, v: fn(&Step) -> Option<f64>, ci: fn(&Step) -> Option<[f64; 2]>| {
+        let mut s = Series::new(name, color, dash);
+        for st in &r.steps {
+            s.points.push(v(st).map(|y| (st.load, y)));
+            s.ranges.push(ci(st).map(|[lo, hi]| (lo, hi)));
+        }
+        s
+    };
+    let series = vec![
+        line("final_ping p50", svg::BLUE, Dash::Solid, |s| s.final_ping_p50_ms, |s| s.final_ping_p50_ci_ms),
+        line("final_ping p99", svg::VERMILLION, Dash::Dashed, |s| s.final_ping_p99_ms, |s| s.final_ping_p99_ci_ms),
+        line("context_update p99", svg::GREEN, Dash::Dotted, |s| s.context_update_p99_ms, |s| s.context_update_p99_ci_ms),
+    ];
+    let limits = r
+        .limits
+        .iter()
+        .filter(|(m, _, _)| m == "final_ping" || m == "context_update")
+        .map(|(_, e, v)| Limit {
+            name: format!("SLO {e}"),
+            value: *v,
+        })
+        .collect();
+    let marks = r
+        .knee
+        .map(|k| Mark {
+            name: format!("knee: the SLO breaks at {k} {unit}"),
+            x: k,
+        })
+        .into_iter()
+        .collect();
+    let latency = LineChart {
+        title: "Latency against load".into(),
+        x_label: x_label.clone(),
+        y_label: "latency (ms)".into(),
+        series,
+        x_min: Some(0.0),
+        limits,
+        marks,
+        ..LineChart::default()
+    };
+    let mut tput = Series::new("turns completed/s", svg::BLUE, Dash::Solid);
+    for st in &r.steps {
+        tput.points.push(Some((st.load, st.turns_per_sec)));
+    }
+    let throughput = LineChart {
+        title: "Throughput against load".into(),
+        x_label,
+        y_label: "turns per second".into(),
+        series: vec![tput],
+        x_min: Some(0.0),
+        ..LineChart::default()
+    };
+    [latency, throughput].iter().filter_map(LineChart::render).collect()
+}
+
+fn write(out: &Path, r: &CapacityReport) -> Result<(), CliError> {
+    let json = serde_json::to_string_pretty(r).unwrap_or_default();
+    let classes: Vec<Vec<&str>> = r
+        .steps
+        .iter()
+        .map(|st| vec!["", st.status.as_str()])
+        .collect();
     let html = crate::report::render_summary_page(
         "finalping capacity",
         &format!(
-            "{} — SLOs: {}. Brackets and error bars: 95 % confidence intervals (bootstrap over the step's interval histograms).",
+            "{} — SLOs: {}. Steps sorted by load. Brackets and whiskers: 95 % confidence intervals (bootstrap over the step's interval histograms); a blank cell: the step did not measure that metric.",
             r.conclusion,
             r.slos.join(" · ")
         ),
-        &[
-            r.variable.as_str(),
-            "status",
-            "final_ping p50 ms [95 % CI]",
-            "final_ping p99 ms [95 % CI]",
-            "context_update p99 ms [95 % CI]",
-            "SLO",
-        ],
-        &rows,
-        &[p99],
+        &header(r),
+        &rows(r),
+        &classes,
+        &charts(r),
     );
     for (name, text) in [
         ("capacity.json", json),
-        ("capacity.md", md),
+        ("capacity.md", markdown(r)),
         ("report.html", html),
     ] {
         std::fs::write(out.join(name), text)

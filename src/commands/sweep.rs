@@ -13,7 +13,8 @@ use crate::cli::SweepArgs;
 use crate::compare::{self, BootstrapSettings, CompareSettings, RunData, Verdict};
 use crate::error::{exit, CliError};
 use crate::metrics::Counter;
-use crate::report::{PageChart, RunReport};
+use crate::report::html::svg::{self, Bar, BarChart};
+use crate::report::RunReport;
 use crate::scenario;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -561,76 +562,139 @@ fn html(results: &[CellResult]) -> String {
             ]
         })
         .collect();
-    let bars = |title: String, unit: &str, f: &dyn Fn(&CellResult) -> Option<f64>| PageChart {
-        title,
-        x_label: unit.to_string(),
-        bars: results
-            .iter()
-            .filter_map(|c| Some((c.cell.clone(), f(c)?.round() as u64)))
-            .collect(),
-        ranges: Vec::new(),
+    let chart = |title: String, x_label: &str, decimals: usize, bars: Vec<Bar>, legend: bool| {
+        BarChart {
+            title,
+            x_label: x_label.to_string(),
+            bars,
+            legend: if legend {
+                VERDICT_COLOURS
+                    .iter()
+                    .map(|(v, c)| (format!("vs first cell: {v}"), *c))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            decimals,
+            ..BarChart::default()
+        }
+        .render()
     };
-    let us = |v: f64| (v * 1000.0).round() as u64;
     let mut charts = Vec::new();
     for metric in ["final_ping", "context_update"] {
         for p99 in [false, true] {
-            let with: Vec<(&CellResult, &LatencyCi)> = results
+            let bars: Vec<Bar> = results
                 .iter()
-                .filter_map(|c| Some((c, c.latency_ci.get(metric)?)))
+                .filter_map(|c| {
+                    let l = c.latency_ci.get(metric)?;
+                    let (v, [lo, hi]) = if p99 {
+                        (l.p99_ms, l.p99_ci_ms)
+                    } else {
+                        (l.p50_ms, l.p50_ci_ms)
+                    };
+                    let mut b = Bar::new(c.cell.clone(), v, verdict_colour(c, metric));
+                    b.range = Some((lo, hi));
+                    Some(b)
+                })
                 .collect();
-            if with.is_empty() {
+            if bars.is_empty() {
                 continue;
             }
-            let pick = |l: &LatencyCi| {
-                if p99 {
-                    (l.p99_ms, l.p99_ci_ms)
-                } else {
-                    (l.p50_ms, l.p50_ci_ms)
-                }
-            };
-            charts.push(PageChart {
-                title: format!(
-                    "{metric} {} per cell (µs), error bars: 95 % CI",
-                    if p99 { "p99" } else { "p50" }
-                ),
-                x_label: "µs".to_string(),
-                bars: with
-                    .iter()
-                    .map(|(c, l)| (c.cell.clone(), us(pick(l).0)))
-                    .collect(),
-                ranges: with
-                    .iter()
-                    .map(|(_, l)| {
-                        let [lo, hi] = pick(l).1;
-                        Some((us(lo), us(hi)))
-                    })
-                    .collect(),
-            });
+            let stat = if p99 { "p99" } else { "p50" };
+            charts.extend(chart(
+                format!("{metric} {stat} per cell"),
+                &format!("{metric} {stat} (ms)"),
+                3,
+                bars,
+                true,
+            ));
         }
     }
-    let b = bars(
-        "bytes on the wire per operation".to_string(),
-        "bytes",
-        &|c| c.bytes_per_update.or(c.bytes_per_turn),
-    );
-    if !b.bars.is_empty() {
-        charts.push(b);
+    let bytes: Vec<Bar> = results
+        .iter()
+        .filter_map(|c| {
+            let v = c.bytes_per_update.or(c.bytes_per_turn)?;
+            Some(Bar::new(c.cell.clone(), v, svg::BLUE))
+        })
+        .collect();
+    if !bytes.is_empty() {
+        charts.extend(chart(
+            "Bytes on the wire per operation".to_string(),
+            "bytes per turn or update (B)",
+            0,
+            bytes,
+            false,
+        ));
     }
-    charts.push(bars(
-        "client CPU per operation (µs, embedded emulator left out)".to_string(),
-        "µs",
-        &|c| Some(c.cpu_ms_per_op * 1000.0),
+    charts.extend(chart(
+        "Client CPU per operation (embedded emulator left out)".to_string(),
+        "CPU time per operation (ms)",
+        4,
+        results
+            .iter()
+            .map(|c| Bar::new(c.cell.clone(), c.cpu_ms_per_op, svg::BLUE))
+            .collect(),
+        false,
     ));
+    let classes: Vec<Vec<&str>> = results
+        .iter()
+        .map(|c| {
+            let mut v = vec![""; 10];
+            v.push(verdict_class(c));
+            v
+        })
+        .collect();
     crate::report::render_summary_page(
         "finalping sweep",
         &format!(
-            "{} Verdicts against the first cell from the same bootstrap (5 % tolerance).",
+            "{} Verdicts against the first cell from the same bootstrap (5 % tolerance); bar colours show each cell's verdict for that metric.",
             ci_method()
         ),
         &header,
         &rows,
+        &classes,
         &charts,
     )
+}
+
+/// Bar colours by verdict against the first cell (Okabe–Ito).
+const VERDICT_COLOURS: [(&str, &str); 5] = [
+    ("baseline", svg::GREY),
+    ("better", svg::GREEN),
+    ("same", svg::BLUE),
+    ("worse", svg::VERMILLION),
+    ("insufficient", svg::ORANGE),
+];
+
+/// A cell's verdict for `metric` against the first cell (`baseline` for the
+/// first cell itself).
+fn verdict_of<'a>(c: &'a CellResult, metric: &str) -> &'a str {
+    if c.versus_first.is_empty() {
+        return "baseline";
+    }
+    c.versus_first
+        .get(metric)
+        .map_or("insufficient", String::as_str)
+}
+
+fn verdict_colour(c: &CellResult, metric: &str) -> &'static str {
+    let v = verdict_of(c, metric);
+    VERDICT_COLOURS
+        .iter()
+        .find(|(name, _)| *name == v)
+        .map_or(svg::ORANGE, |(_, colour)| colour)
+}
+
+/// The table class of a cell's overall verdict: worse if any metric is.
+fn verdict_class(c: &CellResult) -> &'static str {
+    let any = |v: &str| c.versus_first.values().any(|x| x == v);
+    if any(Verdict::Worse.as_str()) {
+        "worse"
+    } else if any(Verdict::Better.as_str()) {
+        "better"
+    } else {
+        ""
+    }
 }
 
 fn fmt_opt(v: Option<f64>) -> String {

@@ -49,9 +49,72 @@ pub(super) struct ContextSide {
     conn: Option<Open<RuntimeConnection>>,
     /// The version the VU believes its session's context has.
     pub version: u64,
-    /// Version written by the last successful update and when it was sent;
-    /// cleared by the first bot output that shows it (`context_visible`).
-    pub pending_visible: Option<(u64, Instant)>,
+    /// The last successful update until a bot output shows its version
+    /// (`context_visible`).
+    pub pending_visible: Option<AwaitVisible>,
+}
+
+/// An acknowledged update waiting to show in a bot output. `context_visible`
+/// runs from the acknowledgement — or, when the VU thinks first, from the
+/// send of the first turn after it (think time is the script's, not the
+/// system's) — to the first output of a turn sent after the acknowledgement
+/// that shows the version. Turns sent after the acknowledgement whose outputs
+/// show an older version are stale (`context_stale_turns`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct AwaitVisible {
+    pub version: u64,
+    pub acked_at: Instant,
+    /// Where the measurement starts: set by the first turn after the ack.
+    since: Option<Instant>,
+}
+
+/// What one turn showed of an awaited update.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Seen {
+    /// Shown: `context_visible` is this long.
+    Visible(Duration),
+    /// Answered with an older version.
+    Stale,
+    /// Nothing to say (no version in its outputs, or sent before the ack).
+    Nothing,
+}
+
+impl AwaitVisible {
+    pub fn new(version: u64, acked_at: Instant) -> AwaitVisible {
+        AwaitVisible {
+            version,
+            acked_at,
+            since: None,
+        }
+    }
+
+    /// Books a turn that went out at `sent_at` with `outputs` as
+    /// (arrival, context version).
+    pub fn observe(
+        &mut self,
+        sent_at: Instant,
+        outputs: impl Iterator<Item = (Instant, Option<u64>)>,
+    ) -> Seen {
+        if sent_at < self.acked_at {
+            return Seen::Nothing;
+        }
+        let since = *self.since.get_or_insert(sent_at.max(self.acked_at));
+        let mut stale = false;
+        for (at, version) in outputs {
+            match version {
+                Some(v) if v >= self.version => {
+                    return Seen::Visible(at.saturating_duration_since(since));
+                }
+                Some(_) => stale = true,
+                None => {}
+            }
+        }
+        if stale {
+            Seen::Stale
+        } else {
+            Seen::Nothing
+        }
+    }
 }
 
 /// One logical update being driven through its conflict retries.
@@ -202,7 +265,8 @@ impl ContextSide {
         match &result.outcome {
             UpdateOutcome::Updated { version, previous } => {
                 self.version = self.version.max(*version);
-                self.pending_visible = Some((*version, result.sent_at));
+                let acked_at = result.replied_at.unwrap_or(result.sent_at);
+                self.pending_visible = Some(AwaitVisible::new(*version, acked_at));
                 let records = audit(true, previous, None);
                 w.add(Counter::AuditRecords, records);
                 if step.expect == UpdateExpect::Ok {
@@ -536,5 +600,27 @@ fn warn_once(plan: &RuntimePlan, message: &str) {
         .insert(message.to_string());
     if first {
         tracing::warn!("{message}");
+    }
+}
+
+#[cfg(test)]
+mod visible_tests {
+    use super::*;
+
+    #[test]
+    fn context_visible_starts_at_the_first_turn_after_the_ack() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut w = AwaitVisible::new(3, at(10));
+        // A turn sent before the acknowledgement does not count, whatever it shows.
+        assert_eq!(w.observe(at(5), [(at(20), Some(2))].into_iter()), Seen::Nothing);
+        // Think time 10 → 1000 ms is not measured: the first turn after the
+        // ack starts it; it answers with the old version: stale.
+        assert_eq!(w.observe(at(1000), [(at(1040), Some(2))].into_iter()), Seen::Stale);
+        // The next turn shows it: from the first turn's send, 1000 → 1530 ms.
+        assert_eq!(
+            w.observe(at(1500), [(at(1510), None), (at(1530), Some(3))].into_iter()),
+            Seen::Visible(Duration::from_millis(530))
+        );
     }
 }

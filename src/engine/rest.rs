@@ -4,7 +4,7 @@
 //! with audit records like the WebSocket path). Uses the clients in
 //! `protocol::rest`; one client each per run, shared by all VUs.
 
-use super::context::render_context;
+use super::context::{render_context, AwaitVisible, Seen};
 use super::vu::expectation_failure;
 use crate::audit::AuditHandle;
 use crate::metrics::{Counter, Metric, Recorder, TagId};
@@ -74,12 +74,10 @@ pub(super) async fn turn(
             w.record_tagged(Metric::FinalPingIntended, tags, took + lag);
         }
     }
-    if let Some((seen, at)) = visibility.observe(&turn) {
-        w.record_tagged(
-            Metric::ContextVisible,
-            tags,
-            at.saturating_duration_since(seen),
-        );
+    match visibility.observe(&turn) {
+        Seen::Visible(took) => w.record_tagged(Metric::ContextVisible, tags, took),
+        Seen::Stale => w.add_tagged(Counter::ContextStaleTurns, tags, 1),
+        Seen::Nothing => {}
     }
     match &rest.outcome {
         RestOutcome::Ok => match expectation_failure(&turn, send, ctx) {
@@ -128,33 +126,35 @@ fn as_turn(rest: &RestTurn) -> Turn {
 
 /// `context_visible` for injects: the inject API answers with the context but
 /// no version, so an inject is visible once an output shows a version above
-/// the highest one seen before it.
+/// the highest one seen before it (measured as for runtime updates, see
+/// [`AwaitVisible`]).
 #[derive(Default)]
 pub(super) struct Visibility {
     highest_seen: u64,
-    pending: Option<(u64, Instant)>,
+    pending: Option<AwaitVisible>,
 }
 
 impl Visibility {
-    /// Books the outputs of a turn; returns (inject sent at, output at) when one became visible.
-    fn observe(&mut self, turn: &Turn) -> Option<(Instant, Instant)> {
-        let mut hit = None;
-        for o in &turn.outputs {
-            if let Some(v) = o.context_version {
-                if let Some((want, sent)) = self.pending {
-                    if v >= want && hit.is_none() {
-                        hit = Some((sent, o.at));
-                        self.pending = None;
-                    }
-                }
-                self.highest_seen = self.highest_seen.max(v);
+    /// Books the outputs of a turn.
+    fn observe(&mut self, turn: &Turn) -> Seen {
+        let mut seen = Seen::Nothing;
+        if let Some(awaited) = self.pending.as_mut() {
+            seen = awaited.observe(
+                turn.sent_at,
+                turn.outputs.iter().map(|o| (o.at, o.context_version)),
+            );
+            if matches!(seen, Seen::Visible(_)) {
+                self.pending = None;
             }
         }
-        hit
+        for v in turn.outputs.iter().filter_map(|o| o.context_version) {
+            self.highest_seen = self.highest_seen.max(v);
+        }
+        seen
     }
 
-    fn injected(&mut self, sent_at: Instant) {
-        self.pending = Some((self.highest_seen + 1, sent_at));
+    fn injected(&mut self, acked_at: Instant) {
+        self.pending = Some(AwaitVisible::new(self.highest_seen + 1, acked_at));
     }
 }
 
@@ -228,7 +228,7 @@ pub(super) async fn inject(
             w.add(Counter::AuditRecords, n as u64);
         }
         if ok {
-            visibility.injected(r.sent_at);
+            visibility.injected(r.finished_at.unwrap_or(r.sent_at));
         }
         match (&r.outcome, expected) {
             (_, true) => w.add_tagged(Counter::UpdatesOk, tags, 1),

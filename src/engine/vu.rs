@@ -609,27 +609,25 @@ async fn keep_chat_alive<T>(
     (work.await, Some(lost))
 }
 
-/// `context_visible`: the first output showing the version of the last update.
+/// `context_visible` and stale turns of the last acknowledged update (see
+/// [`super::context::AwaitVisible`]).
 fn record_visibility(
     w: &mut ShardWriter<'_>,
     turn: &Turn,
     tags: &[TagId],
-    pending: &mut Option<(u64, Instant)>,
+    pending: &mut Option<super::context::AwaitVisible>,
 ) {
-    let Some((version, sent_at)) = *pending else {
+    let Some(awaited) = pending.as_mut() else {
         return;
     };
-    let seen = turn
-        .outputs
-        .iter()
-        .find(|o| o.context_version.is_some_and(|v| v >= version));
-    if let Some(output) = seen {
-        w.record_tagged(
-            Metric::ContextVisible,
-            tags,
-            output.at.saturating_duration_since(sent_at),
-        );
-        *pending = None;
+    let outputs = turn.outputs.iter().map(|o| (o.at, o.context_version));
+    match awaited.observe(turn.sent_at, outputs) {
+        super::context::Seen::Visible(took) => {
+            w.record_tagged(Metric::ContextVisible, tags, took);
+            *pending = None;
+        }
+        super::context::Seen::Stale => w.add_tagged(Counter::ContextStaleTurns, tags, 1),
+        super::context::Seen::Nothing => {}
     }
 }
 

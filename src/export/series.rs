@@ -156,6 +156,7 @@ fn counter_series(c: Counter) -> (&'static str, Option<Label>) {
         C::RuntimeBytesReceived => ("finalping_received_bytes", l("socket", "runtime")),
         C::AuditRecords => ("finalping_audit_records", None),
         C::Dropped => ("finalping_dropped", None),
+        C::ContextStaleTurns => ("finalping_context_stale_turns", None),
     }
 }
 
@@ -187,6 +188,9 @@ fn counter_help(family: &str) -> &'static str {
         "finalping_protocol_errors" => "Frames that broke the runtime protocol.",
         "finalping_audit_records" => "Audit records written.",
         "finalping_dropped" => "Arrivals dropped (backlog full or still waiting at the end).",
+        "finalping_context_stale_turns" => {
+            "Turns after an acknowledged context update that still showed an older version."
+        }
         _ => "finalping counter.",
     }
 }

@@ -130,10 +130,13 @@ pub enum Counter {
     RuntimeBytesReceived,
     AuditRecords,
     Dropped,
+    /// Turns sent after an update was acknowledged whose outputs still showed
+    /// an older context version.
+    ContextStaleTurns,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 40] = [
+    pub const ALL: [Counter; 41] = [
         Counter::TurnsSent,
         Counter::TurnsOk,
         Counter::TurnsTimeout,
@@ -174,6 +177,7 @@ impl Counter {
         Counter::RuntimeBytesReceived,
         Counter::AuditRecords,
         Counter::Dropped,
+        Counter::ContextStaleTurns,
     ];
 
     pub fn name(self) -> &'static str {
@@ -218,6 +222,7 @@ impl Counter {
             Counter::RuntimeBytesReceived => "runtime_bytes_received",
             Counter::AuditRecords => "audit_records",
             Counter::Dropped => "dropped",
+            Counter::ContextStaleTurns => "context_stale_turns",
         }
     }
 

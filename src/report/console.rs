@@ -1,4 +1,7 @@
-//! The final table printed to the terminal after a run.
+//! The final table printed to the terminal after a run: latency with mean
+//! and p95 (metrics with samples only), per-tag rows, turn accounting,
+//! failures, generator health and thresholds. Columns size to their widest
+//! cell, so long tags keep them aligned.
 
 use super::{ms, RunReport};
 use crate::metrics::Counter;
@@ -17,52 +20,58 @@ pub fn final_table(r: &RunReport) -> String {
         r.peak_vus,
         r.turns_per_sec()
     );
-    let _ = writeln!(
-        s,
-        "{:<20} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "metric (ms)", "count", "min", "p50", "p90", "p99", "p99.9", "max"
-    );
     // Metrics the run did not produce (e.g. context metrics in a chat-only run) are left out.
+    let mut rows = vec![[
+        "metric (ms)", "count", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max",
+    ]
+    .map(String::from)
+    .to_vec()];
     for (name, m) in r.metrics.iter().filter(|(_, m)| m.count > 0) {
-        let _ = writeln!(
-            s,
-            "{:<20} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            name,
-            m.count,
-            ms(m.min_ms),
-            ms(m.p50_ms),
-            ms(m.p90_ms),
-            ms(m.p99_ms),
-            ms(m.p99_9_ms),
-            ms(m.max_ms)
+        let mut row = vec![name.clone(), m.count.to_string()];
+        row.extend(
+            [
+                m.min_ms, m.mean_ms, m.p50_ms, m.p90_ms, m.p95_ms, m.p99_ms, m.p99_9_ms, m.max_ms,
+            ]
+            .map(ms),
         );
+        rows.push(row);
     }
+    s.push_str(&columns(&rows));
     // Per scenario / named step, when there is more than the one scenario.
     if r.tags.len() > 1 {
-        let _ = writeln!(
-            s,
-            "{:<40} {:>8} {:>8} {:>12} {:>12} {:>12}",
-            "tag", "ok", "failed", "final_ping p50", "p99", "update p99"
-        );
+        let mut rows = vec![[
+            "tag",
+            "ok",
+            "failed",
+            "final_ping p50",
+            "p95",
+            "p99",
+            "update p99",
+        ]
+        .map(String::from)
+        .to_vec()];
         for (tag, t) in &r.tags {
             let ok = t.counters.get("turns_ok").copied().unwrap_or(0)
                 + t.counters.get("updates_ok").copied().unwrap_or(0);
             let sent = t.counters.get("turns_sent").copied().unwrap_or(0)
                 + t.counters.get("updates_sent").copied().unwrap_or(0);
             let p = |m: &str, f: fn(&crate::metrics::MetricSummary) -> f64| {
-                t.metrics.get(m).map_or("-".to_string(), |x| ms(f(x)))
+                t.metrics
+                    .get(m)
+                    .filter(|x| x.count > 0)
+                    .map_or("-".to_string(), |x| ms(f(x)))
             };
-            let _ = writeln!(
-                s,
-                "{:<40} {:>8} {:>8} {:>12} {:>12} {:>12}",
-                tag,
-                ok,
-                sent.saturating_sub(ok),
+            rows.push(vec![
+                tag.clone(),
+                ok.to_string(),
+                sent.saturating_sub(ok).to_string(),
                 p("final_ping", |x| x.p50_ms),
+                p("final_ping", |x| x.p95_ms),
                 p("final_ping", |x| x.p99_ms),
-                p("context_update", |x| x.p99_ms)
-            );
+                p("context_update", |x| x.p99_ms),
+            ]);
         }
+        s.push_str(&columns(&rows));
     }
     let c = |k: Counter| r.counter(k);
     let _ = writeln!(
@@ -180,6 +189,40 @@ pub fn final_table(r: &RunReport) -> String {
         }
     }
     let _ = writeln!(s, "{}", r.status_reason);
+    s
+}
+
+/// Rows as aligned columns, each as wide as its widest cell (so long tags
+/// never push the numbers out of line): the first column left-aligned, the
+/// others right-aligned.
+fn columns(rows: &[Vec<String>]) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|j| {
+            rows.iter()
+                .filter_map(|r| r.get(j))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut s = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (j, cell) in row.iter().enumerate() {
+            let pad = " ".repeat(widths[j].saturating_sub(cell.chars().count()));
+            if j == 0 {
+                line.push_str(cell);
+                line.push_str(&pad);
+            } else {
+                line.push_str("  ");
+                line.push_str(&pad);
+                line.push_str(cell);
+            }
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
     s
 }
 

@@ -1,5 +1,7 @@
 //! `percentiles.csv`: one row per metric — count, min, mean, p50 … p99.9, max in
-//! milliseconds with microsecond precision.
+//! milliseconds with microsecond precision. Every metric has its row (a
+//! stable shape for scripts); a metric without samples has count 0 and blank
+//! statistics, never a `0.000` that reads like a measurement.
 
 use super::{ms, Exporter, RunReport};
 use std::io::Write;
@@ -27,18 +29,19 @@ impl Exporter for PercentilesCsv {
             "max_ms",
         ])?;
         for (name, m) in &report.metrics {
+            let stat = |v: f64| if m.count > 0 { ms(v) } else { String::new() };
             w.write_record([
                 name.clone(),
                 m.count.to_string(),
-                ms(m.min_ms),
-                ms(m.mean_ms),
-                ms(m.p50_ms),
-                ms(m.p90_ms),
-                ms(m.p95_ms),
-                ms(m.p99_ms),
-                ms(m.p99_9_ms),
-                ms(m.p99_99_ms),
-                ms(m.max_ms),
+                stat(m.min_ms),
+                stat(m.mean_ms),
+                stat(m.p50_ms),
+                stat(m.p90_ms),
+                stat(m.p95_ms),
+                stat(m.p99_ms),
+                stat(m.p99_9_ms),
+                stat(m.p99_99_ms),
+                stat(m.max_ms),
             ])?;
         }
         w.flush()?;

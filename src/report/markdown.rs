@@ -1,6 +1,10 @@
 //! `summary.md`: a human summary suitable for a CI job summary or a PR comment.
+//! Order: status, thresholds (as written), latency (metrics with samples
+//! only), per scenario and step, failures by cause, segments, then the
+//! counters that are not zero (in human units, exact value beside them) and
+//! the names of those that are.
 
-use super::{ms, Exporter, RunReport};
+use super::{human_count, ms, Exporter, RunReport};
 use crate::thresholds::Outcome;
 use std::io::Write;
 
@@ -64,7 +68,7 @@ impl Exporter for SummaryMarkdown {
             "| metric | count | min | mean | p50 | p90 | p95 | p99 | p99.9 | max |"
         )?;
         writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
-        for (name, m) in &r.metrics {
+        for (name, m) in r.metrics.iter().filter(|(_, m)| m.count > 0) {
             writeln!(
                 out,
                 "| `{name}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -98,11 +102,6 @@ impl Exporter for SummaryMarkdown {
                     )?;
                 }
             }
-        }
-        writeln!(out, "\n## Counters\n")?;
-        writeln!(out, "| counter | value |\n|---|---:|")?;
-        for (name, v) in &r.counters {
-            writeln!(out, "| `{name}` | {v} |")?;
         }
         if !r.errors.is_empty() {
             writeln!(out, "\n## Failures by cause\n")?;
@@ -141,6 +140,18 @@ impl Exporter for SummaryMarkdown {
                     if s.saturated { "**yes**" } else { "no" }
                 )?;
             }
+        }
+        writeln!(out, "\n## Counters\n")?;
+        let (nonzero, zero): (Vec<_>, Vec<_>) = r.counters.iter().partition(|(_, v)| **v > 0);
+        if !nonzero.is_empty() {
+            writeln!(out, "| counter | value | exact |\n|---|---:|---:|")?;
+            for (name, v) in &nonzero {
+                writeln!(out, "| `{name}` | {} | {v} |", human_count(name, **v))?;
+            }
+        }
+        if !zero.is_empty() {
+            let names: Vec<String> = zero.iter().map(|(n, _)| format!("`{n}`")).collect();
+            writeln!(out, "\nZero: {}", names.join(", "))?;
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ mod console;
 mod csv_percentiles;
 mod histograms;
 mod hlog;
-mod html;
+pub mod html;
 mod json;
 mod junit;
 mod live_files;
@@ -22,7 +22,7 @@ pub use histograms::{
     HISTOGRAMS_VERSION,
 };
 pub use hlog::{hlog_file_name, write_hlog, write_hlogs};
-pub use html::{render as render_html, render_summary_page, PageChart, HTML_FILE};
+pub use html::{render as render_html, render_summary_page, HTML_FILE};
 pub use junit::{write_junit, JunitCase, JunitSuite, JUNIT_FILE};
 pub use live_files::LiveFiles;
 pub use manifest::{
@@ -367,4 +367,38 @@ pub fn write_started(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, Rep
 /// Milliseconds with microsecond precision, as every text format prints them.
 pub(crate) fn ms(v: f64) -> String {
     format!("{v:.3}")
+}
+
+/// A counter for people: bytes counters in KiB/MiB/GiB, other counts from
+/// 10 000 on in k/M (`1442621` bytes → `1.38 MiB`, `25300` → `25.3 k`).
+pub(crate) fn human_count(name: &str, v: u64) -> String {
+    let f = v as f64;
+    if name.contains("bytes") {
+        return match v {
+            0..=1023 => format!("{v} B"),
+            1024..=1_048_575 => format!("{:.1} KiB", f / 1024.0),
+            1_048_576..=1_073_741_823 => format!("{:.2} MiB", f / 1_048_576.0),
+            _ => format!("{:.2} GiB", f / 1_073_741_824.0),
+        };
+    }
+    match v {
+        0..=9_999 => v.to_string(),
+        10_000..=999_999 => format!("{:.1} k", f / 1e3),
+        _ => format!("{:.2} M", f / 1e6),
+    }
+}
+
+#[cfg(test)]
+mod human_tests {
+    use super::human_count;
+
+    #[test]
+    fn counters_in_human_units() {
+        assert_eq!(human_count("bytes_received", 1_442_621), "1.38 MiB");
+        assert_eq!(human_count("bytes_sent", 2048), "2.0 KiB");
+        assert_eq!(human_count("bytes_sent", 12), "12 B");
+        assert_eq!(human_count("turns_ok", 9_999), "9999");
+        assert_eq!(human_count("turns_ok", 25_300), "25.3 k");
+        assert_eq!(human_count("outputs", 3_400_000), "3.40 M");
+    }
 }

@@ -18,6 +18,7 @@ mod fields;
 pub mod model;
 pub mod template;
 pub mod think;
+mod ordered;
 
 pub use error::{Diagnostic, ScenarioError};
 pub use feeder::{
@@ -48,37 +49,17 @@ pub fn load_with_settings(
         std::fs::read_to_string(path).map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;
     let origin = format!("{} (with --set)", path.display());
     let options = crate::protocol::runtime::normalize::yaml_options();
-    let mut doc: serde_json::Value = serde_saphyr::from_str_with_options(&text, options)
+    // In written order: the thresholds are judged and reported in it.
+    let mut doc: ordered::Node = serde_saphyr::from_str_with_options(&text, options)
         .map_err(|e| ScenarioError::from_yaml(&e, &text, &origin))?;
     for (key, value) in settings {
-        let parsed: serde_json::Value = serde_saphyr::from_str(value)
-            .unwrap_or_else(|_| serde_json::Value::String(value.clone()));
-        set_path(&mut doc, key, parsed);
+        let parsed: ordered::Node = serde_saphyr::from_str(value)
+            .unwrap_or_else(|_| ordered::Node::Leaf(serde_json::Value::String(value.clone())));
+        doc.set_path(key, parsed);
     }
     let rewritten = serde_saphyr::to_string(&doc).unwrap_or(text);
     let base_dir = path.parent().unwrap_or(Path::new(""));
     load_str_in(&rewritten, &origin, base_dir)
-}
-
-/// Sets `a.b.c` in a YAML/JSON document, creating maps on the way.
-fn set_path(doc: &mut serde_json::Value, path: &str, value: serde_json::Value) {
-    let mut node = doc;
-    let mut parts = path.split('.').peekable();
-    while let Some(part) = parts.next() {
-        if !node.is_object() {
-            *node = serde_json::Value::Object(serde_json::Map::new());
-        }
-        let Some(map) = node.as_object_mut() else {
-            return;
-        };
-        if parts.peek().is_none() {
-            map.insert(part.to_string(), value);
-            return;
-        }
-        node = map
-            .entry(part.to_string())
-            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-    }
 }
 
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {

@@ -255,39 +255,39 @@ fn measure(t: &Threshold, summary: Numbers, quantile: Option<QuantileFn>) -> Res
     }
 }
 
-/// `(failed operations, operations)` over turns, updates, gets, connects and
-/// conversations the open model had to drop.
+/// The counters `errors` counts as failed operations (turns, updates, gets,
+/// connects and conversations the open model had to drop).
+pub const ERROR_COUNTERS: [&str; 13] = [
+    "turns_timeout",
+    "turns_error",
+    "turns_disconnected",
+    "turns_interrupted",
+    "updates_rejected",
+    "updates_invalid",
+    "updates_timeout",
+    "updates_disconnected",
+    "updates_interrupted",
+    "gets_failed",
+    "connect_errors",
+    "runtime_connect_errors",
+    "dropped",
+];
+
+/// The counters `errors.rate` divides by (operations attempted).
+pub const ATTEMPT_COUNTERS: [&str; 7] = [
+    "turns_sent",
+    "updates_sent",
+    "gets_ok",
+    "gets_failed",
+    "connect_errors",
+    "runtime_connect_errors",
+    "dropped",
+];
+
+/// `(failed operations, operations)`: see [`ERROR_COUNTERS`], [`ATTEMPT_COUNTERS`].
 fn errors(counter: &dyn Fn(&str) -> f64) -> (f64, f64) {
-    let failed: f64 = [
-        "turns_timeout",
-        "turns_error",
-        "turns_disconnected",
-        "turns_interrupted",
-        "updates_rejected",
-        "updates_invalid",
-        "updates_timeout",
-        "updates_disconnected",
-        "updates_interrupted",
-        "gets_failed",
-        "connect_errors",
-        "runtime_connect_errors",
-        "dropped",
-    ]
-    .iter()
-    .map(|c| counter(c))
-    .sum();
-    let attempts: f64 = [
-        "turns_sent",
-        "updates_sent",
-        "gets_ok",
-        "gets_failed",
-        "connect_errors",
-        "runtime_connect_errors",
-        "dropped",
-    ]
-    .iter()
-    .map(|c| counter(c))
-    .sum();
+    let failed: f64 = ERROR_COUNTERS.iter().map(|c| counter(c)).sum();
+    let attempts: f64 = ATTEMPT_COUNTERS.iter().map(|c| counter(c)).sum();
     (failed, attempts)
 }
 

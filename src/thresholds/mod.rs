@@ -10,7 +10,10 @@
 mod evaluate;
 mod parse;
 
-pub use evaluate::{evaluate, fmt, Numbers, Outcome, QuantileFn, ThresholdResult, AGGREGATES};
+pub use evaluate::{
+    evaluate, fmt, ATTEMPT_COUNTERS, ERROR_COUNTERS, Numbers, Outcome, QuantileFn, ThresholdResult,
+    AGGREGATES,
+};
 pub use parse::{Condition, Op, Statistic, Threshold, ThresholdKey, Thresholds, Unit};
 
 use crate::metrics::{Counter, Metric, MetricSummary, Snapshot};

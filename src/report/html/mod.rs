@@ -1,22 +1,25 @@
 //! `report.html`: one self-contained page per run — no network, no
 //! JavaScript — with inline SVG charts made from the run's [`Timeline`]
-//! (latency over time, throughput and active VUs, generator health, the
-//! percentile spectrum of the merged histograms) and tables made from the
-//! [`RunReport`] (status, thresholds, latency, failures by cause, tags,
-//! context updates, counters, manifest). Every text taken from the run is
+//! (every latency metric over time as small multiples with its threshold
+//! limits, throughput and active VUs, failures over time by cause, generator
+//! health, the percentile spectrum of the merged histograms on log axes) and
+//! tables made from the [`RunReport`] (status, thresholds, latency, failures
+//! by cause, tags, context updates, counters in human units, manifest). A
+//! last interval shorter than the others is left out of the time charts (its
+//! few samples would draw a spike) and the page says so. Every text taken from the run is
 //! HTML-escaped. Without a timeline (a report regenerated from
 //! `summary.json`) the page says the time charts need the original run and
 //! shows the rest. It only formats numbers the report already holds.
 
-mod svg;
+pub mod svg;
 
-use super::{ms, Exporter, RunReport};
+use super::{human_count, ms, Exporter, RunReport};
 use crate::metrics::{Counter, Metric, Timeline};
-use crate::thresholds::Outcome;
+use crate::thresholds::{Outcome, ThresholdResult, Unit, ATTEMPT_COUNTERS, ERROR_COUNTERS};
 use crate::verdict::RunStatus;
 use std::fmt::Write as _;
 use std::io::Write;
-use svg::{BarChart, Dash, LineChart, Series};
+use svg::{Bar, BarChart, Dash, Limit, LineChart, Series};
 
 /// File name inside the run folder.
 pub const HTML_FILE: &str = "report.html";
@@ -62,8 +65,11 @@ h1{font-size:1.5rem;margin:.2em 0}h2{font-size:1.2rem;margin:1.6em 0 .5em;border
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 12px;min-width:120px}
 .card .v{font-size:1.3rem;font-weight:600}.card .k{font-size:.85rem;color:#444}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
-.chart{width:100%;height:auto;background:#fff;border:1px solid #ddd;border-radius:6px}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px;align-items:start}
+.wide{display:grid;grid-template-columns:1fr;gap:12px}
+.chart{display:block;width:100%;height:auto;background:#fff;border:1px solid #ddd;border-radius:6px}
+figure{margin:12px 0}
+td.passed{background:#e6f4ee}td.breached,td.worse{background:#fde9e0}td.invalid{background:#fde9e0;font-weight:600}td.better{background:#e6f4ee}td.saturated{background:#fff4db}
 table{border-collapse:collapse;background:#fff;margin:6px 0;font-size:.92rem}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 th{background:#f0f0f0}tr.fail td{background:#fde9e0}tr.invalid td{background:#fde9e0;font-weight:600}
@@ -72,63 +78,52 @@ pre{background:#fff;border:1px solid #ddd;padding:10px;overflow:auto;font-size:.
 nav{margin:8px 0;font-size:.95rem}details{margin:8px 0}summary{cursor:pointer;font-weight:600}
 ";
 
-/// A bar chart of a summary page: labelled values, optionally with a range
-/// (e.g. a confidence interval) per bar, drawn as an error bar.
-#[derive(Debug, Clone, Default)]
-pub struct PageChart {
-    pub title: String,
-    /// The value axis label (the unit).
-    pub x_label: String,
-    pub bars: Vec<(String, u64)>,
-    /// Per bar, same order; empty = no error bars.
-    pub ranges: Vec<Option<(u64, u64)>>,
-}
-
 /// A page of its own (sweep, capacity): a title, an intro line, an HTML table
-/// and bar charts of labelled values (e.g. p99 in µs per cell), same style as
+/// (`cell_classes` gives a CSS class per cell, e.g. a verdict colour; may be
+/// shorter than `rows`) and charts already rendered by [`svg`], same style as
 /// the run page, self-contained.
 pub fn render_summary_page(
     title: &str,
     intro: &str,
     header: &[&str],
     rows: &[Vec<String>],
-    charts: &[PageChart],
+    cell_classes: &[Vec<&str>],
+    charts: &[String],
 ) -> String {
     let mut h = String::with_capacity(16 * 1024);
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>finalping · {}</title><style>{STYLE}</style></head><body><main>\n<h1>{}</h1><p>{}</p>\n<table><thead><tr>",
+         <title>finalping · {}</title><style>{STYLE}</style></head><body><main>\n<h1>{}</h1><p>{}</p>\n",
         esc(title),
         esc(title),
         esc(intro)
     );
+    h.push_str("<div class=\"charts\">\n");
+    for svg in charts {
+        let _ = writeln!(h, "<figure>{svg}</figure>");
+    }
+    h.push_str("</div>\n<table><thead><tr>");
     for c in header {
         let _ = write!(h, "<th>{}</th>", esc(c));
     }
     h.push_str("</tr></thead><tbody>\n");
-    for row in rows {
+    for (i, row) in rows.iter().enumerate() {
         h.push_str("<tr>");
-        for cell in row {
-            let _ = write!(h, "<td>{}</td>", esc(cell));
+        for (j, cell) in row.iter().enumerate() {
+            match cell_classes.get(i).and_then(|c| c.get(j)).filter(|c| !c.is_empty()) {
+                Some(class) => {
+                    let _ = write!(h, "<td class=\"{class}\">{}</td>", esc(cell));
+                }
+                None => {
+                    let _ = write!(h, "<td>{}</td>", esc(cell));
+                }
+            }
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</tbody></table>\n");
-    for c in charts {
-        let chart = svg::BarChart {
-            title: c.title.clone(),
-            x_label: c.x_label.clone(),
-            bars: c.bars.clone(),
-            color: "#0072B2",
-            ranges: c.ranges.clone(),
-        };
-        if let Some(svg) = chart.render() {
-            let _ = writeln!(h, "<figure>{svg}</figure>");
-        }
-    }
-    h.push_str("</main></body></html>\n");
+    h.push_str("</tbody></table>\n</main></body></html>\n");
     h
 }
 
@@ -306,11 +301,37 @@ fn t_end(t: &Timeline) -> impl Iterator<Item = f64> + '_ {
     t.intervals().iter().map(|i| i.end().as_secs_f64())
 }
 
-fn latency_over_time(t: &Timeline, metric: Metric) -> Option<String> {
+/// An interval as long as the others (the last one of a run is usually
+/// shorter: its few samples or a few ms of rate would draw a spike).
+fn complete(t: &Timeline, i: &crate::metrics::Interval) -> bool {
+    i.length().as_secs_f64() >= t.interval().as_secs_f64() * 0.9
+}
+
+/// The intervals drawn over time: every complete one.
+fn drawn(t: &Timeline) -> impl Iterator<Item = (&crate::metrics::Interval, f64)> + '_ {
+    t.intervals()
+        .iter()
+        .zip(t_end(t))
+        .filter(move |(i, _)| complete(t, i))
+}
+
+/// Threshold limits on `metric` (whole run, in ms) as lines for its charts.
+fn latency_limits(r: &RunReport, metric: &str) -> Vec<Limit> {
+    r.thresholds
+        .iter()
+        .filter(|t| t.metric == metric && t.unit == Unit::Ms)
+        .map(|t| Limit {
+            name: format!("limit {}", t.threshold),
+            value: t.limit,
+        })
+        .collect()
+}
+
+fn latency_over_time(r: &RunReport, t: &Timeline, metric: Metric) -> Option<String> {
     let mut p50 = Series::new("p50", svg::BLUE, Dash::Solid);
     let mut p90 = Series::new("p90", svg::ORANGE, Dash::Dashed);
     let mut p99 = Series::new("p99", svg::VERMILLION, Dash::Dotted);
-    for (i, x) in t.intervals().iter().zip(t_end(t)) {
+    for (i, x) in drawn(t) {
         let s = i.stats(metric);
         let at = |f: fn(&crate::metrics::IntervalStats) -> u64| {
             s.as_ref().map(|s| (x, f(s) as f64 / 1000.0))
@@ -321,11 +342,12 @@ fn latency_over_time(t: &Timeline, metric: Metric) -> Option<String> {
     }
     LineChart {
         title: format!("{} latency over time", metric.name()),
-        x_label: "seconds since start".into(),
+        x_label: "time since start (s)".into(),
         y_label: "latency (ms)".into(),
         series: vec![p50, p90, p99],
-        x_ticks: None,
         x_min: Some(0.0),
+        limits: latency_limits(r, metric.name()),
+        ..LineChart::default()
     }
     .render()
 }
@@ -339,34 +361,56 @@ fn per_second(count: u64, i: &crate::metrics::Interval) -> f64 {
     }
 }
 
+/// A counter of an interval by its name (0 for a name that is not one).
+fn interval_counter(i: &crate::metrics::Interval, name: &str) -> u64 {
+    Counter::ALL
+        .iter()
+        .find(|c| c.name() == name)
+        .map_or(0, |c| i.counter(*c))
+}
+
+const LINE_STYLES: [(&str, Dash); 6] = [
+    (svg::VERMILLION, Dash::Solid),
+    (svg::ORANGE, Dash::Dashed),
+    (svg::PURPLE, Dash::Dotted),
+    (svg::BLUE, Dash::Dashed),
+    (svg::GREEN, Dash::Dotted),
+    (svg::BLACK, Dash::Solid),
+];
+
 fn time_charts(h: &mut String, r: &RunReport, t: &Timeline) {
-    h.push_str("<h2 id=\"over-time\">Latency over time</h2><div class=\"charts\">\n");
+    h.push_str("<h2 id=\"over-time\">Latency over time</h2>\n");
+    if let Some(last) = t.intervals().last().filter(|i| !complete(t, i)) {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">Per interval of {} s. The last interval ({:.2} s long, ending at {:.1} s) is partial and not drawn; its samples are in every table and in the spectrum.</p>",
+            t.interval().as_secs_f64(),
+            last.length().as_secs_f64(),
+            last.end().as_secs_f64()
+        );
+    }
+    h.push_str("<div class=\"charts\">\n");
     let mut any = false;
-    for m in [Metric::FinalPing, Metric::ContextUpdate] {
-        if let Some(svg) = latency_over_time(t, m) {
+    for m in t.metrics_with_samples() {
+        if let Some(svg) = latency_over_time(r, t, m) {
             h.push_str(&svg);
             h.push('\n');
             any = true;
         }
     }
     if !any {
-        h.push_str("<p class=\"note\">No turn or context update completed in any interval.</p>");
+        h.push_str("<p class=\"note\">No latency sample in any complete interval.</p>");
     }
-    h.push_str(
-        "</div>\n<h2 id=\"throughput\">Throughput and active VUs</h2><div class=\"charts\">\n",
-    );
+    h.push_str("</div>\n<h2 id=\"throughput\">Throughput and active VUs</h2><div class=\"wide\">\n");
     let mut done = Series::new("turns completed/s", svg::BLUE, Dash::Solid);
     let mut failed = Series::new("turns failed/s", svg::VERMILLION, Dash::Dashed);
     let mut upd = Series::new("updates completed/s", svg::GREEN, Dash::Dotted);
     let mut vus = Series::new("active VUs", svg::PURPLE, Dash::Solid);
     let has_updates = r.counter(Counter::UpdatesSent) > 0;
-    let nominal = t.interval().as_secs_f64();
     for (i, x) in t.intervals().iter().zip(t_end(t)) {
         vus.points.push(Some((x, i.gauges().active_vus as f64)));
-        // A last partial interval of a few ms would turn into a rate spike.
-        if i.length().as_secs_f64() < nominal / 2.0 {
-            continue;
-        }
+    }
+    for (i, x) in drawn(t) {
         done.points
             .push(Some((x, per_second(i.counter(Counter::TurnsOk), i))));
         failed
@@ -382,19 +426,21 @@ fn time_charts(h: &mut String, r: &RunReport, t: &Timeline) {
     let charts = [
         LineChart {
             title: "Throughput per interval".into(),
-            x_label: "seconds since start".into(),
-            y_label: "per second".into(),
+            x_label: "time since start (s)".into(),
+            y_label: "operations per second".into(),
             series,
-            x_ticks: None,
             x_min: Some(0.0),
+            width: svg::FULL_W,
+            ..LineChart::default()
         },
         LineChart {
             title: "Active VUs".into(),
-            x_label: "seconds since start".into(),
-            y_label: "VUs".into(),
+            x_label: "time since start (s)".into(),
+            y_label: "VUs (count)".into(),
             series: vec![vus],
-            x_ticks: None,
             x_min: Some(0.0),
+            width: svg::FULL_W,
+            ..LineChart::default()
         },
     ];
     for c in charts {
@@ -403,26 +449,88 @@ fn time_charts(h: &mut String, r: &RunReport, t: &Timeline) {
             h.push('\n');
         }
     }
+    failures_over_time(h, r, t);
     h.push_str("</div>\n");
-    spectrum(h, t);
+    spectrum(h, r, t);
+}
+
+/// Failed operations per complete interval, one line per failure counter
+/// that is not zero in the run, as % of the operations attempted in the
+/// interval (the definition of `errors.rate`, whose limits are drawn).
+fn failures_over_time(h: &mut String, r: &RunReport, t: &Timeline) {
+    let causes: Vec<&str> = ERROR_COUNTERS
+        .iter()
+        .copied()
+        .filter(|c| r.counters.get(*c).copied().unwrap_or(0) > 0)
+        .collect();
+    if causes.is_empty() {
+        return;
+    }
+    let mut series: Vec<Series> = causes
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let (color, dash) = LINE_STYLES[k % LINE_STYLES.len()];
+            Series::new(*c, color, dash)
+        })
+        .collect();
+    for (i, x) in drawn(t) {
+        let attempts: u64 = ATTEMPT_COUNTERS
+            .iter()
+            .map(|c| interval_counter(i, c))
+            .sum();
+        for (s, c) in series.iter_mut().zip(&causes) {
+            let pct = (attempts > 0)
+                .then(|| (x, 100.0 * interval_counter(i, c) as f64 / attempts as f64));
+            s.points.push(pct);
+        }
+    }
+    let limits = r
+        .thresholds
+        .iter()
+        .filter(|t| t.metric == "errors" && t.unit == Unit::Percent)
+        .map(|t: &ThresholdResult| Limit {
+            name: format!("limit {}", t.threshold),
+            value: t.limit,
+        })
+        .collect();
+    let chart = LineChart {
+        title: "Failures over time by cause".into(),
+        x_label: "time since start (s)".into(),
+        y_label: "% of operations attempted".into(),
+        series,
+        x_min: Some(0.0),
+        limits,
+        width: svg::FULL_W,
+        ..LineChart::default()
+    };
+    if let Some(svg) = chart.render() {
+        h.push_str(&svg);
+        h.push('\n');
+    }
 }
 
 /// Quantile positions for the spectrum: x = log10(1 / (1 - q)), 0 … 4 (99.99 %).
 const SPECTRUM_MAX_X: f64 = 4.0;
 const SPECTRUM_STEPS: usize = 160;
 
-fn spectrum(h: &mut String, t: &Timeline) {
-    h.push_str("<h2 id=\"spectrum\">Percentile spectrum</h2><div class=\"charts\">\n");
-    let colors = [
-        (Metric::FinalPing, svg::BLUE, Dash::Solid),
-        (Metric::FirstOutput, svg::ORANGE, Dash::Dashed),
-        (Metric::ContextUpdate, svg::GREEN, Dash::Solid),
-        (Metric::Connect, svg::PURPLE, Dash::Dotted),
-    ];
+fn spectrum(h: &mut String, r: &RunReport, t: &Timeline) {
+    h.push_str("<h2 id=\"spectrum\">Percentile spectrum</h2><div class=\"wide\">\n");
     let mut series = Vec::new();
     let mut errors = Vec::new();
-    for (m, color, dash) in colors {
-        match t.merged(m) {
+    let mut limits = Vec::new();
+    let metrics = t.metrics_with_samples();
+    for (k, m) in metrics.iter().enumerate() {
+        let (color, dash) = [
+            (svg::BLUE, Dash::Solid),
+            (svg::ORANGE, Dash::Dashed),
+            (svg::GREEN, Dash::Solid),
+            (svg::PURPLE, Dash::Dotted),
+            (svg::VERMILLION, Dash::Dashed),
+            (svg::SKY, Dash::Solid),
+            (svg::BLACK, Dash::Dotted),
+        ][k % 7];
+        match t.merged(*m) {
             Ok(hist) if !hist.is_empty() => {
                 let mut s = Series::new(m.name(), color, dash);
                 // Beyond 1 − 1/count the percentiles are all the maximum.
@@ -438,6 +546,7 @@ fn spectrum(h: &mut String, t: &Timeline) {
                 }
                 s.points.push(Some((max_x, hist.max() as f64 / 1000.0)));
                 series.push(s);
+                limits.extend(latency_limits(r, m.name()));
             }
             Ok(_) => {}
             Err(e) => errors.push(e.to_string()),
@@ -451,10 +560,13 @@ fn spectrum(h: &mut String, t: &Timeline) {
     let chart = LineChart {
         title: "Latency by percentile (all intervals merged)".into(),
         x_label: "percentile (log scale: each step is ten times rarer)".into(),
-        y_label: "latency (ms)".into(),
+        y_label: "latency (ms, log scale)".into(),
         series,
         x_ticks: Some(ticks),
-        x_min: None,
+        y_log: true,
+        limits,
+        width: svg::FULL_W,
+        ..LineChart::default()
     };
     match chart.render() {
         Some(svg) => h.push_str(&svg),
@@ -499,27 +611,27 @@ fn generator_charts(h: &mut String, r: &RunReport, t: &Timeline) {
     let charts = [
         LineChart {
             title: "Generator CPU".into(),
-            x_label: "seconds since start".into(),
-            y_label: "% of one core".into(),
+            x_label: "time since start (s)".into(),
+            y_label: "CPU (% of one core)".into(),
             series: cpu_series,
-            x_ticks: None,
             x_min: Some(0.0),
+            ..LineChart::default()
         },
         LineChart {
             title: "Scheduler lag p99".into(),
-            x_label: "seconds since start".into(),
+            x_label: "time since start (s)".into(),
             y_label: "lag (ms)".into(),
             series: lag_series,
-            x_ticks: None,
             x_min: Some(0.0),
+            ..LineChart::default()
         },
         LineChart {
             title: "Generator memory".into(),
-            x_label: "seconds since start".into(),
+            x_label: "time since start (s)".into(),
             y_label: "resident (MiB)".into(),
             series: vec![rss],
-            x_ticks: None,
             x_min: Some(0.0),
+            ..LineChart::default()
         },
     ];
     for c in charts {
@@ -565,23 +677,26 @@ fn latency_table(h: &mut String, r: &RunReport) {
 
 fn failures(h: &mut String, r: &RunReport) {
     h.push_str("<h2 id=\"failures\">Failures by cause</h2>\n");
-    let mut bars: Vec<(String, u64)> = r
+    let mut bars: Vec<Bar> = r
         .errors
         .iter()
         .filter(|(_, n)| **n > 0)
-        .map(|(c, n)| (c.clone(), *n))
+        .map(|(c, n)| Bar::new(c.clone(), *n as f64, svg::VERMILLION))
         .collect();
     if bars.is_empty() {
         h.push_str("<p>No failures.</p>\n");
         return;
     }
-    bars.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    bars.sort_by(|a, b| {
+        b.value
+            .total_cmp(&a.value)
+            .then_with(|| a.label.cmp(&b.label))
+    });
     let chart = BarChart {
         title: "Failures by cause".into(),
-        x_label: "count".into(),
+        x_label: "failures (count)".into(),
         bars,
-        color: svg::VERMILLION,
-        ranges: Vec::new(),
+        ..BarChart::default()
     };
     if let Some(svg) = chart.render() {
         let _ = writeln!(h, "<div class=\"charts\">{svg}</div>");
@@ -789,8 +904,9 @@ fn counters(h: &mut String, r: &RunReport) {
     for (name, v) in &nonzero {
         let _ = writeln!(
             h,
-            "<tr><td><code>{}</code></td><td class=\"n\">{v}</td></tr>",
-            esc(name)
+            "<tr><td><code>{}</code></td><td class=\"n\" title=\"{v}\">{}</td></tr>",
+            esc(name),
+            human_count(name, **v)
         );
     }
     h.push_str("</table>\n");
