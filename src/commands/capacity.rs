@@ -466,7 +466,7 @@ fn charts(r: &CapacityReport) -> Vec<String> {
     let throughput = LineChart {
         title: "Throughput against load".into(),
         x_label,
-        y_label: "turns per second".into(),
+        y_label: "throughput (turns/s)".into(),
         series: vec![tput],
         x_min: Some(0.0),
         ..LineChart::default()
@@ -479,7 +479,12 @@ fn write(out: &Path, r: &CapacityReport) -> Result<(), CliError> {
     let classes: Vec<Vec<&str>> = r
         .steps
         .iter()
-        .map(|st| vec!["", st.status.as_str()])
+        .map(|st| match st.status.as_str() {
+            "passed" => vec!["", "v-passed"],
+            "breached" => vec!["", "v-breached"],
+            "invalid" => vec!["", "v-invalid"],
+            _ => vec!["", "v-saturated"],
+        })
         .collect();
     let html = crate::report::render_summary_page(
         "finalping capacity",

@@ -57,6 +57,8 @@ struct CellResult {
     bytes_per_update: Option<f64>,
     /// Verdict per metric against the first cell (from `compare`).
     versus_first: BTreeMap<String, String>,
+    /// Verdict per metric and percentile (`final_ping p99`) against the first cell.
+    versus_first_percentiles: BTreeMap<String, String>,
 }
 
 /// A cell's p50 and p99 over all its rounds, with 95 % confidence intervals.
@@ -353,10 +355,20 @@ fn summarize(cells: &[Cell], data: &[Vec<RunData>], pairs: &[PairVerdict]) -> Ve
                 &[Counter::RuntimeBytesSent, Counter::RuntimeBytesReceived],
                 Counter::UpdatesSent,
             );
-            let versus_first = pairs
-                .iter()
-                .filter(|p| p.baseline == first && p.current == cell.name)
+            let against_first = || {
+                pairs
+                    .iter()
+                    .filter(|p| p.baseline == first && p.current == cell.name)
+            };
+            let versus_first = against_first()
                 .map(|p| (p.metric.clone(), p.verdict.clone()))
+                .collect();
+            let versus_first_percentiles = against_first()
+                .flat_map(|p| {
+                    p.percentiles
+                        .iter()
+                        .map(|(q, v)| (format!("{} {q}", p.metric), v.clone()))
+                })
                 .collect();
             CellResult {
                 cell: cell.name.clone(),
@@ -373,6 +385,7 @@ fn summarize(cells: &[Cell], data: &[Vec<RunData>], pairs: &[PairVerdict]) -> Ve
                 bytes_per_turn,
                 bytes_per_update,
                 versus_first,
+                versus_first_percentiles,
             }
         })
         .collect()
@@ -385,6 +398,8 @@ struct PairVerdict {
     current: String,
     metric: String,
     verdict: String,
+    /// The verdict per percentile (`p50`, `p99`).
+    percentiles: BTreeMap<String, String>,
 }
 
 /// Every pair of cells (i < j): cell i's rounds as baselines, cell j's last round
@@ -409,6 +424,11 @@ fn pair_verdicts(cells: &[Cell], data: &[Vec<RunData>]) -> Vec<PairVerdict> {
                 out.push(PairVerdict {
                     baseline: base_cell.name.clone(),
                     current: cur_cell.name.clone(),
+                    percentiles: m
+                        .percentiles
+                        .iter()
+                        .map(|p| (format!("p{}", p.percentile), p.verdict.as_str().to_string()))
+                        .collect(),
                     metric: m.metric,
                     verdict: m.verdict.as_str().to_string(),
                 });
@@ -548,7 +568,7 @@ fn html(results: &[CellResult]) -> String {
         .iter()
         .map(|c| {
             vec![
-                c.cell.clone(),
+                c.cell.replace(',', ", "),
                 c.rounds.to_string(),
                 fmt_ci(c, "final_ping", false, 3),
                 fmt_ci(c, "final_ping", true, 3),
@@ -570,7 +590,7 @@ fn html(results: &[CellResult]) -> String {
             legend: if legend {
                 VERDICT_COLOURS
                     .iter()
-                    .map(|(v, c)| (format!("vs first cell: {v}"), *c))
+                    .map(|(v, c)| (v.to_string(), *c))
                     .collect()
             } else {
                 Vec::new()
@@ -592,7 +612,9 @@ fn html(results: &[CellResult]) -> String {
                     } else {
                         (l.p50_ms, l.p50_ci_ms)
                     };
-                    let mut b = Bar::new(c.cell.clone(), v, verdict_colour(c, metric));
+                    let stat = if p99 { "p99" } else { "p50" };
+                    let colour = verdict_colour(c, &format!("{metric} {stat}"));
+                    let mut b = Bar::new(c.cell.clone(), v, colour);
                     b.range = Some((lo, hi));
                     Some(b)
                 })
@@ -659,29 +681,29 @@ fn html(results: &[CellResult]) -> String {
 
 /// Bar colours by verdict against the first cell (Okabe–Ito).
 const VERDICT_COLOURS: [(&str, &str); 5] = [
-    ("baseline", svg::GREY),
+    ("baseline (first cell)", svg::GREY),
     ("better", svg::GREEN),
     ("same", svg::BLUE),
     ("worse", svg::VERMILLION),
     ("insufficient", svg::ORANGE),
 ];
 
-/// A cell's verdict for `metric` against the first cell (`baseline` for the
-/// first cell itself).
-fn verdict_of<'a>(c: &'a CellResult, metric: &str) -> &'a str {
+/// A cell's verdict for `key` (`final_ping p99`) against the first cell
+/// (`baseline` for the first cell itself).
+fn verdict_of<'a>(c: &'a CellResult, key: &str) -> &'a str {
     if c.versus_first.is_empty() {
         return "baseline";
     }
-    c.versus_first
-        .get(metric)
+    c.versus_first_percentiles
+        .get(key)
         .map_or("insufficient", String::as_str)
 }
 
-fn verdict_colour(c: &CellResult, metric: &str) -> &'static str {
-    let v = verdict_of(c, metric);
+fn verdict_colour(c: &CellResult, key: &str) -> &'static str {
+    let v = verdict_of(c, key);
     VERDICT_COLOURS
         .iter()
-        .find(|(name, _)| *name == v)
+        .find(|(name, _)| name.split(' ').next() == Some(v))
         .map_or(svg::ORANGE, |(_, colour)| colour)
 }
 
@@ -689,9 +711,9 @@ fn verdict_colour(c: &CellResult, metric: &str) -> &'static str {
 fn verdict_class(c: &CellResult) -> &'static str {
     let any = |v: &str| c.versus_first.values().any(|x| x == v);
     if any(Verdict::Worse.as_str()) {
-        "worse"
+        "v-worse"
     } else if any(Verdict::Better.as_str()) {
-        "better"
+        "v-better"
     } else {
         ""
     }

@@ -67,11 +67,12 @@ h1{font-size:1.5rem;margin:.2em 0}h2{font-size:1.2rem;margin:1.6em 0 .5em;border
 .card .v{font-size:1.3rem;font-weight:600}.card .k{font-size:.85rem;color:#444}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px;align-items:start}
 .wide{display:grid;grid-template-columns:1fr;gap:12px}
-.chart{display:block;width:100%;height:auto;background:#fff;border:1px solid #ddd;border-radius:6px}
+.chart{display:block;box-sizing:border-box;width:100%;height:auto;background:#fff;border:1px solid #ddd;border-radius:6px}
 figure{margin:12px 0}
-td.passed{background:#e6f4ee}td.breached,td.worse{background:#fde9e0}td.invalid{background:#fde9e0;font-weight:600}td.better{background:#e6f4ee}td.saturated{background:#fff4db}
+td.v-passed,td.v-better{background:#e6f4ee}td.v-breached,td.v-worse{background:#fde9e0}td.v-invalid{background:#fde9e0;font-weight:600}td.v-saturated{background:#fff4db}
 table{border-collapse:collapse;background:#fff;margin:6px 0;font-size:.92rem}
-th,td{border:1px solid #ddd;padding:4px 8px;text-align:left}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;overflow-wrap:break-word}
+table.summary{font-size:.85rem}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 th{background:#f0f0f0}tr.fail td{background:#fde9e0}tr.invalid td{background:#fde9e0;font-weight:600}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}
 pre{background:#fff;border:1px solid #ddd;padding:10px;overflow:auto;font-size:.85rem}
@@ -79,7 +80,8 @@ nav{margin:8px 0;font-size:.95rem}details{margin:8px 0}summary{cursor:pointer;fo
 ";
 
 /// A page of its own (sweep, capacity): a title, an intro line, an HTML table
-/// (`cell_classes` gives a CSS class per cell, e.g. a verdict colour; may be
+/// (`cell_classes` gives a CSS class per cell — `v-passed`, `v-breached`,
+/// `v-invalid`, `v-saturated`, `v-better`, `v-worse` colour it; may be
 /// shorter than `rows`) and charts already rendered by [`svg`], same style as
 /// the run page, self-contained.
 pub fn render_summary_page(
@@ -104,7 +106,7 @@ pub fn render_summary_page(
     for svg in charts {
         let _ = writeln!(h, "<figure>{svg}</figure>");
     }
-    h.push_str("</div>\n<table><thead><tr>");
+    h.push_str("</div>\n<table class=\"summary\"><thead><tr>");
     for c in header {
         let _ = write!(h, "<th>{}</th>", esc(c));
     }
@@ -427,7 +429,7 @@ fn time_charts(h: &mut String, r: &RunReport, t: &Timeline) {
         LineChart {
             title: "Throughput per interval".into(),
             x_label: "time since start (s)".into(),
-            y_label: "operations per second".into(),
+            y_label: "throughput (operations/s)".into(),
             series,
             x_min: Some(0.0),
             width: svg::FULL_W,
@@ -497,7 +499,7 @@ fn failures_over_time(h: &mut String, r: &RunReport, t: &Timeline) {
     let chart = LineChart {
         title: "Failures over time by cause".into(),
         x_label: "time since start (s)".into(),
-        y_label: "% of operations attempted".into(),
+        y_label: "failed (% of operations attempted)".into(),
         series,
         x_min: Some(0.0),
         limits,

@@ -430,7 +430,7 @@ impl LineChart {
         let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
         let items = self.legend_items(data_max);
         let (_, rows) = legend_layout(&items, LEFT, width);
-        let legend_top = TOP + ph + 44.0;
+        let legend_top = TOP + ph + 48.0;
         let height = legend_top + LEGEND_ROW * rows as f64 + 8.0;
 
         let mut s = String::new();
@@ -470,7 +470,7 @@ impl LineChart {
                 TOP + ph,
                 TOP + ph,
                 TOP + ph + 4.0,
-                TOP + ph + 17.0,
+                TOP + ph + 20.0,
                 esc(l)
             );
         }
@@ -553,7 +553,7 @@ fn axes(s: &mut String, left: f64, pw: f64, ph: f64, x_label: &str, y_label: &st
         TOP + ph,
         TOP + ph,
         left + pw / 2.0,
-        TOP + ph + 34.0,
+        TOP + ph + 38.0,
         esc(x_label),
     );
     if !y_label.is_empty() {
@@ -881,11 +881,14 @@ mod tests {
         let svg = chart.render().unwrap();
         assert_eq!(svg.matches("<g stroke").count(), 1);
         assert!(svg.contains("128.319 [120.500–131.250]"));
-        // The whisker ends inside the plot; the label's reserved margin
-        // (its characters × 7 px + 14) lies between the plot and the edge.
+        // The axis runs 0…150 (ticks every 50) over the plot; the label's
+        // reserved margin (its characters × 7 px + 14) lies between the plot
+        // and the edge, so the label after the whisker ends inside the chart.
         let label = "128.319 [120.500–131.250]".chars().count() as f64;
         let plot_right = W - (14.0 + CHAR_W * label);
-        let hi_x = 60.0 + 131.25 / 140.0 * (plot_right - 60.0);
+        assert!(svg.contains(&format!("x2=\"{plot_right:.1}\" y1=\"78.0\"")), "{svg}");
+        let hi_x = 60.0 + 131.25 / 150.0 * (plot_right - 60.0);
         assert!(svg.contains(&format!("x2=\"{hi_x:.1}\"")), "{svg}");
+        assert!(hi_x + 5.0 + CHAR_W * label <= W, "label past the edge");
     }
 }
