@@ -61,7 +61,11 @@ fn the_knee_is_found_within_one_step_and_reproducibly() {
         assert!(loads.windows(2).all(|p| p[0] < p[1]), "{loads:?}");
         for st in steps {
             // The status says what the step showed against the SLO.
-            let want = if st["ok"] == true { "passed" } else { "breached" };
+            let want = if st["ok"] == true {
+                "passed"
+            } else {
+                "breached"
+            };
             assert_eq!(st["status"], want, "{st}");
             assert!(st["turns_per_sec"].as_f64().unwrap() > 0.0, "{st}");
             // A chat-only scenario measures no context update: null, not 0.0.
@@ -78,7 +82,10 @@ fn the_knee_is_found_within_one_step_and_reproducibly() {
         }
     }
     let md = std::fs::read_to_string(w.path("a/capacity.md")).unwrap();
-    assert!(!md.contains("```"), "capacity.md is a table, not a code block:\n{md}");
+    assert!(
+        !md.contains("```"),
+        "capacity.md is a table, not a code block:\n{md}"
+    );
     assert!(md.contains("| load.vus | status | turns/s |"), "{md}");
     assert!(md.contains("| breached |"), "{md}");
     let html = std::fs::read_to_string(w.path("a/report.html")).unwrap();

@@ -584,13 +584,20 @@ fn check_page(w: &Workdir, page: &Path) -> serde_json::Value {
 fn problems(check: &serde_json::Value) -> Vec<String> {
     let strings = |v: &serde_json::Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().map(|s| s.as_str().unwrap_or("?").to_string()).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|s| s.as_str().unwrap_or("?").to_string())
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let mut out = strings(&check["overflow"]);
     for c in check["charts"].as_array().into_iter().flatten() {
         for p in strings(&c["problems"]) {
-            out.push(format!("chart `{}`: {p}", c["title"].as_str().unwrap_or("?")));
+            out.push(format!(
+                "chart `{}`: {p}",
+                c["title"].as_str().unwrap_or("?")
+            ));
         }
     }
     out.extend(
@@ -677,13 +684,25 @@ fn pages_show_what_the_issue_asked_for() {
             "no {m} chart"
         );
     }
-    assert!(passed.contains("is partial and not drawn"), "partial interval note");
-    assert!(passed.contains("class=\"limit\""), "final_ping.p99 limit line");
+    assert!(
+        passed.contains("is partial and not drawn"),
+        "partial interval note"
+    );
+    assert!(
+        passed.contains("class=\"limit\""),
+        "final_ping.p99 limit line"
+    );
     assert!(passed.contains("latency (ms, log scale)"), "log spectrum");
-    assert!(passed.contains(" KiB<") || passed.contains(" MiB<"), "bytes in KiB/MiB");
+    assert!(
+        passed.contains(" KiB<") || passed.contains(" MiB<"),
+        "bytes in KiB/MiB"
+    );
     let failed = html("run-failed");
     assert!(failed.contains("<title>Failures over time by cause</title>"));
-    assert!(failed.contains("limit errors.rate &lt; 10%"), "errors.rate limit");
+    assert!(
+        failed.contains("limit errors.rate &lt; 10%"),
+        "errors.rate limit"
+    );
     // Sweep: ms, not µs; verdict colours in the legend.
     let sweep = html("sweep");
     assert!(!sweep.contains("µs"), "sweep charts in ms");

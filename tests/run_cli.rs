@@ -76,14 +76,38 @@ fn check_quickstart(eio: u8) {
     let headers = rows.headers().unwrap().clone();
     assert_eq!(&headers[0], "metric");
     assert!(headers.iter().any(|h| h == "p99_9_ms"));
-    let metrics: Vec<String> = rows.records().map(|r| r.unwrap()[0].to_string()).collect();
-    assert!(metrics.contains(&"final_ping".to_string()), "{csv}");
+    let records: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    let metrics: Vec<&str> = records.iter().map(|r| &r[0]).collect();
+    assert!(metrics.contains(&"final_ping"), "{csv}");
+    // A metric without samples keeps its row, with blank statistics.
+    let update = records.iter().find(|r| &r[0] == "context_update").unwrap();
+    assert_eq!(&update[1], "0", "{csv}");
+    assert!((2..update.len()).all(|i| update[i].is_empty()), "{csv}");
     let md = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
     assert!(md.contains("| `final_ping` | 72 |"), "{md}");
+    // summary.md leaves out metrics without samples and lists counters last.
+    assert!(!md.contains("| `context_update` |"), "{md}");
+    assert!(
+        !md.contains("| `turns_timeout` |"),
+        "zero counters are named only: {md}"
+    );
+    assert!(md.contains("`turns_timeout`"), "{md}");
+    assert!(
+        md.find("## Latency").unwrap() < md.find("## Counters").unwrap(),
+        "{md}"
+    );
     // The console table was printed.
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("final_ping") && stdout.contains("PASSED"),
+        "{stdout}"
+    );
+    let header = stdout
+        .lines()
+        .find(|l| l.starts_with("metric (ms)"))
+        .unwrap();
+    assert!(
+        header.contains("mean") && header.contains("p95"),
         "{stdout}"
     );
 }

@@ -419,7 +419,11 @@ fn charts(r: &CapacityReport) -> Vec<String> {
         "conversations/s"
     };
     let x_label = format!("{} ({unit})", r.variable);
-    let line = |name: &str, color, dash, v: fn(&Step) -> Option<f64>, ci: fn(&Step) -> Option<[f64; 2]>| {
+    let line = |name: &str,
+                color,
+                dash,
+                v: fn(&Step) -> Option<f64>,
+                ci: fn(&Step) -> Option<[f64; 2]>| {
         let mut s = Series::new(name, color, dash);
         for st in &r.steps {
             s.points.push(v(st).map(|y| (st.load, y)));
@@ -428,9 +432,27 @@ fn charts(r: &CapacityReport) -> Vec<String> {
         s
     };
     let series = vec![
-        line("final_ping p50", svg::BLUE, Dash::Solid, |s| s.final_ping_p50_ms, |s| s.final_ping_p50_ci_ms),
-        line("final_ping p99", svg::VERMILLION, Dash::Dashed, |s| s.final_ping_p99_ms, |s| s.final_ping_p99_ci_ms),
-        line("context_update p99", svg::GREEN, Dash::Dotted, |s| s.context_update_p99_ms, |s| s.context_update_p99_ci_ms),
+        line(
+            "final_ping p50",
+            svg::BLUE,
+            Dash::Solid,
+            |s| s.final_ping_p50_ms,
+            |s| s.final_ping_p50_ci_ms,
+        ),
+        line(
+            "final_ping p99",
+            svg::VERMILLION,
+            Dash::Dashed,
+            |s| s.final_ping_p99_ms,
+            |s| s.final_ping_p99_ci_ms,
+        ),
+        line(
+            "context_update p99",
+            svg::GREEN,
+            Dash::Dotted,
+            |s| s.context_update_p99_ms,
+            |s| s.context_update_p99_ci_ms,
+        ),
     ];
     let limits = r
         .limits
@@ -471,7 +493,10 @@ fn charts(r: &CapacityReport) -> Vec<String> {
         x_min: Some(0.0),
         ..LineChart::default()
     };
-    [latency, throughput].iter().filter_map(LineChart::render).collect()
+    [latency, throughput]
+        .iter()
+        .filter_map(LineChart::render)
+        .collect()
 }
 
 fn write(out: &Path, r: &CapacityReport) -> Result<(), CliError> {

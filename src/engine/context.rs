@@ -613,13 +613,22 @@ mod visible_tests {
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut w = AwaitVisible::new(3, at(10));
         // A turn sent before the acknowledgement does not count, whatever it shows.
-        assert_eq!(w.observe(at(5), [(at(20), Some(2))].into_iter()), Seen::Nothing);
+        assert_eq!(
+            w.observe(at(5), [(at(20), Some(2))].into_iter()),
+            Seen::Nothing
+        );
         // Think time 10 → 1000 ms is not measured: the first turn after the
         // ack starts it; it answers with the old version: stale.
-        assert_eq!(w.observe(at(1000), [(at(1040), Some(2))].into_iter()), Seen::Stale);
+        assert_eq!(
+            w.observe(at(1000), [(at(1040), Some(2))].into_iter()),
+            Seen::Stale
+        );
         // The next turn shows it: from the first turn's send, 1000 → 1530 ms.
         assert_eq!(
-            w.observe(at(1500), [(at(1510), None), (at(1530), Some(3))].into_iter()),
+            w.observe(
+                at(1500),
+                [(at(1510), None), (at(1530), Some(3))].into_iter()
+            ),
             Seen::Visible(Duration::from_millis(530))
         );
     }

@@ -22,7 +22,16 @@ pub fn final_table(r: &RunReport) -> String {
     );
     // Metrics the run did not produce (e.g. context metrics in a chat-only run) are left out.
     let mut rows = vec![[
-        "metric (ms)", "count", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max",
+        "metric (ms)",
+        "count",
+        "min",
+        "mean",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "p99.9",
+        "max",
     ]
     .map(String::from)
     .to_vec()];
@@ -228,4 +237,41 @@ fn columns(rows: &[Vec<String>]) -> String {
 
 pub fn print_final_table(r: &RunReport) {
     print!("{}", final_table(r));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::columns;
+
+    #[test]
+    fn columns_stay_aligned_with_long_cells() {
+        let rows = vec![
+            vec!["tag".to_string(), "ok".to_string(), "p99".to_string()],
+            vec![
+                "scenario=a-very-long-scenario-name,step=checkout-with-coupon".to_string(),
+                "12".to_string(),
+                "1.500".to_string(),
+            ],
+            vec![
+                "scenario=b".to_string(),
+                "3".to_string(),
+                "120.250".to_string(),
+            ],
+        ];
+        let out = columns(&rows);
+        let lines: Vec<&str> = out.lines().collect();
+        // Right-aligned numbers end in the same column on every line.
+        let ends: Vec<usize> = lines.iter().map(|l| l.chars().count()).collect();
+        assert!(ends.iter().all(|e| *e == ends[0]), "{out}");
+        let ok_end = |l: &str| {
+            l.find("12")
+                .or_else(|| l.find(" 3 "))
+                .or_else(|| l.find("ok"))
+        };
+        assert!(
+            ok_end(lines[0]).is_some() && ok_end(lines[2]).is_some(),
+            "{out}"
+        );
+        assert!(lines[2].starts_with("scenario=b "), "{out}");
+    }
 }

@@ -16,9 +16,9 @@ pub mod error;
 pub mod feeder;
 mod fields;
 pub mod model;
+mod ordered;
 pub mod template;
 pub mod think;
-mod ordered;
 
 pub use error::{Diagnostic, ScenarioError};
 pub use feeder::{

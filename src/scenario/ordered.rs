@@ -148,7 +148,25 @@ mod tests {
         let z = out.find("z.p99").unwrap();
         let a = out.find("a.p50").unwrap();
         assert!(z < a, "{out}");
-        assert!(out.contains("vus: 5") && out.contains("codec: json"), "{out}");
+        assert!(
+            out.contains("vus: 5") && out.contains("codec: json"),
+            "{out}"
+        );
         assert!(out.find("thresholds").unwrap() < out.find("runtime").unwrap());
+    }
+
+    #[test]
+    fn thresholds_keep_their_written_order_with_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.yaml");
+        std::fs::write(
+            &path,
+            "name: order\nload: {vus: 1, duration: 1s}\nsteps:\n  - send: {text: hi}\nthresholds:\n  turns.count: '>= 1'\n  final_ping.p99: '< 5s'\n  errors.rate: '< 1%'\n",
+        )
+        .unwrap();
+        let settings = [("load.vus".to_string(), "2".to_string())];
+        let s = super::super::load_with_settings(&path, &settings).unwrap();
+        let order: Vec<String> = s.thresholds.iter().map(|t| t.source.clone()).collect();
+        assert_eq!(order, ["turns.count", "final_ping.p99", "errors.rate"]);
     }
 }

@@ -11,8 +11,8 @@ mod evaluate;
 mod parse;
 
 pub use evaluate::{
-    evaluate, fmt, ATTEMPT_COUNTERS, ERROR_COUNTERS, Numbers, Outcome, QuantileFn, ThresholdResult,
-    AGGREGATES,
+    evaluate, fmt, Numbers, Outcome, QuantileFn, ThresholdResult, AGGREGATES, ATTEMPT_COUNTERS,
+    ERROR_COUNTERS,
 };
 pub use parse::{Condition, Op, Statistic, Threshold, ThresholdKey, Thresholds, Unit};
 

@@ -114,7 +114,11 @@ pub fn render_summary_page(
     for (i, row) in rows.iter().enumerate() {
         h.push_str("<tr>");
         for (j, cell) in row.iter().enumerate() {
-            match cell_classes.get(i).and_then(|c| c.get(j)).filter(|c| !c.is_empty()) {
+            match cell_classes
+                .get(i)
+                .and_then(|c| c.get(j))
+                .filter(|c| !c.is_empty())
+            {
                 Some(class) => {
                     let _ = write!(h, "<td class=\"{class}\">{}</td>", esc(cell));
                 }
@@ -403,7 +407,9 @@ fn time_charts(h: &mut String, r: &RunReport, t: &Timeline) {
     if !any {
         h.push_str("<p class=\"note\">No latency sample in any complete interval.</p>");
     }
-    h.push_str("</div>\n<h2 id=\"throughput\">Throughput and active VUs</h2><div class=\"wide\">\n");
+    h.push_str(
+        "</div>\n<h2 id=\"throughput\">Throughput and active VUs</h2><div class=\"wide\">\n",
+    );
     let mut done = Series::new("turns completed/s", svg::BLUE, Dash::Solid);
     let mut failed = Series::new("turns failed/s", svg::VERMILLION, Dash::Dashed);
     let mut upd = Series::new("updates completed/s", svg::GREEN, Dash::Dotted);
@@ -521,6 +527,7 @@ fn spectrum(h: &mut String, r: &RunReport, t: &Timeline) {
     let mut series = Vec::new();
     let mut errors = Vec::new();
     let mut limits = Vec::new();
+    let mut widest = 1.0f64;
     let metrics = t.metrics_with_samples();
     for (k, m) in metrics.iter().enumerate() {
         let (color, dash) = [
@@ -528,15 +535,16 @@ fn spectrum(h: &mut String, r: &RunReport, t: &Timeline) {
             (svg::ORANGE, Dash::Dashed),
             (svg::GREEN, Dash::Solid),
             (svg::PURPLE, Dash::Dotted),
-            (svg::VERMILLION, Dash::Dashed),
+            (svg::BLACK, Dash::Dashed),
             (svg::SKY, Dash::Solid),
-            (svg::BLACK, Dash::Dotted),
+            (svg::VERMILLION, Dash::Dotted),
         ][k % 7];
         match t.merged(*m) {
             Ok(hist) if !hist.is_empty() => {
                 let mut s = Series::new(m.name(), color, dash);
                 // Beyond 1 − 1/count the percentiles are all the maximum.
                 let max_x = (hist.len() as f64).log10().clamp(0.0, SPECTRUM_MAX_X);
+                widest = widest.max(max_x);
                 for k in 0..=SPECTRUM_STEPS {
                     let x = SPECTRUM_MAX_X * k as f64 / SPECTRUM_STEPS as f64;
                     if x > max_x + 1e-9 {
@@ -554,9 +562,12 @@ fn spectrum(h: &mut String, r: &RunReport, t: &Timeline) {
             Err(e) => errors.push(e.to_string()),
         }
     }
+    // The axis ends at the first decade past the rarest percentile measured.
+    let last = widest.ceil() as usize;
     let ticks = ["0%", "90%", "99%", "99.9%", "99.99%"]
         .iter()
         .enumerate()
+        .take(last + 1)
         .map(|(i, l)| (i as f64, l.to_string()))
         .collect();
     let chart = LineChart {
@@ -807,14 +818,14 @@ fn segments(h: &mut String, r: &RunReport) {
     if r.segments.is_empty() {
         return;
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<h2 id=\"segments\">Segments</h2><p class=\"note\">This run merges {} segment runs \
          (histograms added exactly, counters summed); each process's own figures:</p>\
          <table><tr><th class=\"n\">segment</th><th>run id</th><th>status</th><th>started</th>\
          <th class=\"n\">late ms</th><th class=\"n\">duration s</th><th class=\"n\">peak VUs</th>\
          <th class=\"n\">turns ok</th><th class=\"n\">turns failed</th><th class=\"n\">client CPU ms</th>\
-         <th class=\"n\">peak RSS MiB</th><th class=\"n\">lag p99 ms</th><th>saturated</th></tr>\n",
+         <th class=\"n\">peak RSS MiB</th><th class=\"n\">lag p99 ms</th><th>saturated</th></tr>",
         r.segments.len()
     );
     for s in &r.segments {

@@ -199,7 +199,11 @@ fn log_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<(f64, String)>) {
     let lo = lo.max(0.001);
     let hi = hi.max(lo * 10.0);
     let (d0, d1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
-    let mults: &[f64] = if d1 - d0 <= 3 { &[1.0, 2.0, 5.0] } else { &[1.0] };
+    let mults: &[f64] = if d1 - d0 <= 3 {
+        &[1.0, 2.0, 5.0]
+    } else {
+        &[1.0]
+    };
     let mut ticks = Vec::new();
     for d in d0..=d1 {
         for m in mults {
@@ -216,6 +220,9 @@ fn log_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<(f64, String)>) {
     }
     (10f64.powi(d0), 10f64.powi(d1), ticks)
 }
+
+/// Data value → pixel on one axis.
+type Scale = dyn Fn(f64) -> f64;
 
 /// One legend entry: a line sample (solid/dashed/dotted) or a block.
 struct LegendItem {
@@ -328,7 +335,11 @@ impl LineChart {
                 block: false,
             });
         }
-        if self.series.iter().any(|s| s.ranges.iter().any(Option::is_some)) {
+        if self
+            .series
+            .iter()
+            .any(|s| s.ranges.iter().any(Option::is_some))
+        {
             items.push(LegendItem {
                 name: "whiskers: 95 % confidence interval".into(),
                 color: "#222222",
@@ -395,7 +406,7 @@ impl LineChart {
         let pw = width - LEFT - RIGHT;
         let ph = PLOT_H;
         // y axis: (value → pixel), ticks.
-        let (y_ticks, sy): (Vec<(f64, String)>, Box<dyn Fn(f64) -> f64>) = if self.y_log {
+        let (y_ticks, sy): (Vec<(f64, String)>, Box<Scale>) = if self.y_log {
             let lo = if ylo.is_finite() { ylo } else { y1 / 10.0 };
             let (bottom, top, ticks) = log_ticks(lo, y1);
             let (lb, lt) = (bottom.log10(), top.log10());
@@ -625,7 +636,11 @@ impl BarChart {
             .iter()
             .map(|b| b.value.max(b.range.map_or(0.0, |r| r.1)))
             .fold(0.0f64, f64::max);
-        let max = if max > 0.0 && max.is_finite() { max } else { 1.0 };
+        let max = if max > 0.0 && max.is_finite() {
+            max
+        } else {
+            1.0
+        };
         let (top_v, step, ticks) = axis_ticks(0.0, max);
         let shown = |l: &str| -> String {
             if l.chars().count() > BAR_LABEL_MAX {
@@ -886,7 +901,10 @@ mod tests {
         // and the edge, so the label after the whisker ends inside the chart.
         let label = "128.319 [120.500–131.250]".chars().count() as f64;
         let plot_right = W - (14.0 + CHAR_W * label);
-        assert!(svg.contains(&format!("x2=\"{plot_right:.1}\" y1=\"78.0\"")), "{svg}");
+        assert!(
+            svg.contains(&format!("x2=\"{plot_right:.1}\" y1=\"78.0\"")),
+            "{svg}"
+        );
         let hi_x = 60.0 + 131.25 / 150.0 * (plot_right - 60.0);
         assert!(svg.contains(&format!("x2=\"{hi_x:.1}\"")), "{svg}");
         assert!(hi_x + 5.0 + CHAR_W * label <= W, "label past the edge");
