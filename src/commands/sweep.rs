@@ -536,16 +536,31 @@ fn fmt_spread(c: &CellResult, metric: &str, i: usize) -> String {
         })
 }
 
+/// The verdicts against the first cell grouped by verdict, worst first:
+/// `worse: final_ping; same: context_update, first_output`.
 fn versus(c: &CellResult) -> String {
     if c.versus_first.is_empty() {
-        "baseline".to_string()
-    } else {
-        c.versus_first
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        return "baseline".to_string();
     }
+    let order = [
+        Verdict::Worse,
+        Verdict::Better,
+        Verdict::Same,
+        Verdict::Insufficient,
+    ];
+    order
+        .iter()
+        .filter_map(|v| {
+            let metrics: Vec<&str> = c
+                .versus_first
+                .iter()
+                .filter(|(_, x)| x.as_str() == v.as_str())
+                .map(|(m, _)| m.as_str())
+                .collect();
+            (!metrics.is_empty()).then(|| format!("{}: {}", v.as_str(), metrics.join(", ")))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `report.html` of the sweep: the cell table and a chart per metric across
