@@ -252,6 +252,7 @@ fn rest_endpoint(
         test_mode: s.target.test_mode,
         timeout,
         http2_prior_knowledge: s.target.http2,
+        output_limits: s.target.output_limits(),
     })
     .map_err(|e| CliError::usage(format!("target: {e}")))?;
     Ok(Some(Arc::new(endpoint)))

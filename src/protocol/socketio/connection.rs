@@ -341,6 +341,7 @@ pub struct Connection {
     test_mode: bool,
     emit_with_ack: bool,
     inner_handshake: bool,
+    output_limits: super::OutputLimits,
     /// Known once the open packet arrived.
     heartbeat: Option<Heartbeat>,
     /// EIO4: when the last server ping (or the open packet) arrived.
@@ -376,6 +377,7 @@ impl Connection {
             test_mode: opts.test_mode,
             emit_with_ack: opts.emit_with_ack,
             inner_handshake: opts.inner_handshake,
+            output_limits: opts.output_limits,
             heartbeat: None,
             last_server_ping: Instant::now(),
             next_ping: None,
@@ -451,9 +453,11 @@ impl Connection {
         let mut turn = Turn {
             sent_at: Instant::now(),
             outputs: Vec::new(),
+            outputs_received: 0,
             finished_at: None,
             outcome: TurnOutcome::Timeout,
         };
+        let mut kept_bytes = 0usize;
         if let Some(cause) = &self.dead {
             turn.outcome = TurnOutcome::Disconnected(cause.clone());
             return turn;
@@ -520,11 +524,24 @@ impl Connection {
                 Kind::Output {
                     text,
                     context_version,
-                } => turn.outputs.push(Output {
-                    at: ev.at,
-                    text,
-                    context_version,
-                }),
+                } => {
+                    turn.outputs_received += 1;
+                    let bytes = text.as_ref().map_or(0, String::len);
+                    let limits = self.output_limits;
+                    if !limits.admits(turn.outputs.len(), kept_bytes, bytes) {
+                        turn.outcome = TurnOutcome::OutputsOverflow(format!(
+                            "more than {} outputs or {} bytes of output text before finalPing",
+                            limits.max_count, limits.max_bytes
+                        ));
+                        return turn;
+                    }
+                    kept_bytes += bytes;
+                    turn.outputs.push(Output {
+                        at: ev.at,
+                        text,
+                        context_version,
+                    });
+                }
                 Kind::OutputError(msg) => {
                     bot_error.get_or_insert(msg);
                 }
@@ -837,6 +854,7 @@ mod tests {
             test_mode: false,
             inner_handshake: false,
             connect_timeout: Duration::from_secs(1),
+            output_limits: super::super::OutputLimits::DEFAULT,
         }
     }
 

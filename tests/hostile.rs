@@ -1,0 +1,324 @@
+//! Hostile peers (issue #15): servers written here, on 127.0.0.1, that do what
+//! no real Endpoint should — endless outputs without `finalPing`, a flood of
+//! WebSocket pings while never reading, a frame header claiming 2^63 bytes,
+//! endless fragments, a close in the middle of a frame, garbage bytes — and the
+//! real `finalping` binary run against each. Every case asserts that the child
+//! ends by itself (the test kills it after a generous hard limit and fails),
+//! that its peak RSS (`ru_maxrss` from `wait4`, the kernel's VmHWM of the
+//! child) stays bounded, and that the counts in `summary.json` add up.
+//! README "Fault matrix → Hostile peers" lists the measured bounds
+//! (`cargo test --test hostile -- --nocapture` prints them).
+
+mod common;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// Hard limit of one run: the child is killed (and the test fails) after this.
+const LIMIT: Duration = Duration::from_secs(90);
+/// Peak RSS every case must stay under (the runs use 2 VUs; a healthy run
+/// peaks at a few tens of MiB, the unbounded cases grew to gigabytes).
+const RSS_BOUND_KIB: u64 = 300 * 1024;
+
+/// What one measured run of the binary left.
+struct Measured {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    peak_rss_kib: u64,
+    took: Duration,
+}
+
+/// Runs `finalping <args>` and waits for it with `wait4`, which hands back the
+/// child's peak RSS; kills it and panics after `limit`.
+fn run_measured(args: &[&str], limit: Duration) -> Measured {
+    let started = Instant::now();
+    let mut child = Command::new(bin())
+        .args(with_self_check_warn(args))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn finalping");
+    let pid = child.id() as i32;
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut status = 0;
+        // SAFETY: plain FFI call with valid out-pointers; the child is ours.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        let _ = tx.send((r, status, usage.ru_maxrss as u64));
+    });
+    let (r, status, peak) = match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("finalping did not end by itself within {limit:?}");
+        }
+    };
+    assert_eq!(r, pid, "wait4 failed");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    Measured {
+        code,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        peak_rss_kib: peak,
+        took: started.elapsed(),
+    }
+}
+
+/// A server on 127.0.0.1 serving every connection with `handler` on its own
+/// runtime thread (dropped with the test).
+struct Hostile {
+    port: u16,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn hostile<F, Fut>(handler: F) -> Hostile
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    runtime.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(handler(tcp));
+        }
+    });
+    Hostile {
+        port,
+        _runtime: runtime,
+    }
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// The WebSocket upgrade plus EIO3 open, `40` and `endpoint-ready`; then reads
+/// (answering EIO3 pings) until the client's `processInput`. `None` if the
+/// client went away first.
+async fn handshake_until_input(tcp: TcpStream) -> Option<Ws> {
+    let mut ws = tokio_tungstenite::accept_async(tcp).await.ok()?;
+    let open = r#"0{"sid":"hostile","upgrades":[],"pingInterval":25000,"pingTimeout":60000}"#;
+    for frame in [open, "40", r#"42["endpoint-ready"]"#] {
+        ws.send(Message::text(frame)).await.ok()?;
+    }
+    while let Some(Ok(msg)) = ws.next().await {
+        if let Message::Text(t) = msg {
+            if t.as_str() == "2" {
+                ws.send(Message::text("3")).await.ok()?;
+            } else if t.as_str().contains("processInput") {
+                return Some(ws);
+            }
+        }
+    }
+    None
+}
+
+/// A scenario of 2 VUs for `secs` seconds against `port`.
+fn scenario(name: &str, port: u16, secs: u32, extra_target: &str) -> String {
+    format!(
+        "name: hostile-{name}\n\
+         target:\n  url: \"http://127.0.0.1:{port}/hostile-token\"\n  url_token: hostile-token\n  \
+         connect_timeout: 2s\n  reconnect: {{interval: 100ms, max_attempts: 2}}\n{extra_target}\
+         load: {{vus: 2, duration: {secs}s, grace: 1s}}\n\
+         steps:\n  - send: {{text: hi, timeout: 5s}}\n"
+    )
+}
+
+/// Runs `yaml`, checks the bounds and the turn accounting, and returns the summary.
+fn run_case(case: &str, yaml: &str) -> (Measured, Value) {
+    let w = Workdir::new();
+    let file = w.file("s.yaml", yaml);
+    let out_dir = w.path("r");
+    let m = run_measured(
+        &[
+            "run",
+            file.to_str().unwrap_or_default(),
+            "--out",
+            out_dir.to_str().unwrap_or_default(),
+            "--quiet",
+        ],
+        LIMIT,
+    );
+    let summary_path = out_dir.join("summary.json");
+    assert!(
+        summary_path.is_file(),
+        "{case}: no summary.json (exit {})\n{}\n{}",
+        m.code,
+        m.stdout,
+        m.stderr
+    );
+    let s = read_json(&summary_path);
+    let sent = counter(&s, "turns_sent");
+    let ended: u64 = [
+        "turns_ok",
+        "turns_timeout",
+        "turns_error",
+        "turns_disconnected",
+        "turns_interrupted",
+    ]
+    .iter()
+    .map(|c| counter(&s, c))
+    .sum();
+    assert_eq!(sent, ended, "{case}: every turn sent ends once: {s}");
+    assert!(
+        m.peak_rss_kib < RSS_BOUND_KIB,
+        "{case}: peak RSS {} KiB above {RSS_BOUND_KIB} KiB",
+        m.peak_rss_kib
+    );
+    println!(
+        "| {case} | exit {} | peak RSS {:.1} MiB | ended after {:.1} s | turns {} sent, causes {} |",
+        m.code,
+        m.peak_rss_kib as f64 / 1024.0,
+        m.took.as_secs_f64(),
+        sent,
+        s["errors"]
+    );
+    (m, s)
+}
+
+fn cause(s: &Value, name: &str) -> u64 {
+    s["errors"][name].as_u64().unwrap_or(0)
+}
+
+/// Issue #15 (1): outputs and never `finalPing` grew one VU to 3.5 GB. Now a
+/// turn keeps at most `max_turn_outputs` and then fails as `turn_outputs_overflow`.
+#[test]
+fn endless_outputs_without_final_ping_end_the_turn() {
+    let server = hostile(|tcp| async move {
+        let Some(mut ws) = handshake_until_input(tcp).await else {
+            return;
+        };
+        let text = "x".repeat(512);
+        let frame = format!(r#"42["output",{{"type":"output","data":{{"text":"{text}"}}}}]"#);
+        while ws.send(Message::text(frame.clone())).await.is_ok() {}
+    });
+    let yaml = scenario(
+        "outputs",
+        server.port,
+        2,
+        "  max_turn_outputs: 200\n  max_turn_output_bytes: 1048576\n",
+    );
+    let (m, s) = run_case("endless outputs", &yaml);
+    assert!(matches!(m.code, 1 | 2), "{}", m.stderr);
+    let overflow = cause(&s, "turn_outputs_overflow");
+    assert!(overflow >= 1, "{s}");
+    assert_eq!(overflow, counter(&s, "turns_error"), "{s}");
+    assert!(
+        counter(&s, "outputs") >= 201 * overflow,
+        "every output counted: {s}"
+    );
+}
+
+/// Output text beyond `max_turn_output_bytes` ends the turn the same way.
+#[test]
+fn output_bytes_bound_ends_the_turn() {
+    let server = hostile(|tcp| async move {
+        let Some(mut ws) = handshake_until_input(tcp).await else {
+            return;
+        };
+        let text = "y".repeat(64 * 1024);
+        let frame = format!(r#"42["output",{{"type":"output","data":{{"text":"{text}"}}}}]"#);
+        while ws.send(Message::text(frame.clone())).await.is_ok() {}
+    });
+    let yaml = scenario(
+        "output-bytes",
+        server.port,
+        1,
+        "  max_turn_output_bytes: 200000\n",
+    );
+    let (m, s) = run_case("endless large outputs", &yaml);
+    assert!(matches!(m.code, 1 | 2), "{}", m.stderr);
+    assert!(cause(&s, "turn_outputs_overflow") >= 1, "{s}");
+}
+
+/// A zero bound is a configuration error with its position.
+#[test]
+fn zero_output_bounds_are_refused_with_position() {
+    let w = Workdir::new();
+    let file = w.file(
+        "s.yaml",
+        &scenario("zero", 9, 1, "  max_turn_outputs: 0\n").replace("hostile-zero", "zero"),
+    );
+    let out = run_finalping(
+        &["validate", file.to_str().unwrap_or_default()],
+        Duration::from_secs(30),
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(
+        t.contains("s.yaml:7:") && t.contains("max_turn_outputs"),
+        "{t}"
+    );
+}
+
+/// Sanity check of the harness: a well-behaved raw server passes.
+#[test]
+fn a_polite_server_passes() {
+    let server = hostile(|tcp| async move {
+        let Some(mut ws) = handshake_until_input(tcp).await else {
+            return;
+        };
+        loop {
+            let frames = [
+                r#"42["output",{"type":"output","data":{"text":"hello"}}]"#,
+                r#"42["finalPing",{"type":"regular"}]"#,
+            ];
+            for f in frames {
+                if ws.send(Message::text(f)).await.is_err() {
+                    return;
+                }
+            }
+            // Wait for the next input (or the client's goodbye).
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) if t.as_str().contains("processInput") => break,
+                    Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
+                        if ws.send(Message::text("3")).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => {
+                        let _ = ws.get_mut().shutdown().await;
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let yaml = scenario("polite", server.port, 1, "");
+    let (m, s) = run_case("polite", &yaml);
+    assert_eq!(m.code, 0, "{}\n{}", m.stderr, s);
+    assert!(counter(&s, "turns_ok") >= 2, "{s}");
+}
