@@ -22,6 +22,8 @@
 //! - the sub-commands (`run`, `serve`, `sweep`, `capacity`, …): [`commands`]
 //! - redaction of tokens and secrets: [`secret`]; human durations: [`duration`]
 //! - TLS roots and the `--insecure` switch: [`tls`]
+//! - capped file reads and atomic report writes: [`fsio`]
+//! - what the fuzz targets (`fuzz/`) feed each decoder: [`fuzzing`]
 
 pub mod audit;
 pub mod cli;
@@ -31,6 +33,8 @@ pub mod duration;
 pub mod emulator;
 pub mod engine;
 pub mod error;
+pub mod fsio;
+pub mod fuzzing;
 pub mod metrics;
 pub mod protocol;
 pub mod report;

@@ -322,3 +322,100 @@ fn a_polite_server_passes() {
     assert_eq!(m.code, 0, "{}\n{}", m.stderr, s);
     assert!(counter(&s, "turns_ok") >= 2, "{s}");
 }
+
+/// Every file of `dir` and the console of `out`, for secret checks.
+fn everything_written(dir: &std::path::Path, console: &str) -> Vec<(String, String)> {
+    let mut all = vec![("console".to_string(), console.to_string())];
+    for entry in std::fs::read_dir(dir).expect("report folder") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read report file");
+        all.push((
+            path.display().to_string(),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ));
+    }
+    all
+}
+
+fn assert_no_secret(all: &[(String, String)], secrets: &[&str]) {
+    for (name, content) in all {
+        for s in secrets {
+            assert!(!content.contains(s), "`{s}` in {name}:\n{content}");
+        }
+    }
+}
+
+/// Issue #15 (2): a URL token in `target.url` (no `url_token` configured), a
+/// password in the webhook URL given with `--set` and debug logging: no file
+/// of the report folder, no console line holds either. The token is taken
+/// from the URL, so the run against `serve --url-token <TOKEN>` passes.
+#[test]
+fn url_token_in_the_url_and_url_passwords_never_reach_reports_or_logs() {
+    const TOKEN: &str = "a7c3e9f1b5d24680ace13579bdf02468";
+    const PASSWORD: &str = "pw-Hunter2-Secret";
+    let served = serve(&["--url-token", TOKEN]);
+    let w = Workdir::new();
+    let yaml = format!(
+        "name: secrets\ntarget:\n  url: \"{}/{TOKEN}\"\nload: {{vus: 2, iterations: 2}}\n\
+         steps:\n  - send: {{text: hi}}\n",
+        served.url
+    );
+    let file = w.file("s.yaml", &yaml);
+    let out_dir = w.path("r");
+    let webhook = format!("webhook.url=http://user:{PASSWORD}@127.0.0.1:9/hook");
+    let out = run_finalping_env(
+        &[
+            "run",
+            file.to_str().unwrap_or_default(),
+            "--out",
+            out_dir.to_str().unwrap_or_default(),
+            "--set",
+            &webhook,
+        ],
+        &[("RUST_LOG", "debug")],
+        LIMIT,
+    );
+    let console = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{console}");
+    let all = everything_written(&out_dir, &console);
+    assert!(all.len() >= 6, "{all:?}");
+    assert_no_secret(&all, &[TOKEN, &TOKEN[4..], PASSWORD]);
+    let m = read_json(&out_dir.join("manifest.json"));
+    assert!(
+        m["command_line"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("webhook.url=http://***@127.0.0.1:9/hook"),
+        "{m}"
+    );
+}
+
+/// A malformed target URL (user info, which the client refuses) under
+/// `RUST_LOG=debug`: the connect error is logged and reported without the
+/// token or the password.
+#[test]
+fn a_malformed_target_url_is_logged_without_its_secrets() {
+    const TOKEN: &str = "f00dfeedcafe0123456789abcdef0123";
+    const PASSWORD: &str = "pw-Correct-Horse";
+    let w = Workdir::new();
+    let yaml = format!(
+        "name: malformed\ntarget:\n  url: \"http://someone:{PASSWORD}@127.0.0.1:9/{TOKEN}\"\n  \
+         reconnect: {{max_attempts: 0}}\nload: {{vus: 1, iterations: 1}}\nsteps:\n  - send: {{text: hi}}\n"
+    );
+    let file = w.file("s.yaml", &yaml);
+    let out_dir = w.path("r");
+    let out = run_finalping_env(
+        &[
+            "run",
+            file.to_str().unwrap_or_default(),
+            "--out",
+            out_dir.to_str().unwrap_or_default(),
+        ],
+        &[("RUST_LOG", "debug")],
+        LIMIT,
+    );
+    let console = text(&out);
+    assert!(console.contains("connect failed"), "{console}");
+    let all = everything_written(&out_dir, &console);
+    assert_no_secret(&all, &[TOKEN, &TOKEN[4..], PASSWORD]);
+}

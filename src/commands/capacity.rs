@@ -220,8 +220,11 @@ impl Runner<'_> {
                 String::from_utf8_lossy(&output.stderr).trim()
             )));
         }
-        let text = std::fs::read_to_string(dir.join("summary.json"))
-            .map_err(|e| CliError::internal(format!("step {load} wrote no summary.json: {e}")))?;
+        let text = crate::fsio::read_to_string_capped(
+            &dir.join("summary.json"),
+            crate::fsio::MAX_REPORT_FILE_BYTES,
+        )
+        .map_err(|e| CliError::internal(format!("step {load} wrote no summary.json: {e}")))?;
         let summary: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| CliError::internal(e.to_string()))?;
         let saturated = summary["self_check"]["saturated"]

@@ -8,12 +8,13 @@ use crate::report::{self, RunReport};
 
 pub fn report(args: &ReportArgs) -> Result<i32, CliError> {
     let path = args.dir.join("summary.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        CliError::usage(format!(
-            "{}: cannot read: {e} (pass the report folder of a finished run)",
-            path.display()
-        ))
-    })?;
+    let text = crate::fsio::read_to_string_capped(&path, crate::fsio::MAX_REPORT_FILE_BYTES)
+        .map_err(|e| {
+            CliError::usage(format!(
+                "{}: cannot read: {e} (pass the report folder of a finished run)",
+                path.display()
+            ))
+        })?;
     let run: RunReport = serde_json::from_str(&text).map_err(|e| {
         CliError::usage(format!(
             "{}: not a finalping summary.json (schema_version {}): {e}",

@@ -31,7 +31,8 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         .map_err(|e| CliError::usage(e.to_string()))?;
     apply_overrides(&mut scenario, &args)?;
     super::saas::check(&scenario, args.own_capacity)?;
-    let scenario_bytes = std::fs::read(&args.scenario).unwrap_or_default();
+    let scenario_bytes =
+        crate::fsio::read_capped(&args.scenario, crate::fsio::MAX_CONFIG_BYTES).unwrap_or_default();
     let seed = args
         .seed
         .or(scenario.seed)
@@ -54,7 +55,8 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         (None, Some(em)) => em.url(),
         (None, None) => return Err(CliError::internal("no target and no emulator")),
     };
-    let url_token = scenario.target.url_token.render(&ctx);
+    let url_token = url_token_of(&scenario.target, &endpoint_url);
+    secret::register(&url_token);
 
     let started_at = chrono::Utc::now();
     let run_id = run_id(&scenario.name, started_at);
@@ -91,7 +93,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     });
     let shown_url = match emulator {
         Some(em) => format!("embedded emulator at {}", em.url()),
-        None => secret::scrub(&endpoint_url, &[&url_token]),
+        None => secret::scrub_text(&endpoint_url, &[&url_token]),
     };
     if !args.quiet {
         eprintln!(
@@ -417,7 +419,7 @@ fn build_manifest(
         host: gethostname::gethostname().to_string_lossy().into_owned(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-        command_line: secret::scrub(&command_line, secrets),
+        command_line: secret::scrub_text(&command_line, secrets),
         target: TargetManifest {
             kind: "socketio".to_string(),
             url: shown_url,
@@ -459,6 +461,26 @@ fn build_manifest(
         runtime: None,
         emulator,
         segment: None,
+    }
+}
+
+/// The URL token: `target.url_token`, or — when that is left at its default
+/// and `target.url` ends in a token-like segment — that segment (README: the
+/// Endpoint URL as copied, `https://host/<URLToken>`).
+fn url_token_of(target: &scenario::Target, endpoint_url: &str) -> String {
+    let configured = target.url_token.render(&TemplateCtx::default());
+    let default = scenario::Target::default()
+        .url_token
+        .render(&TemplateCtx::default());
+    if target.url.is_none() || configured != default {
+        return configured;
+    }
+    let path = endpoint_url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
+    match path.split('/').rfind(|s| !s.is_empty()) {
+        Some(last) if secret::looks_like_token(last) => last.to_string(),
+        _ => configured,
     }
 }
 

@@ -156,7 +156,7 @@ fn matrix_len(m: &[(String, Vec<String>)]) -> usize {
 
 /// `path: [values]` pairs, in file order.
 fn read_matrix(path: &Path) -> Result<Vec<(String, Vec<String>)>, CliError> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::fsio::read_to_string_capped(path, crate::fsio::MAX_CONFIG_BYTES)
         .map_err(|e| CliError::usage(format!("cannot read the matrix {}: {e}", path.display())))?;
     let doc: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| {
         CliError::usage(format!(
@@ -284,7 +284,11 @@ fn summarize(cells: &[Cell], data: &[Vec<RunData>], pairs: &[PairVerdict]) -> Ve
             c.rounds
                 .iter()
                 .filter_map(|dir| {
-                    let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
+                    let text = crate::fsio::read_to_string_capped(
+                        &dir.join("summary.json"),
+                        crate::fsio::MAX_REPORT_FILE_BYTES,
+                    )
+                    .ok()?;
                     serde_json::from_str(&text).ok()
                 })
                 .collect()

@@ -75,7 +75,8 @@ pub fn socket_url(opts: &ConnectOptions) -> Result<SocketUrl, ConnectError> {
     let raw = opts.endpoint_url.trim();
     let bad = |why: &str| {
         ConnectError::BadUrl(format!(
-            "{raw:?}: {why} (expected http(s)://host[:port][/prefix][/<URLToken>])"
+            "{:?}: {why} (expected http(s)://host[:port][/prefix][/<URLToken>])",
+            crate::secret::scrub_text(raw, &[&opts.url_token])
         ))
     };
     let (scheme, rest) = raw.split_once("://").ok_or_else(|| bad("no scheme"))?;
