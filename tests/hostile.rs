@@ -419,3 +419,122 @@ fn a_malformed_target_url_is_logged_without_its_secrets() {
     let all = everything_written(&out_dir, &console);
     assert_no_secret(&all, &[TOKEN, &TOKEN[4..], PASSWORD]);
 }
+
+/// Issue #15 (3): a server that floods WebSocket pings and never reads grew
+/// the client's write buffer ~220 MB/s. The write buffer is capped now: the
+/// turn ends (write timeout / buffer full) and memory stays flat.
+#[test]
+fn ping_flood_without_reading_stays_bounded() {
+    let server = hostile(|tcp| async move {
+        let Some(mut ws) = handshake_until_input(tcp).await else {
+            return;
+        };
+        let payload = vec![7u8; 125];
+        // Never read again: the client's pongs pile up in its socket.
+        while ws.send(Message::Ping(payload.clone().into())).await.is_ok() {}
+    });
+    // A 10 s turn: unbounded, the pongs grew the client by ~7 MiB/s per
+    // connection here; bounded, each connection stops at its 4 MiB cap.
+    let yaml = scenario("ping-flood", server.port, 1, "")
+        .replace("timeout: 5s", "timeout: 10s")
+        .replace("grace: 1s", "grace: 12s");
+    let (m, s) = run_case("ping flood, never reading", &yaml);
+    assert_eq!(counter(&s, "turns_ok"), 0, "{s}");
+    assert!(
+        m.peak_rss_kib < 120 * 1024,
+        "peak RSS {} KiB",
+        m.peak_rss_kib
+    );
+}
+
+/// Writes raw bytes after the handshake (the WebSocket layer is bypassed).
+fn raw_after_input(bytes: Vec<u8>, then_close: bool) -> Hostile {
+    let bytes = std::sync::Arc::new(bytes);
+    hostile(move |tcp| {
+        let bytes = bytes.clone();
+        async move {
+            let Some(mut ws) = handshake_until_input(tcp).await else {
+                return;
+            };
+            let tcp = ws.get_mut();
+            if tcp.write_all(&bytes).await.is_err() || then_close {
+                let _ = tcp.shutdown().await;
+                return;
+            }
+            // Keep the connection open without reading until the client leaves.
+            let mut sink = [0u8; 1024];
+            while let Ok(n) = tokio::io::AsyncReadExt::read(tcp, &mut sink).await {
+                if n == 0 {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// A frame header claiming 2^63 payload bytes is refused from the header.
+#[test]
+fn a_frame_header_claiming_2_pow_63_bytes_is_refused() {
+    let mut frame = vec![0x81, 0x7f];
+    frame.extend_from_slice(&(1u64 << 63).to_be_bytes());
+    frame.extend_from_slice(b"42[\"output\"");
+    let server = raw_after_input(frame, false);
+    let yaml = scenario("huge-header", server.port, 1, "");
+    let (_m, s) = run_case("2^63-byte frame header", &yaml);
+    let refused =
+        cause(&s, "disconnected_frame_too_large") + cause(&s, "disconnected_protocol_error");
+    assert!(refused >= 1, "{s}");
+    assert_eq!(refused, counter(&s, "turns_disconnected"), "{s}");
+}
+
+/// Endless fragments of one message (FIN never set) end at the message limit.
+#[test]
+fn endless_fragments_end_at_the_message_limit() {
+    let server = hostile(|tcp| async move {
+        let Some(mut ws) = handshake_until_input(tcp).await else {
+            return;
+        };
+        let tcp = ws.get_mut();
+        let chunk = vec![b'x'; 60_000];
+        let mut first = vec![0x01, 0x7e];
+        first.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+        first.extend_from_slice(&chunk);
+        let mut next = vec![0x00, 0x7e];
+        next.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+        next.extend_from_slice(&chunk);
+        if tcp.write_all(&first).await.is_err() {
+            return;
+        }
+        while tcp.write_all(&next).await.is_ok() {}
+    });
+    let yaml = scenario("fragments", server.port, 1, "");
+    let (_m, s) = run_case("endless fragments", &yaml);
+    assert!(cause(&s, "disconnected_frame_too_large") >= 1, "{s}");
+}
+
+/// The server closes the TCP connection in the middle of a frame.
+#[test]
+fn close_mid_frame_is_a_transport_close() {
+    let mut frame = vec![0x81, 0x7e, 0x03, 0xe8];
+    frame.extend_from_slice(b"42[\"output\",{\"type\"");
+    let server = raw_after_input(frame, true);
+    let yaml = scenario("mid-frame", server.port, 1, "");
+    let (_m, s) = run_case("close mid-frame", &yaml);
+    let closed =
+        cause(&s, "disconnected_transport_closed") + cause(&s, "disconnected_protocol_error");
+    assert!(closed >= 1, "{s}");
+    assert_eq!(closed, counter(&s, "turns_disconnected"), "{s}");
+}
+
+/// Garbage bytes instead of WebSocket frames.
+#[test]
+fn garbage_bytes_are_a_protocol_error() {
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 | 0x40)
+        .collect();
+    let server = raw_after_input(garbage, false);
+    let yaml = scenario("garbage", server.port, 1, "");
+    let (_m, s) = run_case("garbage bytes", &yaml);
+    assert!(counter(&s, "turns_disconnected") >= 1, "{s}");
+    assert_eq!(counter(&s, "turns_ok"), 0, "{s}");
+}

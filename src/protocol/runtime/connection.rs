@@ -422,11 +422,15 @@ fn runtime_url(raw: &str, token: &str, codec: Codec) -> Result<Target, RuntimeEr
     })
 }
 
+/// Frames and messages up to one payload plus its header; at most one such
+/// message plus 64 KiB waiting to be written (a server that stops reading
+/// fails the connection instead of growing it).
 fn ws_config(max_payload: usize) -> WebSocketConfig {
     let max = max_payload.saturating_add(4);
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
+        .max_write_buffer_size(max.saturating_add(64 << 10))
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
 }

@@ -30,6 +30,10 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 /// tungstenite read buffer per connection: small, thousands of connections are open at once.
 const READ_BUFFER_BYTES: usize = 4096;
+/// Most bytes waiting to be written per connection: one largest message plus
+/// slack. A server that stops reading (while flooding pings, whose pongs
+/// queue up) fails the connection here instead of growing it without bound.
+pub const MAX_WRITE_BUFFER_BYTES: usize = MAX_MESSAGE_BYTES + (64 << 10);
 /// Limit for writing one heartbeat or ack.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Limit for the whole of [`Connection::close`].
@@ -153,6 +157,7 @@ fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
@@ -235,6 +240,10 @@ fn from_ws(e: tungstenite::Error) -> Fail {
         E::Protocol(P::ResetWithoutClosingHandshake) => fail(
             K::TransportClosed,
             "the server closed the TCP connection without a WebSocket close frame",
+        ),
+        E::WriteBufferFull(_) => fail(
+            K::WriteTimeout,
+            format!("more than {MAX_WRITE_BUFFER_BYTES} bytes waiting to be written (server not reading)"),
         ),
         E::Capacity(e) => fail(
             K::FrameTooLarge,
