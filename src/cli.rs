@@ -66,9 +66,12 @@ pub struct RunArgs {
     /// Iterations per VU (overrides load.iterations).
     #[arg(long)]
     pub iterations: Option<u64>,
-    /// Report folder (default: reports/<run-id>).
+    /// Report folder (default: reports/<run-id>); must be empty or new.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Clear a non-empty --out folder first (without it such a folder is refused).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Endpoint URL (overrides target.url; e.g. http://127.0.0.1:8080).
     #[arg(long)]
     pub target: Option<String>,
@@ -251,6 +254,9 @@ pub struct SweepArgs {
     /// Sweep folder (default: reports/sweep-<time>); one sub-folder per cell and round.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Clear a non-empty --out folder first (without it such a folder is refused).
+    #[arg(long)]
+    pub overwrite: bool,
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
@@ -284,6 +290,9 @@ pub struct CapacityArgs {
     /// Capacity folder (default: reports/capacity-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Clear a non-empty --out folder first (without it such a folder is refused).
+    #[arg(long)]
+    pub overwrite: bool,
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,

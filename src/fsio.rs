@@ -75,9 +75,75 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path, |out| out.write_all(bytes))
 }
 
+/// The marker a run leaves in its folder (created exclusively, so two runs
+/// started at once into one folder cannot both own it).
+pub const RUN_MARKER: &str = ".finalping-run";
+
+/// Makes `dir` the folder of one run: refuses a folder that already holds
+/// files unless `overwrite` (which clears it first), creates it if missing and
+/// claims it with [`RUN_MARKER`] holding `run_id`. The error says what to do.
+pub fn claim_run_dir(dir: &Path, overwrite: bool, run_id: &str) -> Result<(), String> {
+    let occupied = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) if dir.exists() && !dir.is_dir() => {
+            return Err(format!("{} is not a folder ({e})", dir.display()))
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+    };
+    if occupied {
+        if !overwrite {
+            return Err(format!(
+                "the report folder {} is not empty (a report folder belongs to one run): \
+                 choose another --out, or pass --overwrite to clear it first",
+                dir.display()
+            ));
+        }
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| format!("--overwrite: cannot clear {}: {e}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        format!(
+            "cannot create the report folder {}: {e} (choose another with --out)",
+            dir.display()
+        )
+    })?;
+    let marker = dir.join(RUN_MARKER);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .and_then(|mut f| writeln!(f, "{run_id}"))
+        .map_err(|e| {
+            format!(
+                "the report folder {} is being used by another run ({e}): choose another --out",
+                dir.display()
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_folder_belongs_to_one_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("r");
+        claim_run_dir(&out, false, "a").unwrap();
+        let again = claim_run_dir(&out, false, "b").unwrap_err();
+        assert!(again.contains("--overwrite"), "{again}");
+        std::fs::write(out.join("old.hlog"), "x").unwrap();
+        claim_run_dir(&out, true, "c").unwrap();
+        assert!(!out.join("old.hlog").exists());
+        assert_eq!(
+            std::fs::read_to_string(out.join(RUN_MARKER)).unwrap(),
+            "c\n"
+        );
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        assert!(claim_run_dir(&file, true, "d").is_err());
+    }
 
     #[test]
     fn endless_files_are_refused() {

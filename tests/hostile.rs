@@ -18,6 +18,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+const QUICK: Duration = Duration::from_secs(60);
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -537,4 +539,88 @@ fn garbage_bytes_are_a_protocol_error() {
     let (_m, s) = run_case("garbage bytes", &yaml);
     assert!(counter(&s, "turns_disconnected") >= 1, "{s}");
     assert_eq!(counter(&s, "turns_ok"), 0, "{s}");
+}
+
+// ------------------------------------------------------------- careless use
+
+fn quick_scenario(w: &Workdir) -> std::path::PathBuf {
+    w.file(
+        "s.yaml",
+        "name: careless\nload: {vus: 1, iterations: 2}\nsteps:\n  - send: {text: hi}\n",
+    )
+}
+
+/// Issue #15 (4): a second run into the same `--out` is refused (exit 3)
+/// instead of mixing two runs; `--overwrite` clears the folder first.
+#[test]
+fn a_report_folder_belongs_to_one_run() {
+    let w = Workdir::new();
+    let p = quick_scenario(&w);
+    let out_dir = w.path("r");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "run".to_string(),
+            p.display().to_string(),
+            "--out".to_string(),
+            out_dir.display().to_string(),
+            "--quiet".to_string(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        run_finalping(&refs, QUICK)
+    };
+    let first = run(args(&[]));
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    std::fs::write(out_dir.join("stale.hlog"), "left over").expect("write");
+    let second = run(args(&[]));
+    assert_eq!(second.status.code(), Some(3), "{}", text(&second));
+    assert!(text(&second).contains("--overwrite"), "{}", text(&second));
+    let third = run(args(&["--overwrite"]));
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third));
+    assert!(!out_dir.join("stale.hlog").exists());
+    assert!(!out_dir.join(".finalping-run").exists());
+    assert!(out_dir.join("summary.json").is_file());
+}
+
+/// Issue #15 (8): with the disk full (here: a 2 KiB file-size limit, so
+/// writes fail with EFBIG) the verdict and the final table still reach the
+/// console, and the exit code (4) and message say the reports were not written.
+#[test]
+fn a_full_disk_still_prints_the_verdict() {
+    use std::os::unix::process::CommandExt;
+    let w = Workdir::new();
+    let p = quick_scenario(&w);
+    let out_dir = w.path("r");
+    let mut cmd = Command::new(bin());
+    cmd.args(with_self_check_warn(&[
+        "run",
+        p.to_str().unwrap_or_default(),
+        "--out",
+        out_dir.to_str().unwrap_or_default(),
+        "--quiet",
+    ]))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 2048,
+                rlim_max: 2048,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            Ok(())
+        });
+    }
+    let out = wait_with_limit(cmd.spawn().expect("spawn"), QUICK);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{t}");
+    assert!(t.contains("turns: sent 2"), "final table missing: {t}");
+    assert!(t.contains("passed"), "verdict missing: {t}");
+    assert!(t.contains("could not be written"), "{t}");
 }

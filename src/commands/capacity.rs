@@ -65,8 +65,7 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
             chrono::Utc::now().format("%Y%m%d-%H%M%S")
         ))
     });
-    std::fs::create_dir_all(&out)
-        .map_err(|e| CliError::usage(format!("cannot create {}: {e}", out.display())))?;
+    crate::fsio::claim_run_dir(&out, args.overwrite, "capacity").map_err(CliError::usage)?;
     let exe = std::env::current_exe()
         .map_err(|e| CliError::internal(format!("cannot find the finalping binary: {e}")))?;
     let runner = Runner {

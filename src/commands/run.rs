@@ -59,17 +59,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     secret::register(&url_token);
 
     let started_at = chrono::Utc::now();
-    let run_id = run_id(&scenario.name, started_at);
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
-    std::fs::create_dir_all(&out_dir).map_err(|e| {
-        CliError::usage(format!(
-            "cannot create the report folder {}: {e} (choose another with --out)",
-            out_dir.display()
-        ))
-    })?;
+    let (run_id, out_dir) = claim_out_dir(&scenario.name, started_at, &args)?;
 
     let runtime = if runtime_setup::needs_runtime(&scenario) {
         let em = emulator.zip(emulator_config.as_ref());
@@ -186,10 +176,21 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             report.status_reason
         );
     }
-    report::write_all(&report, &out_dir).map_err(|e| CliError::internal(e.to_string()))?;
+    // The verdict and the table reach the console even when the disk is full.
+    let written = report::write_all(&report, &out_dir);
     report::print_final_table(&report);
-    println!("reports: {}", out_dir.display());
-    Ok(report.status.exit_code())
+    let _ = std::fs::remove_file(out_dir.join(crate::fsio::RUN_MARKER));
+    match written {
+        Ok(_) => {
+            println!("reports: {}", out_dir.display());
+            Ok(report.status.exit_code())
+        }
+        Err(e) => Err(CliError::internal(format!(
+            "{e}: the run ended ({}) but its reports could not be written \
+             (disk full or not writable?); the table above is its result",
+            report.status.as_str()
+        ))),
+    }
 }
 
 /// Flushes the audit log (and webhook queue) and sums up the context updates.
@@ -395,6 +396,36 @@ fn run_id(name: &str, at: chrono::DateTime<chrono::Utc>) -> String {
         at.format("%Y%m%d-%H%M%S"),
         rand::random::<u16>()
     )
+}
+
+/// The run id and its report folder, claimed for this run: `--out` must be
+/// empty or new (or is cleared with `--overwrite`); the default
+/// `reports/<run-id>` gets a new id until the folder is new.
+fn claim_out_dir(
+    name: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    args: &RunArgs,
+) -> Result<(String, PathBuf), CliError> {
+    if let Some(out) = &args.out {
+        let id = run_id(name, at);
+        crate::fsio::claim_run_dir(out, args.overwrite, &id).map_err(CliError::usage)?;
+        return Ok((id, out.clone()));
+    }
+    let mut last = String::new();
+    for _ in 0..16 {
+        let id = run_id(name, at);
+        let dir = PathBuf::from("reports").join(&id);
+        if dir.exists() {
+            continue;
+        }
+        match crate::fsio::claim_run_dir(&dir, false, &id) {
+            Ok(()) => return Ok((id, dir)),
+            Err(e) => last = e,
+        }
+    }
+    Err(CliError::usage(format!(
+        "no free report folder under reports/: {last} (choose one with --out)"
+    )))
 }
 
 fn build_manifest(

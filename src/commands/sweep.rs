@@ -107,8 +107,7 @@ pub async fn sweep(args: SweepArgs) -> Result<i32, CliError> {
             chrono::Utc::now().format("%Y%m%d-%H%M%S")
         ))
     });
-    std::fs::create_dir_all(&out)
-        .map_err(|e| CliError::usage(format!("cannot create {}: {e}", out.display())))?;
+    crate::fsio::claim_run_dir(&out, args.overwrite, "sweep").map_err(CliError::usage)?;
     let exe = std::env::current_exe()
         .map_err(|e| CliError::internal(format!("cannot find the finalping binary: {e}")))?;
     let mut cells = cells;
@@ -226,8 +225,10 @@ fn cells_of(matrix: &[(String, Vec<String>)]) -> Vec<Cell> {
 }
 
 async fn run_cell(exe: &Path, scenario: &Path, cell: &Cell, dir: &Path) -> Result<(), CliError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::usage(format!("cannot create {}: {e}", dir.display())))?;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| CliError::usage(format!("cannot create {}: {e}", parent.display())))?;
+    }
     let mut cmd = tokio::process::Command::new(exe);
     cmd.arg("run")
         .arg(scenario)
@@ -242,7 +243,9 @@ async fn run_cell(exe: &Path, scenario: &Path, cell: &Cell, dir: &Path) -> Resul
     for (k, v) in &cell.settings {
         cmd.arg("--set").arg(format!("{k}={v}"));
     }
-    let log = std::fs::File::create(dir.join("run.log"))
+    // Beside the run's folder: `run` wants its folder to itself.
+    let log_path = dir.with_extension("log");
+    let log = std::fs::File::create(&log_path)
         .map_err(|e| CliError::internal(format!("cannot write {}: {e}", dir.display())))?;
     let log_err = log
         .try_clone()
@@ -256,9 +259,9 @@ async fn run_cell(exe: &Path, scenario: &Path, cell: &Cell, dir: &Path) -> Resul
         .map_err(|e| CliError::internal(format!("cannot start finalping run: {e}")))?;
     if status.code() == Some(exit::USAGE) || status.code() == Some(exit::INTERNAL) {
         return Err(CliError::usage(format!(
-            "cell `{}` could not run (see {}/run.log)",
+            "cell `{}` could not run (see {})",
             cell.name,
-            dir.display()
+            log_path.display()
         )));
     }
     Ok(())

@@ -27,7 +27,7 @@
 use crate::metrics::{new_histogram, Metric, Timeline};
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 use hdrhistogram::serialization::V2DeflateSerializer;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Histogram values are µs; the per-line max column is divided by this (→ ms).
@@ -85,12 +85,7 @@ pub fn write_hlogs(timeline: &Timeline, dir: &Path) -> io::Result<Vec<PathBuf>> 
     let mut written = Vec::new();
     for metric in timeline.metrics_with_samples() {
         let path = dir.join(hlog_file_name(metric));
-        std::fs::File::create(&path)
-            .and_then(|f| {
-                let mut w = BufWriter::new(f);
-                write_hlog(timeline, metric, &mut w)?;
-                w.flush()
-            })
+        crate::fsio::write_atomic_with(&path, |w| write_hlog(timeline, metric, w))
             .map_err(|e| named(&path, e))?;
         written.push(path);
     }

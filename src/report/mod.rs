@@ -237,11 +237,7 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportE
         .filter(|e| e.wanted(report) && chosen(format_of(e.file_name())))
     {
         let path = dir.join(exporter.file_name());
-        let result = std::fs::File::create(&path).and_then(|f| {
-            let mut w = std::io::BufWriter::new(f);
-            exporter.write(report, &mut w)?;
-            w.flush()
-        });
+        let result = crate::fsio::write_atomic_with(&path, |w| exporter.write(report, w));
         result.map_err(|source| ReportError {
             path: path.clone(),
             source,
@@ -253,11 +249,7 @@ pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportE
     };
     if chosen(Some(F::Timeseries)) {
         let path = dir.join(TIMESERIES_FILE);
-        let result = std::fs::File::create(&path).and_then(|f| {
-            let mut w = std::io::BufWriter::new(f);
-            write_timeseries(timeline, &mut w)?;
-            w.flush()
-        });
+        let result = crate::fsio::write_atomic_with(&path, |w| write_timeseries(timeline, w));
         result.map_err(|source| ReportError {
             path: path.clone(),
             source,
