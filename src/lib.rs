@@ -22,6 +22,7 @@
 //! - the sub-commands (`run`, `serve`, `sweep`, `capacity`, …): [`commands`]
 //! - redaction of tokens and secrets: [`secret`]; human durations: [`duration`]
 //! - TLS roots and the `--insecure` switch: [`tls`]
+//! - file descriptors per VU and running out of them: [`fdlimit`]
 //! - capped file reads and atomic report writes: [`fsio`]
 //! - what the fuzz targets (`fuzz/`) feed each decoder: [`fuzzing`]
 
@@ -33,6 +34,7 @@ pub mod duration;
 pub mod emulator;
 pub mod engine;
 pub mod error;
+pub mod fdlimit;
 pub mod fsio;
 pub mod fuzzing;
 pub mod metrics;

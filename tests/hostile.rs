@@ -624,3 +624,43 @@ fn a_full_disk_still_prints_the_verdict() {
     assert!(t.contains("passed"), "verdict missing: {t}");
     assert!(t.contains("could not be written"), "{t}");
 }
+
+/// Issue #15 (5): under a 256 open-files limit, 64 VUs with context updates
+/// against the embedded emulator need a chat and a runtime connection each,
+/// both ends in this process: the check counts them and refuses the run
+/// (exit 3) instead of letting it hit EMFILE and pass.
+#[test]
+fn the_open_files_check_counts_runtime_connections() {
+    use std::os::unix::process::CommandExt;
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: fds\nload: {vus: 64, iterations: 1}\nsteps:\n  - send: {text: hi}\n  - update_context: {scope: session, vars: {a: 1}}\n",
+    );
+    let mut cmd = Command::new(bin());
+    cmd.args(with_self_check_warn(&[
+        "run",
+        p.to_str().unwrap_or_default(),
+        "--out",
+        w.path("r").to_str().unwrap_or_default(),
+        "--quiet",
+    ]))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    let out = wait_with_limit(cmd.spawn().expect("spawn"), QUICK);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(t.contains("open files") && t.contains("256"), "{t}");
+}

@@ -40,7 +40,12 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let embedded = scenario.target.url.is_none();
     let (groups, tags) = engine::groups_of(&scenario);
     let total_vus: u32 = groups.iter().map(|g| g.vus).sum();
-    ensure_fd_capacity(total_vus, embedded)?;
+    ensure_fd_capacity(
+        total_vus,
+        crate::fdlimit::per_vu(&scenario, embedded),
+        crate::fdlimit::shared(&scenario, embedded),
+        embedded,
+    )?;
 
     let emulator_config = embedded.then(|| scenario.emulator.clone().unwrap_or_default());
     let embedded_emulator = match &emulator_config {
@@ -131,7 +136,16 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
 
     let saturation =
         (args.self_check == SelfCheckMode::Strict).then_some(outcome.self_check.reasons.as_slice());
-    let (status, reason) = verdict::judge(&outcome.totals, outcome.interrupted, saturation);
+    let (mut status, mut reason) = verdict::judge(&outcome.totals, outcome.interrupted, saturation);
+    let exhausted = crate::fdlimit::exhausted();
+    if exhausted > 0 && status != RunStatus::Interrupted {
+        status = RunStatus::Invalid;
+        reason = format!(
+            "invalid: the process ran out of file descriptors {exhausted}× (EMFILE/ENFILE), so \
+             connects failed for lack of descriptors, not because of the target; raise the \
+             open-files limit (ulimit -n) or lower the VUs ({reason})"
+        );
+    }
     let mut secrets = vec![url_token.as_str()];
     if let Some(rt) = &runtime_manifest {
         secrets.extend(rt.1.iter().map(String::as_str));
@@ -339,17 +353,17 @@ fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), CliError> {
 
 /// Raises the soft open-files limit to the hard limit and checks the VUs fit:
 /// one descriptor per connection, two with the emulator in the same process.
-fn ensure_fd_capacity(vus: u32, embedded: bool) -> Result<(), CliError> {
-    let per_vu = if embedded { 2 } else { 1 };
-    let needed = u64::from(vus) * per_vu + FD_HEADROOM;
+fn ensure_fd_capacity(vus: u32, per_vu: u64, shared: u64, embedded: bool) -> Result<(), CliError> {
+    let per_vu = per_vu.max(1);
+    let needed = u64::from(vus) * per_vu + shared + FD_HEADROOM;
     let limit = raise_fd_limit();
     if let Some(limit) = limit {
         if limit < needed {
-            let fit = limit.saturating_sub(FD_HEADROOM) / per_vu;
+            let fit = limit.saturating_sub(FD_HEADROOM + shared) / per_vu;
             let hint = if embedded {
-                format!("run `finalping serve --port 0` as a separate process and pass its URL with --target (then {} VUs fit), or lower --vus to {fit}", limit.saturating_sub(FD_HEADROOM))
+                format!("run `finalping serve --port 0` as a separate process and pass its URL with --target (then {} VUs fit), or lower --vus to {fit}", limit.saturating_sub(FD_HEADROOM + shared) / (per_vu / 2).max(1))
             } else {
-                format!("lower --vus to {fit} or raise the hard limit (ulimit -Hn)")
+                format!("lower --vus to {fit} or raise the hard limit (ulimit -Hn); each VU holds {per_vu} connection(s)")
             };
             return Err(CliError::usage(format!(
                 "{vus} VUs need about {needed} open files but this process may open only {limit}: {hint}"

@@ -443,7 +443,10 @@ async fn open_ws(opts: &RuntimeOptions, token: &AccessToken) -> Result<Ws, Runti
     let open = async {
         let tcp = TcpStream::connect((target.host.as_str(), target.port))
             .await
-            .map_err(|e| RuntimeError::Refused(format!("{}:{}: {e}", target.host, target.port)))?;
+            .map_err(|e| {
+                crate::fdlimit::note_io(&e);
+                RuntimeError::Refused(format!("{}:{}: {e}", target.host, target.port))
+            })?;
         tcp.set_nodelay(true)
             .map_err(|e| RuntimeError::Refused(format!("setting TCP_NODELAY: {e}")))?;
         let connector = if target.tls {

@@ -166,7 +166,14 @@ fn ws_config() -> WebSocketConfig {
 async fn open_ws(target: &SocketUrl) -> Result<Ws, ConnectError> {
     let tcp = TcpStream::connect((target.host.as_str(), target.port))
         .await
-        .map_err(|e| ConnectError::Refused(format!("{}:{}: {e}", target.host, target.port)))?;
+        .map_err(|e| {
+            let what = format!("{}:{}: {e}", target.host, target.port);
+            if crate::fdlimit::note_io(&e) {
+                ConnectError::FdExhausted(what)
+            } else {
+                ConnectError::Refused(what)
+            }
+        })?;
     tcp.set_nodelay(true)
         .map_err(|e| ConnectError::Closed(format!("setting TCP_NODELAY: {e}")))?;
     let connector = if target.tls {

@@ -182,6 +182,9 @@ pub enum ConnectError {
     Closed(String),
     #[error("invalid endpoint URL: {0}")]
     BadUrl(String),
+    /// This process ran out of file descriptors (EMFILE/ENFILE): the run is invalid.
+    #[error("out of file descriptors: {0}")]
+    FdExhausted(String),
 }
 
 impl ConnectError {
@@ -195,6 +198,7 @@ impl ConnectError {
             ConnectError::Protocol(_) => "protocol",
             ConnectError::Closed(_) => "closed",
             ConnectError::BadUrl(_) => "bad_url",
+            ConnectError::FdExhausted(_) => "fd_exhausted",
         }
     }
 }
