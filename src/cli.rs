@@ -251,6 +251,9 @@ pub struct SweepArgs {
     /// Rounds: every cell runs once per round, cells interleaved (A B A B …).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeats: u32,
+    /// Refuse a matrix with more cells than this (the product of its lists).
+    #[arg(long, default_value_t = 256)]
+    pub max_cells: usize,
     /// Sweep folder (default: reports/sweep-<time>); one sub-folder per cell and round.
     #[arg(long)]
     pub out: Option<PathBuf>,

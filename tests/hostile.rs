@@ -664,3 +664,189 @@ fn the_open_files_check_counts_runtime_connections() {
     assert_eq!(out.status.code(), Some(3), "{t}");
     assert!(t.contains("open files") && t.contains("256"), "{t}");
 }
+
+/// Waits (bounded) for a file to appear: a child run claims its folder with
+/// `.finalping-run` after installing its signal handlers.
+fn wait_for_file(path: &std::path::Path, limit: Duration) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < limit,
+            "{} did not appear within {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Issue #15 (6): SIGTERM to `capacity` reaches its child `finalping run`,
+/// whose partial report is kept; the capacity report is written, exit 130.
+#[test]
+fn capacity_forwards_sigterm_and_writes_a_partial_report() {
+    let w = Workdir::new();
+    let p = w.file(
+        "cap.yaml",
+        "name: cap\nload: {vus: 1, duration: 1s}\nsteps:\n  - send: {text: hi}\n  - think: 20ms\n",
+    );
+    let out_dir = w.path("cap");
+    let child = Command::new(bin())
+        .args([
+            "capacity",
+            p.to_str().unwrap_or_default(),
+            "--slo",
+            "final_ping.p99 < 5s",
+            "--start",
+            "1",
+            "--hold",
+            "60s",
+            "--self-check",
+            "warn",
+            "--out",
+            out_dir.to_str().unwrap_or_default(),
+            "--quiet",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn capacity");
+    wait_for_file(&out_dir.join("step-1").join(".finalping-run"), QUICK);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = wait_with_limit(child, QUICK);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{t}");
+    let report = read_json(&out_dir.join("capacity.json"));
+    assert!(
+        report["conclusion"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("interrupted"),
+        "{report}"
+    );
+    let step = read_json(&out_dir.join("step-1").join("summary.json"));
+    assert_eq!(step["status"], "interrupted", "{step}");
+}
+
+/// `--step 0` looped forever and an SLO on an unknown metric concluded
+/// "the first step already breaks the SLOs" with exit 0: both are usage errors now.
+#[test]
+fn capacity_rejects_a_zero_step_and_unknown_slo_metrics() {
+    let w = Workdir::new();
+    let p = quick_scenario(&w);
+    for (flags, words) in [
+        (vec!["--step", "0"], "--step"),
+        (
+            vec!["--slo", "final_pong.p99 < 1s"],
+            "unknown metric `final_pong`",
+        ),
+    ] {
+        let mut args = vec!["capacity", p.to_str().unwrap_or_default()];
+        if flags[0] != "--slo" {
+            args.extend(["--slo", "final_ping.p99 < 1s"]);
+        }
+        args.extend(flags.iter().copied());
+        let out_dir = w.path(&format!("c{}", flags[1].len()));
+        args.extend(["--out", out_dir.to_str().unwrap_or_default()]);
+        let out = run_finalping(&args, QUICK);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(3), "{flags:?}: {t}");
+        assert!(t.contains(words), "{flags:?}: {t}");
+    }
+}
+
+/// Issue #15 (12): a 2^40-cell matrix is refused before anything is expanded.
+#[test]
+fn sweep_refuses_a_huge_matrix() {
+    let w = Workdir::new();
+    let p = quick_scenario(&w);
+    let matrix: String = (0..40).map(|i| format!("k{i}: [a, b]\n")).collect();
+    let m = w.file("m.yaml", &matrix);
+    let out = run_finalping(
+        &[
+            "sweep",
+            p.to_str().unwrap_or_default(),
+            "--matrix",
+            m.to_str().unwrap_or_default(),
+            "--out",
+            w.path("sw").to_str().unwrap_or_default(),
+        ],
+        QUICK,
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(t.contains("--max-cells"), "{t}");
+}
+
+/// SIGTERM to `sweep`: the child run is interrupted, the sweep stops and exits 130.
+#[test]
+fn sweep_forwards_sigterm() {
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: sw\nload: {vus: 1, duration: 60s}\nsteps:\n  - send: {text: hi}\n  - think: 20ms\n",
+    );
+    let m = w.file("m.yaml", "target.eio: [3, 4]\n");
+    let out_dir = w.path("sw");
+    let child = Command::new(bin())
+        .args([
+            "sweep",
+            p.to_str().unwrap_or_default(),
+            "--matrix",
+            m.to_str().unwrap_or_default(),
+            "--out",
+            out_dir.to_str().unwrap_or_default(),
+            "--quiet",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sweep");
+    let first = out_dir.join("cell-1").join("round-1");
+    wait_for_file(&first.join(".finalping-run"), QUICK);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = wait_with_limit(child, QUICK);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{t}");
+    let run = read_json(&first.join("summary.json"));
+    assert_eq!(run["status"], "interrupted", "{run}");
+    assert!(
+        !out_dir.join("cell-2").exists(),
+        "no cell started after the signal"
+    );
+}
+
+/// SIGHUP (a closed terminal) stops a run like SIGTERM: partial reports, exit 130.
+#[test]
+fn sighup_stops_a_run_with_partial_reports() {
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: hup\nload: {vus: 1, duration: 60s}\nsteps:\n  - send: {text: hi}\n  - think: 20ms\n",
+    );
+    let out_dir = w.path("r");
+    let child = Command::new(bin())
+        .args(with_self_check_warn(&[
+            "run",
+            p.to_str().unwrap_or_default(),
+            "--out",
+            out_dir.to_str().unwrap_or_default(),
+            "--quiet",
+        ]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn run");
+    wait_for_file(&out_dir.join(".finalping-run"), QUICK);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let out = wait_with_limit(child, QUICK);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert_eq!(
+        read_json(&out_dir.join("summary.json"))["status"],
+        "interrupted"
+    );
+}

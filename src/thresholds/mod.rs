@@ -10,7 +10,9 @@
 mod evaluate;
 mod parse;
 
-pub use evaluate::{evaluate, fmt, Outcome, QuantileFn, ThresholdResult, AGGREGATES};
+pub use evaluate::{
+    evaluate, fmt, is_known_metric, Outcome, QuantileFn, ThresholdResult, AGGREGATES,
+};
 pub use parse::{Condition, Op, Statistic, Threshold, ThresholdKey, Thresholds, Unit};
 
 use crate::metrics::{Metric, Snapshot};
