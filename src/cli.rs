@@ -234,7 +234,12 @@ pub struct ReportArgs {
 
 /// `PATH=VALUE` of `--set`.
 fn parse_setting(s: &str) -> Result<(String, String), String> {
+    const MAX_DEPTH: usize = 16;
     match s.split_once('=') {
+        Some((k, _)) if k.split('.').count() > MAX_DEPTH => Err(format!(
+            "`{}…` is nested deeper than {MAX_DEPTH} levels: no scenario setting is",
+            k.chars().take(40).collect::<String>()
+        )),
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
         _ => Err(format!("`{s}` is not PATH=VALUE (e.g. runtime.codec=json)")),
     }

@@ -850,3 +850,182 @@ fn sighup_stops_a_run_with_partial_reports() {
         "interrupted"
     );
 }
+
+/// Issue #15 (9): `--set` with a 20,000-part path overflowed the stack (exit 134).
+#[test]
+fn a_deep_set_path_is_a_usage_error() {
+    let w = Workdir::new();
+    let p = quick_scenario(&w);
+    let deep = format!("{}=1", vec!["a"; 20_000].join("."));
+    let out = run_finalping(
+        &[
+            "run",
+            p.to_str().unwrap_or_default(),
+            "--set",
+            &deep,
+            "--quiet",
+        ],
+        QUICK,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("nested deeper"), "{}", text(&out));
+}
+
+/// Issue #15 (10): `validate /dev/zero` grew without bound.
+#[test]
+fn an_endless_scenario_file_is_refused() {
+    let m = run_measured(&["validate", "/dev/zero"], QUICK);
+    assert_eq!(m.code, 3, "{}", m.stderr);
+    assert!(m.stderr.contains("larger than"), "{}", m.stderr);
+    assert!(
+        m.peak_rss_kib < 100 * 1024,
+        "peak RSS {} KiB",
+        m.peak_rss_kib
+    );
+}
+
+/// Issue #15 (11): out-of-range emulator settings passed `validate` and made
+/// `run` exit 4 with no position; `serve` called a bad setting a listen failure.
+#[test]
+fn emulator_settings_are_validated_with_their_position() {
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: e\nload: {vus: 1, iterations: 1}\nsteps:\n  - send: {text: hi}\nemulator:\n  outputs: 4000000000\n",
+    );
+    let out = run_finalping(&["validate", p.to_str().unwrap_or_default()], QUICK);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(t.contains("s.yaml:6:") && t.contains("outputs"), "{t}");
+    let out = run_finalping(&["serve", "--port", "0", "--ping-interval", "0s"], QUICK);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(
+        t.contains("emulator configuration") && !t.contains("cannot listen"),
+        "{t}"
+    );
+}
+
+/// Issue #15 (13): names are escaped in summary.md; control and bidi
+/// characters are escaped in error snippets.
+#[test]
+fn user_text_is_escaped_in_reports_and_errors() {
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: \"<img src=x onerror=alert(1)> | *x*\"\nload: {vus: 1, iterations: 1}\nsteps:\n  - send: {text: hi}\n",
+    );
+    let out_dir = w.path("r");
+    let out = run_finalping(
+        &[
+            "run",
+            p.to_str().unwrap_or_default(),
+            "--out",
+            out_dir.to_str().unwrap_or_default(),
+            "--quiet",
+        ],
+        QUICK,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let md = std::fs::read_to_string(out_dir.join("summary.md")).expect("summary.md");
+    assert!(!md.contains("<img"), "{md}");
+    assert!(
+        md.contains("&lt;img src=x onerror=alert(1)&gt; \\| \\*x\\*"),
+        "{md}"
+    );
+
+    let bad = w.file(
+        "bad.yaml",
+        "name: b\nload: {vus: 1, iterations: 1}\nsteps:\n  - send: {text: hi}\nsurprise\u{202e}\u{1b}[2J: 1\n",
+    );
+    let out = run_finalping(&["validate", bad.to_str().unwrap_or_default()], QUICK);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(!t.contains('\u{202e}') && !t.contains('\u{1b}'), "{t:?}");
+    assert!(t.contains("\\u{202e}"), "{t}");
+}
+
+/// Issue #15 (13): a report folder with an unknown `schema_version` is refused.
+/// Issue #15 (7): a crafted `.hlog` header (payload length 2 GiB, or highest
+/// value 2^62 at 5 digits) is refused without allocating for it.
+#[test]
+fn crafted_report_folders_are_refused_without_big_allocations() {
+    let w = Workdir::new();
+    let p = quick_scenario(&w);
+    let base = w.path("base");
+    let out = run_finalping(
+        &[
+            "run",
+            p.to_str().unwrap_or_default(),
+            "--out",
+            base.to_str().unwrap_or_default(),
+            "--quiet",
+        ],
+        QUICK,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let copy = |name: &str| {
+        let dir = w.path(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for e in std::fs::read_dir(&base).expect("read") {
+            let e = e.expect("entry");
+            std::fs::copy(e.path(), dir.join(e.file_name())).expect("copy");
+        }
+        dir
+    };
+    // schema_version 99
+    let future = copy("future");
+    let summary = future.join("summary.json");
+    let mut s = read_json(&summary);
+    s["schema_version"] = serde_json::json!(99);
+    std::fs::write(&summary, s.to_string()).expect("write");
+    for args in [
+        vec!["report", future.to_str().unwrap_or_default()],
+        vec![
+            "compare",
+            base.to_str().unwrap_or_default(),
+            future.to_str().unwrap_or_default(),
+        ],
+    ] {
+        let out = run_finalping(&args, QUICK);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("schema_version 99"), "{}", text(&out));
+    }
+    // Crafted histogram headers inside final_ping.hlog.
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let hlog_line = |raw: Vec<u8>| format!("0.000,1.000,1.000,{}\n", b64.encode(raw));
+    let header = |payload: u32, digits: u32, high: u64| {
+        let mut raw = vec![0x1c, 0x84, 0x93, 0x13];
+        raw.extend_from_slice(&payload.to_be_bytes());
+        raw.extend_from_slice(&0u32.to_be_bytes());
+        raw.extend_from_slice(&digits.to_be_bytes());
+        raw.extend_from_slice(&1u64.to_be_bytes());
+        raw.extend_from_slice(&high.to_be_bytes());
+        raw.extend_from_slice(&1f64.to_be_bytes());
+        raw.extend_from_slice(&[0u8; 16]);
+        raw
+    };
+    for (name, raw) in [
+        ("payload-2gib", header(0x8000_0000, 3, 3_600_000_000)),
+        ("high-2-62", header(8, 5, 1 << 62)),
+    ] {
+        let dir = copy(name);
+        std::fs::write(dir.join("final_ping.hlog"), hlog_line(raw)).expect("write hlog");
+        let m = run_measured(
+            &[
+                "compare",
+                base.to_str().unwrap_or_default(),
+                dir.to_str().unwrap_or_default(),
+            ],
+            QUICK,
+        );
+        assert_eq!(m.code, 3, "{name}: {}", m.stderr);
+        assert!(m.stderr.contains("final_ping.hlog"), "{name}: {}", m.stderr);
+        assert!(
+            m.peak_rss_kib < 100 * 1024,
+            "{name}: peak RSS {} KiB",
+            m.peak_rss_kib
+        );
+    }
+}

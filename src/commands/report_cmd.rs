@@ -15,7 +15,11 @@ pub fn report(args: &ReportArgs) -> Result<i32, CliError> {
                 path.display()
             ))
         })?;
-    let run: RunReport = serde_json::from_str(&text).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::usage(format!("{}: not JSON: {e}", path.display())))?;
+    report::json::check_schema_version(&value)
+        .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
+    let run: RunReport = serde_json::from_value(value).map_err(|e| {
         CliError::usage(format!(
             "{}: not a finalping summary.json (schema_version {}): {e}",
             path.display(),

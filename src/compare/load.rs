@@ -56,6 +56,10 @@ pub fn load_run(path: &Path) -> Result<RunData, LoadError> {
             path: summary_path.clone(),
             why: e.to_string(),
         })?;
+    crate::report::json::check_schema_version(&summary).map_err(|why| LoadError::Summary {
+        path: summary_path.clone(),
+        why,
+    })?;
     let field = |name: &str| -> Result<String, LoadError> {
         summary[name]
             .as_str()

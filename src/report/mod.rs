@@ -7,7 +7,7 @@ mod console;
 mod csv_percentiles;
 mod hlog;
 mod html;
-mod json;
+pub mod json;
 mod junit;
 mod manifest;
 mod markdown;

@@ -184,6 +184,23 @@ fn positive_usize<'de, D: Deserializer<'de>>(d: D, v: PositiveInt) -> Result<usi
     })
 }
 
+/// `emulator:`: the settings, then every bound `serve --config` checks, so
+/// `validate` reports them with their position instead of `run` failing later.
+pub(crate) fn emulator<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::emulator::EmulatorConfig>, D::Error> {
+    let config = Option::<crate::emulator::EmulatorConfig>::deserialize(d)?;
+    if let Some(c) = &config {
+        c.validate().map_err(|e| {
+            de_error(
+                &format_args!("emulator: {e}"),
+                "fix this `emulator:` setting (README \"The emulator\" lists them and their bounds)",
+            )
+        })?;
+    }
+    Ok(config)
+}
+
 // --------------------------------------------------------------- durations
 
 /// A duration string; `positive` rejects zero, `optional` accepts null.

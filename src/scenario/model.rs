@@ -37,7 +37,8 @@ pub struct Scenario {
     #[serde(default)]
     pub webhook: Option<crate::audit::WebhookConfig>,
     /// Settings for the embedded emulator, used only when `target.url` is absent.
-    #[serde(default)]
+    /// Checked like `serve --config` (bounds included) when the file is loaded.
+    #[serde(default, deserialize_with = "fields::emulator")]
     pub emulator: Option<EmulatorConfig>,
     /// Time-series interval and the generator self-check budgets.
     #[serde(default)]
