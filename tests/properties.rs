@@ -1,7 +1,8 @@
 //! Property tests (proptest) for every decoder that reads untrusted input:
 //! Engine.IO/Socket.IO packets, runtime length-prefixed frames, MessagePack and
 //! JSON runtime messages, context normalization and limits, scenario templates,
-//! the YAML scenario loader, durations and emulator delays. Each property says
+//! the YAML scenario loader, durations and emulator delays; `fuzz_smoke`
+//! replays the cargo-fuzz corpus (`fuzz/`) through every fuzz target. Each property says
 //! "never panics" on arbitrary input plus a round-trip or exact-result law on
 //! structured input. Run with `cargo test --test properties`.
 //!
@@ -15,6 +16,7 @@ mod properties {
     pub mod alloc_probe;
     pub mod codec;
     pub mod durations;
+    pub mod fuzz_smoke;
     pub mod runtime_frame;
     pub mod scenario;
     pub mod socketio;
