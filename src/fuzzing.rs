@@ -57,8 +57,11 @@ pub fn scenario(data: &[u8]) {
     }
 }
 
+/// One fuzz target: its name (the corpus folder) and its entry point.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target by name, for replaying a corpus folder per target.
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [Target; 7] = [
     ("socketio_packet", socketio_packet),
     ("runtime_frame", runtime_frame),
     ("msgpack_message", msgpack_message),

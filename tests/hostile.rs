@@ -42,6 +42,8 @@ struct Measured {
 
 /// Runs `finalping <args>` and waits for it with `wait4`, which hands back the
 /// child's peak RSS; kills it and panics after `limit`.
+// `wait4` reaps the child (clippy only knows `Child::wait`).
+#[allow(clippy::zombie_processes)]
 fn run_measured(args: &[&str], limit: Duration) -> Measured {
     let started = Instant::now();
     let mut child = Command::new(bin())
@@ -73,6 +75,7 @@ fn run_measured(args: &[&str], limit: Duration) -> Measured {
         Ok(v) => v,
         Err(_) => {
             let _ = child.kill();
+            let _ = rx.recv_timeout(limit);
             panic!("finalping did not end by itself within {limit:?}");
         }
     };
