@@ -1032,3 +1032,69 @@ fn crafted_report_folders_are_refused_without_big_allocations() {
         );
     }
 }
+
+/// Issue #15 (3), runtime side: a runtime WebSocket that floods pings and
+/// never reads stopped the client only at its write timeout after ~216 MB.
+/// The write buffer is capped now; the update fails and memory stays flat.
+#[test]
+fn runtime_ping_flood_without_reading_stays_bounded() {
+    let served = serve(&[]);
+    let runtime = hostile(|tcp| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+            return;
+        };
+        let payload = vec![9u8; 125];
+        while ws.send(Message::Ping(payload.clone().into())).await.is_ok() {}
+    });
+    let yaml = format!(
+        "name: hostile-runtime\ntarget: {{url: \"{url}\"}}\n\
+         runtime:\n  url: \"ws://127.0.0.1:{port}/v2/runtime\"\n  reply_timeout: 10s\n  connect_timeout: 2s\n  \
+         reconnect: {{max_attempts: 0}}\n  \
+         oauth: {{token_url: \"{url}/oauth/token\", client_id: finalping, client_secret: finalping-secret}}\n\
+         load: {{vus: 2, iterations: 1, grace: 12s}}\n\
+         steps:\n  - update_context: {{scope: session, vars: {{a: 1}}}}\n  - send: {{text: hi}}\n",
+        url = served.url,
+        port = runtime.port
+    );
+    let w = Workdir::new();
+    let file = w.file("s.yaml", &yaml);
+    let out_dir = w.path("r");
+    let m = run_measured(
+        &[
+            "run",
+            file.to_str().unwrap_or_default(),
+            "--out",
+            out_dir.to_str().unwrap_or_default(),
+            "--quiet",
+        ],
+        LIMIT,
+    );
+    let s = read_json(&out_dir.join("summary.json"));
+    let sent = counter(&s, "updates_sent");
+    let ended: u64 = [
+        "updates_ok",
+        "updates_rejected",
+        "updates_invalid",
+        "updates_timeout",
+        "updates_disconnected",
+        "updates_interrupted",
+    ]
+    .iter()
+    .map(|c| counter(&s, c))
+    .sum();
+    println!(
+        "| runtime ping flood, never reading | exit {} | peak RSS {:.1} MiB | ended after {:.1} s | updates {} sent, causes {} |",
+        m.code,
+        m.peak_rss_kib as f64 / 1024.0,
+        m.took.as_secs_f64(),
+        sent,
+        s["errors"]
+    );
+    assert_eq!(sent, ended, "{s}");
+    assert_eq!(counter(&s, "updates_ok"), 0, "{s}");
+    assert!(
+        m.peak_rss_kib < 120 * 1024,
+        "peak RSS {} KiB",
+        m.peak_rss_kib
+    );
+}
