@@ -76,7 +76,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let plan = Arc::new(Plan {
         runtime: runtime.as_ref().and_then(|r| r.plan.clone()),
         inject: runtime.as_ref().and_then(|r| r.inject.clone()),
-        rest: rest_endpoint(&scenario, &endpoint_url, &url_token)?,
+        rest: rest_endpoint(
+            &scenario,
+            without_token_segment(&endpoint_url, &url_token),
+            &url_token,
+        )?,
         feeders: Arc::new(scenario::Feeders::new(&scenario.feeder_tables)),
         endpoint_url: endpoint_url.clone(),
         url_token: url_token.clone(),
@@ -529,6 +533,23 @@ fn url_token_of(target: &scenario::Target, endpoint_url: &str) -> String {
     }
 }
 
+/// `url` without a trailing `/<url_token>` segment (the REST client appends
+/// the token itself; the Socket.IO client strips it the same way).
+fn without_token_segment<'a>(url: &'a str, url_token: &str) -> &'a str {
+    let trimmed = url.trim_end_matches('/');
+    match trimmed.rsplit_once('/') {
+        Some((base, last))
+            if !url_token.is_empty()
+                && last == url_token
+                && base.contains("://")
+                && !base.ends_with('/') =>
+        {
+            base
+        }
+        _ => url,
+    }
+}
+
 fn display_path(p: &Path) -> String {
     p.display().to_string()
 }
@@ -536,6 +557,26 @@ fn display_path(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_url_token_comes_from_the_url_when_not_configured() {
+        let token = "0123456789abcdef0123";
+        let mut t = scenario::Target::default();
+        t.url = scenario::Template::parse(&format!("http://h:1/p/{token}")).ok();
+        assert_eq!(url_token_of(&t, &format!("http://h:1/p/{token}")), token);
+        assert_eq!(url_token_of(&t, "http://h:1/prefix"), "emulator-url-token");
+        t.url_token = scenario::Template::literal("mine");
+        assert_eq!(url_token_of(&t, &format!("http://h:1/{token}")), "mine");
+        assert_eq!(
+            without_token_segment(&format!("http://h/r/{token}/"), token),
+            "http://h/r"
+        );
+        assert_eq!(without_token_segment("http://h/r", token), "http://h/r");
+        assert_eq!(
+            without_token_segment(&format!("http://{token}"), token),
+            format!("http://{token}")
+        );
+    }
 
     #[test]
     fn run_id_is_a_slug_with_time() {

@@ -80,7 +80,7 @@ pub(crate) fn parse_base(
 ) -> Result<reqwest::Url, RestError> {
     let invalid = |message: String| RestError::Invalid {
         field,
-        message: crate::secret::scrub(&message, secrets),
+        message: crate::secret::scrub_text(&message, secrets),
     };
     let parsed = reqwest::Url::parse(url).map_err(|e| {
         invalid(format!(
