@@ -1098,3 +1098,66 @@ fn runtime_ping_flood_without_reading_stays_bounded() {
         m.peak_rss_kib
     );
 }
+
+/// Issue #15 (5), during a run: descriptors the open-files check cannot see
+/// (here 135 inherited ones) run out while VUs connect. The connects that
+/// failed with EMFILE are counted as `connect_fd_exhausted` and the run is
+/// invalid (exit 2), never passed.
+#[test]
+fn running_out_of_descriptors_makes_a_run_invalid() {
+    use std::os::unix::process::CommandExt;
+    let served = serve(&[]);
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        &format!(
+            "name: emfile\ntarget: {{url: \"{}\", reconnect: {{max_attempts: 0}}}}\n\
+             load: {{vus: 40, iterations: 1}}\nsteps:\n  - send: {{text: hi}}\n",
+            served.url
+        ),
+    );
+    let out_dir = w.path("r");
+    let mut cmd = Command::new(bin());
+    cmd.args(with_self_check_warn(&[
+        "run",
+        p.to_str().unwrap_or_default(),
+        "--out",
+        out_dir.to_str().unwrap_or_default(),
+        "--quiet",
+    ]))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // 40 VUs + 128 headroom: the check passes exactly.
+            let limit = libc::rlimit {
+                rlim_cur: 168,
+                rlim_max: 168,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            for _ in 0..135 {
+                libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+            }
+            Ok(())
+        });
+    }
+    let out = wait_with_limit(cmd.spawn().expect("spawn"), QUICK);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    let s = read_json(&out_dir.join("summary.json"));
+    println!(
+        "connects ok {}, fd_exhausted {}",
+        counter(&s, "connects_ok"),
+        cause(&s, "connect_fd_exhausted")
+    );
+    assert!(cause(&s, "connect_fd_exhausted") >= 1, "{s}");
+    assert!(
+        s["status_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("file descriptors"),
+        "{s}"
+    );
+}
