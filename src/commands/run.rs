@@ -561,8 +561,10 @@ mod tests {
     #[test]
     fn the_url_token_comes_from_the_url_when_not_configured() {
         let token = "0123456789abcdef0123";
-        let mut t = scenario::Target::default();
-        t.url = scenario::Template::parse(&format!("http://h:1/p/{token}")).ok();
+        let mut t = scenario::Target {
+            url: scenario::Template::parse(&format!("http://h:1/p/{token}")).ok(),
+            ..Default::default()
+        };
         assert_eq!(url_token_of(&t, &format!("http://h:1/p/{token}")), token);
         assert_eq!(url_token_of(&t, "http://h:1/prefix"), "emulator-url-token");
         t.url_token = scenario::Template::literal("mine");
