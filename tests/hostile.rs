@@ -1161,3 +1161,58 @@ fn running_out_of_descriptors_makes_a_run_invalid() {
         "{s}"
     );
 }
+
+/// Issue #15 (1), REST: a reply with more outputs than `max_turn_outputs`
+/// ends the turn as `turn_outputs_overflow`; every output is still counted.
+#[test]
+fn a_rest_reply_with_too_many_outputs_overflows() {
+    let stack: Vec<String> = (0..5000).map(|i| format!(r#"{{"text":"o{i}"}}"#)).collect();
+    let body = std::sync::Arc::new(format!(r#"{{"outputStack":[{}]}}"#, stack.join(",")));
+    let server = hostile(move |mut tcp| {
+        let body = body.clone();
+        async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                // One request: headers, then Content-Length bytes of body.
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < end + 4 + len {
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                buf.drain(..end + 4 + len);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if tcp.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let yaml = format!(
+        "name: hostile-rest\ntarget:\n  kind: rest\n  url: \"http://127.0.0.1:{}\"\n  url_token: rest-token\n  \
+         max_turn_outputs: 1000\nload: {{vus: 2, iterations: 3}}\nsteps:\n  - send: {{text: hi, timeout: 5s}}\n",
+        server.port
+    );
+    let (m, s) = run_case("REST reply with 5,000 outputs", &yaml);
+    assert!(matches!(m.code, 1 | 2), "{}", m.stderr);
+    assert_eq!(cause(&s, "turn_outputs_overflow"), 6, "{s}");
+    assert_eq!(counter(&s, "outputs"), 6 * 5000, "{s}");
+}
