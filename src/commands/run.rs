@@ -356,7 +356,9 @@ fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), CliError> {
 }
 
 /// Raises the soft open-files limit to the hard limit and checks the VUs fit:
-/// one descriptor per connection, two with the emulator in the same process.
+/// `per_vu` descriptors each (`fdlimit::per_vu`: chat and runtime
+/// connections, both ends with the emulator in the same process) plus
+/// `shared` ones (webhook workers) and headroom.
 fn ensure_fd_capacity(vus: u32, per_vu: u64, shared: u64, embedded: bool) -> Result<(), CliError> {
     let per_vu = per_vu.max(1);
     let needed = u64::from(vus) * per_vu + shared + FD_HEADROOM;
