@@ -4,7 +4,7 @@
 //! something that is not a segment run at all (refused).
 
 use super::MergeError;
-use crate::report::{read_histograms, RunHistograms, RunReport, SegmentManifest, SCHEMA_VERSION};
+use crate::report::{read_histograms, RunHistograms, RunReport, SegmentManifest};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -44,13 +44,8 @@ fn read_one(dir: &Path) -> Result<Option<Segment>, MergeError> {
     if !summary.is_file() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&summary)
-        .map_err(|e| not_run(format!("cannot read summary.json: {e}")))?;
-    let report: RunReport = serde_json::from_str(&text).map_err(|e| {
-        not_run(format!(
-            "summary.json is not a finalping summary (schema_version {SCHEMA_VERSION}): {e}"
-        ))
-    })?;
+    let report = crate::report::json::read_summary(&summary)
+        .map_err(|e| not_run(format!("summary.json: {e}")))?;
     let segment = report.manifest.segment.clone().ok_or_else(|| {
         not_run(match &report.manifest.merge {
             Some(m) => format!(

@@ -12,15 +12,15 @@ impl Exporter for SummaryMarkdown {
     }
 
     fn write(&self, r: &RunReport, out: &mut dyn Write) -> std::io::Result<()> {
-        writeln!(out, "# finalping run `{}`\n", r.run_id)?;
-        writeln!(out, "- scenario: **{}**", r.scenario)?;
+        writeln!(out, "# finalping run {}\n", code(&r.run_id))?;
+        writeln!(out, "- scenario: **{}**", text(&r.scenario))?;
         writeln!(
             out,
             "- status: **{}** — {}",
             r.status.as_str(),
-            r.status_reason
+            text(&r.status_reason)
         )?;
-        writeln!(out, "- target: {}", r.manifest.target.url)?;
+        writeln!(out, "- target: {}", text(&r.manifest.target.url))?;
         writeln!(
             out,
             "- started: {} · duration: {:.1} s · peak VUs: {} · {:.1} turns/s\n",
@@ -45,13 +45,13 @@ impl Exporter for SummaryMarkdown {
                     Outcome::Pass => "✅ pass".to_string(),
                     Outcome::Fail => "❌ **fail**".to_string(),
                     Outcome::Invalid => {
-                        format!("⚠️ **invalid**: {}", t.message.replace('|', "\\|"))
+                        format!("⚠️ **invalid**: {}", text(&t.message))
                     }
                 };
                 writeln!(
                     out,
-                    "| `{}` | {} | {} | {result} |",
-                    t.threshold,
+                    "| {} | {} | {} | {result} |",
+                    code(&t.threshold.to_string()),
                     t.value_text(),
                     t.limit_text().replace('<', "&lt;").replace('>', "&gt;")
                 )?;
@@ -67,7 +67,8 @@ impl Exporter for SummaryMarkdown {
         for (name, m) in &r.metrics {
             writeln!(
                 out,
-                "| `{name}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                code(name),
                 m.count,
                 ms(m.min_ms),
                 ms(m.mean_ms),
@@ -89,7 +90,9 @@ impl Exporter for SummaryMarkdown {
                 for (name, m) in &t.metrics {
                     writeln!(
                         out,
-                        "| `{tag}` | `{name}` | {} | {} | {} | {} | {} |",
+                        "| {} | {} | {} | {} | {} | {} | {} |",
+                        code(tag),
+                        code(name),
                         m.count,
                         ms(m.p50_ms),
                         ms(m.p90_ms),
@@ -102,13 +105,13 @@ impl Exporter for SummaryMarkdown {
         writeln!(out, "\n## Counters\n")?;
         writeln!(out, "| counter | value |\n|---|---:|")?;
         for (name, v) in &r.counters {
-            writeln!(out, "| `{name}` | {v} |")?;
+            writeln!(out, "| {} | {v} |", code(name))?;
         }
         if !r.errors.is_empty() {
             writeln!(out, "\n## Failures by cause\n")?;
             writeln!(out, "| cause | count |\n|---|---:|")?;
             for (cause, n) in &r.errors {
-                writeln!(out, "| `{cause}` | {n} |")?;
+                writeln!(out, "| {} | {n} |", code(cause))?;
             }
         }
         if !r.segments.is_empty() {
@@ -143,5 +146,50 @@ impl Exporter for SummaryMarkdown {
             }
         }
         Ok(())
+    }
+}
+
+/// User-supplied text (scenario names, reasons, URLs) as Markdown text: HTML
+/// and Markdown syntax escaped, table pipes escaped, one line.
+fn text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in crate::scenario::error::escape_controls(s).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A name (tag, metric, cause, threshold) as a Markdown code span that no
+/// backtick, pipe or newline in it can break out of.
+fn code(s: &str) -> String {
+    // Newlines and other control characters come out as `\u{…}` escapes.
+    let cell = crate::scenario::error::escape_controls(s).replace('|', "\\|");
+    if cell.contains('`') {
+        format!("`` {cell} ``")
+    } else {
+        format!("`{cell}`")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_cannot_inject_html_or_break_tables() {
+        let t = text("<script>alert(1)</script> | **x** [l](u)");
+        assert!(!t.contains('<') && !t.contains(" | "), "{t}");
+        assert!(t.contains("&lt;script&gt;"), "{t}");
+        let c = code("a`b|c\nd");
+        assert_eq!(c, "`` a`b\\|c\\u{000a}d ``");
     }
 }

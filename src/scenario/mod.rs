@@ -44,8 +44,8 @@ pub fn load_with_settings(
     if settings.is_empty() {
         return load(path);
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;
+    let text = crate::fsio::read_to_string_capped(path, crate::fsio::MAX_CONFIG_BYTES)
+        .map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;
     let origin = format!("{} (with --set)", path.display());
     let options = crate::protocol::runtime::normalize::yaml_options();
     let mut doc: serde_json::Value = serde_saphyr::from_str_with_options(&text, options)
@@ -82,8 +82,8 @@ fn set_path(doc: &mut serde_json::Value, path: &str, value: serde_json::Value) {
 }
 
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;
+    let text = crate::fsio::read_to_string_capped(path, crate::fsio::MAX_CONFIG_BYTES)
+        .map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;
     let base_dir = path.parent().unwrap_or(Path::new(""));
     load_str_in(&text, &path.display().to_string(), base_dir)
 }

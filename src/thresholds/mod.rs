@@ -10,7 +10,9 @@
 mod evaluate;
 mod parse;
 
-pub use evaluate::{evaluate, fmt, Numbers, Outcome, QuantileFn, ThresholdResult, AGGREGATES};
+pub use evaluate::{
+    evaluate, fmt, is_known_metric, Numbers, Outcome, QuantileFn, ThresholdResult, AGGREGATES,
+};
 pub use parse::{Condition, Op, Statistic, Threshold, ThresholdKey, Thresholds, Unit};
 
 use crate::metrics::{Counter, Metric, MetricSummary, Snapshot};
