@@ -180,7 +180,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             wants(OutputFormat::Timeseries),
             wants(OutputFormat::Hlog),
         )
-        .map_err(|e| CliError::usage(e.to_string()))?,
+        .map_err(|e| {
+            CliError::internal(format!(
+                "{e}: no load was sent (is the disk full or the folder read-only?)"
+            ))
+        })?,
     ));
     if let Some(live) = &live_metrics {
         let segment_label = (!segment.is_whole()).then(|| (segment.index(), segment.count()));
@@ -209,7 +213,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         &started_report(&run_id, started_at, manifest, &out_dir),
         &out_dir,
     )
-    .map_err(|e| CliError::usage(e.to_string()))?;
+    .map_err(|e| {
+        CliError::internal(format!(
+            "{e}: no load was sent (is the disk full or the folder read-only?)"
+        ))
+    })?;
 
     let recorder = Arc::new(Recorder::new());
     let progress = if args.progress_json {
