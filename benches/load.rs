@@ -69,14 +69,14 @@ fn main() {
             &server.url,
             dir.path(),
             &format!("plain{round}"),
-            BUSY,
+            BUSY_10S,
         );
         let b = run_scenario_with(
             &pin,
             &server.url,
             dir.path(),
             &format!("export{round}"),
-            BUSY,
+            BUSY_10S,
             &export_flags,
         );
         plain.push(per(&a));
