@@ -590,8 +590,11 @@ fn assert_identical(got: &Histogram<u64>, want: &Histogram<u64>, what: &str) {
         (want.len(), want.min(), want.max()),
         "{what}"
     );
-    for k in 0..=1000 {
-        let q = f64::from(k) / 1000.0;
+    // Every percentile the histograms can tell apart: the value at each
+    // recorded count rank (percentiles between two ranks give one of these).
+    let n = want.len();
+    for rank in 0..=n {
+        let q = rank as f64 / n.max(1) as f64;
         assert_eq!(
             got.value_at_quantile(q),
             want.value_at_quantile(q),
@@ -665,7 +668,7 @@ fn write_segment(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
     /// Samples recorded across N segments (written as run folders, read back
     /// and merged) give the histogram of all samples: whole run, per tag, and
