@@ -127,6 +127,15 @@ pub struct RunArgs {
         requires = "start_barrier"
     )]
     pub barrier_timeout: HumanDuration,
+    /// Run the scenario as N segment processes of finalping on this machine
+    /// (each with its own file limit), started together at a barrier, shown
+    /// as one progress line; their reports go into the run folder.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024),
+          conflicts_with_all = ["segment", "start_at", "start_barrier"])]
+    pub workers: Option<u32>,
+    /// Progress as one JSON line per interval on stderr (what `--workers` reads from its segments).
+    #[arg(long, hide = true)]
+    pub progress_json: bool,
 }
 
 /// `--run-id`: a safe folder name.

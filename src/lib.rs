@@ -10,7 +10,8 @@
 //!
 //! Where to change what:
 //! - a YAML field, a template, a duration format: [`scenario`]
-//! - how VUs are started, paced and stopped: [`engine`]
+//! - how VUs are started, paced and stopped: [`engine`]; how a run is split
+//!   into execution segments (`--segment i/N`): [`engine::segment`]
 //! - a frame or packet on the wire: [`protocol`]
 //! - a metric name, the recorder, percentiles: [`metrics`]
 //! - a report file or the console table: [`report`]

@@ -9,7 +9,9 @@
 //!
 //! Both must give back exactly what was recorded: total counts, every bucket,
 //! per-interval counts and timestamps; p50/p99/max must match the numbers
-//! `summary.json` carries (`MetricSummary`) within one HDR bucket.
+//! `summary.json` carries (`MetricSummary`) within one HDR bucket. Also: the
+//! merged report of `run --workers 3` holds exactly the Python reader's sum
+//! of its workers' `.hlog` buckets.
 
 mod common;
 
@@ -377,6 +379,111 @@ fn a_real_runs_hlogs_match_its_summary() {
         assert!(
             close(decoded_p99, want_us),
             "{name} p99: decoded {decoded_p99} µs vs summary {want_us} µs"
+        );
+    }
+}
+
+/// The buckets (value µs → count) the Python reader decodes from `.hlog` files,
+/// added up over the files.
+fn python_buckets(files: &[PathBuf]) -> BTreeMap<u64, u64> {
+    let mut sum = BTreeMap::new();
+    // One call per file: the script keys its answer by file name.
+    for file in files {
+        let py = run(
+            Command::new(python())
+                .arg(repo("tests/python/check_hlog.py"))
+                .arg(file),
+            "tests/python/check_hlog.py",
+            CHECK_LIMIT,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let json: serde_json::Value = serde_json::from_slice(&py.stdout).expect("JSON");
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        for p in json[&name]["recorded"].as_array().unwrap() {
+            *sum.entry(p[0].as_u64().unwrap()).or_insert(0) += p[1].as_u64().unwrap();
+        }
+    }
+    sum
+}
+
+/// `run --workers 3` on the quickstart (200 VUs, shortened): every VU runs
+/// (in one worker or another), the merged
+/// report's turns are the sum of the workers', and its `final_ping` histogram
+/// is exactly the Python reader's merge of the workers' `.hlog` files.
+#[test]
+fn workers_merge_equals_the_python_merge_of_their_hlogs() {
+    let dir = tempfile::tempdir().unwrap();
+    let quickstart = std::fs::read_to_string(repo("scenarios/quickstart.yaml"))
+        .unwrap()
+        .replace("think: 500ms..1500ms", "think: 10ms..30ms")
+        .replace("think: 1s..2s", "think: 5ms");
+    let scenario = dir.path().join("quickstart.yaml");
+    std::fs::write(&scenario, quickstart).unwrap();
+    let out_dir = dir.path().join("r");
+    let out = run(
+        Command::new(env!("CARGO_BIN_EXE_finalping"))
+            .arg("run")
+            .arg(&scenario)
+            .args([
+                "--workers",
+                "3",
+                "--duration",
+                "3s",
+                "--set",
+                "load.ramp_up=1s",
+            ])
+            .arg("--out")
+            .arg(&out_dir)
+            .args(["--quiet", "--self-check", "warn"]),
+        "finalping run --workers 3",
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let merged = read(out_dir.join("summary.json"));
+    let segments: Vec<PathBuf> = (0..3)
+        .map(|i| out_dir.join(format!("segment-{i}-of-3")))
+        .collect();
+    let turns: u64 = segments
+        .iter()
+        .map(|d| {
+            read(d.join("summary.json"))["counters"]["turns_ok"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert!(turns > 200, "{turns}");
+    assert_eq!(merged["counters"]["turns_ok"], turns, "{merged}");
+    assert_eq!(merged["peak_vus"], 200, "{merged}");
+
+    let parts: Vec<PathBuf> = segments.iter().map(|d| d.join("final_ping.hlog")).collect();
+    let want = python_buckets(&parts);
+    let got = python_buckets(&[out_dir.join("final_ping.hlog")]);
+    assert_eq!(got, want, "merged buckets = sum of the workers' buckets");
+    let total: u64 = want.values().sum();
+    assert_eq!(merged["metrics"]["final_ping"]["count"], total);
+    for (q, field) in [(0.5, "p50_ms"), (0.99, "p99_ms")] {
+        let rank = (q * total as f64).ceil() as u64;
+        let mut seen = 0;
+        let decoded = want
+            .iter()
+            .find(|(_, n)| {
+                seen += **n;
+                seen >= rank
+            })
+            .map(|(v, _)| *v)
+            .unwrap();
+        let summary = ms_to_us(merged["metrics"]["final_ping"][field].as_f64().unwrap());
+        assert!(
+            close(decoded, summary),
+            "{field}: Python merge {decoded} µs vs merged summary {summary} µs"
         );
     }
 }

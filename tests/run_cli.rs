@@ -310,6 +310,26 @@ fn too_many_vus_for_the_fd_limit_is_refused_with_advice() {
         err.contains("open files") && err.contains("finalping serve"),
         "{err}"
     );
+    // The advice names a number of worker processes that would fit…
+    let workers: u32 = err
+        .split("--workers ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no --workers advice: {err}"));
+    assert!(workers > 1, "{err}");
+    // …and with too few workers, how many would.
+    let out = run_finalping(
+        &["run", p.to_str().unwrap(), "--quiet", "--workers", "2"],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2000000 VUs per worker with --workers 2")
+            && err.contains(&format!("--workers {workers} would fit")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -432,7 +452,13 @@ fn output_format_picks_the_optional_report_files() {
     files.sort();
     assert_eq!(
         files,
-        ["junit.xml", "manifest.json", "summary.json", "summary.md"]
+        [
+            "histograms.json",
+            "junit.xml",
+            "manifest.json",
+            "summary.json",
+            "summary.md"
+        ]
     );
 
     let bad = run_finalping(
@@ -804,4 +830,95 @@ fn a_barrier_that_never_fills_names_the_missing_segments() {
         err.contains("only 1 of 3 segments are ready") && err.contains("(missing: 1, 2)"),
         "{err}"
     );
+}
+
+#[test]
+fn workers_run_the_segments_as_child_processes() {
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: workers\nload: {vus: 7, iterations: 2}\nsteps:\n  - send: {text: hi}\nemulator: {delay: 2ms}\n",
+    );
+    let out_dir = w.path("r");
+    let out = run_finalping(
+        &[
+            "run",
+            p.to_str().unwrap(),
+            "--workers",
+            "3",
+            "--run-id",
+            "w-1",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut turns = 0;
+    for i in 0..3 {
+        let dir = out_dir.join(format!("segment-{i}-of-3"));
+        let s = read_json(&dir.join("summary.json"));
+        assert_eq!(s["run_id"], "w-1");
+        assert_eq!(s["status"], "passed");
+        turns += counter(&s, "turns_ok");
+        let m = read_json(&dir.join("manifest.json"));
+        assert_eq!(m["segment"]["index"], i);
+        assert!(
+            m["segment"]["start_at"].is_string(),
+            "started at the barrier: {m}"
+        );
+        // The worker was told to report as one segment of the run.
+        let cmd = m["command_line"].as_str().unwrap();
+        assert!(
+            cmd.contains(&format!("--segment {i}/3")) && cmd.contains("--self-check warn"),
+            "{cmd}"
+        );
+    }
+    assert_eq!(turns, 7 * 2, "the workers' turns add up to the plan");
+    // The run folder holds their merge: one report for the whole run.
+    let merged = read_json(&out_dir.join("summary.json"));
+    assert_eq!(merged["status"], "passed", "{merged}");
+    assert_eq!(counter(&merged, "turns_ok"), turns);
+    let seg = |i: usize, field: &str| {
+        let s = read_json(&out_dir.join(format!("segment-{i}-of-3/summary.json")));
+        metric(&s, "final_ping", field)
+    };
+    assert_eq!(metric(&merged, "final_ping", "count"), turns as f64);
+    let max = (0..3).map(|i| seg(i, "max_ms")).fold(0.0, f64::max);
+    assert_eq!(metric(&merged, "final_ping", "max_ms"), max);
+    assert!(out_dir.join("final_ping.hlog").is_file());
+}
+
+#[test]
+fn ctrl_c_stops_every_worker_with_partial_reports() {
+    let w = Workdir::new();
+    let p = w.file(
+        "s.yaml",
+        "name: long\nload: {vus: 6, duration: 5m}\nsteps:\n  - send: {text: hi}\n  - think: 50ms\nemulator: {delay: 2ms}\n",
+    );
+    let mut run = Streaming::spawn(
+        &["run", p.to_str().unwrap(), "--workers", "2", "--out", "r"],
+        w.dir.path(),
+    );
+    // The combined progress line: both workers are running.
+    run.wait_for("| turns");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &run.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(130), "{err}");
+    let mut turns = 0;
+    for i in 0..2 {
+        let s = read_json(&w.path(&format!("r/segment-{i}-of-2/summary.json")));
+        assert_eq!(s["status"], "interrupted", "{s}");
+        assert!(counter(&s, "turns_ok") > 0, "{s}");
+        turns += counter(&s, "turns_ok");
+    }
+    // The partial segments are merged, marked interrupted.
+    let merged = read_json(&w.path("r/summary.json"));
+    assert_eq!(merged["status"], "interrupted", "{merged}");
+    assert_eq!(counter(&merged, "turns_ok"), turns);
 }

@@ -15,6 +15,7 @@ mod signals;
 mod start;
 mod sweep;
 mod validate;
+mod workers;
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;

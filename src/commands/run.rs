@@ -29,12 +29,18 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let interrupt = signals::install(
         "stopping new work, giving in-flight turns their grace period, then writing reports",
     );
+    if let Some(workers) = args.workers.filter(|n| *n > 1) {
+        return super::workers::run(args, workers, interrupt).await;
+    }
     let mut scenario = scenario::load_with_settings(&args.scenario, &args.settings)
         .map_err(|e| CliError::usage(e.to_string()))?;
     apply_overrides(&mut scenario, &args)?;
     super::saas::check(&scenario, args.own_capacity)?;
     let scenario_bytes = std::fs::read(&args.scenario).unwrap_or_default();
     let segment = args.segment.unwrap_or(Segment::WHOLE);
+    if let Some(at) = args.start_at {
+        start::check_start_at(at, chrono::Utc::now())?;
+    }
     if args.start_barrier.is_some() && args.run_id.is_none() {
         return Err(CliError::usage(
             "--start-barrier needs --run-id: the segments of one run check in under their shared run id",
@@ -54,9 +60,13 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     engine::segment::check(&groups, segment)
         .map_err(|e| CliError::usage(format!("--segment {segment}: {e} ({})", e.hint())))?;
     let segment_vus = engine::segment::vus(&groups, segment).len() as u64;
-    ensure_fd_capacity(segment_vus, embedded)?;
+    ensure_fd_capacity(segment_vus, embedded, None)?;
 
-    let emulator_config = embedded.then(|| scenario.emulator.clone().unwrap_or_default());
+    let emulator_config = embedded.then(|| {
+        let mut config = scenario.emulator.clone().unwrap_or_default();
+        config.seed = engine::segment::emulator_seed(config.seed, segment);
+        config
+    });
     let embedded_emulator = match &emulator_config {
         Some(config) => Some(EmbeddedEmulator::start(config.clone()).await?),
         None => None,
@@ -138,13 +148,14 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
                 segment,
                 args.barrier_timeout.as_duration(),
                 &interrupt,
+                args.quiet,
             )
             .await?
         }
         (None, at) => at,
     };
     if let Some(at) = start_at {
-        start::wait_until(at, &interrupt).await;
+        start::wait_until(at, &interrupt, args.quiet).await;
     }
     let started_at = chrono::Utc::now();
     let start_late = start_at.map(|at| start::lateness(at, started_at));
@@ -156,7 +167,9 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     }
 
     let recorder = Arc::new(Recorder::new());
-    let progress = if args.quiet {
+    let progress = if args.progress_json {
+        ProgressMode::Json
+    } else if args.quiet {
         ProgressMode::Quiet
     } else {
         ProgressMode::Auto
@@ -326,7 +339,7 @@ fn rest_endpoint(
     Ok(Some(Arc::new(endpoint)))
 }
 
-fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), CliError> {
+pub(super) fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), CliError> {
     let executor = s.load.executor();
     if let Some(vus) = args.vus {
         if vus == 0 {
@@ -426,29 +439,39 @@ fn default_out_dir(run_id: &str, segment: Segment) -> PathBuf {
     }
 }
 
-/// Raises the soft open-files limit to the hard limit and checks the VUs fit:
-/// one descriptor per connection, two with the emulator in the same process.
-fn ensure_fd_capacity(vus: u64, embedded: bool) -> Result<(), CliError> {
+/// Raises the soft open-files limit to the hard limit and checks that this
+/// process's `vus` fit: one descriptor per connection, two with the emulator
+/// in the same process. `workers`: the process is one of `run --workers N`
+/// (the advice then is more workers).
+pub(super) fn ensure_fd_capacity(
+    vus: u64,
+    embedded: bool,
+    workers: Option<u32>,
+) -> Result<(), CliError> {
     let per_vu = if embedded { 2 } else { 1 };
     let needed = vus * per_vu + FD_HEADROOM;
-    let limit = raise_fd_limit();
-    if let Some(limit) = limit {
-        if limit < needed {
-            let fit = limit.saturating_sub(FD_HEADROOM) / per_vu;
-            let hint = if embedded {
-                format!("run `finalping serve --port 0` as a separate process and pass its URL with --target (then {} VUs fit), or lower --vus to {fit}", limit.saturating_sub(FD_HEADROOM))
-            } else {
-                format!(
-                    "split the run over {} processes with --segment i/{0} (0 ≤ i < {0}), lower --vus to {fit}, or raise the hard limit (ulimit -Hn)",
-                    vus.div_ceil(fit.max(1))
-                )
-            };
-            return Err(CliError::usage(format!(
-                "{vus} VUs need about {needed} open files but this process may open only {limit}: {hint}"
-            )));
-        }
-    }
-    Ok(())
+    let Some(limit) = raise_fd_limit().filter(|limit| *limit < needed) else {
+        return Ok(());
+    };
+    let fit = (limit.saturating_sub(FD_HEADROOM) / per_vu).max(1);
+    // Segments differ by at most one VU: K workers hold ceil(all / K) each.
+    let total = vus * u64::from(workers.unwrap_or(1));
+    let enough = total.div_ceil(fit);
+    let hint = match workers {
+        Some(n) => format!(
+            "{vus} VUs per worker with --workers {n}; --workers {enough} would fit (each worker is a process with its own limit)"
+        ),
+        None if embedded => format!(
+            "run it as {enough} processes with --workers {enough}, or run `finalping serve --port 0` as a separate process and pass its URL with --target (then {} VUs fit), or lower --vus to {fit}",
+            limit.saturating_sub(FD_HEADROOM)
+        ),
+        None => format!(
+            "run it as {enough} processes with --workers {enough} (or --segment i/{enough} on several machines), lower --vus to {fit}, or raise the hard limit (ulimit -Hn)"
+        ),
+    };
+    Err(CliError::usage(format!(
+        "{vus} VUs need about {needed} open files but a process may open only {limit}: {hint}"
+    )))
 }
 
 #[cfg(unix)]
@@ -462,7 +485,7 @@ fn raise_fd_limit() -> Option<u64> {
 }
 
 /// `<scenario-slug>-<UTC yyyymmdd-hhmmss>-<4 hex>`: sortable and unique enough.
-fn run_id(name: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+pub(super) fn run_id(name: &str, at: chrono::DateTime<chrono::Utc>) -> String {
     let slug: String = name
         .chars()
         .map(|c| {

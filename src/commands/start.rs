@@ -29,23 +29,41 @@ pub const START_TOLERANCE: Duration = Duration::from_secs(1);
 pub const BARRIER_MARGIN: Duration = Duration::from_secs(2);
 /// How often a waiting segment looks at the barrier folder.
 pub const BARRIER_POLL: Duration = Duration::from_millis(100);
+/// The furthest ahead `--start-at` may be (a guard against a mistyped date
+/// leaving a process waiting for months).
+pub const MAX_START_AHEAD: Duration = Duration::from_secs(24 * 3600);
+
+/// Refuses a `--start-at` more than [`MAX_START_AHEAD`] after `now`.
+pub fn check_start_at(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), CliError> {
+    match (at - now).to_std() {
+        Ok(ahead) if ahead > MAX_START_AHEAD => Err(CliError::usage(format!(
+            "--start-at {} is {:.1} h from now; at most 24 h ahead is accepted (check the date and the zone, e.g. `Z` for UTC)",
+            rfc3339(at),
+            ahead.as_secs_f64() / 3600.0
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// RFC 3339 in UTC with milliseconds, as reports write times.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Sleeps until the wall-clock instant `at`, saying so on stderr; returns
-/// early when `interrupt` fires (the run then stops at once, as interrupted).
-pub async fn wait_until(at: DateTime<Utc>, interrupt: &CancellationToken) {
+/// Sleeps until the wall-clock instant `at`, saying so on stderr unless
+/// `quiet`; returns early when `interrupt` fires (the run then stops at
+/// once, as interrupted).
+pub async fn wait_until(at: DateTime<Utc>, interrupt: &CancellationToken, quiet: bool) {
     let Ok(left) = (at - Utc::now()).to_std() else {
         return;
     };
-    eprintln!(
-        "finalping: waiting {:.1} s until the common start at {} (Ctrl-C cancels)",
-        left.as_secs_f64(),
-        rfc3339(at)
-    );
+    if !quiet {
+        eprintln!(
+            "finalping: waiting {:.1} s until the common start at {} (Ctrl-C cancels)",
+            left.as_secs_f64(),
+            rfc3339(at)
+        );
+    }
     tokio::select! {
         _ = tokio::time::sleep(left) => {}
         _ = interrupt.cancelled() => {}
@@ -96,13 +114,14 @@ pub fn ready_file_name(seg: Segment) -> String {
 
 /// Checks in to the barrier folder `dir` and waits (at most `timeout`) for
 /// all segments of the run; returns the common start instant, or `None`
-/// when interrupted while waiting.
+/// when interrupted while waiting. Says that it waits unless `quiet`.
 pub async fn barrier(
     dir: &Path,
     run_id: &str,
     seg: Segment,
     timeout: Duration,
     interrupt: &CancellationToken,
+    quiet: bool,
 ) -> Result<Option<DateTime<Utc>>, CliError> {
     let mine = ReadyFile {
         run_id: run_id.to_string(),
@@ -113,12 +132,14 @@ pub async fn barrier(
         pid: std::process::id(),
     };
     write_ready(dir, &mine)?;
-    eprintln!(
-        "finalping: segment {seg} ready; waiting for all {} segments in {} (at most {})",
-        seg.count(),
-        dir.display(),
-        crate::duration::HumanDuration(timeout)
-    );
+    if !quiet {
+        eprintln!(
+            "finalping: segment {seg} ready; waiting for all {} segments in {} (at most {})",
+            seg.count(),
+            dir.display(),
+            crate::duration::HumanDuration(timeout)
+        );
+    }
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let seen = read_ready(dir, &mine, timeout)?;
@@ -261,6 +282,15 @@ mod tests {
         seen.insert(1, ready(1, 2, "2026-01-01T00:00:03Z"));
         let at = common_start(&seen).unwrap();
         assert_eq!(rfc3339(at), "2026-01-01T00:00:07.250Z");
+    }
+
+    #[test]
+    fn a_start_more_than_a_day_ahead_is_refused() {
+        let now = Utc::now();
+        assert!(check_start_at(now + chrono::Duration::hours(23), now).is_ok());
+        assert!(check_start_at(now - chrono::Duration::hours(1), now).is_ok());
+        let e = check_start_at(now + chrono::Duration::days(365), now).unwrap_err();
+        assert!(e.message.contains("at most 24 h ahead"), "{}", e.message);
     }
 
     #[test]

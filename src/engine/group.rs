@@ -41,6 +41,14 @@ impl Group {
     }
 }
 
+/// The longest group duration, when every group has one (the run's length).
+pub fn duration(groups: &[Group]) -> Option<Duration> {
+    groups
+        .iter()
+        .map(|g| g.duration)
+        .try_fold(Duration::ZERO, |acc, d| d.map(|d| acc.max(d)))
+}
+
 /// The groups of a scenario file and the names of their tags (index = TagId).
 pub fn groups_of(s: &Scenario) -> (Vec<Group>, Vec<String>) {
     let scripts: Vec<(String, Vec<Step>, Load)> = if s.scenarios.is_empty() {

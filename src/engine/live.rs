@@ -1,7 +1,8 @@
 //! Live accounting during a run: a collector task drains the recorder once per
 //! tick into the run totals and feeds the progress display — an indicatif line
 //! on a terminal, a plain line every few seconds otherwise, nothing with
-//! `--quiet`.
+//! `--quiet`, or one JSON line per tick for a parent process (`run --workers`
+//! reads its segments' lines and shows one line for all).
 
 use super::{Gauge, Plan};
 use crate::metrics::selfcheck::{GeneratorMonitor, SelfCheckConfig, SelfCheckSummary};
@@ -20,7 +21,12 @@ pub enum ProgressMode {
     Auto,
     /// Nothing until the final table.
     Quiet,
+    /// One [`PROGRESS_PREFIX`] + JSON [`Progress`] line per tick on stderr (for `run --workers`).
+    Json,
 }
+
+/// How a machine-readable progress line starts.
+pub const PROGRESS_PREFIX: &str = "finalping-progress ";
 
 const PLAIN_LINE_EVERY: Duration = Duration::from_secs(5);
 
@@ -80,7 +86,7 @@ async fn collect(
         },
         plan.emulator_cpu.clone(),
     );
-    let display = Display::new(&plan, mode);
+    let display = Display::new(plan.duration(), plan.planned_samples(), mode);
     let started = Instant::now();
     let mut interval_start = Duration::ZERO;
     // One interval of the timeline: drain, account, sample the generator.
@@ -159,20 +165,45 @@ fn check_abort(plan: &Plan, elapsed: Duration, totals: &Snapshot) -> Option<Stri
         .map(|why| format!("{why} (at {:.1} s)", elapsed.as_secs_f64()))
 }
 
-struct Progress {
-    elapsed: Duration,
-    active_vus: u64,
+/// What the progress line shows; also the JSON of [`ProgressMode::Json`].
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    pub elapsed: Duration,
+    pub active_vus: u64,
     /// Turns + updates + gets finished.
-    done: u64,
-    turns: u64,
-    updates: u64,
-    per_sec: f64,
-    final_ping_p99_ms: f64,
-    update_p99_ms: f64,
-    failures: u64,
+    pub done: u64,
+    pub turns: u64,
+    pub updates: u64,
+    pub per_sec: f64,
+    pub final_ping_p99_ms: f64,
+    pub update_p99_ms: f64,
+    pub failures: u64,
 }
 
 impl Progress {
+    /// Parses a [`ProgressMode::Json`] line (`None` for any other line).
+    pub fn parse_line(line: &str) -> Option<Progress> {
+        serde_json::from_str(line.strip_prefix(PROGRESS_PREFIX)?).ok()
+    }
+
+    /// Several processes' progress as one: counts and rates add up; the
+    /// p99s are the highest of them (percentiles do not add).
+    pub fn combine<'a>(parts: impl IntoIterator<Item = &'a Progress>) -> Progress {
+        parts
+            .into_iter()
+            .fold(Progress::default(), |a, p| Progress {
+                elapsed: a.elapsed.max(p.elapsed),
+                active_vus: a.active_vus + p.active_vus,
+                done: a.done + p.done,
+                turns: a.turns + p.turns,
+                updates: a.updates + p.updates,
+                per_sec: a.per_sec + p.per_sec,
+                final_ping_p99_ms: a.final_ping_p99_ms.max(p.final_ping_p99_ms),
+                update_p99_ms: a.update_p99_ms.max(p.update_p99_ms),
+                failures: a.failures + p.failures,
+            })
+    }
+
     fn line(&self) -> String {
         let mut line = format!("VUs {:>5}", self.active_vus);
         if self.turns > 0 || self.updates == 0 {
@@ -195,7 +226,8 @@ impl Progress {
     }
 }
 
-enum Display {
+/// The live progress display (also used by `run --workers` for all segments).
+pub enum Display {
     /// `by_time`: the bar counts seconds of a duration-bound run, else turns.
     Bar {
         bar: ProgressBar,
@@ -205,12 +237,16 @@ enum Display {
         last: std::sync::Mutex<Instant>,
     },
     Quiet,
+    Json,
 }
 
 impl Display {
-    fn new(plan: &Plan, mode: ProgressMode) -> Display {
-        if mode == ProgressMode::Quiet {
-            return Display::Quiet;
+    /// `duration`: of a duration-bound run; else `planned` measured operations.
+    pub fn new(duration: Option<Duration>, planned: u64, mode: ProgressMode) -> Display {
+        match mode {
+            ProgressMode::Quiet => return Display::Quiet,
+            ProgressMode::Json => return Display::Json,
+            ProgressMode::Auto => {}
         }
         if !std::io::stderr().is_terminal() {
             return Display::Plain {
@@ -218,14 +254,14 @@ impl Display {
             };
         }
         // Length = planned seconds when duration-bound, else planned turns.
-        let (len, template, by_time) = match plan.duration() {
+        let (len, template, by_time) = match duration {
             Some(d) => (
                 d.as_secs().max(1),
                 "{spinner} [{elapsed_precise}] {bar:20} {msg}",
                 true,
             ),
             None => (
-                plan.planned_samples(),
+                planned,
                 "{spinner} [{elapsed_precise}] {bar:20} {pos}/{len} | {msg}",
                 false,
             ),
@@ -237,7 +273,7 @@ impl Display {
         Display::Bar { bar, by_time }
     }
 
-    fn update(&self, p: &Progress) {
+    pub fn update(&self, p: &Progress) {
         match self {
             Display::Bar { bar, by_time } => {
                 bar.set_position(if *by_time {
@@ -256,22 +292,66 @@ impl Display {
                     eprintln!("[{:>6.1}s] {}", p.elapsed.as_secs_f64(), p.line());
                 }
             }
+            Display::Json => {
+                if let Ok(json) = serde_json::to_string(p) {
+                    eprintln!("{PROGRESS_PREFIX}{json}");
+                }
+            }
             Display::Quiet => {}
         }
     }
 
     /// A one-off line that must be seen (printed above the live line).
-    fn message(&self, text: &str) {
+    pub fn message(&self, text: &str) {
         match self {
             Display::Bar { bar, .. } => bar.println(text),
-            Display::Plain { .. } => eprintln!("{text}"),
+            Display::Plain { .. } | Display::Json => eprintln!("{text}"),
             Display::Quiet => {}
         }
     }
 
-    fn finish(&self) {
+    pub fn finish(&self) {
         if let Display::Bar { bar, .. } = self {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_round_trip_and_combine() {
+        let a = Progress {
+            elapsed: Duration::from_millis(2500),
+            active_vus: 10,
+            done: 40,
+            turns: 30,
+            updates: 10,
+            per_sec: 12.5,
+            final_ping_p99_ms: 20.0,
+            update_p99_ms: 5.0,
+            failures: 1,
+        };
+        let line = format!("{PROGRESS_PREFIX}{}", serde_json::to_string(&a).unwrap());
+        let back = Progress::parse_line(&line).unwrap();
+        assert_eq!(
+            (back.elapsed, back.turns, back.per_sec),
+            (a.elapsed, 30, 12.5)
+        );
+        assert!(Progress::parse_line("warning: something").is_none());
+        assert!(Progress::parse_line(&format!("{PROGRESS_PREFIX}{{")).is_none());
+        let b = Progress {
+            elapsed: Duration::from_secs(3),
+            active_vus: 7,
+            final_ping_p99_ms: 35.0,
+            ..a.clone()
+        };
+        let c = Progress::combine([&a, &b]);
+        assert_eq!(c.elapsed, Duration::from_secs(3));
+        assert_eq!((c.active_vus, c.done, c.turns, c.failures), (17, 80, 60, 2));
+        assert_eq!(c.per_sec, 25.0);
+        assert_eq!(c.final_ping_p99_ms, 35.0, "the highest p99, not a sum");
     }
 }

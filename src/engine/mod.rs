@@ -13,8 +13,9 @@ pub mod segment;
 mod vu;
 
 pub use context::RuntimePlan;
+pub use group::duration as groups_duration;
 pub use group::{groups_of, Group};
-pub use live::ProgressMode;
+pub use live::{Display, Progress, ProgressMode, PROGRESS_PREFIX};
 pub use pacing::Schedule;
 pub use rest::InjectPlan;
 pub use segment::Segment;
@@ -70,23 +71,13 @@ impl Plan {
 
     /// The longest group duration, when every group has one.
     pub fn duration(&self) -> Option<Duration> {
-        self.groups
-            .iter()
-            .map(|g| g.duration)
-            .try_fold(Duration::ZERO, |acc, d| d.map(|d| acc.max(d)))
+        group::duration(&self.groups)
     }
 
     /// Measured operations of a fully iteration-bound run (for a progress
     /// bar), in this process's segment.
     pub fn planned_samples(&self) -> u64 {
-        self.groups
-            .iter()
-            .enumerate()
-            .map(|(gi, g)| {
-                let vus = segment::group_vus(&self.groups, gi, self.segment).len() as u64;
-                g.iterations.unwrap_or(1) * vus * g.samples_per_iteration()
-            })
-            .sum()
+        segment::planned_samples(&self.groups, self.segment)
     }
 }
 

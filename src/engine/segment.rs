@@ -25,7 +25,11 @@
 //! seeded by the run seed and the group, so segments never replay each
 //! other's draws and together make exactly the draws of the single process —
 //! provided they share the seed (`--seed`, the scenario's `seed`, or one
-//! derived from a shared `--run-id`).
+//! derived from a shared `--run-id`). The one generator that is per process
+//! is the embedded emulator's (reply delays): each segment's emulator gets
+//! its own seed ([`emulator_seed`]), so the segments' emulators do not all
+//! replay one delay sequence (which would make the merged latencies `N`
+//! copies of the same draws).
 
 use super::pacing::Schedule;
 use super::Group;
@@ -182,6 +186,29 @@ pub fn vus(groups: &[Group], seg: Segment) -> Vec<SegmentVu> {
         .collect()
 }
 
+/// The seed of segment `seg`'s embedded emulator: the configured `seed` for
+/// a whole run, a different one per segment otherwise.
+pub fn emulator_seed(seed: u64, seg: Segment) -> u64 {
+    if seg.is_whole() {
+        seed
+    } else {
+        seed ^ (u64::from(seg.index()) + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+    }
+}
+
+/// Measured operations of a fully iteration-bound run in segment `seg`
+/// (for a progress bar).
+pub fn planned_samples(groups: &[Group], seg: Segment) -> u64 {
+    groups
+        .iter()
+        .enumerate()
+        .map(|(gi, g)| {
+            let vus = group_vus(groups, gi, seg).len() as u64;
+            g.iterations.unwrap_or(1) * vus * g.samples_per_iteration()
+        })
+        .sum()
+}
+
 /// VU `index` (0-based) of `vus` starts at `ramp_up × index / vus`.
 pub fn start_offset(ramp_up: Duration, index: u64, vus: u64) -> Duration {
     if vus == 0 || ramp_up.is_zero() {
@@ -266,7 +293,11 @@ pub fn describe(groups: &[Group], seg: Segment) -> String {
         .map(|(gi, g)| {
             let n = mine.iter().filter(|v| v.group == gi).count();
             let what = if g.schedule.is_open() {
-                format!("{n} of max_vus {}, every {}th arrival", g.vus, seg.count())
+                format!(
+                    "{n} of max_vus {}, 1 in {} of its arrivals",
+                    g.vus,
+                    seg.count()
+                )
             } else {
                 format!("{n} of {} VUs", g.vus)
             };
@@ -314,6 +345,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn each_segment_emulator_has_its_own_seed() {
+        assert_eq!(emulator_seed(7, Segment::WHOLE), 7);
+        let seeds: std::collections::BTreeSet<u64> = (0..4)
+            .map(|i| emulator_seed(7, Segment::new(i, 4).unwrap()))
+            .chain([7])
+            .collect();
+        assert_eq!(seeds.len(), 5);
     }
 
     #[test]

@@ -619,7 +619,16 @@ impl Feeders {
                                 iteration,
                             };
                             if !self.exhaustion_logged.swap(true, Ordering::Relaxed) {
-                                tracing::warn!("{e} (further VUs stop silently; each stop is counted as `feeder_exhausted`)");
+                                let share = if self.step > 1 {
+                                    format!(
+                                        "; this execution segment owns rows {}, {}, … of them",
+                                        self.first,
+                                        self.first + self.step
+                                    )
+                                } else {
+                                    String::new()
+                                };
+                                tracing::warn!("{e}{share} (further VUs stop silently; each stop is counted as `feeder_exhausted`)");
                             }
                             return Err(e);
                         }
