@@ -74,7 +74,8 @@ fn read_one(dir: &Path) -> Result<Option<Segment>, MergeError> {
 }
 
 /// Reads every folder and checks they are segments of one run: same scenario
-/// (content hash), same finalping version, same segment count and thresholds,
+/// (content hash), same finalping version, load settings, segment count and
+/// thresholds,
 /// each index once and within the count, and every index present unless a
 /// missing folder accounts for it.
 pub fn read_segments(dirs: &[PathBuf]) -> Result<SegmentSet, MergeError> {
@@ -127,6 +128,15 @@ pub fn read_segments(dirs: &[PathBuf]) -> Result<SegmentSet, MergeError> {
                 "finalping version",
                 a.finalping_version.clone(),
                 b.finalping_version.clone(),
+            ));
+        }
+        let load = |m: &crate::report::Manifest| serde_json::to_string(&m.load).unwrap_or_default();
+        if load(a) != load(b) {
+            return Err(refuse(
+                s,
+                "load settings",
+                load(a),
+                format!("{} (run every segment with the same flags)", load(b)),
             ));
         }
         if s.segment.count != count {
