@@ -417,6 +417,28 @@ fn merged_counts_add_up_and_percentiles_match_python() {
             "{metric:?}"
         );
     }
+    // Aligned by wall clock, not laid end to end: the merged run is about as
+    // long as its longest segment, each grid interval one collector tick.
+    let timelines: Vec<Timeline> = f
+        .segs
+        .iter()
+        .map(|d| report::read_histograms(d).unwrap().timeline)
+        .collect();
+    let longest = timelines.iter().map(Timeline::len).max().unwrap();
+    let starts = timelines.iter().map(Timeline::run_start);
+    let spread = starts.clone().max().unwrap();
+    let spread = spread.duration_since(starts.min().unwrap()).unwrap();
+    let skew = (spread.as_millis() / 200) as usize;
+    assert_eq!(
+        h.timeline.run_start(),
+        timelines.iter().map(Timeline::run_start).min().unwrap()
+    );
+    assert!(
+        h.timeline.len() <= longest + skew + 2,
+        "{} merged intervals, longest segment {longest}",
+        h.timeline.len()
+    );
+    assert_eq!(h.timeline.interval(), Duration::from_millis(200));
     for c in [Counter::TurnsOk, Counter::TurnsSent, Counter::Outputs] {
         let in_intervals: u64 = h.timeline.intervals().iter().map(|i| i.counter(c)).sum();
         assert_eq!(in_intervals, counter(&m, c.name()), "{c:?}");

@@ -7,6 +7,11 @@ use super::MergeError;
 use crate::report::{read_histograms, RunHistograms, RunReport, SegmentManifest, SCHEMA_VERSION};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Segments that started further apart than this are not one run (and would
+/// need a time axis of that length).
+const MAX_START_SPREAD: Duration = Duration::from_secs(24 * 3600);
 
 /// One segment run folder, read.
 #[derive(Debug, Clone)]
@@ -155,6 +160,18 @@ pub fn read_segments(dirs: &[PathBuf]) -> Result<SegmentSet, MergeError> {
                 format!("{:?}", expressions(first)),
             ));
         }
+    }
+    let starts = segments.iter().map(|s| s.histograms.timeline.run_start());
+    let (earliest, latest) = (starts.clone().min(), starts.max());
+    if let Some(spread) = earliest
+        .zip(latest)
+        .and_then(|(a, b)| b.duration_since(a).ok())
+        .filter(|d| *d > MAX_START_SPREAD)
+    {
+        return Err(MergeError::Refused(format!(
+            "the segments started {:.0} h apart (histograms.json run_start_unix_us): they are not one run",
+            spread.as_secs_f64() / 3600.0
+        )));
     }
     let mut by_index: BTreeMap<u32, &Segment> = BTreeMap::new();
     for s in &segments {
