@@ -559,6 +559,8 @@ fn a_missing_invalid_interrupted_or_saturated_segment_makes_it_invalid() {
     let lenient = ["--start-tolerance", "1h"];
     let missing = f.w.path("never-written");
     case(&missing, &lenient, "never-written holds no run");
+    let missing = f.w.path("segment-2-of-3");
+    case(&missing, &lenient, "segment 2: segment folder");
     let s = case(&f.unreachable, &lenient, "segment 2");
     assert!(
         s["status_reason"].as_str().unwrap().contains("is invalid"),
