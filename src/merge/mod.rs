@@ -44,7 +44,7 @@ pub enum MergeError {
     NotARunFolder { dir: PathBuf, why: String },
     #[error("{0}")]
     Refused(String),
-    #[error("no segment to merge: {} hold no run (no summary.json); the segments did not finish, or the folders are wrong", list(.0))]
+    #[error("no segment to merge: {} {} no run (no summary.json); the segments did not finish, or the folders are wrong", list(.0), if .0.len() == 1 { "holds" } else { "hold" })]
     NothingToMerge(Vec<PathBuf>),
     #[error("{}: inconsistent segment data: {why}", dir.display())]
     Corrupt { dir: PathBuf, why: String },
