@@ -313,13 +313,13 @@ fn check_workers(
         let dir = out.join(seg.folder_name());
         let summary = std::fs::read_to_string(dir.join("summary.json"))
             .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+            .and_then(|t| serde_json::from_str::<crate::report::RunReport>(&t).ok());
         let line = match &summary {
             Some(s) => format!(
                 "{} — {} of {} turns ok",
-                s["status"].as_str().unwrap_or("?"),
-                s["counters"]["turns_ok"].as_u64().unwrap_or(0),
-                s["counters"]["turns_sent"].as_u64().unwrap_or(0)
+                s.status.as_str(),
+                s.counter(crate::metrics::Counter::TurnsOk),
+                s.counter(crate::metrics::Counter::TurnsSent)
             ),
             None => format!("no report (exit {})", exit_text(*code)),
         };
