@@ -611,28 +611,9 @@ fn raise_fd_limit() -> Option<u64> {
 
 /// `<scenario-slug>-<UTC yyyymmdd-hhmmss>-<4 hex>`: sortable and unique enough.
 pub(super) fn run_id(name: &str, at: chrono::DateTime<chrono::Utc>) -> String {
-    let slug: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect::<String>()
-        .split('-')
-        .filter(|p| !p.is_empty())
-        .take(6)
-        .collect::<Vec<_>>()
-        .join("-");
-    let slug = if slug.is_empty() {
-        "run".to_string()
-    } else {
-        slug
-    };
     format!(
-        "{slug}-{}-{:04x}",
+        "{}-{}-{:04x}",
+        crate::scenario::name_slug(name, 6),
         at.format("%Y%m%d-%H%M%S"),
         rand::random::<u16>()
     )

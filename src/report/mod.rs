@@ -33,9 +33,7 @@ pub use restore::restore;
 pub use timeseries::{timeseries_header, timeseries_row, write_timeseries, TIMESERIES_FILE};
 
 use crate::metrics::selfcheck::SelfCheckSummary;
-use crate::metrics::{
-    Counter, GeneratorUsage, Metric, MetricSummary, Snapshot, TagId, Timeline, TAGGED,
-};
+use crate::metrics::{Counter, GeneratorUsage, MetricSummary, Snapshot, TagId, Timeline, TAGGED};
 use crate::verdict::RunStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -119,14 +117,8 @@ impl RunReport {
             started_at,
             duration_s,
             peak_vus,
-            metrics: Metric::ALL
-                .iter()
-                .map(|m| (m.name().to_string(), totals.summary(*m)))
-                .collect(),
-            counters: Counter::ALL
-                .iter()
-                .map(|c| (c.name().to_string(), totals.counter(*c)))
-                .collect(),
+            metrics: totals.metric_summaries(),
+            counters: totals.counter_values(),
             errors: totals.causes().clone(),
             generator,
             self_check,

@@ -11,6 +11,33 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// `name` as a lower-case slug for run ids and folder names: ASCII letters
+/// and digits, every other run of characters one `-`, at most `max_parts`
+/// words; `run` when nothing is left.
+pub fn name_slug(name: &str, max_parts: usize) -> String {
+    let lower: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let slug = lower
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .take(max_parts)
+        .collect::<Vec<_>>()
+        .join("-");
+    if slug.is_empty() {
+        "run".to_string()
+    } else {
+        slug
+    }
+}
+
 /// A whole scenario file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
