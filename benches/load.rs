@@ -8,7 +8,7 @@
 //! - RSS per idle connected VU: peak RSS with 2,000 VUs connected and thinking,
 //!   minus the peak RSS of the same run with 1 VU, divided by 1,999.
 //!
-//! - live metrics overhead: the busy run without and with `--metrics-listen`
+//! - live metrics overhead: the busy load for 10 s without and with `--metrics-listen`
 //!   (a scraper GETs `/metrics` every second) and `--prometheus-remote-write`
 //!   (to a local sink that accepts every push), alternated
 //!   `FINALPING_BENCH_EXPORT_ROUNDS` times (default 3); CPU-ms per turn of
@@ -35,12 +35,15 @@ fn main() {
 
     const BUSY: &str =
         "load: {vus: 100, iterations: 300}\nsteps:\n  - send: {text: hi, timeout: 10s}\n";
+    const BUSY_10S: &str =
+        "load: {vus: 100, duration: 10s}\nsteps:\n  - send: {text: hi, timeout: 10s}\n";
     let busy = run_scenario(&pin, &server.url, dir.path(), "busy", BUSY);
     let turns = busy["counters"]["turns_ok"].as_u64().unwrap_or(0);
     let cpu_ms = busy["generator"]["cpu_ms"].as_f64().unwrap_or(0.0);
     let per_turn = cpu_ms / turns.max(1) as f64;
 
-    // Live metrics: plain and exporting runs alternated, same scenario.
+    // Live metrics: plain and exporting runs alternated, same duration-bound
+    // scenario (10 intervals: 10 scrapes and 10 pushes per exporting run).
     let rounds: usize = std::env::var("FINALPING_BENCH_EXPORT_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -66,14 +69,14 @@ fn main() {
             &server.url,
             dir.path(),
             &format!("plain{round}"),
-            BUSY,
+            BUSY_10S,
         );
         let b = run_scenario_with(
             &pin,
             &server.url,
             dir.path(),
             &format!("export{round}"),
-            BUSY,
+            BUSY_10S,
             &export_flags,
         );
         plain.push(per(&a));

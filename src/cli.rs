@@ -147,9 +147,12 @@ pub struct RunArgs {
     /// Iterations per VU (overrides load.iterations).
     #[arg(long)]
     pub iterations: Option<u64>,
-    /// Report folder (default: reports/<run-id>).
+    /// Report folder (default: reports/<run-id>); must be empty or new.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Clear a non-empty --out folder first (without it such a folder is refused).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Endpoint URL (overrides target.url; e.g. http://127.0.0.1:8080).
     #[arg(long)]
     pub target: Option<String>,
@@ -426,7 +429,12 @@ pub struct MergeArgs {
 
 /// `PATH=VALUE` of `--set`.
 fn parse_setting(s: &str) -> Result<(String, String), String> {
+    const MAX_DEPTH: usize = 16;
     match s.split_once('=') {
+        Some((k, _)) if k.split('.').count() > MAX_DEPTH => Err(format!(
+            "`{}…` is nested deeper than {MAX_DEPTH} levels: no scenario setting is",
+            k.chars().take(40).collect::<String>()
+        )),
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
         _ => Err(format!("`{s}` is not PATH=VALUE (e.g. runtime.codec=json)")),
     }
@@ -443,9 +451,15 @@ pub struct SweepArgs {
     /// Rounds: every cell runs once per round, cells interleaved (A B A B …).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeats: u32,
+    /// Refuse a matrix with more cells than this (the product of its lists).
+    #[arg(long, default_value_t = 256)]
+    pub max_cells: usize,
     /// Sweep folder (default: reports/sweep-<time>); one sub-folder per cell and round.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Clear a non-empty --out folder first (without it such a folder is refused).
+    #[arg(long)]
+    pub overwrite: bool,
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
@@ -479,6 +493,9 @@ pub struct CapacityArgs {
     /// Capacity folder (default: reports/capacity-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Clear a non-empty --out folder first (without it such a folder is refused).
+    #[arg(long)]
+    pub overwrite: bool,
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,

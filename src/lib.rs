@@ -26,6 +26,9 @@
 //! - redaction of tokens and secrets: [`secret`]; human durations: [`duration`]
 //! - TLS roots and the `--insecure` switch: [`tls`]
 //! - manifests for running segments on Kubernetes: [`deploy`]
+//! - file descriptors per VU and running out of them: [`fdlimit`]
+//! - capped file reads and atomic report writes: [`fsio`]
+//! - what the fuzz targets (`fuzz/`) feed each decoder: [`fuzzing`]
 
 pub mod audit;
 pub mod cli;
@@ -37,6 +40,9 @@ pub mod emulator;
 pub mod engine;
 pub mod error;
 pub mod export;
+pub mod fdlimit;
+pub mod fsio;
+pub mod fuzzing;
 pub mod merge;
 pub mod metrics;
 pub mod protocol;

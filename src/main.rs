@@ -42,7 +42,29 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Logs go to stderr; `RUST_LOG=finalping=debug` shows more.
+/// One log line on its way to stderr: collected, then written scrubbed of
+/// URLs' secrets and of the process's registered secrets (`secret::register`).
+#[derive(Default)]
+struct ScrubbedStderr(Vec<u8>);
+
+impl std::io::Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScrubbedStderr {
+    fn drop(&mut self) {
+        let line = finalping::secret::scrub_registered(&String::from_utf8_lossy(&self.0));
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    }
+}
+
+/// Logs go to stderr, scrubbed of secrets; `RUST_LOG=finalping=debug` shows more.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
@@ -51,7 +73,7 @@ fn init_logging() {
         .add_directive("tokio_tungstenite=off".parse().unwrap_or_default());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(ScrubbedStderr::default)
         .with_target(false)
         .init();
 }

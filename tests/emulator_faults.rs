@@ -42,6 +42,7 @@ fn options(emu: &RunningEmulator, eio: Eio) -> ConnectOptions {
         test_mode: false,
         inner_handshake: false,
         connect_timeout: Duration::from_secs(2),
+        output_limits: Default::default(),
     }
 }
 

@@ -1,8 +1,10 @@
 //! Property tests (proptest) for every decoder that reads untrusted input:
 //! Engine.IO/Socket.IO packets, runtime length-prefixed frames, MessagePack and
 //! JSON runtime messages, context normalization and limits, scenario templates,
-//! the YAML scenario loader, durations and emulator delays; and the split of
-//! a plan into execution segments (their union is the whole plan). Each property says
+//! the YAML scenario loader, durations and emulator delays; the split of a
+//! plan into execution segments (their union is the whole plan); and
+//! `fuzz_smoke` replays the cargo-fuzz corpus (`fuzz/`) through every fuzz
+//! target. Each property says
 //! "never panics" on arbitrary input plus a round-trip or exact-result law on
 //! structured input. Run with `cargo test --test properties`.
 //!
@@ -16,6 +18,7 @@ mod properties {
     pub mod alloc_probe;
     pub mod codec;
     pub mod durations;
+    pub mod fuzz_smoke;
     pub mod runtime_frame;
     pub mod scenario;
     pub mod segments;

@@ -46,6 +46,7 @@ fn endpoint(
         test_mode,
         timeout,
         http2_prior_knowledge: false,
+        output_limits: Default::default(),
     })
     .expect("endpoint")
 }
@@ -81,6 +82,7 @@ async fn turns_count_outputs_skip_internal_entries_and_parse_string_data() {
             test_mode,
             timeout: TIMEOUT,
             http2_prior_knowledge: h2,
+            output_limits: Default::default(),
         })
         .expect("endpoint");
         let data = json!({"k": 1});
@@ -397,6 +399,7 @@ async fn network_errors_never_show_the_token() {
         test_mode: false,
         timeout: Duration::from_secs(2),
         http2_prior_knowledge: false,
+        output_limits: Default::default(),
     })
     .expect("endpoint");
     let turn = client.turn("u", "s", "hi", None).await;

@@ -171,6 +171,7 @@ fn options(endpoint: &str, eio: Eio) -> ConnectOptions {
         test_mode: false,
         inner_handshake: false,
         connect_timeout: Duration::from_secs(5),
+        output_limits: Default::default(),
     }
 }
 

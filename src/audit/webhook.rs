@@ -5,7 +5,7 @@
 
 use super::stats::Counters;
 use crate::duration::HumanDuration;
-use crate::secret::{redact, scrub};
+use crate::secret::scrub;
 use reqwest::Url;
 use serde::Deserialize;
 use std::fmt;
@@ -15,9 +15,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinSet;
 
-/// Path segments at least this long are treated as possible secrets when a
-/// URL is shown (webhook URLs often carry a token in the path).
-const SECRET_SEGMENT_LEN: usize = 12;
 /// Upper bound for `workers`: a few are enough, many would be a load of its own.
 pub const MAX_WORKERS: usize = 64;
 
@@ -161,37 +158,9 @@ impl fmt::Debug for WebhookConfig {
     }
 }
 
-/// See [`WebhookConfig::redacted_url`].
+/// See [`WebhookConfig::redacted_url`]: the one rule of [`crate::secret::scrub_url`].
 pub fn redact_url(url: &Url) -> String {
-    let mut out = format!("{}://", url.scheme());
-    if !url.username().is_empty() || url.password().is_some() {
-        out.push_str("***@");
-    }
-    out.push_str(url.host_str().unwrap_or(""));
-    if let Some(port) = url.port() {
-        out.push_str(&format!(":{port}"));
-    }
-    let path: Vec<String> = url
-        .path()
-        .split('/')
-        .map(|seg| {
-            if seg.chars().count() >= SECRET_SEGMENT_LEN {
-                redact(seg)
-            } else {
-                seg.to_string()
-            }
-        })
-        .collect();
-    out.push_str(&path.join("/"));
-    if url.query().is_some() {
-        let pairs: Vec<String> = url
-            .query_pairs()
-            .map(|(k, v)| format!("{k}={}", redact(&v)))
-            .collect();
-        out.push('?');
-        out.push_str(&pairs.join("&"));
-    }
-    out
+    crate::secret::scrub_url(url.as_str())
 }
 
 /// Every part of the URL that [`redact_url`] hides, to scrub from messages.
@@ -200,7 +169,7 @@ fn url_secrets(url: &Url) -> Vec<String> {
     secrets.extend(
         url.path()
             .split('/')
-            .filter(|s| s.chars().count() >= SECRET_SEGMENT_LEN)
+            .filter(|s| crate::secret::looks_like_token(s))
             .map(str::to_string),
     );
     if !url.username().is_empty() {

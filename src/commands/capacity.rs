@@ -16,7 +16,6 @@ use crate::cli::{CapacityArgs, SelfCheckMode};
 use crate::compare;
 use crate::error::{exit, CliError};
 use crate::report::html::svg::{self, Dash, Limit, LineChart, Mark, Series};
-use crate::report::RunReport;
 use crate::scenario;
 use crate::thresholds::{evaluate, Numbers, Outcome, Threshold, Thresholds};
 use serde::Serialize;
@@ -28,7 +27,8 @@ struct Step {
     dir: String,
     /// What the step shows: `passed` (every SLO met), `breached` (an SLO
     /// failed), `invalid` (an SLO could not be judged, or the run itself is
-    /// invalid), `saturated` (the generator saturated, `--self-check strict`).
+    /// invalid), `saturated` (the generator saturated, `--self-check strict`),
+    /// `interrupted` (stopped by Ctrl-C: partial).
     status: String,
     /// The status of the step's own run (`summary.json`).
     run_status: String,
@@ -71,6 +71,7 @@ struct CapacityReport {
 }
 
 pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
+    check_steps(&args)?;
     let slos = parse_slos(&args.slos)?;
     let s = scenario::load(&args.scenario).map_err(|e| CliError::usage(e.to_string()))?;
     let variable = if s.load.executor().is_open() {
@@ -84,24 +85,29 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
             chrono::Utc::now().format("%Y%m%d-%H%M%S")
         ))
     });
-    std::fs::create_dir_all(&out)
-        .map_err(|e| CliError::usage(format!("cannot create {}: {e}", out.display())))?;
+    crate::fsio::claim_run_dir(&out, args.overwrite, "capacity").map_err(CliError::usage)?;
     let exe = std::env::current_exe()
         .map_err(|e| CliError::internal(format!("cannot find the finalping binary: {e}")))?;
+    let stop = super::signals::install(
+        "stopping the current step (its partial report is kept), then writing the capacity report",
+    );
     let runner = Runner {
         exe,
         args: &args,
         variable,
         slos: &slos,
         out: &out,
+        stop: &stop,
     };
 
     let mut steps: Vec<Step> = Vec::new();
     let mut load = args.start;
     let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);
     let mut generator_bound = false;
-    while load <= args.max {
-        let step = runner.step(load).await?;
+    while load <= args.max && !stop.is_cancelled() {
+        let Some(step) = runner.step(load).await? else {
+            break;
+        };
         let (ok, saturated) = (step.ok, step.saturated);
         steps.push(step);
         if saturated {
@@ -119,6 +125,9 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
     // Bisect between the last good and the first bad step.
     if let (Some(mut lo), Some(mut hi)) = (good, bad) {
         for _ in 0..args.refine {
+            if stop.is_cancelled() {
+                break;
+            }
             let mid = if variable == "load.vus" {
                 ((lo + hi) / 2.0).floor()
             } else {
@@ -127,7 +136,9 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
             if mid <= lo || mid >= hi {
                 break;
             }
-            let step = runner.step(mid).await?;
+            let Some(step) = runner.step(mid).await? else {
+                break;
+            };
             let ok = step.ok && !step.saturated;
             steps.push(step);
             if ok {
@@ -144,7 +155,13 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
     } else {
         "conversations/s"
     };
+    let interrupted = stop.is_cancelled();
     let conclusion = match (good, bad, generator_bound) {
+        _ if interrupted => format!(
+            "interrupted after {} step(s): the steps below are all that ran (the last one partially); so far {}",
+            steps.len(),
+            good.map_or("no step met the SLOs".to_string(), |g| format!("{g} {unit} met the SLOs"))
+        ),
         (g, _, true) => format!(
             "the load generator saturated first: the endpoint sustains at least {} {unit} (run finalping serve / the generator on more cores to go further)",
             g.map_or("0".to_string(), |g| g.to_string())
@@ -174,7 +191,32 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
     write(&out, &report)?;
     print!("{}", table(&report));
     println!("{}\ncapacity report: {}", report.conclusion, out.display());
-    Ok(exit::PASS)
+    Ok(if interrupted {
+        exit::INTERRUPTED
+    } else {
+        exit::PASS
+    })
+}
+
+/// `--start`, `--step` and `--max` must make a finite, rising ramp.
+fn check_steps(args: &CapacityArgs) -> Result<(), CliError> {
+    let bad = |what: &str| Err(CliError::usage(format!("capacity: {what}")));
+    if !(args.step.is_finite() && args.step > 0.0) {
+        return bad(&format!(
+            "--step {} must be a positive number (the load added per step, e.g. --step 10)",
+            args.step
+        ));
+    }
+    if !(args.start.is_finite() && args.start > 0.0) {
+        return bad(&format!("--start {} must be a positive number", args.start));
+    }
+    if !(args.max.is_finite() && args.max >= args.start) {
+        return bad(&format!(
+            "--max {} must be a number at least --start ({})",
+            args.max, args.start
+        ));
+    }
+    Ok(())
 }
 
 /// `"final_ping.p99 < 800ms"` → a threshold.
@@ -191,7 +233,15 @@ fn parse_slos(slos: &[String]) -> Result<Thresholds, CliError> {
                     "--slo `{s}`: write `<metric>.<statistic> <op> <limit>`, e.g. \"final_ping.p99 < 800ms\""
                 ))
             })?;
-            Threshold::parse(key, cond).map_err(|e| CliError::usage(format!("--slo `{s}`: {e}")))
+            let t = Threshold::parse(key, cond)
+                .map_err(|e| CliError::usage(format!("--slo `{s}`: {e}")))?;
+            if !crate::thresholds::is_known_metric(&t.key.metric) {
+                return Err(CliError::usage(format!(
+                    "--slo `{s}`: unknown metric `{}` (latency metrics such as final_ping, first_output, connect, context_update; aggregates errors, turns, updates; or a counter of summary.json)",
+                    t.key.metric
+                )));
+            }
+            Ok(t)
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Thresholds)
@@ -203,10 +253,12 @@ struct Runner<'a> {
     variable: &'static str,
     slos: &'a Thresholds,
     out: &'a Path,
+    stop: &'a tokio_util::sync::CancellationToken,
 }
 
 impl Runner<'_> {
-    async fn step(&self, load: f64) -> Result<Step, CliError> {
+    /// Runs one step; `None` when an interrupt stopped it before it wrote a report.
+    async fn step(&self, load: f64) -> Result<Option<Step>, CliError> {
         let dir = self.out.join(format!("step-{load}"));
         if !self.args.quiet {
             eprintln!(
@@ -236,24 +288,26 @@ impl Runner<'_> {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
-        let output = cmd
-            .output()
+        let output = super::child::run(cmd, self.stop)
             .await
-            .map_err(|e| CliError::internal(format!("cannot start finalping run: {e}")))?;
+            .map_err(|e| CliError::internal(format!("finalping run (step {load}): {e}")))?
+            .output;
         if output.status.code() == Some(exit::USAGE) {
             return Err(CliError::usage(format!(
                 "step {load}: {}",
                 String::from_utf8_lossy(&output.stderr).trim()
             )));
         }
-        let text = std::fs::read_to_string(dir.join("summary.json"))
-            .map_err(|e| CliError::internal(format!("step {load} wrote no summary.json: {e}")))?;
-        let summary: RunReport = serde_json::from_str(&text).map_err(|e| {
-            CliError::internal(format!(
-                "step {load}: summary.json of {}: {e}",
-                dir.display()
-            ))
-        })?;
+        let summary = match crate::report::json::read_summary(&dir.join("summary.json")) {
+            Ok(summary) => summary,
+            Err(_) if self.stop.is_cancelled() => return Ok(None),
+            Err(e) => {
+                return Err(CliError::internal(format!(
+                    "step {load}: summary.json of {}: {e}",
+                    dir.display()
+                )))
+            }
+        };
         let saturated =
             summary.self_check.saturated && self.args.self_check == SelfCheckMode::Strict;
         let results = evaluate(self.slos, Numbers::from(&summary), None);
@@ -273,6 +327,8 @@ impl Runner<'_> {
             || results.iter().any(|r| r.outcome == Outcome::Invalid);
         let status = if saturated {
             "saturated"
+        } else if summary.status == crate::verdict::RunStatus::Interrupted {
+            "interrupted"
         } else if invalid {
             "invalid"
         } else if errors.is_empty() {
@@ -293,7 +349,7 @@ impl Runner<'_> {
         };
         let final_ping = cis("final_ping", &[50.0, 99.0]);
         let update = cis("context_update", &[99.0]);
-        Ok(Step {
+        Ok(Some(Step {
             load,
             dir: dir.display().to_string(),
             status: status.to_string(),
@@ -308,7 +364,7 @@ impl Runner<'_> {
             final_ping_p99_ci_ms: final_ping.get(1).copied().flatten(),
             context_update_p99_ci_ms: update.first().copied().flatten(),
             errors,
-        })
+        }))
     }
 }
 
@@ -528,7 +584,7 @@ fn write(out: &Path, r: &CapacityReport) -> Result<(), CliError> {
         ("capacity.md", markdown(r)),
         ("report.html", html),
     ] {
-        std::fs::write(out.join(name), text)
+        crate::fsio::write_atomic(&out.join(name), text.as_bytes())
             .map_err(|e| CliError::internal(format!("cannot write {name}: {e}")))?;
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! returns typed errors.
 
 mod capacity;
+mod child;
 mod compare;
 mod deploy;
 mod embedded;

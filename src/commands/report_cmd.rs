@@ -14,17 +14,10 @@ use std::path::Path;
 
 pub fn report(args: &ReportArgs) -> Result<i32, CliError> {
     let path = args.dir.join("summary.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let run = report::json::read_summary(&path).map_err(|e| {
         CliError::usage(format!(
-            "{}: cannot read: {e} (pass the report folder of a finished run)",
+            "{}: {e} (pass the report folder of a finished run)",
             path.display()
-        ))
-    })?;
-    let run: RunReport = serde_json::from_str(&text).map_err(|e| {
-        CliError::usage(format!(
-            "{}: not a finalping summary.json (schema_version {}): {e}",
-            path.display(),
-            report::SCHEMA_VERSION
         ))
     })?;
     let out = args.out.as_ref().unwrap_or(&args.dir);

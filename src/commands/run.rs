@@ -37,7 +37,8 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         .map_err(|e| CliError::usage(e.to_string()))?;
     apply_overrides(&mut scenario, &args)?;
     super::saas::check(&scenario, args.own_capacity)?;
-    let scenario_bytes = std::fs::read(&args.scenario).unwrap_or_default();
+    let scenario_bytes =
+        crate::fsio::read_capped(&args.scenario, crate::fsio::MAX_CONFIG_BYTES).unwrap_or_default();
     let segment = args.segment.unwrap_or(Segment::WHOLE);
     if let Some(at) = args.start_at {
         start::check_start_at(at, chrono::Utc::now())?;
@@ -47,11 +48,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             "--start-barrier needs --run-id: the segments of one run check in under their shared run id",
         ));
     }
-    let run_id = args
-        .run_id
-        .clone()
-        .unwrap_or_else(|| run_id(&scenario.name, chrono::Utc::now()));
-    let seed = run_seed(&args, &scenario, &run_id);
+    let seed = run_seed(&args, &scenario);
     if !segment.is_whole() && seed.is_none() {
         eprintln!("warning: segment {segment} has no shared seed (no --seed, no `seed:` in the scenario, no --run-id): its Poisson arrivals are drawn independently of the other segments'; pass the same --run-id to every segment");
     }
@@ -61,7 +58,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     engine::segment::check(&groups, segment)
         .map_err(|e| CliError::usage(format!("--segment {segment}: {e} ({})", e.hint())))?;
     let segment_vus = engine::segment::vus(&groups, segment).len() as u64;
-    ensure_fd_capacity(segment_vus, embedded, None)?;
+    ensure_fd_capacity(&scenario, segment_vus, embedded, None)?;
 
     let emulator_config = embedded.then(|| {
         let mut config = scenario.emulator.clone().unwrap_or_default();
@@ -80,18 +77,10 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         (None, Some(em)) => em.url(),
         (None, None) => return Err(CliError::internal("no target and no emulator")),
     };
-    let url_token = scenario.target.url_token.render(&ctx);
+    let url_token = url_token_of(&scenario.target, &endpoint_url);
+    secret::register(&url_token);
 
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| default_out_dir(&run_id, segment));
-    std::fs::create_dir_all(&out_dir).map_err(|e| {
-        CliError::usage(format!(
-            "cannot create the report folder {}: {e} (choose another with --out)",
-            out_dir.display()
-        ))
-    })?;
+    let (run_id, out_dir) = claim_out_dir(&scenario.name, &args, segment)?;
 
     let runtime = if runtime_setup::needs_runtime(&scenario) {
         let em = emulator.zip(emulator_config.as_ref());
@@ -103,7 +92,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let plan = Arc::new(Plan {
         runtime: runtime.as_ref().and_then(|r| r.plan.clone()),
         inject: runtime.as_ref().and_then(|r| r.inject.clone()),
-        rest: rest_endpoint(&scenario, &endpoint_url, &url_token)?,
+        rest: rest_endpoint(
+            &scenario,
+            without_token_segment(&endpoint_url, &url_token),
+            &url_token,
+        )?,
         feeders: Arc::new(scenario::Feeders::strided(
             &scenario.feeder_tables,
             u64::from(segment.index()),
@@ -120,7 +113,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     });
     let shown_url = match emulator {
         Some(em) => format!("embedded emulator at {}", em.url()),
-        None => secret::scrub(&endpoint_url, &[&url_token]),
+        None => secret::scrub_text(&endpoint_url, &[&url_token]),
     };
     if !args.quiet {
         let vus = if segment.is_whole() {
@@ -187,7 +180,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             wants(OutputFormat::Timeseries),
             wants(OutputFormat::Hlog),
         )
-        .map_err(|e| CliError::usage(e.to_string()))?,
+        .map_err(|e| {
+            CliError::internal(format!(
+                "{e}: no load was sent (is the disk full or the folder read-only?)"
+            ))
+        })?,
     ));
     if let Some(live) = &live_metrics {
         let segment_label = (!segment.is_whole()).then(|| (segment.index(), segment.count()));
@@ -216,7 +213,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         &started_report(&run_id, started_at, manifest, &out_dir),
         &out_dir,
     )
-    .map_err(|e| CliError::usage(e.to_string()))?;
+    .map_err(|e| {
+        CliError::internal(format!(
+            "{e}: no load was sent (is the disk full or the folder read-only?)"
+        ))
+    })?;
 
     let recorder = Arc::new(Recorder::new());
     let progress = if args.progress_json {
@@ -261,6 +262,15 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             status = RunStatus::Invalid;
             reason = why;
         }
+    }
+    let exhausted = crate::fdlimit::exhausted();
+    if exhausted > 0 && status != RunStatus::Interrupted {
+        status = RunStatus::Invalid;
+        reason = format!(
+            "invalid: the process ran out of file descriptors {exhausted}× (EMFILE/ENFILE), so \
+             connects failed for lack of descriptors, not because of the target; raise the \
+             open-files limit (ulimit -n) or lower the VUs ({reason})"
+        );
     }
     let mut secrets = vec![url_token.as_str()];
     if let Some(rt) = &runtime_manifest {
@@ -318,13 +328,24 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             report.status_reason
         );
     }
-    report::write_all(&report, &out_dir).map_err(|e| CliError::internal(e.to_string()))?;
+    // The verdict and the table reach the console even when the disk is full.
+    let written = report::write_all(&report, &out_dir);
     report::print_final_table(&report);
-    println!("reports: {}", out_dir.display());
+    let _ = std::fs::remove_file(out_dir.join(crate::fsio::RUN_MARKER));
+    if written.is_ok() {
+        println!("reports: {}", out_dir.display());
+    }
     if let Some(live) = live_metrics {
         live.finish(&interrupt).await;
     }
-    Ok(report.status.exit_code())
+    match written {
+        Ok(_) => Ok(report.status.exit_code()),
+        Err(e) => Err(CliError::internal(format!(
+            "{e}: the run ended ({}) but its reports could not be written \
+             (disk full or not writable?); the table above is its result",
+            report.status.as_str()
+        ))),
+    }
 }
 
 /// The `summary.json` a run folder holds until the final reports replace it.
@@ -434,6 +455,7 @@ fn rest_endpoint(
         test_mode: s.target.test_mode,
         timeout,
         http2_prior_knowledge: s.target.http2,
+        output_limits: s.target.output_limits(),
     })
     .map_err(|e| CliError::usage(format!("target: {e}")))?;
     Ok(Some(Arc::new(endpoint)))
@@ -517,9 +539,9 @@ pub(super) fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), Cl
 
 /// The seed of the run: `--seed`, the scenario's `seed`, or one derived from
 /// an explicit `--run-id` (so the segments of a run draw the same schedule).
-fn run_seed(args: &RunArgs, scenario: &Scenario, run_id: &str) -> Option<u64> {
+fn run_seed(args: &RunArgs, scenario: &Scenario) -> Option<u64> {
     args.seed.or(scenario.seed).or_else(|| {
-        args.run_id.as_ref().map(|_| {
+        args.run_id.as_ref().map(|run_id| {
             let digest = Sha256::digest(run_id.as_bytes());
             let mut bytes = [0u8; 8];
             bytes.copy_from_slice(&digest[..8]);
@@ -540,20 +562,23 @@ fn default_out_dir(run_id: &str, segment: Segment) -> PathBuf {
 }
 
 /// Raises the soft open-files limit to the hard limit and checks that this
-/// process's `vus` fit: one descriptor per connection, two with the emulator
-/// in the same process. `workers`: the process is one of `run --workers N`
-/// (the advice then is more workers).
+/// process's `vus` fit: `fdlimit::per_vu` descriptors each (chat and runtime
+/// connections, both ends with the emulator in the same process) plus
+/// `fdlimit::shared` ones (webhook workers) and headroom. `workers`: the
+/// process is one of `run --workers N` (the advice then is more workers).
 pub(super) fn ensure_fd_capacity(
+    scenario: &Scenario,
     vus: u64,
     embedded: bool,
     workers: Option<u32>,
 ) -> Result<(), CliError> {
-    let per_vu = if embedded { 2 } else { 1 };
-    let needed = vus * per_vu + FD_HEADROOM;
+    let per_vu = crate::fdlimit::per_vu(scenario, embedded).max(1);
+    let shared = crate::fdlimit::shared(scenario, embedded) + FD_HEADROOM;
+    let needed = vus * per_vu + shared;
     let Some(limit) = raise_fd_limit().filter(|limit| *limit < needed) else {
         return Ok(());
     };
-    let fit = (limit.saturating_sub(FD_HEADROOM) / per_vu).max(1);
+    let fit = (limit.saturating_sub(shared) / per_vu).max(1);
     // Segments differ by at most one VU: K workers hold ceil(all / K) each.
     let total = vus * u64::from(workers.unwrap_or(1));
     let enough = total.div_ceil(fit);
@@ -563,10 +588,10 @@ pub(super) fn ensure_fd_capacity(
         ),
         None if embedded => format!(
             "run it as {enough} processes with --workers {enough}, or run `finalping serve --port 0` as a separate process and pass its URL with --target (then {} VUs fit), or lower --vus to {fit}",
-            limit.saturating_sub(FD_HEADROOM)
+            limit.saturating_sub(shared) / (per_vu / 2).max(1)
         ),
         None => format!(
-            "run it as {enough} processes with --workers {enough} (or --segment i/{enough} on several machines), lower --vus to {fit}, or raise the hard limit (ulimit -Hn)"
+            "run it as {enough} processes with --workers {enough} (or --segment i/{enough} on several machines), lower --vus to {fit}, or raise the hard limit (ulimit -Hn); each VU holds {per_vu} connection(s)"
         ),
     };
     Err(CliError::usage(format!(
@@ -586,31 +611,54 @@ fn raise_fd_limit() -> Option<u64> {
 
 /// `<scenario-slug>-<UTC yyyymmdd-hhmmss>-<4 hex>`: sortable and unique enough.
 pub(super) fn run_id(name: &str, at: chrono::DateTime<chrono::Utc>) -> String {
-    let slug: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect::<String>()
-        .split('-')
-        .filter(|p| !p.is_empty())
-        .take(6)
-        .collect::<Vec<_>>()
-        .join("-");
-    let slug = if slug.is_empty() {
-        "run".to_string()
-    } else {
-        slug
-    };
     format!(
-        "{slug}-{}-{:04x}",
+        "{}-{}-{:04x}",
+        crate::scenario::name_slug(name, 6),
         at.format("%Y%m%d-%H%M%S"),
         rand::random::<u16>()
     )
+}
+
+/// The run id and its report folder, claimed for this run: `--out` (or, with
+/// `--run-id`, the default folder of that id) must be empty or new, or is
+/// cleared with `--overwrite`; a generated id gets a new id until its default
+/// folder is new.
+fn claim_out_dir(
+    name: &str,
+    args: &RunArgs,
+    segment: Segment,
+) -> Result<(String, PathBuf), CliError> {
+    let claim = |dir: &Path, id: &str, overwrite: bool| {
+        crate::fsio::claim_run_dir(dir, overwrite, id).map_err(CliError::usage)
+    };
+    if let Some(id) = &args.run_id {
+        let dir = args
+            .out
+            .clone()
+            .unwrap_or_else(|| default_out_dir(id, segment));
+        claim(&dir, id, args.overwrite)?;
+        return Ok((id.clone(), dir));
+    }
+    if let Some(out) = &args.out {
+        let id = run_id(name, chrono::Utc::now());
+        claim(out, &id, args.overwrite)?;
+        return Ok((id, out.clone()));
+    }
+    let mut last = String::new();
+    for _ in 0..16 {
+        let id = run_id(name, chrono::Utc::now());
+        let dir = default_out_dir(&id, segment);
+        if dir.exists() {
+            continue;
+        }
+        match crate::fsio::claim_run_dir(&dir, false, &id) {
+            Ok(()) => return Ok((id, dir)),
+            Err(e) => last = e,
+        }
+    }
+    Err(CliError::usage(format!(
+        "no free report folder under reports/: {last} (choose one with --out)"
+    )))
 }
 
 fn build_manifest(
@@ -635,7 +683,7 @@ fn build_manifest(
         host: gethostname::gethostname().to_string_lossy().into_owned(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-        command_line: secret::scrub(&command_line, secrets),
+        command_line: secret::scrub_text(&command_line, secrets),
         target: TargetManifest {
             kind: "socketio".to_string(),
             url: shown_url,
@@ -681,6 +729,43 @@ fn build_manifest(
     }
 }
 
+/// The URL token: `target.url_token`, or — when that is left at its default
+/// and `target.url` ends in a token-like segment — that segment (README: the
+/// Endpoint URL as copied, `https://host/<URLToken>`).
+fn url_token_of(target: &scenario::Target, endpoint_url: &str) -> String {
+    let configured = target.url_token.render(&TemplateCtx::default());
+    let default = scenario::Target::default()
+        .url_token
+        .render(&TemplateCtx::default());
+    if target.url.is_none() || configured != default {
+        return configured;
+    }
+    let path = endpoint_url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
+    match path.split('/').rfind(|s| !s.is_empty()) {
+        Some(last) if secret::looks_like_token(last) => last.to_string(),
+        _ => configured,
+    }
+}
+
+/// `url` without a trailing `/<url_token>` segment (the REST client appends
+/// the token itself; the Socket.IO client strips it the same way).
+fn without_token_segment<'a>(url: &'a str, url_token: &str) -> &'a str {
+    let trimmed = url.trim_end_matches('/');
+    match trimmed.rsplit_once('/') {
+        Some((base, last))
+            if !url_token.is_empty()
+                && last == url_token
+                && base.contains("://")
+                && !base.ends_with('/') =>
+        {
+            base
+        }
+        _ => url,
+    }
+}
+
 fn display_path(p: &Path) -> String {
     p.display().to_string()
 }
@@ -688,6 +773,28 @@ fn display_path(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_url_token_comes_from_the_url_when_not_configured() {
+        let token = "0123456789abcdef0123";
+        let mut t = scenario::Target {
+            url: scenario::Template::parse(&format!("http://h:1/p/{token}")).ok(),
+            ..Default::default()
+        };
+        assert_eq!(url_token_of(&t, &format!("http://h:1/p/{token}")), token);
+        assert_eq!(url_token_of(&t, "http://h:1/prefix"), "emulator-url-token");
+        t.url_token = scenario::Template::literal("mine");
+        assert_eq!(url_token_of(&t, &format!("http://h:1/{token}")), "mine");
+        assert_eq!(
+            without_token_segment(&format!("http://h/r/{token}/"), token),
+            "http://h/r"
+        );
+        assert_eq!(without_token_segment("http://h/r", token), "http://h/r");
+        assert_eq!(
+            without_token_segment(&format!("http://{token}"), token),
+            format!("http://{token}")
+        );
+    }
 
     #[test]
     fn run_id_is_a_slug_with_time() {

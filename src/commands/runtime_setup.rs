@@ -83,6 +83,7 @@ pub fn setup(
     let mut oauth = oauth;
     oauth.timeout = rt.connect_timeout.as_duration();
     let secrets = vec![oauth.client_secret.clone()];
+    secret::register(&oauth.client_secret);
     let tokens = Arc::new(
         TokenProvider::new(oauth).map_err(|e| CliError::usage(format!("runtime.oauth: {e}")))?,
     );
@@ -115,7 +116,7 @@ pub fn setup(
         inject: None,
         audit,
         tokens: Some(tokens),
-        shown_url: secret::scrub(&url, &secret_refs),
+        shown_url: secret::scrub_text(&url, &secret_refs),
         secrets,
     })
 }
@@ -171,7 +172,7 @@ fn inject_setup(
         inject: Some(plan),
         audit,
         tokens: None,
-        shown_url: secret::scrub(&api_base, &[&api_key]),
+        shown_url: secret::scrub_text(&api_base, &[&api_key]),
         secrets: vec![api_key],
     })
 }
@@ -208,7 +209,7 @@ pub fn manifest(rt: &RuntimeSetup, s: &Scenario) -> crate::report::RuntimeManife
             .runtime
             .heartbeat
             .map_or_else(|| "off".to_string(), |h| h.to_string()),
-        token_url: oauth.token_url.clone(),
+        token_url: secret::scrub_text(&oauth.token_url, &[&oauth.client_secret]),
         client_id: oauth.client_id.clone(),
         client_secret: secret::redact(&oauth.client_secret),
         validate: o.validate,

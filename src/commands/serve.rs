@@ -130,5 +130,11 @@ fn build_config(args: &ServeArgs) -> Result<EmulatorConfig, CliError> {
     if let Some(s) = args.seed {
         c.seed = s;
     }
+    // A bad setting (file or flag) is a configuration error, not a listen failure.
+    c.validate().map_err(|e| {
+        CliError::usage(format!(
+            "emulator configuration: {e} (fix the flag or the --config file)"
+        ))
+    })?;
     Ok(c)
 }

@@ -1,4 +1,4 @@
-//! Ctrl-C / SIGTERM handling: the first signal cancels the token (stop new
+//! Ctrl-C / SIGTERM / SIGHUP handling: the first signal cancels the token (stop new
 //! work, write partial reports); a second one exits at once. The handlers are
 //! registered before `install` returns, so no signal can slip past them.
 
@@ -22,10 +22,10 @@ pub fn install(on_first: &'static str) -> CancellationToken {
     token
 }
 
-/// SIGINT and SIGTERM streams, registered on creation.
+/// SIGINT, SIGTERM and SIGHUP (a closed terminal) streams, registered on creation.
 struct Signals {
     #[cfg(unix)]
-    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+    streams: Option<[tokio::signal::unix::Signal; 3]>,
 }
 
 impl Signals {
@@ -33,9 +33,14 @@ impl Signals {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            let streams = signal(SignalKind::interrupt())
-                .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
-                .ok();
+            let streams = (|| {
+                Ok::<_, std::io::Error>([
+                    signal(SignalKind::interrupt())?,
+                    signal(SignalKind::terminate())?,
+                    signal(SignalKind::hangup())?,
+                ])
+            })()
+            .ok();
             Signals { streams }
         }
         #[cfg(not(unix))]
@@ -47,10 +52,11 @@ impl Signals {
     async fn recv(&mut self) {
         #[cfg(unix)]
         match &mut self.streams {
-            Some((int, term)) => {
+            Some([int, term, hup]) => {
                 tokio::select! {
                     _ = int.recv() => {}
                     _ = term.recv() => {}
+                    _ = hup.recv() => {}
                 }
             }
             None => {

@@ -99,6 +99,22 @@ impl LatencyCi {
 
 pub async fn sweep(args: SweepArgs) -> Result<i32, CliError> {
     let matrix = read_matrix(&args.matrix)?;
+    let n_cells = matrix
+        .iter()
+        .try_fold(1usize, |n, (_, v)| n.checked_mul(v.len()))
+        .filter(|&n| n <= args.max_cells);
+    let Some(_) = n_cells else {
+        return Err(CliError::usage(format!(
+            "{}: the matrix has more than --max-cells {} cells ({}); split it or raise --max-cells",
+            args.matrix.display(),
+            args.max_cells,
+            matrix
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", v.len()))
+                .collect::<Vec<_>>()
+                .join(" × ")
+        )));
+    };
     let cells = cells_of(&matrix);
     // Every cell must load before anything runs.
     for cell in &cells {
@@ -111,16 +127,21 @@ pub async fn sweep(args: SweepArgs) -> Result<i32, CliError> {
             chrono::Utc::now().format("%Y%m%d-%H%M%S")
         ))
     });
-    std::fs::create_dir_all(&out)
-        .map_err(|e| CliError::usage(format!("cannot create {}: {e}", out.display())))?;
+    crate::fsio::claim_run_dir(&out, args.overwrite, "sweep").map_err(CliError::usage)?;
     let exe = std::env::current_exe()
         .map_err(|e| CliError::internal(format!("cannot find the finalping binary: {e}")))?;
+    let stop = super::signals::install(
+        "stopping the current run (its partial report is kept), then writing the sweep report of the finished rounds",
+    );
     let mut cells = cells;
     let total = cells.len() * args.repeats as usize;
     let started = Instant::now();
     let mut done = 0usize;
-    for round in 0..args.repeats {
+    'rounds: for round in 0..args.repeats {
         for (i, cell) in cells.iter_mut().enumerate() {
+            if stop.is_cancelled() {
+                break 'rounds;
+            }
             let dir = out
                 .join(format!("cell-{}", i + 1))
                 .join(format!("round-{}", round + 1));
@@ -140,7 +161,11 @@ pub async fn sweep(args: SweepArgs) -> Result<i32, CliError> {
                     args.repeats
                 );
             }
-            run_cell(&exe, &args.scenario, cell, &dir).await?;
+            let interrupted = run_cell(&exe, &args.scenario, cell, &dir, &stop).await?;
+            if interrupted {
+                // A partial round would skew the comparison: left out.
+                break 'rounds;
+            }
             cell.rounds.push(dir);
             done += 1;
         }
@@ -151,6 +176,10 @@ pub async fn sweep(args: SweepArgs) -> Result<i32, CliError> {
     write_reports(&out, &results, &pairs)?;
     print!("{}", console(&results));
     println!("sweep report: {}", out.display());
+    if stop.is_cancelled() {
+        eprintln!("sweep interrupted: the report holds the {done} finished run(s) of {total}");
+        return Ok(exit::INTERRUPTED);
+    }
     Ok(exit::PASS)
 }
 
@@ -160,7 +189,7 @@ fn matrix_len(m: &[(String, Vec<String>)]) -> usize {
 
 /// `path: [values]` pairs, in file order.
 fn read_matrix(path: &Path) -> Result<Vec<(String, Vec<String>)>, CliError> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::fsio::read_to_string_capped(path, crate::fsio::MAX_CONFIG_BYTES)
         .map_err(|e| CliError::usage(format!("cannot read the matrix {}: {e}", path.display())))?;
     let doc: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| {
         CliError::usage(format!(
@@ -229,9 +258,18 @@ fn cells_of(matrix: &[(String, Vec<String>)]) -> Vec<Cell> {
         .collect()
 }
 
-async fn run_cell(exe: &Path, scenario: &Path, cell: &Cell, dir: &Path) -> Result<(), CliError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::usage(format!("cannot create {}: {e}", dir.display())))?;
+/// Runs one round of a cell; `Ok(true)` when the sweep was interrupted meanwhile.
+async fn run_cell(
+    exe: &Path,
+    scenario: &Path,
+    cell: &Cell,
+    dir: &Path,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<bool, CliError> {
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| CliError::usage(format!("cannot create {}: {e}", parent.display())))?;
+    }
     let mut cmd = tokio::process::Command::new(exe);
     cmd.arg("run")
         .arg(scenario)
@@ -246,7 +284,9 @@ async fn run_cell(exe: &Path, scenario: &Path, cell: &Cell, dir: &Path) -> Resul
     for (k, v) in &cell.settings {
         cmd.arg("--set").arg(format!("{k}={v}"));
     }
-    let log = std::fs::File::create(dir.join("run.log"))
+    // Beside the run's folder: `run` wants its folder to itself.
+    let log_path = dir.with_extension("log");
+    let log = std::fs::File::create(&log_path)
         .map_err(|e| CliError::internal(format!("cannot write {}: {e}", dir.display())))?;
     let log_err = log
         .try_clone()
@@ -254,18 +294,21 @@ async fn run_cell(exe: &Path, scenario: &Path, cell: &Cell, dir: &Path) -> Resul
     cmd.stdout(log)
         .stderr(log_err)
         .stdin(std::process::Stdio::null());
-    let status = cmd
-        .status()
+    let ended = super::child::run(cmd, stop)
         .await
-        .map_err(|e| CliError::internal(format!("cannot start finalping run: {e}")))?;
+        .map_err(|e| CliError::internal(format!("finalping run (cell `{}`): {e}", cell.name)))?;
+    if ended.interrupted {
+        return Ok(true);
+    }
+    let status = ended.output.status;
     if status.code() == Some(exit::USAGE) || status.code() == Some(exit::INTERNAL) {
         return Err(CliError::usage(format!(
-            "cell `{}` could not run (see {}/run.log)",
+            "cell `{}` could not run (see {})",
             cell.name,
-            dir.display()
+            log_path.display()
         )));
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Every cell's rounds as `compare` reads them (rounds that wrote no report are left out).
@@ -288,7 +331,11 @@ fn summarize(cells: &[Cell], data: &[Vec<RunData>], pairs: &[PairVerdict]) -> Ve
             c.rounds
                 .iter()
                 .filter_map(|dir| {
-                    let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
+                    let text = crate::fsio::read_to_string_capped(
+                        &dir.join("summary.json"),
+                        crate::fsio::MAX_REPORT_FILE_BYTES,
+                    )
+                    .ok()?;
                     serde_json::from_str(&text).ok()
                 })
                 .collect()
@@ -494,7 +541,7 @@ fn write_reports(
         "ranking": ranked.iter().filter_map(|(i, _)| results.get(*i)).map(|c| &c.cell).collect::<Vec<_>>(),
     });
     let write = |name: &str, text: String| {
-        std::fs::write(out.join(name), text)
+        crate::fsio::write_atomic(&out.join(name), text.as_bytes())
             .map_err(|e| CliError::internal(format!("cannot write {name}: {e}")))
     };
     write(

@@ -3,9 +3,9 @@
 //! and tokio runtime), so a run is no longer bounded by what one process may
 //! open. The children share the run id (and so the seed), meet at a start
 //! barrier in a temporary folder, write their reports into
-//! `<run folder>/segment-<i>-of-<N>/` (their console output into its
-//! `run.log`) and send their progress as JSON lines on stderr, which this
-//! module shows as one line. Ctrl-C/SIGTERM is forwarded once to every child
+//! `<run folder>/segment-<i>-of-<N>/` (their console output into
+//! `segment-<i>-of-<N>.log` beside it) and send their progress as JSON lines
+//! on stderr, which this module shows as one line. Ctrl-C/SIGTERM is forwarded once to every child
 //! (each is in its own process group, so a terminal's Ctrl-C reaches only this
 //! process): they write partial reports and the run exits 130.
 
@@ -61,7 +61,12 @@ pub async fn run(
             .map_err(|e| CliError::usage(format!("--workers {workers}: {e} ({})", e.hint())))?;
         largest = largest.max(segment::vus(&groups, *seg).len() as u64);
     }
-    ensure_fd_capacity(largest, scenario.target.url.is_none(), Some(workers))?;
+    ensure_fd_capacity(
+        &scenario,
+        largest,
+        scenario.target.url.is_none(),
+        Some(workers),
+    )?;
 
     let run_id = args
         .run_id
@@ -71,6 +76,8 @@ pub async fn run(
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+    // The run folder belongs to this run (the workers' folders go inside it).
+    crate::fsio::claim_run_dir(&out, args.overwrite, &run_id).map_err(CliError::usage)?;
     let barrier =
         std::env::temp_dir().join(format!("finalping-barrier-{run_id}-{}", std::process::id()));
     let exe = std::env::current_exe()
@@ -184,10 +191,14 @@ pub async fn run(
         .iter()
         .map(|seg| out.join(seg.folder_name()))
         .collect();
-    super::merge::merge_into(&dirs, &out, &options, &args.output_format, args.quiet)
+    let merged = super::merge::merge_into(&dirs, &out, &options, &args.output_format, args.quiet);
+    let _ = std::fs::remove_file(out.join(crate::fsio::RUN_MARKER));
+    merged
 }
 
-/// `finalping run … --segment i/N` for worker `seg`, its console output in `dir/run.log`.
+/// `finalping run … --segment i/N` for worker `seg`, its console output in
+/// `<dir>.log` beside its folder (the folder itself must be empty for the
+/// worker to claim it).
 fn child_command(
     exe: &Path,
     args: &RunArgs,
@@ -196,14 +207,9 @@ fn child_command(
     barrier: &Path,
     dir: &Path,
 ) -> Result<tokio::process::Command, CliError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        CliError::usage(format!(
-            "cannot create the report folder {}: {e} (choose another with --out)",
-            dir.display()
-        ))
-    })?;
-    let log = std::fs::File::create(dir.join("run.log"))
-        .map_err(|e| CliError::internal(format!("cannot write {}: {e}", dir.display())))?;
+    let log_path = log_path(dir);
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| CliError::internal(format!("cannot write {}: {e}", log_path.display())))?;
     let mut cmd = tokio::process::Command::new(exe);
     cmd.arg("run").arg(&args.scenario);
     cmd.args(["--segment", &seg.to_string(), "--run-id", run_id]);
@@ -233,6 +239,13 @@ fn child_command(
     #[cfg(unix)]
     cmd.process_group(0);
     Ok(cmd)
+}
+
+/// Where a worker's console output goes: `<run folder>/segment-<i>-of-<N>.log`.
+fn log_path(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".log");
+    dir.with_file_name(name)
 }
 
 /// The flags of `run` that every worker gets as given.
@@ -300,13 +313,13 @@ fn check_workers(
         let dir = out.join(seg.folder_name());
         let summary = std::fs::read_to_string(dir.join("summary.json"))
             .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+            .and_then(|t| serde_json::from_str::<crate::report::RunReport>(&t).ok());
         let line = match &summary {
             Some(s) => format!(
                 "{} — {} of {} turns ok",
-                s["status"].as_str().unwrap_or("?"),
-                s["counters"]["turns_ok"].as_u64().unwrap_or(0),
-                s["counters"]["turns_sent"].as_u64().unwrap_or(0)
+                s.status.as_str(),
+                s.counter(crate::metrics::Counter::TurnsOk),
+                s.counter(crate::metrics::Counter::TurnsSent)
             ),
             None => format!("no report (exit {})", exit_text(*code)),
         };
@@ -324,7 +337,7 @@ fn check_workers(
             message: format!(
                 "worker {seg} could not run (exit {}); its messages are above (prefixed `[worker {seg}]`) and its console output is in {}",
                 exit_text(*code),
-                out.join(seg.folder_name()).join("run.log").display()
+                log_path(&out.join(seg.folder_name())).display()
             ),
         }),
         None => Ok(()),

@@ -519,21 +519,7 @@ pub fn check_quantity(what: &str, value: &str) -> Result<(), String> {
 
 /// A default run id: `<scenario slug>-<UTC yyyymmdd-hhmmss>`, a DNS label.
 pub fn default_run_id(scenario_name: &str, at: chrono::DateTime<chrono::Utc>) -> String {
-    let slug: String = scenario_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let mut slug = slug
-        .split('-')
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("-");
+    let mut slug = crate::scenario::name_slug(scenario_name, usize::MAX);
     slug.truncate(MAX_RUN_ID - 16);
     let slug = slug.trim_end_matches('-');
     let slug = if slug.is_empty() { "run" } else { slug };

@@ -183,10 +183,11 @@ impl EmulatorConfig {
     /// YAML errors carry the line and column.
     pub fn from_yaml_file(path: impl AsRef<Path>) -> Result<Self, EmulatorConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| EmulatorConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::fsio::read_to_string_capped(path, crate::fsio::MAX_CONFIG_BYTES)
+            .map_err(|source| EmulatorConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Self::from_yaml_str(&text).map_err(|e| match e {
             EmulatorConfigError::Yaml { message, .. } => EmulatorConfigError::Yaml {
                 path: path.to_path_buf(),

@@ -65,7 +65,7 @@ pub(super) async fn turn(
         return Sent::Interrupted;
     };
     let turn = as_turn(&rest);
-    w.add(Counter::Outputs, turn.outputs.len() as u64);
+    w.add(Counter::Outputs, rest.outputs_received);
     if let Some(done) = rest.finished_at {
         let took = done.saturating_duration_since(rest.sent_at);
         w.record_tagged(Metric::FinalPing, tags, took);
@@ -92,6 +92,10 @@ pub(super) async fn turn(
             w.add_tagged(Counter::TurnsTimeout, tags, 1);
             w.cause("rest_timeout");
         }
+        RestOutcome::OutputsOverflow(_) => {
+            w.add_tagged(Counter::TurnsError, tags, 1);
+            w.cause(super::vu::OUTPUTS_OVERFLOW_CAUSE);
+        }
         other => {
             w.add_tagged(Counter::TurnsError, tags, 1);
             w.cause(&format!("rest_{}", other.cause()));
@@ -115,6 +119,7 @@ fn as_turn(rest: &RestTurn) -> Turn {
                 context_version: o.context_version,
             })
             .collect(),
+        outputs_received: rest.outputs_received,
         finished_at: rest.finished_at,
         outcome: if matches!(rest.outcome, RestOutcome::Ok) {
             TurnOutcome::Ok

@@ -452,6 +452,7 @@ impl VirtualUser<'_> {
             test_mode: target.test_mode,
             inner_handshake: target.inner_handshake,
             connect_timeout: target.connect_timeout.as_duration(),
+            output_limits: target.output_limits(),
         };
         let started = Instant::now();
         let result = tokio::select! {
@@ -631,6 +632,10 @@ fn record_visibility(
     }
 }
 
+/// The cause of a turn that received more outputs than `target.max_turn_outputs`
+/// / `max_turn_output_bytes` allow (Socket.IO and REST alike).
+pub(super) const OUTPUTS_OVERFLOW_CAUSE: &str = "turn_outputs_overflow";
+
 /// What a finished turn leaves of the connection.
 enum AfterTurn {
     Keep,
@@ -648,7 +653,7 @@ fn record_turn(
     ctx: &TemplateCtx,
     tags: &[TagId],
 ) -> AfterTurn {
-    w.add(Counter::Outputs, turn.outputs.len() as u64);
+    w.add(Counter::Outputs, turn.outputs_received);
     if let Some(first) = turn.outputs.first() {
         w.record_tagged(
             Metric::FirstOutput,
@@ -688,6 +693,11 @@ fn record_turn(
         TurnOutcome::Timeout => {
             w.add_tagged(Counter::TurnsTimeout, tags, 1);
             w.cause("turn_timeout");
+            AfterTurn::Close
+        }
+        TurnOutcome::OutputsOverflow(_) => {
+            w.add_tagged(Counter::TurnsError, tags, 1);
+            w.cause(OUTPUTS_OVERFLOW_CAUSE);
             AfterTurn::Close
         }
         TurnOutcome::Disconnected(lost) => {

@@ -178,7 +178,7 @@ impl ExportSink {
     fn publish(&self) -> Arc<Vec<Family>> {
         let mut families = self.series.families();
         if let Some(p) = &self.pusher {
-            families.extend(push_families(&p.stats, &families));
+            families.extend(push_families(&p.stats, self.series.run_labels()));
         }
         let families = Arc::new(families);
         self.exposition.publish(families.clone());
@@ -217,60 +217,32 @@ impl IntervalSink for ExportSink {
 }
 
 /// The remote-write task's own counters, with the run's labels.
-fn push_families(stats: &PushStats, families: &[Family]) -> Vec<Family> {
-    let labels: Vec<Label> = families
-        .iter()
-        .find(|f| f.name == "finalping_build_info")
-        .and_then(|f| f.samples.first())
-        .map(|s| {
-            s.labels
-                .iter()
-                .filter(|(k, _)| *k != "version")
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-    [
-        (
-            "finalping_remote_write_pushes",
-            "Remote-write pushes, by outcome (sent, failed, dropped).",
-            None,
-        ),
-        (
-            "finalping_remote_write_retries",
-            "Remote-write requests retried.",
-            Some(n(&stats.retries)),
-        ),
-    ]
-    .into_iter()
-    .map(|(name, help, single)| Family {
-        name: name.to_string(),
-        help,
-        kind: Kind::Counter,
-        samples: match single {
-            Some(value) => vec![Sample {
-                suffix: "_total",
-                labels: labels.clone(),
-                value,
-            }],
-            None => [
-                ("sent", &stats.sent),
-                ("failed", &stats.failed),
-                ("dropped", &stats.dropped),
-            ]
-            .into_iter()
-            .map(|(outcome, v)| {
-                let mut l = labels.clone();
-                l.push(("outcome", outcome.to_string()));
-                Sample {
-                    suffix: "_total",
-                    labels: l,
-                    value: n(v),
-                }
-            })
-            .collect(),
+fn push_families(stats: &PushStats, labels: &[Label]) -> Vec<Family> {
+    let sample = |outcome: Option<&str>, count: &std::sync::atomic::AtomicU64| {
+        let mut l = labels.to_vec();
+        l.extend(outcome.map(|o| ("outcome", o.to_string())));
+        Sample {
+            suffix: "_total",
+            labels: l,
+            value: count.load(Ordering::Relaxed) as f64,
+        }
+    };
+    vec![
+        Family {
+            name: "finalping_remote_write_pushes".to_string(),
+            help: "Remote-write pushes, by outcome (sent, failed, dropped).",
+            kind: Kind::Counter,
+            samples: vec![
+                sample(Some("sent"), &stats.sent),
+                sample(Some("failed"), &stats.failed),
+                sample(Some("dropped"), &stats.dropped),
+            ],
         },
-    })
-    .collect()
+        Family {
+            name: "finalping_remote_write_retries".to_string(),
+            help: "Remote-write requests retried.",
+            kind: Kind::Counter,
+            samples: vec![sample(None, &stats.retries)],
+        },
+    ]
 }

@@ -385,6 +385,11 @@ impl LiveSeries {
         self.end = *end;
     }
 
+    /// The labels every series has: `run_id` and, when segmented, `segment`.
+    pub fn run_labels(&self) -> &[Label] {
+        &self.base
+    }
+
     fn labels(&self, extra: &[Label]) -> Vec<Label> {
         let mut l = self.base.clone();
         l.extend_from_slice(extra);

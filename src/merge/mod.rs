@@ -44,7 +44,7 @@ pub enum MergeError {
     NotARunFolder { dir: PathBuf, why: String },
     #[error("{0}")]
     Refused(String),
-    #[error("no segment to merge: {} hold no run (no summary.json); the segments did not finish, or the folders are wrong", list(.0))]
+    #[error("no segment to merge: {} {} no run (no summary.json); the segments did not finish, or the folders are wrong", list(.0), if .0.len() == 1 { "holds" } else { "hold" })]
     NothingToMerge(Vec<PathBuf>),
     #[error("{}: inconsistent segment data: {why}", dir.display())]
     Corrupt { dir: PathBuf, why: String },
@@ -159,8 +159,9 @@ fn problems(set: &SegmentSet, options: &MergeOptions) -> Vec<String> {
         .missing
         .iter()
         .map(|d| {
+            let which = segment_of_folder(d).map_or_else(String::new, |i| format!("segment {i}: "));
             format!(
-                "segment folder {} holds no run (no summary.json): that segment did not finish",
+                "{which}segment folder {} holds no run (no summary.json): that segment did not finish",
                 d.display()
             )
         })
@@ -194,6 +195,14 @@ fn problems(set: &SegmentSet, options: &MergeOptions) -> Vec<String> {
         }
     }
     out
+}
+
+/// `i` of a default segment folder name (`segment-<i>-of-<N>`), if it is one.
+fn segment_of_folder(dir: &std::path::Path) -> Option<u32> {
+    let name = dir.file_name()?.to_str()?;
+    let (index, count) = name.strip_prefix("segment-")?.split_once("-of-")?;
+    count.parse::<u32>().ok()?;
+    index.parse().ok()
 }
 
 /// The thresholds of the run, re-parsed from a segment's summary.json.
@@ -408,4 +417,18 @@ fn merged_context(segments: &[Segment]) -> Option<ContextReport> {
         total.updates_successful as f64 / total.updates_total as f64
     };
     Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_segment_folders_name_their_segment() {
+        let of = |p: &str| segment_of_folder(std::path::Path::new(p));
+        assert_eq!(of("reports/r/segment-03-of-12"), Some(3));
+        assert_eq!(of("segment-0-of-1/"), Some(0));
+        assert_eq!(of("reports/r/seg0"), None);
+        assert_eq!(of("segment-x-of-3"), None);
+    }
 }

@@ -4,9 +4,14 @@
 //! something that is not a segment run at all (refused).
 
 use super::MergeError;
-use crate::report::{read_histograms, RunHistograms, RunReport, SegmentManifest, SCHEMA_VERSION};
+use crate::report::{read_histograms, RunHistograms, RunReport, SegmentManifest};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Segments that started further apart than this are not one run (and would
+/// need a time axis of that length).
+const MAX_START_SPREAD: Duration = Duration::from_secs(24 * 3600);
 
 /// One segment run folder, read.
 #[derive(Debug, Clone)]
@@ -44,13 +49,8 @@ fn read_one(dir: &Path) -> Result<Option<Segment>, MergeError> {
     if !summary.is_file() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&summary)
-        .map_err(|e| not_run(format!("cannot read summary.json: {e}")))?;
-    let report: RunReport = serde_json::from_str(&text).map_err(|e| {
-        not_run(format!(
-            "summary.json is not a finalping summary (schema_version {SCHEMA_VERSION}): {e}"
-        ))
-    })?;
+    let report = crate::report::json::read_summary(&summary)
+        .map_err(|e| not_run(format!("summary.json: {e}")))?;
     let segment = report.manifest.segment.clone().ok_or_else(|| {
         not_run(match &report.manifest.merge {
             Some(m) => format!(
@@ -74,7 +74,8 @@ fn read_one(dir: &Path) -> Result<Option<Segment>, MergeError> {
 }
 
 /// Reads every folder and checks they are segments of one run: same scenario
-/// (content hash), same finalping version, same segment count and thresholds,
+/// (content hash), same finalping version, load settings, segment count and
+/// thresholds,
 /// each index once and within the count, and every index present unless a
 /// missing folder accounts for it.
 pub fn read_segments(dirs: &[PathBuf]) -> Result<SegmentSet, MergeError> {
@@ -129,6 +130,15 @@ pub fn read_segments(dirs: &[PathBuf]) -> Result<SegmentSet, MergeError> {
                 b.finalping_version.clone(),
             ));
         }
+        let load = |m: &crate::report::Manifest| serde_json::to_string(&m.load).unwrap_or_default();
+        if load(a) != load(b) {
+            return Err(refuse(
+                s,
+                "load settings",
+                load(a),
+                format!("{} (run every segment with the same flags)", load(b)),
+            ));
+        }
         if s.segment.count != count {
             return Err(refuse(
                 s,
@@ -145,6 +155,18 @@ pub fn read_segments(dirs: &[PathBuf]) -> Result<SegmentSet, MergeError> {
                 format!("{:?}", expressions(first)),
             ));
         }
+    }
+    let starts = segments.iter().map(|s| s.histograms.timeline.run_start());
+    let (earliest, latest) = (starts.clone().min(), starts.max());
+    if let Some(spread) = earliest
+        .zip(latest)
+        .and_then(|(a, b)| b.duration_since(a).ok())
+        .filter(|d| *d > MAX_START_SPREAD)
+    {
+        return Err(MergeError::Refused(format!(
+            "the segments started {:.0} h apart (histograms.json run_start_unix_us): they are not one run",
+            spread.as_secs_f64() / 3600.0
+        )));
     }
     let mut by_index: BTreeMap<u32, &Segment> = BTreeMap::new();
     for s in &segments {

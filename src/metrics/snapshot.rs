@@ -64,6 +64,22 @@ impl Snapshot {
         self.tagged.get(&id)
     }
 
+    /// The summary of every latency metric, by name (the `metrics` of a report).
+    pub fn metric_summaries(&self) -> std::collections::BTreeMap<String, MetricSummary> {
+        Metric::ALL
+            .iter()
+            .map(|m| (m.name().to_string(), self.summary(*m)))
+            .collect()
+    }
+
+    /// Every counter, by name (the `counters` of a report).
+    pub fn counter_values(&self) -> std::collections::BTreeMap<String, u64> {
+        Counter::ALL
+            .iter()
+            .map(|c| (c.name().to_string(), self.counter(*c)))
+            .collect()
+    }
+
     /// Every tag that has numbers, by id.
     pub fn tags(&self) -> impl Iterator<Item = (TagId, &TagData)> {
         self.tagged.iter().map(|(id, data)| (*id, data))

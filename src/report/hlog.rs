@@ -29,7 +29,7 @@ use base64::Engine;
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -143,12 +143,7 @@ pub fn write_hlogs(timeline: &Timeline, dir: &Path) -> io::Result<Vec<PathBuf>> 
     let mut written = Vec::new();
     for metric in timeline.metrics_with_samples() {
         let path = dir.join(hlog_file_name(metric));
-        std::fs::File::create(&path)
-            .and_then(|f| {
-                let mut w = BufWriter::new(f);
-                write_hlog(timeline, metric, &mut w)?;
-                w.flush()
-            })
+        crate::fsio::write_atomic_with(&path, |w| write_hlog(timeline, metric, w))
             .map_err(|e| named(&path, e))?;
         written.push(path);
     }

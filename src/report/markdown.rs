@@ -16,15 +16,15 @@ impl Exporter for SummaryMarkdown {
     }
 
     fn write(&self, r: &RunReport, out: &mut dyn Write) -> std::io::Result<()> {
-        writeln!(out, "# finalping run `{}`\n", r.run_id)?;
-        writeln!(out, "- scenario: **{}**", r.scenario)?;
+        writeln!(out, "# finalping run {}\n", code(&r.run_id))?;
+        writeln!(out, "- scenario: **{}**", text(&r.scenario))?;
         writeln!(
             out,
             "- status: **{}** — {}",
             r.status.as_str(),
-            r.status_reason
+            text(&r.status_reason)
         )?;
-        writeln!(out, "- target: {}", r.manifest.target.url)?;
+        writeln!(out, "- target: {}", text(&r.manifest.target.url))?;
         writeln!(
             out,
             "- started: {} · duration: {:.1} s · peak VUs: {} · {:.1} turns/s\n",
@@ -49,13 +49,13 @@ impl Exporter for SummaryMarkdown {
                     Outcome::Pass => "✅ pass".to_string(),
                     Outcome::Fail => "❌ **fail**".to_string(),
                     Outcome::Invalid => {
-                        format!("⚠️ **invalid**: {}", t.message.replace('|', "\\|"))
+                        format!("⚠️ **invalid**: {}", text(&t.message))
                     }
                 };
                 writeln!(
                     out,
-                    "| `{}` | {} | {} | {result} |",
-                    t.threshold,
+                    "| {} | {} | {} | {result} |",
+                    code(&t.threshold.to_string()),
                     t.value_text(),
                     t.limit_text().replace('<', "&lt;").replace('>', "&gt;")
                 )?;
@@ -71,7 +71,8 @@ impl Exporter for SummaryMarkdown {
         for (name, m) in r.metrics.iter().filter(|(_, m)| m.count > 0) {
             writeln!(
                 out,
-                "| `{name}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                code(name),
                 m.count,
                 ms(m.min_ms),
                 ms(m.mean_ms),
@@ -93,7 +94,9 @@ impl Exporter for SummaryMarkdown {
                 for (name, m) in &t.metrics {
                     writeln!(
                         out,
-                        "| `{tag}` | `{name}` | {} | {} | {} | {} | {} |",
+                        "| {} | {} | {} | {} | {} | {} | {} |",
+                        code(tag),
+                        code(name),
                         m.count,
                         ms(m.p50_ms),
                         ms(m.p90_ms),
@@ -107,7 +110,7 @@ impl Exporter for SummaryMarkdown {
             writeln!(out, "\n## Failures by cause\n")?;
             writeln!(out, "| cause | count |\n|---|---:|")?;
             for (cause, n) in &r.errors {
-                writeln!(out, "| `{cause}` | {n} |")?;
+                writeln!(out, "| {} | {n} |", code(cause))?;
             }
         }
         if !r.segments.is_empty() {
@@ -146,13 +149,58 @@ impl Exporter for SummaryMarkdown {
         if !nonzero.is_empty() {
             writeln!(out, "| counter | value | exact |\n|---|---:|---:|")?;
             for (name, v) in &nonzero {
-                writeln!(out, "| `{name}` | {} | {v} |", human_count(name, **v))?;
+                writeln!(out, "| {} | {} | {v} |", code(name), human_count(name, **v))?;
             }
         }
         if !zero.is_empty() {
-            let names: Vec<String> = zero.iter().map(|(n, _)| format!("`{n}`")).collect();
+            let names: Vec<String> = zero.iter().map(|(n, _)| code(n)).collect();
             writeln!(out, "\nZero: {}", names.join(", "))?;
         }
         Ok(())
+    }
+}
+
+/// User-supplied text (scenario names, reasons, URLs) as Markdown text: HTML
+/// and Markdown syntax escaped, table pipes escaped, one line.
+fn text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in crate::scenario::error::escape_controls(s).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A name (tag, metric, cause, threshold) as a Markdown code span that no
+/// backtick, pipe or newline in it can break out of.
+fn code(s: &str) -> String {
+    // Newlines and other control characters come out as `\u{…}` escapes.
+    let cell = crate::scenario::error::escape_controls(s).replace('|', "\\|");
+    if cell.contains('`') {
+        format!("`` {cell} ``")
+    } else {
+        format!("`{cell}`")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_cannot_inject_html_or_break_tables() {
+        let t = text("<script>alert(1)</script> | **x** [l](u)");
+        assert!(!t.contains('<') && !t.contains(" | "), "{t}");
+        assert!(t.contains("&lt;script&gt;"), "{t}");
+        let c = code("a`b|c\nd");
+        assert_eq!(c, "`` a`b\\|c\\u{000a}d ``");
     }
 }

@@ -8,7 +8,7 @@ mod csv_percentiles;
 mod histograms;
 mod hlog;
 pub mod html;
-mod json;
+pub mod json;
 mod junit;
 mod live_files;
 mod manifest;
@@ -33,9 +33,7 @@ pub use restore::restore;
 pub use timeseries::{timeseries_header, timeseries_row, write_timeseries, TIMESERIES_FILE};
 
 use crate::metrics::selfcheck::SelfCheckSummary;
-use crate::metrics::{
-    Counter, GeneratorUsage, Metric, MetricSummary, Snapshot, TagId, Timeline, TAGGED,
-};
+use crate::metrics::{Counter, GeneratorUsage, MetricSummary, Snapshot, TagId, Timeline, TAGGED};
 use crate::verdict::RunStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -119,14 +117,8 @@ impl RunReport {
             started_at,
             duration_s,
             peak_vus,
-            metrics: Metric::ALL
-                .iter()
-                .map(|m| (m.name().to_string(), totals.summary(*m)))
-                .collect(),
-            counters: Counter::ALL
-                .iter()
-                .map(|c| (c.name().to_string(), totals.counter(*c)))
-                .collect(),
+            metrics: totals.metric_summaries(),
+            counters: totals.counter_values(),
             errors: totals.causes().clone(),
             generator,
             self_check,
@@ -265,20 +257,7 @@ pub struct ReportError {
 /// volume relies on it).
 pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = write_all_but_summary(report, dir)?;
-    let summary = json::SummaryJson;
-    let path = dir.join(summary.file_name());
-    let partial = dir.join(format!(".{}.partial", summary.file_name()));
-    let result = std::fs::File::create(&partial)
-        .and_then(|f| {
-            let mut w = std::io::BufWriter::new(f);
-            summary.write(report, &mut w)?;
-            w.flush()
-        })
-        .and_then(|()| std::fs::rename(&partial, &path));
-    result.map_err(|source| ReportError {
-        path: path.clone(),
-        source,
-    })?;
+    let path = write_one(&json::SummaryJson, report, dir)?;
     written.insert(0, path);
     Ok(written)
 }
@@ -311,11 +290,7 @@ fn write_all_but_summary(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>,
     };
     if chosen(Some(F::Timeseries)) {
         let path = dir.join(TIMESERIES_FILE);
-        let result = std::fs::File::create(&path).and_then(|f| {
-            let mut w = std::io::BufWriter::new(f);
-            write_timeseries(timeline, &mut w)?;
-            w.flush()
-        });
+        let result = crate::fsio::write_atomic_with(&path, |w| write_timeseries(timeline, w));
         result.map_err(|source| ReportError {
             path: path.clone(),
             source,
@@ -332,18 +307,14 @@ fn write_all_but_summary(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>,
     Ok(written)
 }
 
-/// Writes one exporter's file into `dir`.
+/// Writes one exporter's file into `dir` atomically (temp file + rename).
 fn write_one(
     exporter: &dyn Exporter,
     report: &RunReport,
     dir: &Path,
 ) -> Result<PathBuf, ReportError> {
     let path = dir.join(exporter.file_name());
-    let result = std::fs::File::create(&path).and_then(|f| {
-        let mut w = std::io::BufWriter::new(f);
-        exporter.write(report, &mut w)?;
-        w.flush()
-    });
+    let result = crate::fsio::write_atomic_with(&path, |w| exporter.write(report, w));
     result.map_err(|source| ReportError {
         path: path.clone(),
         source,

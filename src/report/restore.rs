@@ -273,6 +273,7 @@ mod tests {
                 want.merge(&s);
             }
         }
+        drop(files); // waits for the writer thread
         let hlog = dir.path().join("final_ping.hlog");
         let text = std::fs::read_to_string(&hlog).unwrap();
         std::fs::write(&hlog, &text[..text.len() - 20]).unwrap();

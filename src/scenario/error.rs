@@ -60,10 +60,13 @@ impl fmt::Display for Diagnostic {
             writeln!(
                 f,
                 "{}:{}:{}: {}",
-                self.origin, self.line, self.column, self.message
+                self.origin,
+                self.line,
+                self.column,
+                escape_controls(&self.message)
             )?;
         } else {
-            writeln!(f, "{}: {}", self.origin, self.message)?;
+            writeln!(f, "{}: {}", self.origin, escape_controls(&self.message))?;
         }
         if let Some(snippet) = &self.snippet {
             writeln!(f, "{snippet}")?;
@@ -158,25 +161,53 @@ fn line_of(text: &str, line: u64) -> Option<&str> {
     text.lines().nth(idx).map(|l| l.trim_end_matches('\r'))
 }
 
+/// How one character of a file is shown in a message: control characters
+/// (tabs kept) and bidirectional overrides as `\u{…}` escapes, so a file
+/// cannot rewrite the terminal or reorder what the message shows.
+fn shown_char(c: char) -> std::borrow::Cow<'static, str> {
+    let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if (c.is_control() && c != '\t') || bidi {
+        format!("\\u{{{:04x}}}", c as u32).into()
+    } else {
+        c.to_string().into()
+    }
+}
+
+/// `text` with control and bidi characters escaped (see [`shown_char`]).
+pub fn escape_controls(text: &str) -> String {
+    text.chars().map(shown_char).collect()
+}
+
 /// `  3 |   vus: many` / `    |        ^^^^` with the caret run under the
 /// node (`span_len` characters when serde-saphyr knows it, else the token).
+/// Control and bidi characters of the line are shown escaped, the caret
+/// still under the node.
 fn snippet(src: &str, line: u64, column: u64, span_len: u64) -> String {
     let gutter = line.to_string();
     let pad = " ".repeat(gutter.len());
     let col0 = usize::try_from(column.saturating_sub(1)).unwrap_or(0);
+    let width_of = |c: char| shown_char(c).chars().count();
     // Keep tabs so the caret lines up with what the terminal shows.
     let lead: String = src
         .chars()
         .take(col0)
-        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .map(|c| {
+            if c == '\t' {
+                "\t".to_string()
+            } else {
+                " ".repeat(width_of(c))
+            }
+        })
         .collect();
-    let rest = src.chars().skip(col0).count().max(1);
-    let width = match usize::try_from(span_len) {
-        Ok(n) if n > 0 => n.min(rest),
-        _ => token_width(src.chars().skip(col0)),
+    let rest: Vec<char> = src.chars().skip(col0).collect();
+    let chars = match usize::try_from(span_len) {
+        Ok(n) if n > 0 => n.min(rest.len().max(1)),
+        _ => token_width(rest.iter().copied()),
     };
+    let width: usize = rest.iter().take(chars).map(|&c| width_of(c)).sum();
     format!(
-        "{pad} |\n{gutter} | {src}\n{pad} | {lead}{}",
+        "{pad} |\n{gutter} | {}\n{pad} | {lead}{}",
+        escape_controls(src),
         "^".repeat(width.max(1))
     )
 }
@@ -449,6 +480,15 @@ mod tests {
         assert_eq!(did_you_mean("sned", &steps), Some("send"));
         assert_eq!(did_you_mean("conect", &steps), Some("connect"));
         assert_eq!(did_you_mean("banana", &steps), None);
+    }
+
+    #[test]
+    fn snippet_escapes_control_and_bidi_characters() {
+        let s = snippet("name: a\u{202e}b\u{1b}[2J: x", 2, 9, 0);
+        assert!(!s.contains('\u{202e}') && !s.contains('\u{1b}'), "{s:?}");
+        assert!(s.contains("a\\u{202e}b\\u{001b}[2J"), "{s}");
+        let shown = escape_controls("unknown field `\u{2066}x`");
+        assert_eq!(shown, "unknown field `\\u{2066}x`");
     }
 
     #[test]

@@ -142,11 +142,14 @@ pub struct CsvData {
 impl CsvData {
     /// Reads a CSV file with a header row. `file` is the path as written (for messages).
     pub fn read(file: &str, path: &Path) -> Result<CsvData, FeederFileError> {
-        let bytes = std::fs::read(path).map_err(|source| FeederFileError::Read {
-            file: file.to_string(),
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes =
+            crate::fsio::read_capped(path, crate::fsio::MAX_FEEDER_BYTES).map_err(|source| {
+                FeederFileError::Read {
+                    file: file.to_string(),
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         let mut data = CsvData::parse(file, &bytes)?;
         data.path = path.to_path_buf();
         Ok(data)

@@ -147,6 +147,60 @@ pub(crate) fn iterations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>,
     })
 }
 
+/// `target.max_turn_outputs`: >= 1.
+pub(crate) fn max_turn_outputs<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    positive_usize(
+        d,
+        PositiveInt {
+            field: "max_turn_outputs",
+            meaning: "the most outputs one turn keeps before it fails as `turn_outputs_overflow`",
+            example: "1000",
+            optional: false,
+        },
+    )
+}
+
+/// `target.max_turn_output_bytes`: >= 1.
+pub(crate) fn max_turn_output_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    positive_usize(
+        d,
+        PositiveInt {
+            field: "max_turn_output_bytes",
+            meaning: "the most bytes of output text one turn keeps before it fails as `turn_outputs_overflow`",
+            example: "1048576",
+            optional: false,
+        },
+    )
+}
+
+fn positive_usize<'de, D: Deserializer<'de>>(d: D, v: PositiveInt) -> Result<usize, D::Error> {
+    let field = v.field;
+    let n = d.deserialize_any(v)?.unwrap_or(1);
+    usize::try_from(n).map_err(|_| {
+        de_error(
+            &format_args!("`{field}` is too large ({n})"),
+            "use a bound that fits in memory",
+        )
+    })
+}
+
+/// `emulator:`: the settings, then every bound `serve --config` checks, so
+/// `validate` reports them with their position instead of `run` failing later.
+pub(crate) fn emulator<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::emulator::EmulatorConfig>, D::Error> {
+    let config = Option::<crate::emulator::EmulatorConfig>::deserialize(d)?;
+    if let Some(c) = &config {
+        c.validate().map_err(|e| {
+            de_error(
+                &format_args!("emulator: {e}"),
+                "fix this `emulator:` setting (README \"The emulator\" lists them and their bounds)",
+            )
+        })?;
+    }
+    Ok(config)
+}
+
 // --------------------------------------------------------------- durations
 
 /// A duration string; `positive` rejects zero, `optional` accepts null.

@@ -45,8 +45,8 @@ pub fn load_with_settings(
     if settings.is_empty() {
         return load(path);
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;
+    let text = crate::fsio::read_to_string_capped(path, crate::fsio::MAX_CONFIG_BYTES)
+        .map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;
     let origin = format!("{} (with --set)", path.display());
     let options = crate::protocol::runtime::normalize::yaml_options();
     // In written order: the thresholds are judged and reported in it.
@@ -63,8 +63,8 @@ pub fn load_with_settings(
 }
 
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;
+    let text = crate::fsio::read_to_string_capped(path, crate::fsio::MAX_CONFIG_BYTES)
+        .map_err(|e| ScenarioError::read(path.to_path_buf(), e))?;
     let base_dir = path.parent().unwrap_or(Path::new(""));
     load_str_in(&text, &path.display().to_string(), base_dir)
 }

@@ -6,10 +6,37 @@ use super::{fields, FeederConfig, FeederName, FeederTables, Template, TemplateVa
 use crate::duration::HumanDuration;
 use crate::emulator::EmulatorConfig;
 use crate::protocol::runtime::{Codec, Limits};
-use crate::protocol::socketio::Eio;
+use crate::protocol::socketio::{Eio, OutputLimits};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// `name` as a lower-case slug for run ids and folder names: ASCII letters
+/// and digits, every other run of characters one `-`, at most `max_parts`
+/// words; `run` when nothing is left.
+pub fn name_slug(name: &str, max_parts: usize) -> String {
+    let lower: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let slug = lower
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .take(max_parts)
+        .collect::<Vec<_>>()
+        .join("-");
+    if slug.is_empty() {
+        "run".to_string()
+    } else {
+        slug
+    }
+}
 
 /// A whole scenario file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,7 +64,8 @@ pub struct Scenario {
     #[serde(default)]
     pub webhook: Option<crate::audit::WebhookConfig>,
     /// Settings for the embedded emulator, used only when `target.url` is absent.
-    #[serde(default)]
+    /// Checked like `serve --config` (bounds included) when the file is loaded.
+    #[serde(default, deserialize_with = "fields::emulator")]
     pub emulator: Option<EmulatorConfig>,
     /// Time-series interval and the generator self-check budgets.
     #[serde(default)]
@@ -101,6 +129,23 @@ pub struct Target {
     /// After a dropped connection or a failed connect: how the conversation
     /// gets its socket back (same session, like the official client).
     pub reconnect: SocketIoReconnect,
+    /// Most outputs one turn keeps; one more ends the turn as
+    /// `turn_outputs_overflow` (outputs are still counted, not kept).
+    #[serde(deserialize_with = "fields::max_turn_outputs")]
+    pub max_turn_outputs: usize,
+    /// Most bytes of output text one turn keeps; more ends the turn the same way.
+    #[serde(deserialize_with = "fields::max_turn_output_bytes")]
+    pub max_turn_output_bytes: usize,
+}
+
+impl Target {
+    /// The per-turn output bounds of this target.
+    pub fn output_limits(&self) -> crate::protocol::socketio::OutputLimits {
+        crate::protocol::socketio::OutputLimits {
+            max_count: self.max_turn_outputs,
+            max_bytes: self.max_turn_output_bytes,
+        }
+    }
 }
 
 /// Socket.IO reconnects, as the official client does them: a new socket with
@@ -141,6 +186,8 @@ impl Default for Target {
             channel: "finalping".to_string(),
             connect_timeout: HumanDuration(Duration::from_secs(10)),
             reconnect: SocketIoReconnect::default(),
+            max_turn_outputs: OutputLimits::DEFAULT.max_count,
+            max_turn_output_bytes: OutputLimits::DEFAULT.max_bytes,
         }
     }
 }

@@ -100,6 +100,14 @@ pub fn fmt(v: f64, unit: Unit) -> String {
 /// Aggregates that are not a single counter: `errors`, `turns`, `updates`.
 pub const AGGREGATES: [&str; 3] = ["errors", "turns", "updates"];
 
+/// Whether `name` is a metric a threshold can name in any run: a latency
+/// metric, an aggregate or a counter (a check before anything runs).
+pub fn is_known_metric(name: &str) -> bool {
+    Metric::ALL.iter().any(|m| m.name() == name)
+        || AGGREGATES.contains(&name)
+        || Counter::ALL.iter().any(|c| c.name() == name)
+}
+
 /// Any percentile of a whole-run latency metric in ms (from the merged
 /// histograms), for percentiles `summary.json` does not carry.
 pub type QuantileFn<'a> = &'a dyn Fn(&str, f64) -> Option<f64>;

@@ -11,12 +11,12 @@ mod evaluate;
 mod parse;
 
 pub use evaluate::{
-    evaluate, fmt, Numbers, Outcome, QuantileFn, ThresholdResult, AGGREGATES, ATTEMPT_COUNTERS,
-    ERROR_COUNTERS,
+    evaluate, fmt, is_known_metric, Numbers, Outcome, QuantileFn, ThresholdResult, AGGREGATES,
+    ATTEMPT_COUNTERS, ERROR_COUNTERS,
 };
 pub use parse::{Condition, Op, Statistic, Threshold, ThresholdKey, Thresholds, Unit};
 
-use crate::metrics::{Counter, Metric, MetricSummary, Snapshot};
+use crate::metrics::{Metric, MetricSummary, Snapshot};
 use crate::report::{RunReport, TagReport};
 use std::collections::BTreeMap;
 
@@ -58,14 +58,8 @@ impl RunningTotals {
     pub fn of(elapsed: std::time::Duration, totals: &Snapshot, tag_names: &[String]) -> Self {
         RunningTotals {
             duration_s: elapsed.as_secs_f64(),
-            metrics: Metric::ALL
-                .iter()
-                .map(|m| (m.name().to_string(), totals.summary(*m)))
-                .collect(),
-            counters: Counter::ALL
-                .iter()
-                .map(|c| (c.name().to_string(), totals.counter(*c)))
-                .collect(),
+            metrics: totals.metric_summaries(),
+            counters: totals.counter_values(),
             tags: crate::report::tag_reports(totals, tag_names),
         }
     }

@@ -5,6 +5,7 @@
 //! `data` parsed. The URL token is the credential: it is never shown.
 
 use super::{build_client, exchange, join_segments, parse_base, Exchange, Failure, RestError};
+use crate::protocol::socketio::OutputLimits;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -24,6 +25,9 @@ pub struct RestOptions {
     /// Speak HTTP/2 without negotiation (h2c over plain HTTP). Over TLS,
     /// HTTP/2 is used anyway when the server offers it by ALPN.
     pub http2_prior_knowledge: bool,
+    /// How many outputs of one reply are kept (more end the turn as
+    /// [`RestOutcome::OutputsOverflow`]).
+    pub output_limits: OutputLimits,
 }
 
 impl fmt::Debug for RestOptions {
@@ -34,6 +38,7 @@ impl fmt::Debug for RestOptions {
             .field("test_mode", &self.test_mode)
             .field("timeout", &self.timeout)
             .field("http2_prior_knowledge", &self.http2_prior_knowledge)
+            .field("output_limits", &self.output_limits)
             .finish()
     }
 }
@@ -46,6 +51,7 @@ pub struct RestEndpoint {
     turn_url: reqwest::Url,
     url_token: String,
     timeout: Duration,
+    output_limits: OutputLimits,
 }
 
 impl fmt::Debug for RestEndpoint {
@@ -82,6 +88,9 @@ pub enum RestOutcome {
     InvalidBody(String),
     /// Connect, TLS or transfer error (message scrubbed of the token).
     Network(String),
+    /// The reply held more outputs (or output text) than
+    /// [`RestOptions::output_limits`] allow; those beyond were not kept.
+    OutputsOverflow(String),
 }
 
 impl RestOutcome {
@@ -94,6 +103,7 @@ impl RestOutcome {
             RestOutcome::Timeout => "timeout",
             RestOutcome::InvalidBody(_) => "invalid_body",
             RestOutcome::Network(_) => "network",
+            RestOutcome::OutputsOverflow(_) => "outputs_overflow",
         }
     }
 
@@ -110,6 +120,7 @@ impl fmt::Display for RestOutcome {
             RestOutcome::Timeout => write!(f, "no response within the timeout"),
             RestOutcome::InvalidBody(m) => write!(f, "invalid response body: {m}"),
             RestOutcome::Network(m) => write!(f, "network error: {m}"),
+            RestOutcome::OutputsOverflow(m) => write!(f, "too many outputs: {m}"),
         }
     }
 }
@@ -123,8 +134,11 @@ pub struct RestTurn {
     /// When the whole response body had been read.
     pub finished_at: Option<Instant>,
     pub status: Option<u16>,
-    /// Counted outputs (internal entries skipped); empty unless `Ok`.
+    /// Counted outputs (internal entries skipped) as far as kept; empty
+    /// unless `Ok` or `OutputsOverflow`.
     pub outputs: Vec<RestOutput>,
+    /// Every counted output of the reply, kept or not.
+    pub outputs_received: u64,
     pub outcome: RestOutcome,
 }
 
@@ -145,6 +159,7 @@ impl RestEndpoint {
             test_mode,
             timeout,
             http2_prior_knowledge,
+            output_limits,
         } = options;
         if url_token.trim().is_empty() {
             return Err(RestError::Invalid {
@@ -165,6 +180,7 @@ impl RestEndpoint {
             turn_url,
             url_token,
             timeout,
+            output_limits,
         })
     }
 
@@ -199,6 +215,7 @@ impl RestEndpoint {
             finished_at: None,
             status: None,
             outputs: Vec::new(),
+            outputs_received: 0,
             outcome: RestOutcome::Timeout,
         };
         match exchange(request, self.timeout, &[&self.url_token]).await {
@@ -223,10 +240,20 @@ impl RestEndpoint {
                 turn.outcome = if !(200..300).contains(&status) {
                     RestOutcome::HttpStatus(status)
                 } else {
-                    match parse_reply(&body) {
-                        Ok(outputs) => {
-                            turn.outputs = outputs;
-                            RestOutcome::Ok
+                    match parse_reply(&body, self.output_limits) {
+                        Ok(reply) => {
+                            turn.outputs = reply.outputs;
+                            turn.outputs_received = reply.received;
+                            if turn.outputs_received > turn.outputs.len() as u64 {
+                                RestOutcome::OutputsOverflow(format!(
+                                    "{} outputs in one reply, more than {} or {} bytes of text",
+                                    turn.outputs_received,
+                                    self.output_limits.max_count,
+                                    self.output_limits.max_bytes
+                                ))
+                            } else {
+                                RestOutcome::Ok
+                            }
                         }
                         Err(message) => RestOutcome::InvalidBody(message),
                     }
@@ -237,15 +264,39 @@ impl RestEndpoint {
     }
 }
 
-/// The counted outputs of a 2xx reply body.
-pub fn parse_reply(body: &[u8]) -> Result<Vec<RestOutput>, String> {
+/// The counted outputs of a reply: those kept and how many there were.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedReply {
+    /// The first outputs, as far as `limits` admit them.
+    pub outputs: Vec<RestOutput>,
+    /// Every counted output (`received > outputs.len()` = overflow).
+    pub received: u64,
+}
+
+/// The counted outputs of a 2xx reply body, kept within `limits`.
+pub fn parse_reply(body: &[u8], limits: OutputLimits) -> Result<ParsedReply, String> {
     let reply: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON ({e})"))?;
     let stack = reply
         .get("outputStack")
         .ok_or("no `outputStack` field")?
         .as_array()
         .ok_or("`outputStack` is not an array")?;
-    Ok(stack.iter().filter_map(parse_entry).collect())
+    let mut parsed = ParsedReply {
+        outputs: Vec::new(),
+        received: 0,
+    };
+    let mut kept_bytes = 0usize;
+    let mut full = false;
+    for output in stack.iter().filter_map(parse_entry) {
+        parsed.received += 1;
+        let bytes = output.text.as_ref().map_or(0, String::len);
+        full = full || !limits.admits(parsed.outputs.len(), kept_bytes, bytes);
+        if !full {
+            kept_bytes += bytes;
+            parsed.outputs.push(output);
+        }
+    }
+    Ok(parsed)
 }
 
 /// One `outputStack` entry, `None` for internal entries (and non-objects).
@@ -307,7 +358,9 @@ mod tests {
                 7
             ]
         });
-        let outputs = parse_reply(body.to_string().as_bytes()).unwrap();
+        let reply = parse_reply(body.to_string().as_bytes(), OutputLimits::DEFAULT).unwrap();
+        assert_eq!(reply.received, 4);
+        let outputs = reply.outputs;
         assert_eq!(outputs.len(), 4, "{outputs:?}");
         assert_eq!(outputs[0].context_version, Some(3));
         assert_eq!(outputs[1].data, Some(json!({"x": 1})));
@@ -315,7 +368,26 @@ mod tests {
     }
 
     #[test]
+    fn outputs_beyond_the_limits_are_counted_not_kept() {
+        let body = json!({"outputStack": [{"text": "aaaa"}, {"text": "bbbb"}, {"text": "c"}]});
+        let body = body.to_string();
+        let by_count = OutputLimits {
+            max_count: 2,
+            max_bytes: 1 << 20,
+        };
+        let reply = parse_reply(body.as_bytes(), by_count).unwrap();
+        assert_eq!((reply.outputs.len(), reply.received), (2, 3));
+        let by_bytes = OutputLimits {
+            max_count: 100,
+            max_bytes: 6,
+        };
+        let reply = parse_reply(body.as_bytes(), by_bytes).unwrap();
+        assert_eq!((reply.outputs.len(), reply.received), (1, 3));
+    }
+
+    #[test]
     fn bad_bodies_are_named() {
+        let parse_reply = |b: &[u8]| parse_reply(b, OutputLimits::DEFAULT);
         assert!(parse_reply(b"<html>").unwrap_err().contains("not JSON"));
         assert!(parse_reply(b"{}").unwrap_err().contains("outputStack"));
         assert!(parse_reply(br#"{"outputStack":{}}"#)
@@ -331,6 +403,7 @@ mod tests {
             test_mode: true,
             timeout: Duration::from_secs(1),
             http2_prior_knowledge: false,
+            output_limits: OutputLimits::DEFAULT,
         })
         .unwrap();
         assert_eq!(
@@ -352,6 +425,7 @@ mod tests {
             test_mode: false,
             timeout: Duration::from_secs(1),
             http2_prior_knowledge: false,
+            output_limits: OutputLimits::DEFAULT,
         };
         let e = RestEndpoint::new(options("ftp://h/supersecrettoken", "supersecrettoken"))
             .unwrap_err()

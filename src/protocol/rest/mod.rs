@@ -80,7 +80,7 @@ pub(crate) fn parse_base(
 ) -> Result<reqwest::Url, RestError> {
     let invalid = |message: String| RestError::Invalid {
         field,
-        message: crate::secret::scrub(&message, secrets),
+        message: crate::secret::scrub_text(&message, secrets),
     };
     let parsed = reqwest::Url::parse(url).map_err(|e| {
         invalid(format!(
@@ -211,7 +211,9 @@ pub(crate) fn classify(e: reqwest::Error, secrets: &[&str]) -> Failure {
         return Failure::Timeout;
     }
     let e = e.without_url();
-    Failure::Network(crate::secret::scrub(&error_chain(&e), secrets))
+    let chain = error_chain(&e);
+    crate::fdlimit::note_text(&chain);
+    Failure::Network(crate::secret::scrub(&chain, secrets))
 }
 
 /// The stable cause of an HTTP status: `http_400`, `http_429`, `http_4xx`,

@@ -422,11 +422,15 @@ fn runtime_url(raw: &str, token: &str, codec: Codec) -> Result<Target, RuntimeEr
     })
 }
 
+/// Frames and messages up to one payload plus its header; at most one such
+/// message plus 64 KiB waiting to be written (a server that stops reading
+/// fails the connection instead of growing it).
 fn ws_config(max_payload: usize) -> WebSocketConfig {
     let max = max_payload.saturating_add(4);
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
+        .max_write_buffer_size(max.saturating_add(64 << 10))
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
 }
@@ -439,7 +443,10 @@ async fn open_ws(opts: &RuntimeOptions, token: &AccessToken) -> Result<Ws, Runti
     let open = async {
         let tcp = TcpStream::connect((target.host.as_str(), target.port))
             .await
-            .map_err(|e| RuntimeError::Refused(format!("{}:{}: {e}", target.host, target.port)))?;
+            .map_err(|e| {
+                crate::fdlimit::note_io(&e);
+                RuntimeError::Refused(format!("{}:{}: {e}", target.host, target.port))
+            })?;
         tcp.set_nodelay(true)
             .map_err(|e| RuntimeError::Refused(format!("setting TCP_NODELAY: {e}")))?;
         let connector = if target.tls {

@@ -30,6 +30,10 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 /// tungstenite read buffer per connection: small, thousands of connections are open at once.
 const READ_BUFFER_BYTES: usize = 4096;
+/// Most bytes waiting to be written per connection: one largest message plus
+/// slack. A server that stops reading (while flooding pings, whose pongs
+/// queue up) fails the connection here instead of growing it without bound.
+pub const MAX_WRITE_BUFFER_BYTES: usize = MAX_MESSAGE_BYTES + (64 << 10);
 /// Limit for writing one heartbeat or ack.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Limit for the whole of [`Connection::close`].
@@ -75,7 +79,8 @@ pub fn socket_url(opts: &ConnectOptions) -> Result<SocketUrl, ConnectError> {
     let raw = opts.endpoint_url.trim();
     let bad = |why: &str| {
         ConnectError::BadUrl(format!(
-            "{raw:?}: {why} (expected http(s)://host[:port][/prefix][/<URLToken>])"
+            "{:?}: {why} (expected http(s)://host[:port][/prefix][/<URLToken>])",
+            crate::secret::scrub_text(raw, &[&opts.url_token])
         ))
     };
     let (scheme, rest) = raw.split_once("://").ok_or_else(|| bad("no scheme"))?;
@@ -152,6 +157,7 @@ fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
@@ -160,7 +166,14 @@ fn ws_config() -> WebSocketConfig {
 async fn open_ws(target: &SocketUrl) -> Result<Ws, ConnectError> {
     let tcp = TcpStream::connect((target.host.as_str(), target.port))
         .await
-        .map_err(|e| ConnectError::Refused(format!("{}:{}: {e}", target.host, target.port)))?;
+        .map_err(|e| {
+            let what = format!("{}:{}: {e}", target.host, target.port);
+            if crate::fdlimit::note_io(&e) {
+                ConnectError::FdExhausted(what)
+            } else {
+                ConnectError::Refused(what)
+            }
+        })?;
     tcp.set_nodelay(true)
         .map_err(|e| ConnectError::Closed(format!("setting TCP_NODELAY: {e}")))?;
     let connector = if target.tls {
@@ -234,6 +247,10 @@ fn from_ws(e: tungstenite::Error) -> Fail {
         E::Protocol(P::ResetWithoutClosingHandshake) => fail(
             K::TransportClosed,
             "the server closed the TCP connection without a WebSocket close frame",
+        ),
+        E::WriteBufferFull(_) => fail(
+            K::WriteTimeout,
+            format!("more than {MAX_WRITE_BUFFER_BYTES} bytes waiting to be written (server not reading)"),
         ),
         E::Capacity(e) => fail(
             K::FrameTooLarge,
@@ -341,6 +358,7 @@ pub struct Connection {
     test_mode: bool,
     emit_with_ack: bool,
     inner_handshake: bool,
+    output_limits: super::OutputLimits,
     /// Known once the open packet arrived.
     heartbeat: Option<Heartbeat>,
     /// EIO4: when the last server ping (or the open packet) arrived.
@@ -376,6 +394,7 @@ impl Connection {
             test_mode: opts.test_mode,
             emit_with_ack: opts.emit_with_ack,
             inner_handshake: opts.inner_handshake,
+            output_limits: opts.output_limits,
             heartbeat: None,
             last_server_ping: Instant::now(),
             next_ping: None,
@@ -451,9 +470,11 @@ impl Connection {
         let mut turn = Turn {
             sent_at: Instant::now(),
             outputs: Vec::new(),
+            outputs_received: 0,
             finished_at: None,
             outcome: TurnOutcome::Timeout,
         };
+        let mut kept_bytes = 0usize;
         if let Some(cause) = &self.dead {
             turn.outcome = TurnOutcome::Disconnected(cause.clone());
             return turn;
@@ -520,11 +541,24 @@ impl Connection {
                 Kind::Output {
                     text,
                     context_version,
-                } => turn.outputs.push(Output {
-                    at: ev.at,
-                    text,
-                    context_version,
-                }),
+                } => {
+                    turn.outputs_received += 1;
+                    let bytes = text.as_ref().map_or(0, String::len);
+                    let limits = self.output_limits;
+                    if !limits.admits(turn.outputs.len(), kept_bytes, bytes) {
+                        turn.outcome = TurnOutcome::OutputsOverflow(format!(
+                            "more than {} outputs or {} bytes of output text before finalPing",
+                            limits.max_count, limits.max_bytes
+                        ));
+                        return turn;
+                    }
+                    kept_bytes += bytes;
+                    turn.outputs.push(Output {
+                        at: ev.at,
+                        text,
+                        context_version,
+                    });
+                }
                 Kind::OutputError(msg) => {
                     bot_error.get_or_insert(msg);
                 }
@@ -837,6 +871,7 @@ mod tests {
             test_mode: false,
             inner_handshake: false,
             connect_timeout: Duration::from_secs(1),
+            output_limits: super::super::OutputLimits::DEFAULT,
         }
     }
 

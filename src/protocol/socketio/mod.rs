@@ -59,6 +59,40 @@ pub struct ConnectOptions {
     pub inner_handshake: bool,
     /// Limit for WebSocket open + Engine.IO open + `endpoint-ready`.
     pub connect_timeout: Duration,
+    /// How much of a turn's outputs is kept (a server that never sends
+    /// `finalPing` must not grow memory).
+    pub output_limits: OutputLimits,
+}
+
+/// Bounds on the outputs one turn keeps. When an output would exceed either,
+/// the turn ends at once as [`TurnOutcome::OutputsOverflow`]: the output is
+/// counted in [`Turn::outputs_received`] but not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputLimits {
+    /// Most outputs kept per turn.
+    pub max_count: usize,
+    /// Most bytes of output text (`data.text`) kept per turn.
+    pub max_bytes: usize,
+}
+
+impl OutputLimits {
+    /// 1,000 outputs / 1 MiB per turn: far above any real bot reply.
+    pub const DEFAULT: OutputLimits = OutputLimits {
+        max_count: 1_000,
+        max_bytes: 1 << 20,
+    };
+
+    /// Whether one more output of `text_bytes` still fits after `kept`
+    /// outputs holding `kept_bytes` text bytes.
+    pub fn admits(&self, kept: usize, kept_bytes: usize, text_bytes: usize) -> bool {
+        kept < self.max_count && kept_bytes.saturating_add(text_bytes) <= self.max_bytes
+    }
+}
+
+impl Default for OutputLimits {
+    fn default() -> Self {
+        OutputLimits::DEFAULT
+    }
 }
 
 /// One user input (`processInput` payload minus the ids the connection knows).
@@ -89,6 +123,9 @@ pub enum TurnOutcome {
     BotError(String),
     /// No `finalPing` within the turn timeout.
     Timeout,
+    /// More outputs (or output bytes) than [`OutputLimits`] allow arrived
+    /// before `finalPing`: the turn ended there (cause `turn_outputs_overflow`).
+    OutputsOverflow(String),
     /// The connection closed or failed during the turn; [`Disconnected::cause`]
     /// names how.
     Disconnected(Disconnected),
@@ -99,7 +136,10 @@ pub enum TurnOutcome {
 pub struct Turn {
     /// When the `processInput` frame was handed to the socket.
     pub sent_at: Instant,
+    /// The outputs kept (at most [`OutputLimits`]).
     pub outputs: Vec<Output>,
+    /// Every output received during the turn, kept or not.
+    pub outputs_received: u64,
     /// When `finalPing` (or legacy `output` of type finalPing) arrived.
     pub finished_at: Option<Instant>,
     pub outcome: TurnOutcome,
@@ -142,6 +182,9 @@ pub enum ConnectError {
     Closed(String),
     #[error("invalid endpoint URL: {0}")]
     BadUrl(String),
+    /// This process ran out of file descriptors (EMFILE/ENFILE): the run is invalid.
+    #[error("out of file descriptors: {0}")]
+    FdExhausted(String),
 }
 
 impl ConnectError {
@@ -155,6 +198,7 @@ impl ConnectError {
             ConnectError::Protocol(_) => "protocol",
             ConnectError::Closed(_) => "closed",
             ConnectError::BadUrl(_) => "bad_url",
+            ConnectError::FdExhausted(_) => "fd_exhausted",
         }
     }
 }
