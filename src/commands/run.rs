@@ -422,7 +422,7 @@ fn rest_endpoint(
     }
     let timeout = s
         .all_steps()
-        .filter_map(|step| match step {
+        .filter_map(|step| match step.action() {
             scenario::Step::Send(send) => Some(send.timeout.as_duration()),
             _ => None,
         })

@@ -26,6 +26,10 @@ pub struct EmulatorConfig {
     pub path_prefix: Option<String>,
     /// Outputs per turn.
     pub outputs: u32,
+    /// Scripted replies chosen by a regular expression on the input text
+    /// (first match wins); other inputs get `outputs` echo outputs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replies: Vec<super::script::ScriptedReply>,
     /// Delay between `processInput` and the first output.
     pub delay: Delay,
     /// Delay between consecutive outputs of one turn.
@@ -131,6 +135,7 @@ impl Default for EmulatorConfig {
             eio4: true,
             path_prefix: None,
             outputs: 1,
+            replies: Vec::new(),
             delay: Delay::Fixed(HumanDuration(Duration::from_millis(20))),
             output_gap: Delay::Fixed(HumanDuration(Duration::ZERO)),
             typing: true,
@@ -246,6 +251,12 @@ impl EmulatorConfig {
         if self.outputs > MAX_OUTPUTS {
             return invalid(
                 "outputs",
+                &format!("at most {MAX_OUTPUTS} outputs per turn"),
+            );
+        }
+        if self.replies.iter().any(|r| r.outputs > MAX_OUTPUTS) {
+            return invalid(
+                "replies.outputs",
                 &format!("at most {MAX_OUTPUTS} outputs per turn"),
             );
         }

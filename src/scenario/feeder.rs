@@ -882,6 +882,7 @@ mod tests {
                 vu: 3,
                 iteration: i as u64,
                 rows: Some(&rows),
+                captured: None,
             };
             assert_eq!(t.render(&ctx), format!("hi {name} <{mail}> #3"));
             assert_eq!(v.render(&ctx), serde_json::json!({"mail": mail, "n": 1}));

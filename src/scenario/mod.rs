@@ -7,11 +7,13 @@
 //! - `fields`: validating deserialisers (every rule that rejects a value) and
 //!   the YAML form of steps.
 //! - `template`: template parsing and rendering; `think`: think-time ranges.
+//! - `capture`: `capture:` / `if:` of steps and the per-iteration values.
 //! - `feeder`: CSV feeders: reading the files, checking `{{feeder.column}}`
 //!   references, and the run-time row picker [`Feeders`].
 //! - `error`: [`ScenarioError`], which renders `file:line:col: what`, the source
 //!   line with a caret, and `hint: how to fix`.
 
+pub mod capture;
 pub mod error;
 pub mod feeder;
 mod fields;
@@ -19,6 +21,7 @@ pub mod model;
 pub mod template;
 pub mod think;
 
+pub use capture::{Capture, CaptureFrom, CaptureName, Captured, Condition, JsonPointer};
 pub use error::{Diagnostic, ScenarioError};
 pub use feeder::{
     FeederConfig, FeederExhausted, FeederMode, FeederName, FeederRows, FeederTables, Feeders,

@@ -2,9 +2,13 @@
 //! lives here, next to the field it belongs to; every validation rule is a
 //! `deserialize_with` in `fields` (so errors carry the exact position).
 
-use super::{fields, FeederConfig, FeederName, FeederTables, Template, TemplateValue};
+use super::{
+    fields, Capture, CaptureName, Condition, FeederConfig, FeederName, FeederTables, JsonPointer,
+    Template, TemplateValue,
+};
 use crate::duration::HumanDuration;
 use crate::emulator::EmulatorConfig;
+use crate::pattern::Pattern;
 use crate::protocol::runtime::{Codec, Limits};
 use crate::protocol::socketio::Eio;
 use serde::{Deserialize, Serialize};
@@ -436,15 +440,40 @@ pub enum Step {
     UpdateContext(UpdateStep),
     /// Read the VU's session context over the runtime WebSocket.
     GetContext,
+    /// A step with `if:`: it runs only when the condition holds.
+    If(Box<Guarded>),
+}
+
+/// `- if: { captured: intent, equals: refund }` beside a step's name.
+#[derive(Debug, Clone, Serialize)]
+pub struct Guarded {
+    pub when: Condition,
+    pub step: Step,
 }
 
 impl Step {
     /// Whether the step produces a measured sample (a turn or a context update).
     pub fn is_measured(&self) -> bool {
         matches!(
-            self,
+            self.action(),
             Step::Send(_) | Step::UpdateContext(_) | Step::GetContext
         )
+    }
+
+    /// What the step does, seen through its `if:`.
+    pub fn action(&self) -> &Step {
+        match self {
+            Step::If(g) => &g.step,
+            other => other,
+        }
+    }
+
+    /// The step's `if:` condition and what it does.
+    pub fn guard(&self) -> (Option<&Condition>, &Step) {
+        match self {
+            Step::If(g) => (Some(&g.when), &g.step),
+            other => (None, other),
+        }
     }
 }
 
@@ -468,21 +497,71 @@ pub struct SendStep {
     pub timeout: HumanDuration,
     #[serde(default)]
     pub expect: Option<Expect>,
+    /// Values taken from this turn's outputs for later steps (`{{captured.name}}`).
+    /// One that finds nothing fails the turn (`capture_missing`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capture: BTreeMap<CaptureName, Capture>,
+}
+
+impl SendStep {
+    /// Whether judging the turn needs the outputs' structured `data`.
+    pub fn uses_output_data(&self) -> bool {
+        self.expect.as_ref().is_some_and(|e| !e.data.is_empty())
+            || self.capture.values().any(|c| c.path.is_some())
+    }
 }
 
 fn default_turn_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
 }
 
-/// Checks on a finished turn; a failed check makes the turn an error (`expect_failed`).
+/// Checks on a finished turn; a failed check makes the turn an error with
+/// the check's cause (`expect_min_outputs`, `expect_text_matches`, …).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    #[serde(default)]
+    /// At least this many outputs (the same as `outputs: { min: N }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_outputs: Option<u32>,
+    /// The number of outputs lies in this range (both ends included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<OutputRange>,
     /// Some output's text must contain this (after template expansion).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_contains: Option<Template>,
+    /// Some output's text must match this regular expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_matches: Option<Pattern>,
+    /// Checks on the outputs' structured `data`, each at a JSON Pointer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<DataCheck>,
+}
+
+/// `outputs: { min: 1, max: 3 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawRange")]
+pub struct OutputRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+}
+
+/// One check on the outputs' `data`: some output has a value at `path`
+/// (`exists: true`, the default), that `equals` a value or `matches` a
+/// pattern; `exists: false` = no output has one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawDataCheck")]
+pub struct DataCheck {
+    pub path: JsonPointer,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exists: Option<bool>,
+    /// Compared as JSON (string leaves are templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<TemplateValue>,
+    /// On a string value, or on the JSON text of any other value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Pattern>,
 }
 
 /// `500ms` (fixed) or `1s..3s` (uniformly jittered in the range).
@@ -675,5 +754,63 @@ impl Default for MetricsSettings {
             linger: HumanDuration(Duration::from_secs(15)),
             remote_write: None,
         }
+    }
+}
+
+/// `OutputRange` as written, before its check.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRange {
+    #[serde(default)]
+    min: Option<u32>,
+    #[serde(default)]
+    max: Option<u32>,
+}
+
+impl TryFrom<RawRange> for OutputRange {
+    type Error = String;
+    fn try_from(r: RawRange) -> Result<Self, String> {
+        match (r.min, r.max) {
+            (None, None) => Err(fields::message_with_hint(
+                "`outputs` has neither `min` nor `max`",
+                "write e.g. `outputs: { min: 1, max: 3 }`",
+            )),
+            (Some(min), Some(max)) if min > max => Err(fields::message_with_hint(
+                &format!("`outputs` has `min: {min}` above `max: {max}`"),
+                "the range includes both ends: `min` <= `max`",
+            )),
+            (min, max) => Ok(OutputRange { min, max }),
+        }
+    }
+}
+
+/// `DataCheck` as written, before its check.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataCheck {
+    path: JsonPointer,
+    #[serde(default)]
+    exists: Option<bool>,
+    #[serde(default)]
+    equals: Option<TemplateValue>,
+    #[serde(default)]
+    matches: Option<Pattern>,
+}
+
+impl TryFrom<RawDataCheck> for DataCheck {
+    type Error = String;
+    fn try_from(r: RawDataCheck) -> Result<Self, String> {
+        if r.exists == Some(false) && (r.equals.is_some() || r.matches.is_some()) {
+            return Err(fields::message_with_hint(
+                "a `data` check with `exists: false` cannot also compare the value",
+                "drop `equals`/`matches`, or use `exists: true`",
+            ));
+        }
+        Ok(DataCheck {
+            path: r.path,
+            exists: r.exists,
+            equals: r.equals,
+            matches: r.matches,
+        })
     }
 }

@@ -305,6 +305,17 @@ fn classify(ev: &Event) -> Kind {
     }
 }
 
+/// Moves `data.data` out of an `output` event (`None` when absent or null).
+fn take_output_data(ev: &mut Event) -> Option<Value> {
+    let data = ev
+        .args
+        .first_mut()?
+        .get_mut("data")?
+        .get_mut("data")?
+        .take();
+    (!data.is_null()).then_some(data)
+}
+
 /// `v.error.message`, `v.error` (string), `v.message`, else `fallback`.
 fn error_message(v: &Value, fallback: &str) -> String {
     let error = v.get("error");
@@ -508,7 +519,7 @@ impl Connection {
                 }
                 Ok(Got::Socket(packet, at)) => (packet, at),
             };
-            let ev = match self.handle_socket(packet, at).await {
+            let mut ev = match self.handle_socket(packet, at).await {
                 Err(f) => {
                     turn.outcome = TurnOutcome::Disconnected(self.kill(f));
                     return turn;
@@ -524,6 +535,7 @@ impl Connection {
                     at: ev.at,
                     text,
                     context_version,
+                    data: take_output_data(&mut ev),
                 }),
                 Kind::OutputError(msg) => {
                     bot_error.get_or_insert(msg);

@@ -78,6 +78,9 @@ pub struct Output {
     pub text: Option<String>,
     /// `data.data.contextVersion`: the context version the bot saw (emulator).
     pub context_version: Option<u64>,
+    /// `data.data`: the output's structured data (quick replies, payloads),
+    /// moved out of the parsed event (no copy); `None` when absent or null.
+    pub data: Option<serde_json::Value>,
 }
 
 /// How a turn ended.
