@@ -25,10 +25,84 @@ Exit codes:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More log detail on stderr: `-v` info, `-vv` debug (each failed
+    /// connect with its HTTP status), `-vvv` trace. `RUST_LOG` overrides.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output: no progress lines (run, sweep, capacity), no final
+    /// table (merge), and logs of errors only (unless `-v` is given too).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// Log lines as plain text (default; no colour unless stderr is a
+    /// terminal) or one JSON object per line.
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where a run goes and what it changes, shared by `run`, `sweep` and
+/// `capacity` (each passes them on to the runs it starts).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TargetArgs {
+    /// Endpoint URL (overrides target.url), e.g. `https://host/<URLToken>`
+    /// or `http://127.0.0.1:8080`; a trailing URL token is taken as the
+    /// token when the scenario sets none.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// The Endpoint's URL token (overrides target.url_token; secret: never
+    /// printed). Also read from FINALPING_URL_TOKEN.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "FINALPING_URL_TOKEN",
+        hide_env_values = true
+    )]
+    pub url_token: Option<String>,
+    /// Change a scenario setting by its path, e.g. `--set runtime.codec=json`
+    /// or `--set load.vus=20` (repeatable; values are YAML scalars).
+    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = parse_setting)]
+    pub settings: Vec<(String, String)>,
+    /// Seed for think-time jitter and other draws (overrides the scenario's seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Accept any TLS certificate (self-signed test deployments). Off by
     /// default; a warning is printed and manifest.json records it.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub insecure: bool,
+}
+
+impl TargetArgs {
+    /// The flags for a child `finalping run` (the URL token goes through
+    /// the environment, see [`TargetArgs::child_env`], never the command line).
+    pub fn child_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(t) = &self.target {
+            v.extend(["--target".to_string(), t.clone()]);
+        }
+        if let Some(seed) = self.seed {
+            v.extend(["--seed".to_string(), seed.to_string()]);
+        }
+        for (k, val) in &self.settings {
+            v.extend(["--set".to_string(), format!("{k}={val}")]);
+        }
+        if self.insecure {
+            v.push("--insecure".to_string());
+        }
+        v
+    }
+
+    /// Environment for a child `finalping run`: the URL token, if given.
+    pub fn child_env(&self) -> Option<(&'static str, &str)> {
+        self.url_token
+            .as_deref()
+            .map(|t| ("FINALPING_URL_TOKEN", t))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +137,16 @@ pub enum Command {
     /// them (nothing is applied).
     #[command(subcommand)]
     Deploy(DeployTarget),
+    /// Print a shell completion script, e.g. `finalping completions bash >
+    /// /etc/bash_completion.d/finalping` (bash, zsh, fish, powershell, elvish).
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Engines `finalping deploy` renders for.
@@ -150,15 +234,16 @@ pub struct RunArgs {
     /// Report folder (default: reports/<run-id>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Endpoint URL (overrides target.url; e.g. http://127.0.0.1:8080).
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Seed for think-time jitter (overrides the scenario's seed).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// No live progress; only the final table.
-    #[arg(long, short)]
+    #[command(flatten)]
+    pub common: TargetArgs,
+    /// No live progress; only the final table (`-q`, a global flag, also
+    /// keeps the logs to errors).
+    #[arg(skip)]
     pub quiet: bool,
+    /// Print summary.json on stdout (instead of the console table); the
+    /// report files are written as usual.
+    #[arg(long)]
+    pub json: bool,
     /// What a saturated load generator means: `strict` marks the run invalid
     /// (exit 2); `warn` reports it loudly but keeps the status.
     #[arg(long, value_enum, default_value_t = SelfCheckMode::Strict)]
@@ -167,10 +252,6 @@ pub struct RunArgs {
     /// that you own the capacity of that deployment (printed in the manifest).
     #[arg(long = "i-own-this-capacity")]
     pub own_capacity: bool,
-    /// Change a scenario setting by its path, e.g. `--set runtime.codec=json`
-    /// or `--set load.vus=20` (repeatable; values are YAML scalars).
-    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = parse_setting)]
-    pub settings: Vec<(String, String)>,
     /// Report files to write besides summary.json, manifest.json and
     /// histograms.json (always written: compare, report and merge read
     /// them), comma-separated; default all.
@@ -415,8 +496,8 @@ pub struct MergeArgs {
     /// makes the merged run invalid.
     #[arg(long, default_value = "1s")]
     pub start_tolerance: HumanDuration,
-    /// No final table.
-    #[arg(long, short)]
+    /// No final table (set by the global `-q`).
+    #[arg(skip)]
     pub quiet: bool,
     /// Report files to write besides summary.json, manifest.json and
     /// histograms.json (always written), comma-separated; default all.
@@ -446,8 +527,10 @@ pub struct SweepArgs {
     /// Sweep folder (default: reports/sweep-<time>); one sub-folder per cell and round.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// No progress lines.
-    #[arg(long, short)]
+    #[command(flatten)]
+    pub common: TargetArgs,
+    /// No progress lines (set by the global `-q`).
+    #[arg(skip)]
     pub quiet: bool,
 }
 
@@ -479,7 +562,9 @@ pub struct CapacityArgs {
     /// Capacity folder (default: reports/capacity-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// No progress lines.
-    #[arg(long, short)]
+    #[command(flatten)]
+    pub common: TargetArgs,
+    /// No progress lines (set by the global `-q`).
+    #[arg(skip)]
     pub quiet: bool,
 }

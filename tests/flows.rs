@@ -198,3 +198,179 @@ fn captures_are_checked_when_the_file_is_loaded() {
         assert!(err.contains("s.yaml:"), "{err}");
     }
 }
+
+// ---- diagnostics ------------------------------------------------------------
+
+const ONE_TURN: &str = "name: one\nload: { vus: 1, iterations: 1 }\ntarget: { connect_timeout: 5s, reconnect: { max_attempts: 0 } }\nsteps:\n  - send: { text: hi }\n";
+
+fn run_one(extra: &[&str]) -> (std::process::Output, serde_json::Value, Workdir) {
+    run_yaml(ONE_TURN, extra, LIMIT)
+}
+
+#[test]
+fn a_trailing_url_token_is_the_token_and_never_shown() {
+    let served = serve(&["--url-token", "tok-trailing-77"]);
+    let target = format!("{}/tok-trailing-77", served.url);
+    let (out, s, w) = run_one(&["--target", &target]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(counter(&s, "turns_ok"), 1, "{s}");
+    assert!(!text(&out).contains("tok-trailing-77"), "{}", text(&out));
+    for entry in std::fs::read_dir(w.path("r")).unwrap() {
+        let body = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("tok-trailing-77"));
+    }
+}
+
+#[test]
+fn url_token_flag_and_env_reach_the_endpoint() {
+    let served = serve(&["--url-token", "tok-flag-88"]);
+    let (out, s, _w) = run_one(&["--target", &served.url, "--url-token", "tok-flag-88"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(counter(&s, "turns_ok"), 1, "{s}");
+    let w = Workdir::new();
+    let p = w.file("s.yaml", ONE_TURN);
+    let out_dir = w.path("r");
+    let out = run_finalping_env(
+        &[
+            "run",
+            p.to_str().unwrap(),
+            "--target",
+            &served.url,
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &[("FINALPING_URL_TOKEN", "tok-flag-88")],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn connect_failures_carry_the_http_status_and_a_hint() {
+    let served = serve(&["--url-token", "tok-good"]);
+    // Wrong token: the emulator refuses the upgrade with 403.
+    let (out, s, _w) = run_one(&["--target", &served.url, "--url-token", "tok-bad"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(s["errors"]["connect_http_403"], 1, "{s}");
+    let hints = s["hints"].as_array().expect("hints in summary.json");
+    assert!(hints[0].as_str().unwrap().contains("URL token"), "{s}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("hint: connect_http_401/403"), "{stdout}");
+    // Wrong path prefix: 404, and `-vv` logs the reason, without colour codes.
+    let target = format!("{}/no/such/prefix/tok-good", served.url);
+    let (out, s, _w) = run_one(&["--target", &target, "-vv"]);
+    assert_eq!(s["errors"]["connect_http_404"], 1, "{s}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("connect failed: server answered the WebSocket upgrade with HTTP 404"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in piped logs: {stderr}"
+    );
+    assert!(!stderr.contains("tok-good"), "{stderr}");
+    // `--log-format json`: one JSON object per log line.
+    let (out, _s, _w) = run_one(&["--target", &target, "-vv", "--log-format", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("connect failed"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(v["level"], "DEBUG", "{v}");
+}
+
+// ---- one CLI ------------------------------------------------------------------
+
+#[test]
+fn json_prints_the_summary_on_stdout() {
+    let (out, s, _w) = run_one(&["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let printed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert_eq!(printed, s);
+}
+
+#[test]
+fn target_flags_are_shared_and_only_where_they_apply() {
+    let help = |cmd: &str| {
+        let out = run_finalping(&[cmd, "--help"], LIMIT);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    for cmd in ["run", "sweep", "capacity"] {
+        let h = help(cmd);
+        for flag in ["--target", "--url-token", "--set", "--seed", "--insecure"] {
+            assert!(h.contains(flag), "`{cmd}` lacks {flag}:\n{h}");
+        }
+    }
+    for cmd in ["validate", "compare", "report", "merge", "serve"] {
+        assert!(
+            !help(cmd).contains("--insecure"),
+            "`{cmd}` offers --insecure"
+        );
+    }
+    let w = Workdir::new();
+    let p = w.file("s.yaml", ONE_TURN);
+    let out = run_finalping(&["validate", p.to_str().unwrap(), "--insecure"], LIMIT);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+}
+
+#[test]
+fn capacity_takes_the_target_and_settings_of_run() {
+    let served = serve(&[]);
+    let w = Workdir::new();
+    let p = w.file("s.yaml", ONE_TURN);
+    let out_dir = w.path("cap");
+    let out = run_finalping(
+        &[
+            "capacity",
+            p.to_str().unwrap(),
+            "--slo",
+            "final_ping.p99 < 10s",
+            "--start",
+            "1",
+            "--step",
+            "1",
+            "--max",
+            "2",
+            "--hold",
+            "1s",
+            "--refine",
+            "0",
+            "--self-check",
+            "warn",
+            "--target",
+            &served.url,
+            "--seed",
+            "7",
+            "--set",
+            "target.eio=4",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let step = read_json(&out_dir.join("step-1").join("summary.json"));
+    assert_eq!(
+        step["manifest"]["target"]["embedded_emulator"], false,
+        "{step}"
+    );
+    assert_eq!(step["manifest"]["target"]["eio"], 4, "{step}");
+    assert_eq!(step["manifest"]["seed"], 7, "{step}");
+}
+
+#[test]
+fn completions_generate_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = run_finalping(&["completions", shell], LIMIT);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("finalping"), "{shell}");
+        assert!(script.contains("url-token"), "{shell}: flags missing");
+    }
+    let out = run_finalping(&["completions", "tcsh"], LIMIT);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+}

@@ -33,7 +33,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     if let Some(workers) = args.workers.filter(|n| *n > 1) {
         return super::workers::run(args, workers, interrupt).await;
     }
-    let mut scenario = scenario::load_with_settings(&args.scenario, &args.settings)
+    let mut scenario = scenario::load_with_settings(&args.scenario, &args.common.settings)
         .map_err(|e| CliError::usage(e.to_string()))?;
     apply_overrides(&mut scenario, &args)?;
     super::saas::check(&scenario, args.own_capacity)?;
@@ -75,12 +75,21 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let emulator = embedded_emulator.as_ref().and_then(|e| e.emulator());
     let emulator_cpu = embedded_emulator.as_ref().map(|e| e.cpu());
     let ctx = TemplateCtx::default();
-    let endpoint_url = match (&scenario.target.url, emulator) {
-        (Some(url), _) => url.render(&ctx),
-        (None, Some(em)) => em.url(),
+    let (endpoint_url, url_token) = match (&scenario.target.url, emulator) {
+        (Some(url), _) => target_and_token(
+            &url.render(&ctx),
+            args.common.url_token.as_deref(),
+            &scenario.target,
+        ),
+        (None, Some(em)) => (
+            em.url(),
+            args.common
+                .url_token
+                .clone()
+                .unwrap_or_else(|| scenario.target.url_token.render(&ctx)),
+        ),
         (None, None) => return Err(CliError::internal("no target and no emulator")),
     };
-    let url_token = scenario.target.url_token.render(&ctx);
 
     let out_dir = args
         .out
@@ -319,12 +328,51 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         );
     }
     report::write_all(&report, &out_dir).map_err(|e| CliError::internal(e.to_string()))?;
-    report::print_final_table(&report);
-    println!("reports: {}", out_dir.display());
+    if args.json {
+        let summary = std::fs::read_to_string(out_dir.join("summary.json"))
+            .map_err(|e| CliError::internal(format!("cannot read summary.json back: {e}")))?;
+        println!("{}", summary.trim_end());
+    } else {
+        report::print_final_table(&report);
+        println!("reports: {}", out_dir.display());
+    }
     if let Some(live) = live_metrics {
         live.finish(&interrupt).await;
     }
     Ok(report.status.exit_code())
+}
+
+/// The endpoint URL and URL token of a run against `url`: `--url-token`,
+/// else `target.url_token` when the scenario sets one, else the URL's last
+/// path segment (an Endpoint URL as copied, `https://host/<URLToken>`),
+/// which is then removed from the URL.
+pub(super) fn target_and_token(
+    url: &str,
+    flag: Option<&str>,
+    target: &scenario::Target,
+) -> (String, String) {
+    if let Some(token) = flag {
+        return (url.to_string(), token.to_string());
+    }
+    if target.url_token_given() {
+        return (
+            url.to_string(),
+            target.url_token.render(&TemplateCtx::default()),
+        );
+    }
+    let trimmed = url.trim_end_matches('/');
+    let path_start = trimmed
+        .find("://")
+        .and_then(|i| trimmed[i + 3..].find('/').map(|j| i + 3 + j));
+    match path_start.and_then(|p| trimmed[p..].rfind('/').map(|r| p + r)) {
+        Some(cut) if cut + 1 < trimmed.len() => {
+            (trimmed[..cut].to_string(), trimmed[cut + 1..].to_string())
+        }
+        _ => (
+            url.to_string(),
+            target.url_token.render(&TemplateCtx::default()),
+        ),
+    }
 }
 
 /// The `summary.json` a run folder holds until the final reports replace it.
@@ -498,7 +546,14 @@ pub(super) fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), Cl
             .check()
             .map_err(|(what, hint)| CliError::usage(format!("after the flags: {what} ({hint})")))?;
     }
-    if let Some(url) = &args.target {
+    if let Some(token) = args.common.url_token.as_deref() {
+        if token.trim().is_empty() {
+            return Err(CliError::usage(
+                "--url-token is empty: pass the Endpoint's URL token (or leave the flag out)",
+            ));
+        }
+    }
+    if let Some(url) = &args.common.target {
         let t = scenario::Template::parse(url)
             .map_err(|e| CliError::usage(format!("--target: {e}")))?;
         let rendered = t.render(&TemplateCtx::default());
@@ -518,7 +573,7 @@ pub(super) fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), Cl
 /// The seed of the run: `--seed`, the scenario's `seed`, or one derived from
 /// an explicit `--run-id` (so the segments of a run draw the same schedule).
 fn run_seed(args: &RunArgs, scenario: &Scenario, run_id: &str) -> Option<u64> {
-    args.seed.or(scenario.seed).or_else(|| {
+    args.common.seed.or(scenario.seed).or_else(|| {
         args.run_id.as_ref().map(|_| {
             let digest = Sha256::digest(run_id.as_bytes());
             let mut bytes = [0u8; 8];

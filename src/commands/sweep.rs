@@ -99,7 +99,14 @@ pub async fn sweep(args: SweepArgs) -> Result<i32, CliError> {
     let cells = cells_of(&matrix);
     // Every cell must load before anything runs.
     for cell in &cells {
-        scenario::load_with_settings(&args.scenario, &cell.settings)
+        let settings: Vec<(String, String)> = args
+            .common
+            .settings
+            .iter()
+            .chain(&cell.settings)
+            .cloned()
+            .collect();
+        scenario::load_with_settings(&args.scenario, &settings)
             .map_err(|e| CliError::usage(format!("cell `{}`: {e}", cell.name)))?;
     }
     let out = args.out.clone().unwrap_or_else(|| {
@@ -137,7 +144,7 @@ pub async fn sweep(args: SweepArgs) -> Result<i32, CliError> {
                     args.repeats
                 );
             }
-            run_cell(&exe, &args.scenario, cell, &dir).await?;
+            run_cell(&exe, &args.scenario, &args.common, cell, &dir).await?;
             cell.rounds.push(dir);
             done += 1;
         }
@@ -226,7 +233,13 @@ fn cells_of(matrix: &[(String, Vec<String>)]) -> Vec<Cell> {
         .collect()
 }
 
-async fn run_cell(exe: &Path, scenario: &Path, cell: &Cell, dir: &Path) -> Result<(), CliError> {
+async fn run_cell(
+    exe: &Path,
+    scenario: &Path,
+    common: &crate::cli::TargetArgs,
+    cell: &Cell,
+    dir: &Path,
+) -> Result<(), CliError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::usage(format!("cannot create {}: {e}", dir.display())))?;
     let mut cmd = tokio::process::Command::new(exe);
@@ -237,9 +250,11 @@ async fn run_cell(exe: &Path, scenario: &Path, cell: &Cell, dir: &Path) -> Resul
         .arg("--quiet");
     // The sweep reports saturation per cell instead of aborting the cell.
     cmd.args(["--self-check", "warn"]);
-    if crate::tls::insecure() {
-        cmd.arg("--insecure");
+    cmd.args(common.child_args());
+    if let Some((key, token)) = common.child_env() {
+        cmd.env(key, token);
     }
+    // After the shared `--set`s, so the cell's values win.
     for (k, v) in &cell.settings {
         cmd.arg("--set").arg(format!("{k}={v}"));
     }

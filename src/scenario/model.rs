@@ -135,7 +135,7 @@ impl Default for Target {
             kind: TargetKind::SocketIo,
             http2: false,
             url: None,
-            url_token: Template::literal("emulator-url-token"),
+            url_token: Template::literal(DEFAULT_URL_TOKEN),
             eio: Eio::V3,
             emit_with_ack: true,
             test_mode: false,
@@ -146,6 +146,17 @@ impl Default for Target {
             connect_timeout: HumanDuration(Duration::from_secs(10)),
             reconnect: SocketIoReconnect::default(),
         }
+    }
+}
+
+/// The URL token a scenario without `target.url_token` has (the embedded
+/// emulator accepts any token).
+pub const DEFAULT_URL_TOKEN: &str = "emulator-url-token";
+
+impl Target {
+    /// Whether the scenario sets `url_token` itself (not the default).
+    pub fn url_token_given(&self) -> bool {
+        self.url_token.source() != DEFAULT_URL_TOKEN
     }
 }
 

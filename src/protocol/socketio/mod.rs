@@ -148,12 +148,13 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// Short stable name for reports (`connect_timeout`, `refused`, …).
+    /// Short stable name for reports (`connect_timeout`, `refused`,
+    /// `http_404`, …; other statuses `http_4xx`/`http_5xx`).
     pub fn cause(&self) -> &'static str {
         match self {
             ConnectError::Timeout { .. } => "connect_timeout",
             ConnectError::Refused(_) => "refused",
-            ConnectError::Http { .. } => "http_status",
+            ConnectError::Http { status } => crate::protocol::rest::status_cause(*status),
             ConnectError::Tls(_) => "tls",
             ConnectError::Protocol(_) => "protocol",
             ConnectError::Closed(_) => "closed",
