@@ -30,7 +30,7 @@ pub struct Cli {
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Less output: no progress lines (run, sweep, capacity), no final
-    /// table (merge), and logs of errors only (unless `-v` is given too).
+    /// table (merge). Warnings are still logged.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
     /// Log lines as plain text (default; no colour unless stderr is a
@@ -116,7 +116,7 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Step the load up until an SLO breaks (or the generator saturates), then refine.
     Capacity(CapacityArgs),
-    /// Check a scenario file without running it (exit 3 on the first error).
+    /// Check a scenario file without running it (exit 3 listing every problem found).
     Validate(ValidateArgs),
     /// Compare a run with one or more baseline runs (report folders): per
     /// metric and percentile the change with a bootstrap confidence interval
@@ -236,8 +236,7 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub common: TargetArgs,
-    /// No live progress; only the final table (`-q`, a global flag, also
-    /// keeps the logs to errors).
+    /// No live progress; only the final table (set by the global `-q`).
     #[arg(skip)]
     pub quiet: bool,
     /// Print summary.json on stdout (instead of the console table); the

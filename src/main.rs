@@ -19,7 +19,7 @@ fn main() {
             std::process::exit(code);
         }
     };
-    init_logging(cli.verbose, cli.quiet, cli.log_format);
+    init_logging(cli.verbose, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -42,18 +42,16 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Logs go to stderr: `-q` errors only, default warnings, `-v` info, `-vv`
-/// debug (each failed connect with its reason), `-vvv` trace; `RUST_LOG`
-/// overrides. Colour only when stderr is a terminal; `--log-format json`
+/// Logs go to stderr: warnings by default (also with `-q`: they say whether
+/// results can be trusted), `-v` info, `-vv` debug (each failed connect with
+/// its reason), `-vvv` trace; `RUST_LOG` overrides. Colour only when stderr is a terminal; `--log-format json`
 /// writes one JSON object per line.
-fn init_logging(verbose: u8, quiet: bool, format: finalping::cli::LogFormat) {
+fn init_logging(verbose: u8, format: finalping::cli::LogFormat) {
     use std::io::IsTerminal;
-    // `-v` wins over `-q` for the logs (`-q` still hides the progress).
-    let level = match (verbose, quiet) {
-        (0, true) => "error",
-        (0, false) => "warn",
-        (1, _) => "warn,finalping=info",
-        (2, _) => "warn,finalping=debug",
+    let level = match verbose {
+        0 => "warn",
+        1 => "warn,finalping=info",
+        2 => "warn,finalping=debug",
         _ => "info,finalping=trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
