@@ -140,6 +140,9 @@ pub enum Command {
     /// Print a shell completion script, e.g. `finalping completions bash >
     /// /etc/bash_completion.d/finalping` (bash, zsh, fish, powershell, elvish).
     Completions(CompletionsArgs),
+    /// Print the JSON Schema (Draft 2020-12) of scenario files, for editors
+    /// (`# yaml-language-server: $schema=…`) and CI checks.
+    Schema,
 }
 
 #[derive(Debug, Args)]

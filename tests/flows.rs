@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::python;
 use common::*;
 use std::time::Duration;
 
@@ -373,4 +374,111 @@ fn completions_generate_for_each_shell() {
     }
     let out = run_finalping(&["completions", "tcsh"], LIMIT);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+}
+
+// ---- JSON Schema ----------------------------------------------------------------
+
+#[test]
+fn the_schema_copy_in_docs_is_current() {
+    let out = run_finalping(&["schema"], LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let kept = std::fs::read_to_string(repo_path("docs/scenario.schema.json")).unwrap();
+    assert_eq!(
+        printed.trim_end(),
+        kept.trim_end(),
+        "docs/scenario.schema.json is stale: run `finalping schema > docs/scenario.schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+}
+
+/// The shipped files the loader accepts, and broken ones it rejects with a
+/// mistake a schema can express.
+#[test]
+fn shipped_scenarios_match_the_schema_and_broken_ones_do_not() {
+    let python = match python::venv_python("tests/python/requirements-schema.txt", "schema") {
+        Ok(py) => py,
+        Err(e) => panic!("{e}"),
+    };
+    let mut valid: Vec<std::path::PathBuf> = Vec::new();
+    for dir in ["scenarios", "examples", "tests/fixtures/scenarios"] {
+        for entry in std::fs::read_dir(repo_path(dir)).unwrap() {
+            let p = entry.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            let shipped = dir != "tests/fixtures/scenarios" || name.starts_with("valid");
+            if shipped && name.ends_with(".yaml") && is_scenario(&p) {
+                valid.push(p);
+            }
+        }
+    }
+    assert!(valid.len() >= 4, "{valid:?}");
+    let w = Workdir::new();
+    valid.push(w.file("flow.yaml", &flow_scenario("")));
+    let mut broken: Vec<std::path::PathBuf> =
+        ["unknown_field", "wrong_type", "bad_eio", "bad_step"]
+            .iter()
+            .map(|n| repo_path(&format!("tests/fixtures/scenarios/{n}.yaml")))
+            .collect();
+    let base = "name: b\nload: { vus: 1 }\nsteps:\n";
+    for (i, steps) in [
+        "  - send: { text: hi, bogus: 1 }\n",
+        "  - send: { text: hi, capture: { a: { from: output } } }\n",
+        "  - if: { captured: a }\n",
+        "  - send: { text: hi, expect: { outputs: { min: x } } }\n",
+        "  - connect: { now: true }\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        broken.push(w.file(&format!("broken{i}.yaml"), &format!("{base}{steps}")));
+    }
+    let schema = repo_path("docs/scenario.schema.json");
+    // The loader agrees: the valid ones load, the broken ones do not.
+    for p in &valid {
+        let out = run_finalping(&["validate", p.to_str().unwrap()], LIMIT);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            p.display(),
+            text(&out)
+        );
+    }
+    for p in &broken {
+        let out = run_finalping(&["validate", p.to_str().unwrap()], LIMIT);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}: {}",
+            p.display(),
+            text(&out)
+        );
+    }
+    let mut cmd = std::process::Command::new(&python);
+    cmd.arg(repo_path("tests/python/check_schema.py"))
+        .arg(&schema);
+    cmd.args(valid.iter().chain(&broken));
+    let out = python::run(&mut cmd, "check_schema.py", Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    for p in &valid {
+        assert!(report.contains(&format!("ok {}", p.display())), "{report}");
+    }
+    for p in &broken {
+        assert!(
+            report.contains(&format!("invalid {}:", p.display())),
+            "{report}"
+        );
+    }
+}
+
+/// Scenario files (examples/ also holds CI workflow files).
+fn is_scenario(p: &std::path::Path) -> bool {
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    text.lines()
+        .any(|l| l.starts_with("steps:") || l.starts_with("scenarios:"))
 }

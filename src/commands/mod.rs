@@ -71,6 +71,10 @@ pub async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         }
         Command::Deploy(target) => deploy::deploy(target),
         Command::Completions(args) => completions(args.shell),
+        Command::Schema => {
+            println!("{}", crate::scenario::schema::json_schema_text());
+            Ok(crate::error::exit::PASS)
+        }
     }
 }
 

@@ -15,7 +15,7 @@ pub const MAX_OUTPUTS: u32 = 1_000;
 /// Smallest `runtime.max_payload` accepted: room for a small update.
 pub const MIN_PAYLOAD: usize = 256;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmulatorConfig {
     /// Accept Engine.IO 3 clients (official client 4.x).
@@ -68,7 +68,7 @@ pub struct EmulatorConfig {
 }
 
 /// `degrade: {above_sessions: 20, per_session: 5ms}`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Degrade {
     pub above_sessions: u64,
@@ -76,7 +76,7 @@ pub struct Degrade {
 }
 
 /// A window in which the bot answers nothing.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stall {
     /// When the stall starts, from emulator start.
@@ -87,7 +87,7 @@ pub struct Stall {
 }
 
 /// Settings of the runtime side: `/oauth/token`, `/v2/runtime`, `/webhook`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeEmulatorConfig {
     /// The only client id the token endpoint accepts.

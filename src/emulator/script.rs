@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// `- { when: '^order for (\w+)', text: 'Order A-$1 placed', data: {order: {id: 'A-$1'}} }`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptedReply {
     /// Regular expression on the input's text.

@@ -48,7 +48,7 @@ fn is_name(s: &str) -> bool {
 }
 
 /// Where a capture looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaptureFrom {
     /// The outputs' text (`regex` required).
@@ -69,7 +69,7 @@ pub struct Capture {
     pub regex: Option<Pattern>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CaptureFields {
     #[serde(default)]
@@ -136,7 +136,7 @@ impl<'de> Deserialize<'de> for JsonPointer {
 
 /// `if:` on a step: run it only when a capture of an earlier step got a
 /// value (that `equals` a string / `matches` a pattern, when given).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
     #[serde(deserialize_with = "declared_name")]

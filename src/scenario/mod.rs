@@ -10,6 +10,7 @@
 //! - `capture`: `capture:` / `if:` of steps and the per-iteration values.
 //! - `feeder`: CSV feeders: reading the files, checking `{{feeder.column}}`
 //!   references, and the run-time row picker [`Feeders`].
+//! - `schema`: the JSON Schema of scenario files (`finalping schema`).
 //! - `collect`: finding every independent problem of a file, not only the first.
 //! - `error`: [`ScenarioError`], which renders `file:line:col: what`, the source
 //!   line with a caret, and `hint: how to fix`.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod feeder;
 mod fields;
 pub mod model;
+pub mod schema;
 pub mod template;
 pub mod think;
 

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A whole scenario file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     #[serde(deserialize_with = "fields::name")]
@@ -69,7 +69,7 @@ pub struct Scenario {
 }
 
 /// `abort_on_fail: { delay: 10s }`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AbortOnFail {
     /// Do not judge before this much of the run has passed (let percentiles settle).
@@ -78,7 +78,7 @@ pub struct AbortOnFail {
 }
 
 /// Where the turns go and how each session identifies itself.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Target {
     /// `socketio` (default) or `rest` (one HTTP request per turn).
@@ -111,7 +111,7 @@ pub struct Target {
 /// the same `sessionId`/`userId`, `interval` after the drop (and after each
 /// failed attempt), at most `max_attempts` tries; then the conversation is
 /// abandoned. `max_attempts: 0` never reconnects.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SocketIoReconnect {
     #[serde(deserialize_with = "fields::duration")]
@@ -170,7 +170,7 @@ impl Scenario {
 }
 
 /// One of several scripts of a file (`scenarios:`), tagged by its name.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubScenario {
     #[serde(deserialize_with = "fields::name")]
@@ -190,7 +190,9 @@ fn default_weight() -> f64 {
 }
 
 /// How turns reach the bot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum TargetKind {
     /// The Socket.IO Endpoint (`@cognigy/socket-client`), EIO3/EIO4.
     #[default]
@@ -202,7 +204,9 @@ pub enum TargetKind {
 }
 
 /// How context updates reach the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeKind {
     /// The runtime WebSocket (docs/protocol.md §2).
@@ -214,7 +218,7 @@ pub enum RuntimeKind {
 
 /// How load is generated (k6-like executors). Without `executor`, `vus` VUs
 /// loop the steps for `duration` and/or `iterations` (closed model).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Load {
     #[serde(default)]
@@ -283,7 +287,7 @@ impl Default for Load {
 }
 
 /// k6-style executor names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Executor {
     /// `vus` VUs loop for `duration`.
@@ -319,7 +323,7 @@ impl Executor {
 }
 
 /// One ramp: reach `target` linearly over `duration`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
     #[serde(deserialize_with = "fields::duration")]
@@ -328,7 +332,9 @@ pub struct Stage {
 }
 
 /// Spacing of arrivals in the open model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Arrival {
     #[default]
@@ -488,7 +494,7 @@ impl Step {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendStep {
     /// Optional name, used as a tag in reports.
@@ -528,7 +534,7 @@ fn default_turn_timeout() -> HumanDuration {
 
 /// Checks on a finished turn; a failed check makes the turn an error with
 /// the check's cause (`expect_min_outputs`, `expect_text_matches`, …).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// At least this many outputs (the same as `outputs: { min: N }`).
@@ -549,7 +555,7 @@ pub struct Expect {
 }
 
 /// `outputs: { min: 1, max: 3 }`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, try_from = "RawRange")]
 pub struct OutputRange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -561,7 +567,7 @@ pub struct OutputRange {
 /// One check on the outputs' `data`: some output has a value at `path`
 /// (`exists: true`, the default), that `equals` a value or `matches` a
 /// pattern; `exists: false` = no output has one.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, try_from = "RawDataCheck")]
 pub struct DataCheck {
     pub path: JsonPointer,
@@ -583,7 +589,7 @@ pub struct ThinkTime {
 }
 
 /// Where context updates go and how the runtime connection behaves.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeTarget {
     /// `websocket` (default) or `rest_inject`.
@@ -640,7 +646,7 @@ impl Default for RuntimeTarget {
 }
 
 /// OAuth 2.0 client credentials for the runtime token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthSettings {
     #[serde(deserialize_with = "fields::run_constant")]
@@ -659,7 +665,7 @@ fn default_scope() -> String {
 }
 
 /// Reconnect after abnormal closes: wait `backoff × attempt`, at most `max_attempts` tries.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReconnectSettings {
     pub max_attempts: u32,
@@ -677,7 +683,7 @@ impl Default for ReconnectSettings {
 }
 
 /// `update_context`: either `scope` + `vars`, or `context: {scope: {vars}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateStep {
     #[serde(default)]
@@ -712,7 +718,9 @@ pub enum UpdateVersion {
 }
 
 /// What counts as success for an update step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum UpdateExpect {
     /// `contextUpdated` (after conflict retries).
@@ -725,7 +733,7 @@ pub enum UpdateExpect {
 }
 
 /// How the run measures itself over time, and where live metrics go.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
     /// Length of one row of `timeseries.csv` / one interval of the `.hlog` files.
@@ -769,7 +777,7 @@ impl Default for MetricsSettings {
 }
 
 /// `OutputRange` as written, before its check.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawRange {
     #[serde(default)]
@@ -796,7 +804,7 @@ impl TryFrom<RawRange> for OutputRange {
 }
 
 /// `DataCheck` as written, before its check.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawDataCheck {
     path: JsonPointer,
