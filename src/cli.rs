@@ -25,10 +25,84 @@ Exit codes:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More log detail on stderr: `-v` info, `-vv` debug (each failed
+    /// connect with its HTTP status), `-vvv` trace. `RUST_LOG` overrides.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output: no progress lines (run, sweep, capacity), no final
+    /// table (merge). Warnings are still logged.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// Log lines as plain text (default; no colour unless stderr is a
+    /// terminal) or one JSON object per line.
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where a run goes and what it changes, shared by `run`, `sweep` and
+/// `capacity` (each passes them on to the runs it starts).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TargetArgs {
+    /// Endpoint URL (overrides target.url), e.g. `https://host/<URLToken>`
+    /// or `http://127.0.0.1:8080`; a trailing URL token is taken as the
+    /// token when the scenario sets none.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// The Endpoint's URL token (overrides target.url_token; secret: never
+    /// printed). Also read from FINALPING_URL_TOKEN.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "FINALPING_URL_TOKEN",
+        hide_env_values = true
+    )]
+    pub url_token: Option<String>,
+    /// Change a scenario setting by its path, e.g. `--set runtime.codec=json`
+    /// or `--set load.vus=20` (repeatable; values are YAML scalars).
+    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = parse_setting)]
+    pub settings: Vec<(String, String)>,
+    /// Seed for think-time jitter and other draws (overrides the scenario's seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Accept any TLS certificate (self-signed test deployments). Off by
     /// default; a warning is printed and manifest.json records it.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub insecure: bool,
+}
+
+impl TargetArgs {
+    /// The flags for a child `finalping run` (the URL token goes through
+    /// the environment, see [`TargetArgs::child_env`], never the command line).
+    pub fn child_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(t) = &self.target {
+            v.extend(["--target".to_string(), t.clone()]);
+        }
+        if let Some(seed) = self.seed {
+            v.extend(["--seed".to_string(), seed.to_string()]);
+        }
+        for (k, val) in &self.settings {
+            v.extend(["--set".to_string(), format!("{k}={val}")]);
+        }
+        if self.insecure {
+            v.push("--insecure".to_string());
+        }
+        v
+    }
+
+    /// Environment for a child `finalping run`: the URL token, if given.
+    pub fn child_env(&self) -> Option<(&'static str, &str)> {
+        self.url_token
+            .as_deref()
+            .map(|t| ("FINALPING_URL_TOKEN", t))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,7 +116,7 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Step the load up until an SLO breaks (or the generator saturates), then refine.
     Capacity(CapacityArgs),
-    /// Check a scenario file without running it (exit 3 on the first error).
+    /// Check a scenario file without running it (exit 3 listing every problem found).
     Validate(ValidateArgs),
     /// Compare a run with one or more baseline runs (report folders): per
     /// metric and percentile the change with a bootstrap confidence interval
@@ -63,6 +137,19 @@ pub enum Command {
     /// them (nothing is applied).
     #[command(subcommand)]
     Deploy(DeployTarget),
+    /// Print a shell completion script, e.g. `finalping completions bash >
+    /// /etc/bash_completion.d/finalping` (bash, zsh, fish, powershell, elvish).
+    Completions(CompletionsArgs),
+    /// Print the JSON Schema (Draft 2020-12) of scenario files, for editors
+    /// (`# yaml-language-server: $schema=…`) and CI checks.
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Engines `finalping deploy` renders for.
@@ -153,15 +240,15 @@ pub struct RunArgs {
     /// Clear a non-empty --out folder first (without it such a folder is refused).
     #[arg(long)]
     pub overwrite: bool,
-    /// Endpoint URL (overrides target.url; e.g. http://127.0.0.1:8080).
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Seed for think-time jitter (overrides the scenario's seed).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// No live progress; only the final table.
-    #[arg(long, short)]
+    #[command(flatten)]
+    pub common: TargetArgs,
+    /// No live progress; only the final table (set by the global `-q`).
+    #[arg(skip)]
     pub quiet: bool,
+    /// Print summary.json on stdout (instead of the console table); the
+    /// report files are written as usual.
+    #[arg(long)]
+    pub json: bool,
     /// What a saturated load generator means: `strict` marks the run invalid
     /// (exit 2); `warn` reports it loudly but keeps the status.
     #[arg(long, value_enum, default_value_t = SelfCheckMode::Strict)]
@@ -170,10 +257,6 @@ pub struct RunArgs {
     /// that you own the capacity of that deployment (printed in the manifest).
     #[arg(long = "i-own-this-capacity")]
     pub own_capacity: bool,
-    /// Change a scenario setting by its path, e.g. `--set runtime.codec=json`
-    /// or `--set load.vus=20` (repeatable; values are YAML scalars).
-    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = parse_setting)]
-    pub settings: Vec<(String, String)>,
     /// Report files to write besides summary.json, manifest.json and
     /// histograms.json (always written: compare, report and merge read
     /// them), comma-separated; default all.
@@ -418,8 +501,8 @@ pub struct MergeArgs {
     /// makes the merged run invalid.
     #[arg(long, default_value = "1s")]
     pub start_tolerance: HumanDuration,
-    /// No final table.
-    #[arg(long, short)]
+    /// No final table (set by the global `-q`).
+    #[arg(skip)]
     pub quiet: bool,
     /// Report files to write besides summary.json, manifest.json and
     /// histograms.json (always written), comma-separated; default all.
@@ -460,8 +543,10 @@ pub struct SweepArgs {
     /// Clear a non-empty --out folder first (without it such a folder is refused).
     #[arg(long)]
     pub overwrite: bool,
-    /// No progress lines.
-    #[arg(long, short)]
+    #[command(flatten)]
+    pub common: TargetArgs,
+    /// No progress lines (set by the global `-q`).
+    #[arg(skip)]
     pub quiet: bool,
 }
 
@@ -496,7 +581,9 @@ pub struct CapacityArgs {
     /// Clear a non-empty --out folder first (without it such a folder is refused).
     #[arg(long)]
     pub overwrite: bool,
-    /// No progress lines.
-    #[arg(long, short)]
+    #[command(flatten)]
+    pub common: TargetArgs,
+    /// No progress lines (set by the global `-q`).
+    #[arg(skip)]
     pub quiet: bool,
 }

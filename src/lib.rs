@@ -23,6 +23,7 @@
 //! - what a run's status and exit code are: [`verdict`], [`error`]
 //! - live metrics (`/metrics`, Prometheus remote write): [`export`]
 //! - the sub-commands (`run`, `serve`, `sweep`, `capacity`, …): [`commands`]
+//! - regular expressions of checks, captures and scripted replies: [`pattern`]
 //! - redaction of tokens and secrets: [`secret`]; human durations: [`duration`]
 //! - TLS roots and the `--insecure` switch: [`tls`]
 //! - manifests for running segments on Kubernetes: [`deploy`]
@@ -45,6 +46,7 @@ pub mod fsio;
 pub mod fuzzing;
 pub mod merge;
 pub mod metrics;
+pub mod pattern;
 pub mod protocol;
 pub mod report;
 pub mod scenario;

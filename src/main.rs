@@ -19,7 +19,7 @@ fn main() {
             std::process::exit(code);
         }
     };
-    init_logging();
+    init_logging(cli.verbose, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,16 +64,31 @@ impl Drop for ScrubbedStderr {
     }
 }
 
-/// Logs go to stderr, scrubbed of secrets; `RUST_LOG=finalping=debug` shows more.
-fn init_logging() {
+/// Logs go to stderr, scrubbed of secrets: warnings by default (also with `-q`: they say whether
+/// results can be trusted), `-v` info, `-vv` debug (each failed connect with
+/// its reason), `-vvv` trace; `RUST_LOG` overrides. Colour only when stderr is a terminal; `--log-format json`
+/// writes one JSON object per line.
+fn init_logging(verbose: u8, format: finalping::cli::LogFormat) {
+    use std::io::IsTerminal;
+    let level = match verbose {
+        0 => "warn",
+        1 => "warn,finalping=info",
+        2 => "warn,finalping=debug",
+        _ => "info,finalping=trace",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level))
         // tungstenite traces the raw handshake request, whose URL carries tokens.
         .add_directive("tungstenite=off".parse().unwrap_or_default())
         .add_directive("tokio_tungstenite=off".parse().unwrap_or_default());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(ScrubbedStderr::default)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        finalping::cli::LogFormat::Json => builder.json().init(),
+        finalping::cli::LogFormat::Text => {
+            builder.with_ansi(std::io::stderr().is_terminal()).init()
+        }
+    }
 }

@@ -75,7 +75,7 @@ async fn refuse_is_an_http_error() {
             matches!(err, ConnectError::Http { status: 503 }),
             "{eio:?}: {err}"
         );
-        assert_eq!(err.cause(), "http_status");
+        assert_eq!(err.cause(), "http_5xx");
     }
     let s = stats(&emu);
     assert_eq!(s.faults.refuse, 2);

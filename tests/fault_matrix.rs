@@ -273,10 +273,7 @@ async fn unknown_url_token_is_refused_and_abandoned() {
         check: Box::new(|s, emu| {
             assert_eq!(counter(s, "connects_ok"), 0);
             assert_eq!(counter(s, "turns_sent"), 0);
-            assert_eq!(
-                cause(s, "connect_http_status"),
-                counter(s, "connect_errors")
-            );
+            assert_eq!(cause(s, "connect_http_403"), counter(s, "connect_errors"));
             // Each conversation: one connect and two reconnects, then abandoned;
             // at the deadline each of the 4 VUs may be part-way through one.
             let (errors, abandoned) = (
@@ -326,7 +323,7 @@ async fn connect_fault(name: &'static str, emulator: &'static str, cause_name: &
 
 #[tokio::test]
 async fn refused_connections() {
-    connect_fault("refuse", "faults: {refuse: 1.0}\n", "connect_http_status").await;
+    connect_fault("refuse", "faults: {refuse: 1.0}\n", "connect_http_5xx").await;
 }
 
 #[tokio::test]

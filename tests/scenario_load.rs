@@ -464,3 +464,54 @@ fn step_forms_have_specific_errors() {
         assert!(err.to_string().contains(msg), "{step}: {err}");
     }
 }
+
+// ---- all errors at once ----------------------------------------------------
+
+#[test]
+fn independent_errors_are_all_reported_in_file_order() {
+    let yaml = "name: many\nload:\n  vus: many\n  duration: 10s\ntarget:\n  eio: 5\nsteps:\n  - connect\n  - sned: { text: x }\n  - think: 3s..1s\n  - send: { text: ok, timeout: 0s }\nmetrics:\n  interval: 2 seconds\n";
+    let err = load_str_with_env(yaml, "many.yaml", &env(&[])).unwrap_err();
+    let found: Vec<(u64, u64)> = err
+        .diagnostics()
+        .iter()
+        .map(|d| (d.line, d.column))
+        .collect();
+    assert_eq!(
+        found,
+        [(3, 8), (6, 8), (9, 5), (10, 12), (11, 32), (13, 13)],
+        "{err}"
+    );
+    assert_eq!(err.position(), Some((3, 8)));
+    let text = err.to_string();
+    for want in [
+        "many.yaml:3:8: `vus` must be a positive integer",
+        "many.yaml:6:8: `eio` must be 3 or 4",
+        "many.yaml:9:5: unknown step `sned`",
+        "many.yaml:10:12: think range `3s..1s`",
+        "many.yaml:11:32: duration `0s` must be greater than zero",
+        "many.yaml:13:13: invalid duration `2 seconds`",
+        "6 problems in many.yaml",
+    ] {
+        assert!(text.contains(want), "want `{want}` in\n{text}");
+    }
+    assert_eq!(text.matches("\nhint: ").count(), 6, "{text}");
+}
+
+#[test]
+fn at_most_the_cap_of_errors_is_reported() {
+    let mut yaml = String::from("name: cap\nload: { vus: 1 }\nsteps:\n");
+    for _ in 0..30 {
+        yaml.push_str("  - send: { text: hi, timeout: 0s }\n");
+    }
+    let err = load_str_with_env(&yaml, "cap.yaml", &env(&[])).unwrap_err();
+    assert_eq!(err.diagnostics().len(), scenario::MAX_ERRORS, "{err}");
+    assert_eq!(err.diagnostics()[0].line, 4);
+}
+
+#[test]
+fn malformed_yaml_reports_only_its_first_problem() {
+    let yaml = "name: x\nload: { vus: 1 }\nsteps:\n  - send: { text: hi\n  bad: [\n  - sned\n";
+    let err = load_str_with_env(yaml, "bad.yaml", &env(&[])).unwrap_err();
+    assert_eq!(err.diagnostics().len(), 1, "{err}");
+    assert!(err.to_string().contains("invalid YAML"), "{err}");
+}

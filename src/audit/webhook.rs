@@ -28,7 +28,7 @@ pub const MAX_WORKERS: usize = 64;
 ///   workers: 4     # concurrent POSTs
 ///   drain: 5s      # at the end of the run, time left to empty the queue
 /// ```
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `http://` or `https://`. May carry credentials; it is never shown

@@ -73,7 +73,8 @@ struct CapacityReport {
 pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
     check_steps(&args)?;
     let slos = parse_slos(&args.slos)?;
-    let s = scenario::load(&args.scenario).map_err(|e| CliError::usage(e.to_string()))?;
+    let s = scenario::load_with_settings(&args.scenario, &args.common.settings)
+        .map_err(|e| CliError::usage(e.to_string()))?;
     let variable = if s.load.executor().is_open() {
         "load.rate"
     } else {
@@ -267,14 +268,13 @@ impl Runner<'_> {
             );
         }
         let mut cmd = tokio::process::Command::new(&self.exe);
-        if crate::tls::insecure() {
-            cmd.arg("--insecure");
-        }
         cmd.arg("run")
             .arg(&self.args.scenario)
             .arg("--out")
             .arg(&dir)
             .arg("--quiet")
+            // The shared flags first: the step's own `--set`s win.
+            .args(self.args.common.child_args())
             .args(["--set", &format!("{}={load}", self.variable)])
             .args(["--set", &format!("load.duration={}", self.args.hold)])
             .args(["--set", "load.iterations=null"])
@@ -288,6 +288,9 @@ impl Runner<'_> {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
+        if let Some((key, token)) = self.args.common.child_env() {
+            cmd.env(key, token);
+        }
         let output = super::child::run(cmd, self.stop)
             .await
             .map_err(|e| CliError::internal(format!("finalping run (step {load}): {e}")))?

@@ -45,21 +45,54 @@ use crate::error::CliError;
 
 /// Runs the parsed command; `Ok(code)` is the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<i32, CliError> {
-    if cli.insecure {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Run(mut args) => {
+            args.quiet = quiet || args.json;
+            insecure(&args.common);
+            run::run(args).await
+        }
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Validate(args) => validate::validate(&args),
+        Command::Sweep(mut args) => {
+            args.quiet = quiet;
+            insecure(&args.common);
+            sweep::sweep(args).await
+        }
+        Command::Capacity(mut args) => {
+            args.quiet = quiet;
+            insecure(&args.common);
+            capacity::capacity(args).await
+        }
+        Command::Compare(args) => compare::compare(&args),
+        Command::Report(args) => report_cmd::report(&args),
+        Command::Merge(mut args) => {
+            args.quiet = quiet;
+            merge::merge(&args)
+        }
+        Command::Deploy(target) => deploy::deploy(target),
+        Command::Completions(args) => completions(args.shell),
+        Command::Schema => {
+            println!("{}", crate::scenario::schema::json_schema_text());
+            Ok(crate::error::exit::PASS)
+        }
+    }
+}
+
+/// `--insecure` of the commands that open connections.
+fn insecure(common: &crate::cli::TargetArgs) {
+    if common.insecure {
         crate::tls::set_insecure(true);
         eprintln!(
             "warning: --insecure: TLS certificates are NOT verified; anyone on the path can read this traffic"
         );
     }
-    match cli.command {
-        Command::Run(args) => run::run(args).await,
-        Command::Serve(args) => serve::serve(args).await,
-        Command::Validate(args) => validate::validate(&args),
-        Command::Sweep(args) => sweep::sweep(args).await,
-        Command::Capacity(args) => capacity::capacity(args).await,
-        Command::Compare(args) => compare::compare(&args),
-        Command::Report(args) => report_cmd::report(&args),
-        Command::Merge(args) => merge::merge(&args),
-        Command::Deploy(target) => deploy::deploy(target),
-    }
+}
+
+/// `finalping completions <shell>`: the completion script on stdout.
+fn completions(shell: clap_complete::Shell) -> Result<i32, CliError> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "finalping", &mut std::io::stdout());
+    Ok(crate::error::exit::PASS)
 }

@@ -33,7 +33,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     if let Some(workers) = args.workers.filter(|n| *n > 1) {
         return super::workers::run(args, workers, interrupt).await;
     }
-    let mut scenario = scenario::load_with_settings(&args.scenario, &args.settings)
+    let mut scenario = scenario::load_with_settings(&args.scenario, &args.common.settings)
         .map_err(|e| CliError::usage(e.to_string()))?;
     apply_overrides(&mut scenario, &args)?;
     super::saas::check(&scenario, args.own_capacity)?;
@@ -72,12 +72,21 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let emulator = embedded_emulator.as_ref().and_then(|e| e.emulator());
     let emulator_cpu = embedded_emulator.as_ref().map(|e| e.cpu());
     let ctx = TemplateCtx::default();
-    let endpoint_url = match (&scenario.target.url, emulator) {
-        (Some(url), _) => url.render(&ctx),
-        (None, Some(em)) => em.url(),
+    let (endpoint_url, url_token) = match (&scenario.target.url, emulator) {
+        (Some(url), _) => target_and_token(
+            &url.render(&ctx),
+            args.common.url_token.as_deref(),
+            &scenario.target,
+        ),
+        (None, Some(em)) => (
+            em.url(),
+            args.common
+                .url_token
+                .clone()
+                .unwrap_or_else(|| scenario.target.url_token.render(&ctx)),
+        ),
         (None, None) => return Err(CliError::internal("no target and no emulator")),
     };
-    let url_token = url_token_of(&scenario.target, &endpoint_url);
     secret::register(&url_token);
 
     let (run_id, out_dir) = claim_out_dir(&scenario.name, &args, segment)?;
@@ -92,11 +101,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let plan = Arc::new(Plan {
         runtime: runtime.as_ref().and_then(|r| r.plan.clone()),
         inject: runtime.as_ref().and_then(|r| r.inject.clone()),
-        rest: rest_endpoint(
-            &scenario,
-            without_token_segment(&endpoint_url, &url_token),
-            &url_token,
-        )?,
+        rest: rest_endpoint(&scenario, &endpoint_url, &url_token)?,
         feeders: Arc::new(scenario::Feeders::strided(
             &scenario.feeder_tables,
             u64::from(segment.index()),
@@ -330,9 +335,15 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     }
     // The verdict and the table reach the console even when the disk is full.
     let written = report::write_all(&report, &out_dir);
-    report::print_final_table(&report);
     let _ = std::fs::remove_file(out_dir.join(crate::fsio::RUN_MARKER));
-    if written.is_ok() {
+    if args.json && written.is_ok() {
+        let summary = std::fs::read_to_string(out_dir.join("summary.json"))
+            .map_err(|e| CliError::internal(format!("cannot read summary.json back: {e}")))?;
+        println!("{}", summary.trim_end());
+    } else {
+        report::print_final_table(&report);
+    }
+    if written.is_ok() && !args.json {
         println!("reports: {}", out_dir.display());
     }
     if let Some(live) = live_metrics {
@@ -345,6 +356,39 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
              (disk full or not writable?); the table above is its result",
             report.status.as_str()
         ))),
+    }
+}
+
+/// The endpoint URL and URL token of a run against `url`: `--url-token`,
+/// else `target.url_token` when the scenario sets one, else the URL's last
+/// path segment (an Endpoint URL as copied, `https://host/<URLToken>`),
+/// which is then removed from the URL.
+pub(super) fn target_and_token(
+    url: &str,
+    flag: Option<&str>,
+    target: &scenario::Target,
+) -> (String, String) {
+    let given = flag.map(str::to_string).or_else(|| {
+        target
+            .url_token_given()
+            .then(|| target.url_token.render(&TemplateCtx::default()))
+    });
+    if let Some(token) = given {
+        return (without_token_segment(url, &token).to_string(), token);
+    }
+    let trimmed = url.trim_end_matches('/');
+    let path_start = trimmed
+        .find("://")
+        .and_then(|i| trimmed[i + 3..].find('/').map(|j| i + 3 + j));
+    match path_start.and_then(|p| trimmed[p..].rfind('/').map(|r| p + r)) {
+        // A path prefix such as `/chat` is not a token: only token-like segments are.
+        Some(cut) if secret::looks_like_token(&trimmed[cut + 1..]) => {
+            (trimmed[..cut].to_string(), trimmed[cut + 1..].to_string())
+        }
+        _ => (
+            url.to_string(),
+            target.url_token.render(&TemplateCtx::default()),
+        ),
     }
 }
 
@@ -443,7 +487,7 @@ fn rest_endpoint(
     }
     let timeout = s
         .all_steps()
-        .filter_map(|step| match step {
+        .filter_map(|step| match step.action() {
             scenario::Step::Send(send) => Some(send.timeout.as_duration()),
             _ => None,
         })
@@ -520,7 +564,14 @@ pub(super) fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), Cl
             .check()
             .map_err(|(what, hint)| CliError::usage(format!("after the flags: {what} ({hint})")))?;
     }
-    if let Some(url) = &args.target {
+    if let Some(token) = args.common.url_token.as_deref() {
+        if token.trim().is_empty() {
+            return Err(CliError::usage(
+                "--url-token is empty: pass the Endpoint's URL token (or leave the flag out)",
+            ));
+        }
+    }
+    if let Some(url) = &args.common.target {
         let t = scenario::Template::parse(url)
             .map_err(|e| CliError::usage(format!("--target: {e}")))?;
         let rendered = t.render(&TemplateCtx::default());
@@ -540,7 +591,7 @@ pub(super) fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), Cl
 /// The seed of the run: `--seed`, the scenario's `seed`, or one derived from
 /// an explicit `--run-id` (so the segments of a run draw the same schedule).
 fn run_seed(args: &RunArgs, scenario: &Scenario) -> Option<u64> {
-    args.seed.or(scenario.seed).or_else(|| {
+    args.common.seed.or(scenario.seed).or_else(|| {
         args.run_id.as_ref().map(|run_id| {
             let digest = Sha256::digest(run_id.as_bytes());
             let mut bytes = [0u8; 8];
@@ -729,26 +780,6 @@ fn build_manifest(
     }
 }
 
-/// The URL token: `target.url_token`, or — when that is left at its default
-/// and `target.url` ends in a token-like segment — that segment (README: the
-/// Endpoint URL as copied, `https://host/<URLToken>`).
-fn url_token_of(target: &scenario::Target, endpoint_url: &str) -> String {
-    let configured = target.url_token.render(&TemplateCtx::default());
-    let default = scenario::Target::default()
-        .url_token
-        .render(&TemplateCtx::default());
-    if target.url.is_none() || configured != default {
-        return configured;
-    }
-    let path = endpoint_url
-        .split_once("://")
-        .map_or("", |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
-    match path.split('/').rfind(|s| !s.is_empty()) {
-        Some(last) if secret::looks_like_token(last) => last.to_string(),
-        _ => configured,
-    }
-}
-
 /// `url` without a trailing `/<url_token>` segment (the REST client appends
 /// the token itself; the Socket.IO client strips it the same way).
 fn without_token_segment<'a>(url: &'a str, url_token: &str) -> &'a str {
@@ -781,10 +812,29 @@ mod tests {
             url: scenario::Template::parse(&format!("http://h:1/p/{token}")).ok(),
             ..Default::default()
         };
-        assert_eq!(url_token_of(&t, &format!("http://h:1/p/{token}")), token);
-        assert_eq!(url_token_of(&t, "http://h:1/prefix"), "emulator-url-token");
+        let url = format!("http://h:1/p/{token}");
+        assert_eq!(
+            target_and_token(&url, None, &t),
+            ("http://h:1/p".to_string(), token.to_string())
+        );
+        // A short path prefix is not taken for a token.
+        assert_eq!(
+            target_and_token("http://h:1/prefix", None, &t),
+            (
+                "http://h:1/prefix".to_string(),
+                "emulator-url-token".to_string()
+            )
+        );
+        // The flag wins, and a URL that also carries it loses the segment.
+        assert_eq!(
+            target_and_token(&url, Some(token), &t),
+            ("http://h:1/p".to_string(), token.to_string())
+        );
         t.url_token = scenario::Template::literal("mine");
-        assert_eq!(url_token_of(&t, &format!("http://h:1/{token}")), "mine");
+        assert_eq!(
+            target_and_token(&format!("http://h:1/{token}"), None, &t).1,
+            "mine"
+        );
         assert_eq!(
             without_token_segment(&format!("http://h/r/{token}/"), token),
             "http://h/r"

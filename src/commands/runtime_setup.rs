@@ -32,7 +32,7 @@ pub struct RuntimeSetup {
 /// Whether the scenario talks to the runtime WebSocket at all.
 pub fn needs_runtime(s: &Scenario) -> bool {
     s.all_steps()
-        .any(|step| matches!(step, Step::UpdateContext(_) | Step::GetContext))
+        .any(|step| matches!(step.action(), Step::UpdateContext(_) | Step::GetContext))
 }
 
 /// Resolves URL and credentials (the embedded emulator's when none are given)
@@ -128,7 +128,9 @@ fn inject_setup(
     emulator: Option<(&RunningEmulator, &EmulatorConfig)>,
     out_dir: &Path,
 ) -> Result<RuntimeSetup, CliError> {
-    if s.all_steps().any(|step| matches!(step, Step::GetContext)) {
+    if s.all_steps()
+        .any(|step| matches!(step.action(), Step::GetContext))
+    {
         return Err(CliError::usage(
             "`get_context` needs the runtime WebSocket: the context-inject API (runtime.kind: rest_inject) cannot read context; remove the step or use runtime.kind: websocket",
         ));

@@ -45,7 +45,7 @@ pub fn planned_requests_per_second(s: &Scenario) -> f64 {
         .map(|(steps, load)| {
             let requests: f64 = steps
                 .iter()
-                .map(|st| match st {
+                .map(|st| match st.action() {
                     Step::Send(_) | Step::GetContext => 1.0,
                     Step::UpdateContext(u) => f64::from(u.parallel),
                     _ => 0.0,
@@ -57,7 +57,7 @@ pub fn planned_requests_per_second(s: &Scenario) -> f64 {
             } else {
                 let think: f64 = steps
                     .iter()
-                    .map(|st| match st {
+                    .map(|st| match st.action() {
                         Step::Think(t) => t.min.as_secs_f64(),
                         _ => 0.0,
                     })

@@ -118,7 +118,14 @@ pub async fn sweep(args: SweepArgs) -> Result<i32, CliError> {
     let cells = cells_of(&matrix);
     // Every cell must load before anything runs.
     for cell in &cells {
-        scenario::load_with_settings(&args.scenario, &cell.settings)
+        let settings: Vec<(String, String)> = args
+            .common
+            .settings
+            .iter()
+            .chain(&cell.settings)
+            .cloned()
+            .collect();
+        scenario::load_with_settings(&args.scenario, &settings)
             .map_err(|e| CliError::usage(format!("cell `{}`: {e}", cell.name)))?;
     }
     let out = args.out.clone().unwrap_or_else(|| {
@@ -161,7 +168,8 @@ pub async fn sweep(args: SweepArgs) -> Result<i32, CliError> {
                     args.repeats
                 );
             }
-            let interrupted = run_cell(&exe, &args.scenario, cell, &dir, &stop).await?;
+            let interrupted =
+                run_cell(&exe, &args.scenario, &args.common, cell, &dir, &stop).await?;
             if interrupted {
                 // A partial round would skew the comparison: left out.
                 break 'rounds;
@@ -262,6 +270,7 @@ fn cells_of(matrix: &[(String, Vec<String>)]) -> Vec<Cell> {
 async fn run_cell(
     exe: &Path,
     scenario: &Path,
+    common: &crate::cli::TargetArgs,
     cell: &Cell,
     dir: &Path,
     stop: &tokio_util::sync::CancellationToken,
@@ -278,9 +287,11 @@ async fn run_cell(
         .arg("--quiet");
     // The sweep reports saturation per cell instead of aborting the cell.
     cmd.args(["--self-check", "warn"]);
-    if crate::tls::insecure() {
-        cmd.arg("--insecure");
+    cmd.args(common.child_args());
+    if let Some((key, token)) = common.child_env() {
+        cmd.env(key, token);
     }
+    // After the shared `--set`s, so the cell's values win.
     for (k, v) in &cell.settings {
         cmd.arg("--set").arg(format!("{k}={v}"));
     }

@@ -42,16 +42,24 @@ pub async fn run(
     workers: u32,
     interrupt: CancellationToken,
 ) -> Result<i32, CliError> {
-    let mut scenario = scenario::load_with_settings(&args.scenario, &args.settings)
+    let mut scenario = scenario::load_with_settings(&args.scenario, &args.common.settings)
         .map_err(|e| CliError::usage(e.to_string()))?;
     apply_overrides(&mut scenario, &args)?;
     super::saas::check(&scenario, args.own_capacity)?;
     let (groups, _) = engine::groups_of(&scenario);
     // Secret: only to scrub it from the command line kept in the manifest.
-    let url_token = scenario
-        .target
-        .url_token
-        .render(&crate::scenario::TemplateCtx::default());
+    let ctx = crate::scenario::TemplateCtx::default();
+    let url_token = match &scenario.target.url {
+        Some(url) => {
+            super::run::target_and_token(
+                &url.render(&ctx),
+                args.common.url_token.as_deref(),
+                &scenario.target,
+            )
+            .1
+        }
+        None => scenario.target.url_token.render(&ctx),
+    };
     let segments: Vec<Segment> = (0..workers)
         .filter_map(|i| Segment::new(i, workers))
         .collect();
@@ -230,6 +238,9 @@ fn child_command(
     if crate::tls::insecure() {
         cmd.arg("--insecure");
     }
+    if let Some((key, token)) = args.common.child_env() {
+        cmd.env(key, token);
+    }
     cmd.stdin(Stdio::null())
         .stdout(log)
         .stderr(Stdio::piped())
@@ -260,15 +271,15 @@ fn forwarded_flags(args: &RunArgs) -> Vec<(&'static str, Option<String>)> {
     with("--vus", args.vus.map(|v| v.to_string()));
     with("--duration", args.duration.map(|d| d.to_string()));
     with("--iterations", args.iterations.map(|n| n.to_string()));
-    with("--target", args.target.clone());
-    with("--seed", args.seed.map(|s| s.to_string()));
+    with("--target", args.common.target.clone());
+    with("--seed", args.common.seed.map(|s| s.to_string()));
     with(
         "--self-check",
         args.self_check
             .to_possible_value()
             .map(|v| v.get_name().to_string()),
     );
-    for (k, v) in &args.settings {
+    for (k, v) in &args.common.settings {
         with("--set", Some(format!("{k}={v}")));
     }
     let formats: Vec<String> = args

@@ -15,7 +15,7 @@ pub const MAX_OUTPUTS: u32 = 1_000;
 /// Smallest `runtime.max_payload` accepted: room for a small update.
 pub const MIN_PAYLOAD: usize = 256;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmulatorConfig {
     /// Accept Engine.IO 3 clients (official client 4.x).
@@ -26,6 +26,10 @@ pub struct EmulatorConfig {
     pub path_prefix: Option<String>,
     /// Outputs per turn.
     pub outputs: u32,
+    /// Scripted replies chosen by a regular expression on the input text
+    /// (first match wins); other inputs get `outputs` echo outputs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replies: Vec<super::script::ScriptedReply>,
     /// Delay between `processInput` and the first output.
     pub delay: Delay,
     /// Delay between consecutive outputs of one turn.
@@ -64,7 +68,7 @@ pub struct EmulatorConfig {
 }
 
 /// `degrade: {above_sessions: 20, per_session: 5ms}`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Degrade {
     pub above_sessions: u64,
@@ -72,7 +76,7 @@ pub struct Degrade {
 }
 
 /// A window in which the bot answers nothing.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stall {
     /// When the stall starts, from emulator start.
@@ -83,7 +87,7 @@ pub struct Stall {
 }
 
 /// Settings of the runtime side: `/oauth/token`, `/v2/runtime`, `/webhook`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeEmulatorConfig {
     /// The only client id the token endpoint accepts.
@@ -131,6 +135,7 @@ impl Default for EmulatorConfig {
             eio4: true,
             path_prefix: None,
             outputs: 1,
+            replies: Vec::new(),
             delay: Delay::Fixed(HumanDuration(Duration::from_millis(20))),
             output_gap: Delay::Fixed(HumanDuration(Duration::ZERO)),
             typing: true,
@@ -247,6 +252,12 @@ impl EmulatorConfig {
         if self.outputs > MAX_OUTPUTS {
             return invalid(
                 "outputs",
+                &format!("at most {MAX_OUTPUTS} outputs per turn"),
+            );
+        }
+        if self.replies.iter().any(|r| r.outputs > MAX_OUTPUTS) {
+            return invalid(
+                "replies.outputs",
                 &format!("at most {MAX_OUTPUTS} outputs per turn"),
             );
         }

@@ -54,7 +54,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A probability in `0..=1`; anything else is rejected when deserialized.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, PartialOrd, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "f64", into = "f64")]
 pub struct Probability(f64);
 
@@ -97,7 +99,7 @@ impl From<Probability> for f64 {
 }
 
 /// `ack_wait: {delay: 200ms}`: a server that processes acks slowly.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckWait {
     /// Extra wait after each ack arrived, before the next event.
@@ -106,7 +108,7 @@ pub struct AckWait {
 }
 
 /// The `faults:` block (see the module doc). All off by default.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SocketIoFaults {
     pub refuse: Probability,

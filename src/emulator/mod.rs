@@ -11,7 +11,7 @@
 //! (session identity, inner handshake), `turn` (per-session queue and the bot
 //! turn), [`context_store`] (context variables shared by both sides),
 //! `runtime` (runtime WebSocket and routes), `oauth` (tokens),
-//! `webhook_sink`, [`stats`] counters, [`rest`] (REST Endpoint and context
+//! `webhook_sink`, [`script`] (scripted replies by regex on the input), [`stats`] counters, [`rest`] (REST Endpoint and context
 //! inject API, docs/protocol.md §3–4, with its fault switches), [`faults`]
 //! (Socket.IO fault modes), `raw_socketio` (the minimal Engine.IO server
 //! for connections with a frame-level fault) and [`runtime_faults`] (fault
@@ -28,6 +28,7 @@ mod raw_socketio;
 pub mod rest;
 mod runtime;
 pub mod runtime_faults;
+pub mod script;
 pub mod session;
 pub mod stats;
 mod turn;

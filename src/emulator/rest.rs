@@ -73,7 +73,7 @@ pub const INJECT_SCOPE: &str = "session";
 const APPLY_ATTEMPTS: usize = 32;
 
 /// Settings of the REST side (see the module doc).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RestEmulatorConfig {
     pub api_keys: Vec<String>,
@@ -89,7 +89,7 @@ pub struct RestEmulatorConfig {
 }
 
 /// At most `requests` REST requests per `per` window.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     pub requests: u64,

@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 pub use super::faults::Probability;
 
 /// `runtime.faults:` — see the module doc for each field.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeFaults {
     /// Per `updateContext`: close the connection with 4001 (token expired)

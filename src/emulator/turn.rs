@@ -3,7 +3,8 @@
 //! finalPing, with ack requests when the session asked for them. An output of a
 //! session with runtime context carries the context version it saw. Applies
 //! the per-turn faults (`disconnect_mid_turn`, `no_final_ping`,
-//! `output_error`) and `ack_wait` (see [`super::faults`]).
+//! `output_error`) and `ack_wait` (see [`super::faults`]). An input a
+//! scripted reply matches gets that reply's outputs (see [`super::script`]).
 
 use super::faults::{ConnectionPlan, Fault, TurnFault};
 use super::session::SessionInfo;
@@ -50,10 +51,18 @@ struct Output<'a> {
 #[derive(Serialize)]
 struct OutputData<'a> {
     text: String,
-    data: Echo<'a>,
+    data: Payload<'a>,
     source: &'static str,
     #[serde(rename = "traceId")]
     trace_id: String,
+}
+
+/// `data.data`: the echo of the input, or a scripted reply's data.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Payload<'a> {
+    Echo(Echo<'a>),
+    Scripted(&'a Value),
 }
 
 #[derive(Serialize)]
@@ -214,23 +223,40 @@ async fn run_turn(
     }
     let text = input.get("text").and_then(Value::as_str).unwrap_or("");
     let echo = input.get("data").unwrap_or(&Value::Null);
-    if config.outputs == 0 && fault == Some(TurnFault::DisconnectMidTurn) {
+    let scripted = if config.replies.is_empty() {
+        None
+    } else {
+        super::script::reply_for(&config.replies, text)
+    };
+    let empty = Value::Object(serde_json::Map::new());
+    let count = scripted.as_ref().map_or(config.outputs, |r| r.outputs);
+    if count == 0 && fault == Some(TurnFault::DisconnectMidTurn) {
         return disconnect_mid_turn(socket, shared);
     }
-    for i in 0..config.outputs {
+    for i in 0..count {
         if i > 0 {
             pause(config.output_gap.sample(rng)).await;
         }
         let n = shared.next_trace.fetch_add(1, Ordering::Relaxed) + 1;
-        let output = Output {
-            kind: "output",
-            data: OutputData {
-                text: format!("You said: {text}"),
-                data: Echo {
+        let (text, data) = match &scripted {
+            Some(reply) => (
+                reply.text.clone(),
+                Payload::Scripted(reply.data.as_ref().unwrap_or(&empty)),
+            ),
+            None => (
+                format!("You said: {text}"),
+                Payload::Echo(Echo {
                     echo,
                     emulator: true,
                     context_version: shared.contexts.version_of(&info.session_id),
-                },
+                }),
+            ),
+        };
+        let output = Output {
+            kind: "output",
+            data: OutputData {
+                text,
+                data,
                 source: "bot",
                 trace_id: format!("trace-{n}"),
             },

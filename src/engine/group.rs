@@ -32,7 +32,7 @@ impl Group {
     pub fn samples_per_iteration(&self) -> u64 {
         self.steps
             .iter()
-            .map(|s| match s {
+            .map(|s| match s.action() {
                 Step::Send(_) | Step::GetContext => 1,
                 Step::UpdateContext(u) => u64::from(u.parallel),
                 _ => 0,
@@ -85,7 +85,7 @@ pub fn groups_of(s: &Scenario) -> (Vec<Group>, Vec<String>) {
             let step_tags = steps
                 .iter()
                 .map(|step| {
-                    let step_name = match step {
+                    let step_name = match step.action() {
                         Step::Send(send) => send.name.as_deref(),
                         Step::UpdateContext(u) => u.name.as_deref(),
                         _ => None,

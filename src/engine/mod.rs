@@ -4,6 +4,7 @@
 //! the live progress line shows how the run is going. Protocol details live in
 //! `protocol`, numbers in `metrics`; this module only schedules and accounts.
 
+mod checks;
 mod context;
 mod group;
 mod live;

@@ -4,8 +4,8 @@
 //! with audit records like the WebSocket path). Uses the clients in
 //! `protocol::rest`; one client each per run, shared by all VUs.
 
+use super::checks::{judge, CaptureUpdate};
 use super::context::{render_context, AwaitVisible, Seen};
-use super::vu::expectation_failure;
 use crate::audit::AuditHandle;
 use crate::metrics::{Counter, Metric, Recorder, TagId};
 use crate::protocol::rest::{ContextInject, InjectOutcome, RestEndpoint, RestOutcome, RestTurn};
@@ -50,6 +50,7 @@ pub(super) async fn turn(
     recorder: &Recorder,
     hard: &tokio_util::sync::CancellationToken,
     visibility: &mut Visibility,
+    captures: &mut Vec<CaptureUpdate>,
 ) -> Sent {
     let text = send.text.render(ctx);
     let data = send.data.as_ref().map(|d| d.render(ctx));
@@ -64,7 +65,7 @@ pub(super) async fn turn(
         w.cause("turn_interrupted");
         return Sent::Interrupted;
     };
-    let turn = as_turn(&rest);
+    let turn = as_turn(&rest, send.uses_output_data());
     w.add(Counter::Outputs, rest.outputs_received);
     if let Some(done) = rest.finished_at {
         let took = done.saturating_duration_since(rest.sent_at);
@@ -80,7 +81,7 @@ pub(super) async fn turn(
         Seen::Nothing => {}
     }
     match &rest.outcome {
-        RestOutcome::Ok => match expectation_failure(&turn, send, ctx) {
+        RestOutcome::Ok => match judge(&turn, send, ctx, captures) {
             Some(failure) => {
                 w.add_tagged(Counter::TurnsError, tags, 1);
                 w.add(Counter::ExpectFailed, 1);
@@ -106,7 +107,7 @@ pub(super) async fn turn(
 
 /// A REST reply as a turn (all outputs arrive with the response), so the
 /// `expect` checks are the same as for Socket.IO.
-fn as_turn(rest: &RestTurn) -> Turn {
+fn as_turn(rest: &RestTurn, with_data: bool) -> Turn {
     let at = rest.finished_at.unwrap_or(rest.sent_at);
     Turn {
         sent_at: rest.sent_at,
@@ -117,6 +118,7 @@ fn as_turn(rest: &RestTurn) -> Turn {
                 at,
                 text: o.text.clone(),
                 context_version: o.context_version,
+                data: if with_data { o.data.clone() } else { None },
             })
             .collect(),
         outputs_received: rest.outputs_received,

@@ -3,6 +3,7 @@
 //! every connect and turn exactly once (ok / timeout / error / disconnected /
 //! interrupted) in the recorder.
 
+use super::checks::{judge, CaptureUpdate};
 use super::context::ContextSide;
 use super::pacing::{Dispatch, Job, Pacing};
 use super::rest;
@@ -11,7 +12,7 @@ use crate::metrics::{Counter, Metric, Recorder, ShardWriter, TagId};
 use crate::protocol::socketio::{
     ConnectOptions, Connection, DisconnectKind, ProcessInput, Turn, TurnOutcome, WireCounters,
 };
-use crate::scenario::{SendStep, Step, TemplateCtx};
+use crate::scenario::{Captured, SendStep, Step, TemplateCtx};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::sync::Arc;
@@ -64,6 +65,7 @@ pub(super) async fn run_vu(
         iteration: 0,
         lag: None,
         visibility: rest::Visibility::default(),
+        captures: Vec::new(),
         rng: StdRng::seed_from_u64(plan.seed ^ vu.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
     };
     match pacing {
@@ -102,6 +104,8 @@ struct VirtualUser<'a> {
     lag: Option<Duration>,
     /// REST paths: which inject a bot output has yet to show (`context_visible`).
     visibility: rest::Visibility,
+    /// What the last turn captured, applied to the iteration's values after its step.
+    captures: Vec<CaptureUpdate>,
     rng: StdRng,
 }
 
@@ -227,19 +231,34 @@ impl VirtualUser<'_> {
             self.recorder.writer().cause("feeder_exhausted");
             return Flow::Stop;
         };
-        let ctx = TemplateCtx {
-            vu: self.vu,
-            iteration: self.iteration,
-            rows: Some(&rows),
-        };
+        let iteration = self.iteration;
         self.iteration += 1;
+        // Per iteration; never allocates when the scenario captures nothing.
+        let mut captured = Captured::default();
         for (i, step) in self.group.steps.iter().enumerate() {
             if self.control.soft.is_cancelled() {
                 return Flow::Stop;
             }
+            let (when, action) = step.guard();
+            if when.is_some_and(|c| !c.holds(&captured)) {
+                continue;
+            }
+            let ctx = TemplateCtx {
+                vu: self.vu,
+                iteration,
+                rows: Some(&rows),
+                captured: Some(&captured),
+            };
             let step_tag = self.group.step_tags.get(i).copied().flatten();
             let tags = TagSet::new(self.group.tag, step_tag);
-            match self.step(step, &ctx, &tags).await {
+            let flow = self.step(action, &ctx, &tags).await;
+            for (name, value) in self.captures.drain(..) {
+                match value {
+                    Some(v) => captured.set(&name, v),
+                    None => captured.unset(&name),
+                }
+            }
+            match flow {
                 Flow::Continue => {}
                 Flow::Abandon => return Flow::Continue,
                 Flow::Stop => return Flow::Stop,
@@ -289,6 +308,7 @@ impl VirtualUser<'_> {
                     self.recorder,
                     &self.control.hard,
                     &mut self.visibility,
+                    &mut self.captures,
                 )
                 .await;
                 match sent {
@@ -356,6 +376,8 @@ impl VirtualUser<'_> {
                 self.book_idle(lost);
                 Flow::Continue
             }
+            // `run_iteration` judged the condition and passes the step itself.
+            Step::If(guarded) => Box::pin(self.step(&guarded.step, ctx, tags)).await,
             Step::GetContext => {
                 let Some(runtime) = self.plan.runtime.as_deref() else {
                     return Flow::Stop;
@@ -512,7 +534,7 @@ impl VirtualUser<'_> {
                         let from_intended = done.saturating_duration_since(turn.sent_at) + lag;
                         w.record_tagged(Metric::FinalPingIntended, tags, from_intended);
                     }
-                    record_turn(&mut w, turn, send, ctx, tags)
+                    record_turn(&mut w, turn, send, ctx, tags, &mut self.captures)
                 }
                 None => {
                     w.add_tagged(Counter::TurnsInterrupted, tags, 1);
@@ -652,6 +674,7 @@ fn record_turn(
     send: &SendStep,
     ctx: &TemplateCtx,
     tags: &[TagId],
+    captures: &mut Vec<CaptureUpdate>,
 ) -> AfterTurn {
     w.add(Counter::Outputs, turn.outputs_received);
     if let Some(first) = turn.outputs.first() {
@@ -676,7 +699,7 @@ fn record_turn(
     }
     match &turn.outcome {
         TurnOutcome::Ok => {
-            if let Some(failure) = expectation_failure(turn, send, ctx) {
+            if let Some(failure) = judge(turn, send, ctx, captures) {
                 w.add_tagged(Counter::TurnsError, tags, 1);
                 w.add(Counter::ExpectFailed, 1);
                 w.cause(failure);
@@ -707,31 +730,6 @@ fn record_turn(
             AfterTurn::Lost
         }
     }
-}
-
-/// The cause name of the first failed `expect` check, if any.
-pub(super) fn expectation_failure(
-    turn: &Turn,
-    send: &SendStep,
-    ctx: &TemplateCtx,
-) -> Option<&'static str> {
-    let expect = send.expect.as_ref()?;
-    if let Some(min) = expect.min_outputs {
-        if (turn.outputs.len() as u64) < u64::from(min) {
-            return Some("expect_min_outputs");
-        }
-    }
-    if let Some(needle) = &expect.text_contains {
-        let needle = needle.render(ctx);
-        let found = turn
-            .outputs
-            .iter()
-            .any(|o| o.text.as_deref().is_some_and(|t| t.contains(&needle)));
-        if !found {
-            return Some("expect_text_contains");
-        }
-    }
-    None
 }
 
 fn add_wire_counters(w: &mut ShardWriter<'_>, c: &WireCounters) {

@@ -136,6 +136,7 @@ pub fn merge(set: &SegmentSet, options: &MergeOptions) -> Result<RunReport, Merg
             .map(|c| (c.name().to_string(), totals.snapshot.counter(*c)))
             .collect(),
         errors: totals.snapshot.causes().clone(),
+        hints: crate::report::hints::for_causes(totals.snapshot.causes()),
         generator: merged_generator(segments, duration_s),
         self_check: merged_self_check(segments),
         timeline: Some(Arc::new(merge_timelines(segments)?)),

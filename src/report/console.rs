@@ -145,6 +145,9 @@ pub fn final_table(r: &RunReport) -> String {
         let causes: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(s, "failures by cause: {}", causes.join(" · "));
     }
+    for hint in &r.hints {
+        let _ = writeln!(s, "hint: {hint}");
+    }
     let g = &r.generator;
     let _ = writeln!(
         s,

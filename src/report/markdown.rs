@@ -112,6 +112,12 @@ impl Exporter for SummaryMarkdown {
             for (cause, n) in &r.errors {
                 writeln!(out, "| {} | {n} |", code(cause))?;
             }
+            if !r.hints.is_empty() {
+                writeln!(out)?;
+                for hint in &r.hints {
+                    writeln!(out, "- hint: {hint}")?;
+                }
+            }
         }
         if !r.segments.is_empty() {
             writeln!(

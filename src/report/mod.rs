@@ -5,6 +5,7 @@
 
 mod console;
 mod csv_percentiles;
+pub mod hints;
 mod histograms;
 mod hlog;
 pub mod html;
@@ -62,6 +63,9 @@ pub struct RunReport {
     pub counters: BTreeMap<String, u64>,
     /// Failures by cause (`turn_timeout`, `connect_refused`, …).
     pub errors: BTreeMap<String, u64>,
+    /// One-line hints for the failure causes (e.g. a `connect_http_404`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
     /// What the run cost the load generator (client side).
     pub generator: GeneratorUsage,
     /// Scheduler lag, CPU and RSS of the generator over the run, and whether
@@ -120,6 +124,7 @@ impl RunReport {
             metrics: totals.metric_summaries(),
             counters: totals.counter_values(),
             errors: totals.causes().clone(),
+            hints: hints::for_causes(totals.causes()),
             generator,
             self_check,
             timeline: None,

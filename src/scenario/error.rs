@@ -35,6 +35,21 @@ pub enum ScenarioError {
     /// Malformed YAML or an invalid value, with its position.
     #[error("{0}")]
     Invalid(Box<Diagnostic>),
+    /// Several independent problems of one file, in the order found (the
+    /// first is the one a single-error load reports).
+    #[error("{}", several(.0))]
+    Several(Vec<Diagnostic>),
+}
+
+fn several(all: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in all {
+        out.push_str(&d.to_string());
+        out.push_str("\n\n");
+    }
+    let origin = all.first().map_or("", |d| d.origin.as_str());
+    out.push_str(&format!("{} problems in {origin}", all.len()));
+    out
 }
 
 /// A problem at a position in a scenario file.
@@ -52,6 +67,13 @@ pub struct Diagnostic {
     pub snippet: Option<String>,
     /// How to fix it.
     pub hint: String,
+}
+
+impl Diagnostic {
+    /// Malformed YAML (not an invalid value): nothing after it can be trusted.
+    pub fn is_syntax(&self) -> bool {
+        self.hint == YAML_SYNTAX_HINT
+    }
 }
 
 impl fmt::Display for Diagnostic {
@@ -80,7 +102,20 @@ impl ScenarioError {
     pub fn position(&self) -> Option<(u64, u64)> {
         match self {
             ScenarioError::Invalid(d) if d.line > 0 => Some((d.line, d.column)),
+            ScenarioError::Several(all) => all
+                .first()
+                .filter(|d| d.line > 0)
+                .map(|d| (d.line, d.column)),
             _ => None,
+        }
+    }
+
+    /// Every problem found (one for a single error, none for a read error).
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ScenarioError::Read { .. } => &[],
+            ScenarioError::Invalid(d) => std::slice::from_ref(&**d),
+            ScenarioError::Several(all) => all,
         }
     }
 
@@ -89,6 +124,7 @@ impl ScenarioError {
         match self {
             ScenarioError::Read { hint, .. } => hint,
             ScenarioError::Invalid(d) => &d.hint,
+            ScenarioError::Several(all) => all.first().map_or("", |d| d.hint.as_str()),
         }
     }
 

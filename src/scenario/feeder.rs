@@ -23,7 +23,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// How rows are handed out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FeederMode {
     /// Rows in file order, shared by all VUs, starting over after the last row.
@@ -64,7 +66,7 @@ impl fmt::Display for FeederName {
 }
 
 /// One `feeders:` entry as written (what serialising a scenario shows).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeederConfig {
     /// CSV file with a header row; relative to the scenario file's folder.
@@ -885,6 +887,7 @@ mod tests {
                 vu: 3,
                 iteration: i as u64,
                 rows: Some(&rows),
+                captured: None,
             };
             assert_eq!(t.render(&ctx), format!("hi {name} <{mail}> #3"));
             assert_eq!(v.render(&ctx), serde_json::json!({"mail": mail, "n": 1}));

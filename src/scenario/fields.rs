@@ -350,6 +350,7 @@ pub(crate) fn url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Template>, D
         vu: 1,
         iteration: 0,
         rows: None,
+        captured: None,
     });
     check_url(&rendered).map_err(|problem| {
         de_error(
@@ -433,6 +434,11 @@ fn check_url(u: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// `what` and a hint in the form `de_error` packs them (for `try_from` checks).
+pub(crate) fn message_with_hint(what: &str, hint: &str) -> String {
+    super::error::de_error::<serde::de::value::Error>(&what, hint).to_string()
+}
+
 // ----------------------------------------------------------------- feeders
 
 /// A feeder's `file`: non-empty; read (and checked) while the loader's first
@@ -455,6 +461,12 @@ impl<'de> Deserialize<'de> for FeederName {
                 "name feeders with letters, digits, `_` and `-`, starting with a letter, e.g. `users`; templates use it as `{{users.email}}`",
             ));
         }
+        if s == super::template::CAPTURED {
+            return Err(de_error(
+                &format_args!("a feeder cannot be named `{s}`"),
+                "`{{captured.<name>}}` refers to values captured by earlier steps; give the feeder another name, e.g. `users`",
+            ));
+        }
         Ok(FeederName(s))
     }
 }
@@ -475,7 +487,7 @@ pub(crate) fn name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> 
 
 /// `steps`: non-empty, with at least one `send`.
 pub(crate) fn steps<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Step>, D::Error> {
-    let steps = Vec::<Step>::deserialize(d)?;
+    let steps = super::capture::in_steps(|| Vec::<Step>::deserialize(d))?;
     if steps.is_empty() {
         return Err(de_error(
             &"`steps` is empty",
@@ -630,6 +642,17 @@ enum StepName {
 }
 
 impl StepName {
+    fn word(self) -> &'static str {
+        match self {
+            StepName::Connect => "connect",
+            StepName::Send => "send",
+            StepName::Think => "think",
+            StepName::Disconnect => "disconnect",
+            StepName::UpdateContext => "update_context",
+            StepName::GetContext => "get_context",
+        }
+    }
+
     fn parse<E: de::Error>(s: &str) -> Result<StepName, E> {
         match s.trim() {
             "connect" => Ok(StepName::Connect),
@@ -638,15 +661,19 @@ impl StepName {
             "disconnect" => Ok(StepName::Disconnect),
             "update_context" => Ok(StepName::UpdateContext),
             "get_context" => Ok(StepName::GetContext),
-            other => {
-                let mut hint = choices_hint(other, &STEP_NAMES, "valid steps");
-                if other.contains(char::is_whitespace) {
-                    hint.push_str("; a step's settings go after a colon (`- send:`) and are indented under it");
-                }
-                Err(de_error(&format_args!("unknown step `{other}`"), hint))
-            }
+            other => Err(unknown_step(other)),
         }
     }
+}
+
+fn unknown_step<E: de::Error>(name: &str) -> E {
+    let name = name.trim();
+    let mut hint = choices_hint(name, &STEP_NAMES, "valid steps");
+    if name.contains(char::is_whitespace) {
+        hint.push_str("; a step's settings go after a colon (`- send:`) and are indented under it");
+    }
+    hint.push_str("; `if:` beside a step's name runs it only when a capture matched");
+    de_error(&format_args!("unknown step `{name}`"), hint)
 }
 
 impl<'de> Deserialize<'de> for StepName {
@@ -664,7 +691,7 @@ fn not_a_step<E: de::Error>(found: &dyn fmt::Display) -> E {
 
 const UPDATE_FORM: &str = "write `- update_context: { scope: session, vars: { cart: \"{{vu}}\" } }` (fields: name, scope, vars, context, version, expect, parallel)";
 
-const SEND_FORM: &str = "write `- send: { text: \"hello {{vu}}\" }` (fields: name, text, data, reset_flow, timeout, expect)";
+const SEND_FORM: &str = "write `- send: { text: \"hello {{vu}}\" }` (fields: name, text, data, reset_flow, timeout, expect, capture)";
 
 impl<'de> Deserialize<'de> for Step {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -715,57 +742,108 @@ impl<'de> Deserialize<'de> for Step {
                 Err(not_a_step(&"a list"))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Step, A::Error> {
-                let Some(name) = map.next_key::<StepName>()? else {
-                    return Err(de_error(
-                        &"empty step",
-                        "write a step name, e.g. `- connect`",
-                    ));
-                };
-                let step = match name {
-                    StepName::Send => match map.next_value::<Option<SendStep>>()? {
-                        Some(s) => Step::Send(s),
-                        None => return Err(de_error(&"step `send` needs settings", SEND_FORM)),
-                    },
-                    StepName::Think => Step::Think(map.next_value::<ThinkTime>()?),
-                    StepName::UpdateContext => match map.next_value::<Option<UpdateStep>>()? {
-                        Some(u) => Step::UpdateContext(check_update(u)?),
-                        None => {
-                            return Err(de_error(
-                                &"step `update_context` needs settings",
-                                UPDATE_FORM,
-                            ))
+                let mut when: Option<super::Condition> = None;
+                let mut step: Option<Step> = None;
+                while let Some(key) = map.next_key::<StepKey>()? {
+                    let name = match key {
+                        StepKey::If => {
+                            if when.is_some() {
+                                return Err(de_error(&"a step has two `if:`", IF_FORM));
+                            }
+                            when = Some(map.next_value()?);
+                            continue;
                         }
-                    },
-                    StepName::Connect | StepName::Disconnect | StepName::GetContext => {
-                        let word = match name {
-                            StepName::Connect => "connect",
-                            StepName::Disconnect => "disconnect",
-                            _ => "get_context",
-                        };
-                        if map.next_value::<Option<IgnoredAny>>()?.is_some() {
+                        StepKey::Step(_) | StepKey::Other(_) if step.is_some() => {
                             return Err(de_error(
-                                &format_args!("step `{word}` takes no settings"),
-                                format_args!("write `- {word}` on its own"),
+                                &format_args!("a step has one name, but this one also has `{}`", key.word()),
+                                "put each step in its own list item (`- ...`); a step's settings go inside its braces or are indented under it",
                             ));
                         }
-                        match name {
-                            StepName::Connect => Step::Connect,
-                            StepName::Disconnect => Step::Disconnect,
-                            _ => Step::GetContext,
-                        }
-                    }
-                };
-                if let Some(extra) = map.next_key::<String>()? {
-                    return Err(de_error(
-                        &format_args!("a step has one name, but this one also has `{extra}`"),
-                        "put each step in its own list item (`- ...`); a step's settings go inside its braces or are indented under it",
-                    ));
+                        StepKey::Other(other) => return Err(unknown_step(&other)),
+                        StepKey::Step(name) => name,
+                    };
+                    step = Some(step_value(name, &mut map)?);
                 }
-                Ok(step)
+                let Some(step) = step else {
+                    return Err(match when {
+                        Some(_) => de_error(&"`if:` has no step to run", IF_FORM),
+                        None => de_error(&"empty step", "write a step name, e.g. `- connect`"),
+                    });
+                };
+                if let Step::Send(send) = &step {
+                    super::capture::declare(send.capture.keys());
+                }
+                Ok(match when {
+                    Some(when) => Step::If(Box::new(super::model::Guarded { when, step })),
+                    None => step,
+                })
             }
         }
         d.deserialize_any(V)
     }
+}
+
+const IF_FORM: &str = "write the condition beside the step: `- if: { captured: order }` and, on the next line, `  send: { text: \"status of {{captured.order}}\" }` (`equals:` or `matches:` compare the value)";
+
+/// A key of a step's map: `if`, a step name, or something else (kept for the error).
+enum StepKey {
+    If,
+    Step(StepName),
+    Other(String),
+}
+
+impl StepKey {
+    fn word(&self) -> &str {
+        match self {
+            StepKey::If => "if",
+            StepKey::Step(n) => n.word(),
+            StepKey::Other(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StepKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "if" {
+            return Ok(StepKey::If);
+        }
+        Ok(StepName::parse::<D::Error>(&s).map_or(StepKey::Other(s), StepKey::Step))
+    }
+}
+
+/// The value of a step's name key: its settings.
+fn step_value<'de, A: MapAccess<'de>>(name: StepName, map: &mut A) -> Result<Step, A::Error> {
+    Ok(match name {
+        StepName::Send => match map.next_value::<Option<SendStep>>()? {
+            Some(s) => Step::Send(s),
+            None => return Err(de_error(&"step `send` needs settings", SEND_FORM)),
+        },
+        StepName::Think => Step::Think(map.next_value::<ThinkTime>()?),
+        StepName::UpdateContext => match map.next_value::<Option<UpdateStep>>()? {
+            Some(u) => Step::UpdateContext(check_update(u)?),
+            None => {
+                return Err(de_error(
+                    &"step `update_context` needs settings",
+                    UPDATE_FORM,
+                ))
+            }
+        },
+        StepName::Connect | StepName::Disconnect | StepName::GetContext => {
+            if map.next_value::<Option<IgnoredAny>>()?.is_some() {
+                let word = name.word();
+                return Err(de_error(
+                    &format_args!("step `{word}` takes no settings"),
+                    format_args!("write `- {word}` on its own"),
+                ));
+            }
+            match name {
+                StepName::Connect => Step::Connect,
+                StepName::Disconnect => Step::Disconnect,
+                _ => Step::GetContext,
+            }
+        }
+    })
 }
 
 /// `update_context` has either `scope` + `vars` or `context`, not both.

@@ -7,19 +7,27 @@
 //! - `fields`: validating deserialisers (every rule that rejects a value) and
 //!   the YAML form of steps.
 //! - `template`: template parsing and rendering; `think`: think-time ranges.
+//! - `capture`: `capture:` / `if:` of steps and the per-iteration values.
 //! - `feeder`: CSV feeders: reading the files, checking `{{feeder.column}}`
 //!   references, and the run-time row picker [`Feeders`].
+//! - `schema`: the JSON Schema of scenario files (`finalping schema`).
+//! - `collect`: finding every independent problem of a file, not only the first.
 //! - `error`: [`ScenarioError`], which renders `file:line:col: what`, the source
 //!   line with a caret, and `hint: how to fix`.
 
+pub mod capture;
+mod collect;
 pub mod error;
 pub mod feeder;
 mod fields;
 pub mod model;
 mod ordered;
+pub mod schema;
 pub mod template;
 pub mod think;
 
+pub use capture::{Capture, CaptureFrom, CaptureName, Captured, Condition, JsonPointer};
+pub use collect::MAX_ERRORS;
 pub use error::{Diagnostic, ScenarioError};
 pub use feeder::{
     FeederConfig, FeederExhausted, FeederMode, FeederName, FeederRows, FeederTables, Feeders,
@@ -79,6 +87,16 @@ pub fn load_str(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
 /// Like [`load_str`], with relative feeder `file`s resolved against `base_dir`
 /// (the scenario file's folder; an empty path = the current directory).
 pub fn load_str_in(text: &str, origin: &str, base_dir: &Path) -> Result<Scenario, ScenarioError> {
+    match load_once(text, origin, base_dir) {
+        Err(ScenarioError::Invalid(first)) => Err(collect::more_errors(*first, text, |masked| {
+            load_once(masked, origin, base_dir)
+        })),
+        other => other,
+    }
+}
+
+/// One pass of the loader: the file's first problem, or the scenario.
+fn load_once(text: &str, origin: &str, base_dir: &Path) -> Result<Scenario, ScenarioError> {
     // NaN/inf and `!!binary` reach context variables, which normalize them.
     let options = crate::protocol::runtime::normalize::yaml_options();
     let parse = || {

@@ -2,9 +2,13 @@
 //! lives here, next to the field it belongs to; every validation rule is a
 //! `deserialize_with` in `fields` (so errors carry the exact position).
 
-use super::{fields, FeederConfig, FeederName, FeederTables, Template, TemplateValue};
+use super::{
+    fields, Capture, CaptureName, Condition, FeederConfig, FeederName, FeederTables, JsonPointer,
+    Template, TemplateValue,
+};
 use crate::duration::HumanDuration;
 use crate::emulator::EmulatorConfig;
+use crate::pattern::Pattern;
 use crate::protocol::runtime::{Codec, Limits};
 use crate::protocol::socketio::{Eio, OutputLimits};
 use serde::{Deserialize, Serialize};
@@ -39,7 +43,7 @@ pub fn name_slug(name: &str, max_parts: usize) -> String {
 }
 
 /// A whole scenario file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     #[serde(deserialize_with = "fields::name")]
@@ -93,7 +97,7 @@ pub struct Scenario {
 }
 
 /// `abort_on_fail: { delay: 10s }`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AbortOnFail {
     /// Do not judge before this much of the run has passed (let percentiles settle).
@@ -102,7 +106,7 @@ pub struct AbortOnFail {
 }
 
 /// Where the turns go and how each session identifies itself.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Target {
     /// `socketio` (default) or `rest` (one HTTP request per turn).
@@ -152,7 +156,7 @@ impl Target {
 /// the same `sessionId`/`userId`, `interval` after the drop (and after each
 /// failed attempt), at most `max_attempts` tries; then the conversation is
 /// abandoned. `max_attempts: 0` never reconnects.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SocketIoReconnect {
     #[serde(deserialize_with = "fields::duration")]
@@ -176,7 +180,7 @@ impl Default for Target {
             kind: TargetKind::SocketIo,
             http2: false,
             url: None,
-            url_token: Template::literal("emulator-url-token"),
+            url_token: Template::literal(DEFAULT_URL_TOKEN),
             eio: Eio::V3,
             emit_with_ack: true,
             test_mode: false,
@@ -192,6 +196,17 @@ impl Default for Target {
     }
 }
 
+/// The URL token a scenario without `target.url_token` has (the embedded
+/// emulator accepts any token).
+pub const DEFAULT_URL_TOKEN: &str = "emulator-url-token";
+
+impl Target {
+    /// Whether the scenario sets `url_token` itself (not the default).
+    pub fn url_token_given(&self) -> bool {
+        self.url_token.source() != DEFAULT_URL_TOKEN
+    }
+}
+
 impl Scenario {
     /// Every step of the file: the top-level script and those of `scenarios`.
     pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
@@ -202,7 +217,7 @@ impl Scenario {
 }
 
 /// One of several scripts of a file (`scenarios:`), tagged by its name.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubScenario {
     #[serde(deserialize_with = "fields::name")]
@@ -222,7 +237,9 @@ fn default_weight() -> f64 {
 }
 
 /// How turns reach the bot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum TargetKind {
     /// The Socket.IO Endpoint (`@cognigy/socket-client`), EIO3/EIO4.
     #[default]
@@ -234,7 +251,9 @@ pub enum TargetKind {
 }
 
 /// How context updates reach the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RuntimeKind {
     /// The runtime WebSocket (docs/protocol.md §2).
@@ -246,7 +265,7 @@ pub enum RuntimeKind {
 
 /// How load is generated (k6-like executors). Without `executor`, `vus` VUs
 /// loop the steps for `duration` and/or `iterations` (closed model).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Load {
     #[serde(default)]
@@ -315,7 +334,7 @@ impl Default for Load {
 }
 
 /// k6-style executor names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Executor {
     /// `vus` VUs loop for `duration`.
@@ -351,7 +370,7 @@ impl Executor {
 }
 
 /// One ramp: reach `target` linearly over `duration`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
     #[serde(deserialize_with = "fields::duration")]
@@ -360,7 +379,9 @@ pub struct Stage {
 }
 
 /// Spacing of arrivals in the open model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Arrival {
     #[default]
@@ -483,19 +504,44 @@ pub enum Step {
     UpdateContext(UpdateStep),
     /// Read the VU's session context over the runtime WebSocket.
     GetContext,
+    /// A step with `if:`: it runs only when the condition holds.
+    If(Box<Guarded>),
+}
+
+/// `- if: { captured: intent, equals: refund }` beside a step's name.
+#[derive(Debug, Clone, Serialize)]
+pub struct Guarded {
+    pub when: Condition,
+    pub step: Step,
 }
 
 impl Step {
     /// Whether the step produces a measured sample (a turn or a context update).
     pub fn is_measured(&self) -> bool {
         matches!(
-            self,
+            self.action(),
             Step::Send(_) | Step::UpdateContext(_) | Step::GetContext
         )
     }
+
+    /// What the step does, seen through its `if:`.
+    pub fn action(&self) -> &Step {
+        match self {
+            Step::If(g) => &g.step,
+            other => other,
+        }
+    }
+
+    /// The step's `if:` condition and what it does.
+    pub fn guard(&self) -> (Option<&Condition>, &Step) {
+        match self {
+            Step::If(g) => (Some(&g.when), &g.step),
+            other => (None, other),
+        }
+    }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendStep {
     /// Optional name, used as a tag in reports.
@@ -515,21 +561,71 @@ pub struct SendStep {
     pub timeout: HumanDuration,
     #[serde(default)]
     pub expect: Option<Expect>,
+    /// Values taken from this turn's outputs for later steps (`{{captured.name}}`).
+    /// One that finds nothing fails the turn (`capture_missing`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capture: BTreeMap<CaptureName, Capture>,
+}
+
+impl SendStep {
+    /// Whether judging the turn needs the outputs' structured `data`.
+    pub fn uses_output_data(&self) -> bool {
+        self.expect.as_ref().is_some_and(|e| !e.data.is_empty())
+            || self.capture.values().any(|c| c.path.is_some())
+    }
 }
 
 fn default_turn_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
 }
 
-/// Checks on a finished turn; a failed check makes the turn an error (`expect_failed`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Checks on a finished turn; a failed check makes the turn an error with
+/// the check's cause (`expect_min_outputs`, `expect_text_matches`, …).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    #[serde(default)]
+    /// At least this many outputs (the same as `outputs: { min: N }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_outputs: Option<u32>,
+    /// The number of outputs lies in this range (both ends included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<OutputRange>,
     /// Some output's text must contain this (after template expansion).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_contains: Option<Template>,
+    /// Some output's text must match this regular expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_matches: Option<Pattern>,
+    /// Checks on the outputs' structured `data`, each at a JSON Pointer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<DataCheck>,
+}
+
+/// `outputs: { min: 1, max: 3 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, try_from = "RawRange")]
+pub struct OutputRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+}
+
+/// One check on the outputs' `data`: some output has a value at `path`
+/// (`exists: true`, the default), that `equals` a value or `matches` a
+/// pattern; `exists: false` = no output has one.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, try_from = "RawDataCheck")]
+pub struct DataCheck {
+    pub path: JsonPointer,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exists: Option<bool>,
+    /// Compared as JSON (string leaves are templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<TemplateValue>,
+    /// On a string value, or on the JSON text of any other value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Pattern>,
 }
 
 /// `500ms` (fixed) or `1s..3s` (uniformly jittered in the range).
@@ -540,7 +636,7 @@ pub struct ThinkTime {
 }
 
 /// Where context updates go and how the runtime connection behaves.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeTarget {
     /// `websocket` (default) or `rest_inject`.
@@ -597,7 +693,7 @@ impl Default for RuntimeTarget {
 }
 
 /// OAuth 2.0 client credentials for the runtime token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthSettings {
     #[serde(deserialize_with = "fields::run_constant")]
@@ -616,7 +712,7 @@ fn default_scope() -> String {
 }
 
 /// Reconnect after abnormal closes: wait `backoff × attempt`, at most `max_attempts` tries.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReconnectSettings {
     pub max_attempts: u32,
@@ -634,7 +730,7 @@ impl Default for ReconnectSettings {
 }
 
 /// `update_context`: either `scope` + `vars`, or `context: {scope: {vars}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateStep {
     #[serde(default)]
@@ -669,7 +765,9 @@ pub enum UpdateVersion {
 }
 
 /// What counts as success for an update step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum UpdateExpect {
     /// `contextUpdated` (after conflict retries).
@@ -682,7 +780,7 @@ pub enum UpdateExpect {
 }
 
 /// How the run measures itself over time, and where live metrics go.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
     /// Length of one row of `timeseries.csv` / one interval of the `.hlog` files.
@@ -722,5 +820,63 @@ impl Default for MetricsSettings {
             linger: HumanDuration(Duration::from_secs(15)),
             remote_write: None,
         }
+    }
+}
+
+/// `OutputRange` as written, before its check.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawRange {
+    #[serde(default)]
+    min: Option<u32>,
+    #[serde(default)]
+    max: Option<u32>,
+}
+
+impl TryFrom<RawRange> for OutputRange {
+    type Error = String;
+    fn try_from(r: RawRange) -> Result<Self, String> {
+        match (r.min, r.max) {
+            (None, None) => Err(fields::message_with_hint(
+                "`outputs` has neither `min` nor `max`",
+                "write e.g. `outputs: { min: 1, max: 3 }`",
+            )),
+            (Some(min), Some(max)) if min > max => Err(fields::message_with_hint(
+                &format!("`outputs` has `min: {min}` above `max: {max}`"),
+                "the range includes both ends: `min` <= `max`",
+            )),
+            (min, max) => Ok(OutputRange { min, max }),
+        }
+    }
+}
+
+/// `DataCheck` as written, before its check.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawDataCheck {
+    path: JsonPointer,
+    #[serde(default)]
+    exists: Option<bool>,
+    #[serde(default)]
+    equals: Option<TemplateValue>,
+    #[serde(default)]
+    matches: Option<Pattern>,
+}
+
+impl TryFrom<RawDataCheck> for DataCheck {
+    type Error = String;
+    fn try_from(r: RawDataCheck) -> Result<Self, String> {
+        if r.exists == Some(false) && (r.equals.is_some() || r.matches.is_some()) {
+            return Err(fields::message_with_hint(
+                "a `data` check with `exists: false` cannot also compare the value",
+                "drop `equals`/`matches`, or use `exists: true`",
+            ));
+        }
+        Ok(DataCheck {
+            path: r.path,
+            exists: r.exists,
+            equals: r.equals,
+            matches: r.matches,
+        })
     }
 }

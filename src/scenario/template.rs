@@ -12,6 +12,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+/// The scope of `{{captured.<name>}}` (no feeder may be named so).
+pub const CAPTURED: &str = "captured";
+
 /// Placeholders accepted inside `{{...}}`, in the order hints list them.
 pub const PLACEHOLDERS: [&str; 3] = ["vu", "iteration", "uuid"];
 
@@ -25,6 +28,9 @@ pub struct TemplateCtx<'a> {
     /// This iteration's feeder rows; `None` (or a feeder without a row)
     /// renders `{{feeder.column}}` as an empty string.
     pub rows: Option<&'a FeederRows>,
+    /// Values captured by earlier steps of this iteration (`{{captured.name}}`;
+    /// an unset one renders as an empty string).
+    pub captured: Option<&'a super::Captured>,
 }
 
 /// Why a template string was rejected. `Display` says what is wrong;
@@ -52,6 +58,9 @@ pub enum TemplateError {
         /// The feeders the scenario declares.
         declared: Vec<String>,
     },
+    /// `{{captured.name}}` where no earlier step captures `name`.
+    #[error("{message}")]
+    Capture { message: String, hint: String },
     #[error("feeder `{feeder}` has no column `{column}`")]
     UnknownColumn {
         feeder: String,
@@ -86,6 +95,7 @@ impl TemplateError {
             TemplateError::EnvNotUnicode { name } => {
                 format!("export {name} with a UTF-8 value")
             }
+            TemplateError::Capture { hint, .. } => hint.clone(),
             TemplateError::UnknownFeeder { name, declared, .. } if declared.is_empty() => format!(
                 "no feeders are declared; declare one at the top level, e.g. `feeders: {{ {name}: {{ file: data/{name}.csv }} }}` (a CSV file with a header row)"
             ),
@@ -115,7 +125,9 @@ fn valid_placeholders() -> String {
     for p in PLACEHOLDERS {
         let _ = write!(s, "{{{{{p}}}}}, ");
     }
-    s.push_str("${env:NAME}, {{<feeder>.<column>}} (see `feeders:`)");
+    s.push_str(
+        "${env:NAME}, {{<feeder>.<column>}} (see `feeders:`), {{captured.<name>}} (see `capture:`)",
+    );
     s
 }
 
@@ -128,6 +140,8 @@ enum Part {
     Uuid,
     /// `{{feeder.column}}`, resolved to indices at load time.
     Field(feeder::FieldRef),
+    /// `{{captured.name}}`: a value an earlier step captured.
+    Captured(std::sync::Arc<str>),
 }
 
 /// A parsed string template.
@@ -185,6 +199,13 @@ impl Template {
                     "iteration" => Part::Iteration,
                     "uuid" => Part::Uuid,
                     other => match other.split_once('.') {
+                        Some((scope, name)) if scope.trim() == CAPTURED => {
+                            let name = name.trim();
+                            super::capture::check_declared(name).map_err(|(message, hint)| {
+                                TemplateError::Capture { message, hint }
+                            })?;
+                            Part::Captured(std::sync::Arc::from(name))
+                        }
                         Some((feeder, column)) => {
                             Part::Field(feeder::resolve(feeder.trim(), column.trim())?)
                         }
@@ -249,6 +270,11 @@ impl Template {
                 }
                 Part::Field(f) => {
                     if let Some(v) = ctx.rows.and_then(|r| r.value(f.feeder, f.column)) {
+                        out.push_str(v);
+                    }
+                }
+                Part::Captured(name) => {
+                    if let Some(v) = ctx.captured.and_then(|c| c.get(name)) {
                         out.push_str(v);
                     }
                 }
@@ -460,6 +486,7 @@ mod tests {
         vu: 7,
         iteration: 3,
         rows: None,
+        captured: None,
     };
 
     #[test]

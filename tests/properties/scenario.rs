@@ -133,7 +133,7 @@ proptest! {
         prop_assume!(!s.contains("{{") && !s.contains("${"));
         let t = parse_isolated(&s).map_err(|e| TestCaseError::fail(format!("{s:?}: {e}")))?;
         prop_assert!(t.is_static());
-        prop_assert_eq!(t.render(&TemplateCtx { vu, iteration, rows: None }), s);
+        prop_assert_eq!(t.render(&TemplateCtx { vu, iteration, rows: None, captured: None }), s);
     }
 
     #[test]
@@ -160,7 +160,7 @@ proptest! {
         let t = template::with_env(&env, || Template::parse(&source))
             .map_err(|e| TestCaseError::fail(format!("{source:?}: {e}")))?;
         prop_assert_eq!(t.source(), source.as_str());
-        let rendered = t.render(&TemplateCtx { vu, iteration, rows: None });
+        let rendered = t.render(&TemplateCtx { vu, iteration, rows: None, captured: None });
         let mut rest = rendered.as_str();
         for p in &pieces {
             rest = match p {

@@ -138,7 +138,9 @@ impl WireCodec for Json {
 }
 
 /// The codec of one connection (scenario `runtime.codec`, URL `codec=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Codec {
     #[default]

@@ -7,7 +7,7 @@ use super::{ClientMessage, Context, RejectCode, SCOPES};
 use serde::{Deserialize, Serialize};
 
 /// Configurable limits; the defaults are the documented ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub max_variables_per_scope: usize,

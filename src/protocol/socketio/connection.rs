@@ -322,6 +322,34 @@ fn classify(ev: &Event) -> Kind {
     }
 }
 
+/// Moves `data.data` out of an `output` event (`None` when absent or null).
+fn take_output_data(ev: &mut Event) -> Option<Value> {
+    let data = ev
+        .args
+        .first_mut()?
+        .get_mut("data")?
+        .get_mut("data")?
+        .take();
+    (!data.is_null()).then_some(data)
+}
+
+/// About the bytes `v` takes as JSON text (strings and keys by length, other
+/// scalars as 8), without encoding it: what an output's kept `data` counts
+/// against `target.max_turn_output_bytes`.
+fn approx_json_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(approx_json_size).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 3 + approx_json_size(v))
+                .sum::<usize>()
+        }
+        _ => 8,
+    }
+}
+
 /// `v.error.message`, `v.error` (string), `v.message`, else `fallback`.
 fn error_message(v: &Value, fallback: &str) -> String {
     let error = v.get("error");
@@ -529,7 +557,7 @@ impl Connection {
                 }
                 Ok(Got::Socket(packet, at)) => (packet, at),
             };
-            let ev = match self.handle_socket(packet, at).await {
+            let mut ev = match self.handle_socket(packet, at).await {
                 Err(f) => {
                     turn.outcome = TurnOutcome::Disconnected(self.kill(f));
                     return turn;
@@ -543,11 +571,13 @@ impl Connection {
                     context_version,
                 } => {
                     turn.outputs_received += 1;
-                    let bytes = text.as_ref().map_or(0, String::len);
+                    let data = take_output_data(&mut ev);
+                    let bytes = text.as_ref().map_or(0, String::len)
+                        + data.as_ref().map_or(0, approx_json_size);
                     let limits = self.output_limits;
                     if !limits.admits(turn.outputs.len(), kept_bytes, bytes) {
                         turn.outcome = TurnOutcome::OutputsOverflow(format!(
-                            "more than {} outputs or {} bytes of output text before finalPing",
+                            "more than {} outputs or {} bytes of output text and data before finalPing",
                             limits.max_count, limits.max_bytes
                         ));
                         return turn;
@@ -557,6 +587,7 @@ impl Connection {
                         at: ev.at,
                         text,
                         context_version,
+                        data,
                     });
                 }
                 Kind::OutputError(msg) => {

@@ -112,6 +112,9 @@ pub struct Output {
     pub text: Option<String>,
     /// `data.data.contextVersion`: the context version the bot saw (emulator).
     pub context_version: Option<u64>,
+    /// `data.data`: the output's structured data (quick replies, payloads),
+    /// moved out of the parsed event (no copy); `None` when absent or null.
+    pub data: Option<serde_json::Value>,
 }
 
 /// How a turn ended.
@@ -188,12 +191,13 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// Short stable name for reports (`connect_timeout`, `refused`, …).
+    /// Short stable name for reports (`connect_timeout`, `refused`,
+    /// `http_404`, …; other statuses `http_4xx`/`http_5xx`).
     pub fn cause(&self) -> &'static str {
         match self {
             ConnectError::Timeout { .. } => "connect_timeout",
             ConnectError::Refused(_) => "refused",
-            ConnectError::Http { .. } => "http_status",
+            ConnectError::Http { status } => crate::protocol::rest::status_cause(*status),
             ConnectError::Tls(_) => "tls",
             ConnectError::Protocol(_) => "protocol",
             ConnectError::Closed(_) => "closed",
