@@ -137,6 +137,7 @@ mod tests {
                     data: (!data.is_null()).then(|| data.clone()),
                 })
                 .collect(),
+            outputs_received: outputs.len() as u64,
             finished_at: Some(at),
             outcome: TurnOutcome::Ok,
         }
