@@ -34,7 +34,10 @@
 //! `FINALPING_BENCH_SERVE_WORKERS` (2), `FINALPING_BENCH_RAMP` (seconds,
 //! default: sessions ÷ 1,000 per second, at least 10), `FINALPING_BENCH_HOLD`
 //! (seconds of think time, default ramp + 30), `FINALPING_BENCH_DELAY`
-//! (emulator reply delay, `5ms`), `FINALPING_BENCH_KEEP` (a folder to keep
+//! (emulator reply delay, `5ms`), `FINALPING_BENCH_PING_TIMEOUT` (the
+//! Engine.IO ping timeout the emulators announce, `60s`: the default 20 s
+//! closes sessions whose heartbeat a starved process answers late),
+//! `FINALPING_BENCH_KEEP` (a folder to keep
 //! the merged report in). The whole run is bounded: segments that do not
 //! finish by ramp + hold + 4 min are stopped. Every child process gets
 //! SIGTERM when the benchmark ends, on any path (including when the benchmark
@@ -59,6 +62,7 @@ struct Settings {
     ramp_s: u64,
     hold_s: u64,
     delay: String,
+    ping_timeout: String,
     keep: Option<PathBuf>,
 }
 
@@ -80,6 +84,8 @@ impl Settings {
             ramp_s,
             hold_s: num("FINALPING_BENCH_HOLD", ramp_s + 30),
             delay: std::env::var("FINALPING_BENCH_DELAY").unwrap_or_else(|_| "5ms".into()),
+            ping_timeout: std::env::var("FINALPING_BENCH_PING_TIMEOUT")
+                .unwrap_or_else(|_| "60s".into()),
             keep: std::env::var_os("FINALPING_BENCH_KEEP").map(PathBuf::from),
         }
     }
@@ -179,15 +185,12 @@ struct Emulator {
     lines: mpsc::Receiver<String>,
 }
 
-fn start_emulator(
-    children: &mut Children,
-    s: &Settings,
-    k: u64,
-) -> Result<Emulator, String> {
+fn start_emulator(children: &mut Children, s: &Settings, k: u64) -> Result<Emulator, String> {
     let host = format!("127.0.0.{}", k + 1);
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--host", &host, "--port", "0", "--no-typing"])
         .args(["--delay", &s.delay, "--seed", &(1000 * k).to_string()])
+        .args(["--ping-timeout", &s.ping_timeout])
         .args(["--workers", &s.serve_workers.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -372,14 +375,15 @@ fn bench(s: &Settings) -> Result<bool, String> {
     }
     let emulator_pids: Vec<u32> = emulators.iter().flat_map(|e| e.pids.clone()).collect();
     println!(
-        "emulators: {} ({} processes), reply delay {}",
+        "emulators: {} ({} processes), reply delay {}, ping timeout {}",
         emulators
             .iter()
             .map(|e| e.url.as_str())
             .collect::<Vec<_>>()
             .join(", "),
         emulator_pids.len(),
-        s.delay
+        s.delay,
+        s.ping_timeout
     );
 
     let scenario = dir.path().join("sessions.yaml");
@@ -504,9 +508,15 @@ fn bench(s: &Settings) -> Result<bool, String> {
         {
             if let Some(total) = line.trim().strip_prefix("total: ") {
                 let mut words = total.split_whitespace();
-                emulator_sessions += words.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                emulator_sessions += words
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
                 words.next();
-                emulator_turns += words.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                emulator_turns += words
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
                 break;
             }
         }

@@ -659,9 +659,7 @@ fn serve_lines_limited(
         let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
         // SAFETY: setrlimit is async-signal-safe.
         unsafe {
-            cmd.pre_exec(move || {
-                rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard)
-            });
+            cmd.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard));
         }
     }
     let mut child = cmd.spawn().expect("spawn finalping serve");
@@ -818,12 +816,7 @@ fn serve_raises_a_low_soft_open_files_limit() {
     let (_server, _, rx) = serve_lines_limited(&[], Some(SOFT));
     let mut seen = Vec::new();
     let first = line_with(&rx, "listening on", &mut seen);
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
+    let addr = first.split("http://").nth(1).unwrap().trim().to_string();
     let limit = line_with(&rx, "open files: up to", &mut seen);
     assert!(limit.contains(&format!("up to {hard} ")), "{limit}");
 
