@@ -2,7 +2,8 @@
 //!
 //! Both sides run as several processes, the way a user scales out:
 //! - the emulator: `A` instances of `finalping serve --workers W`, instance `k`
-//!   listening on loopback address `127.0.0.(k+1)` (A × W processes);
+//!   listening on loopback address `127.0.0.(k+1)` (A × W worker processes
+//!   and A supervisors);
 //! - the client: `S` execution segments, `finalping run --segment i/S` with one
 //!   `--run-id` and one `--start-barrier`, segment `i` aimed at instance
 //!   `i mod A`; afterwards `finalping merge` makes the one report.
@@ -30,10 +31,10 @@
 //! so the generator is busy by design; the report still shows its lag.
 //!
 //! Settings (environment): `FINALPING_BENCH_SESSIONS` (100000),
-//! `FINALPING_BENCH_SEGMENTS` (8), `FINALPING_BENCH_ADDRS` (4),
+//! `FINALPING_BENCH_SEGMENTS` (8), `FINALPING_BENCH_ADDRS` (8),
 //! `FINALPING_BENCH_SERVE_WORKERS` (2), `FINALPING_BENCH_RAMP` (seconds,
-//! default: sessions ÷ 1,000 per second, at least 10), `FINALPING_BENCH_HOLD`
-//! (seconds of think time, default ramp + 30), `FINALPING_BENCH_DELAY`
+//! default: sessions ÷ 556 per second, at least 10), `FINALPING_BENCH_HOLD`
+//! (seconds of think time, default ramp + 20), `FINALPING_BENCH_DELAY`
 //! (emulator reply delay, `5ms`), `FINALPING_BENCH_PING_TIMEOUT` (the
 //! Engine.IO ping timeout the emulators announce, `60s`: the default 20 s
 //! closes sessions whose heartbeat a starved process answers late),
@@ -75,14 +76,15 @@ impl Settings {
                 .unwrap_or(default)
         };
         let sessions = num("FINALPING_BENCH_SESSIONS", 100_000).max(1);
-        let ramp_s = num("FINALPING_BENCH_RAMP", (sessions / 1000).max(10));
+        // 100,000 over 180 s (556 connects/s) held on this 2-core machine.
+        let ramp_s = num("FINALPING_BENCH_RAMP", (sessions * 18 / 10_000).max(10));
         Settings {
             sessions,
             segments: num("FINALPING_BENCH_SEGMENTS", 8).max(1),
-            addrs: num("FINALPING_BENCH_ADDRS", 4).clamp(1, 254),
+            addrs: num("FINALPING_BENCH_ADDRS", 8).clamp(1, 254),
             serve_workers: num("FINALPING_BENCH_SERVE_WORKERS", 2).max(1),
             ramp_s,
-            hold_s: num("FINALPING_BENCH_HOLD", ramp_s + 30),
+            hold_s: num("FINALPING_BENCH_HOLD", ramp_s + 20),
             delay: std::env::var("FINALPING_BENCH_DELAY").unwrap_or_else(|_| "5ms".into()),
             ping_timeout: std::env::var("FINALPING_BENCH_PING_TIMEOUT")
                 .unwrap_or_else(|_| "60s".into()),
