@@ -27,8 +27,9 @@
 //! CPU user/system of each side (from `getrusage` of the reaped processes),
 //! and the merged `final_ping` and `connect` percentiles.
 //!
-//! The segments run with `--self-check warn`: 16 processes share the cores,
-//! so the generator is busy by design; the report still shows its lag.
+//! The segments run with `--self-check warn`: the client and emulator
+//! processes (32 by default) share the cores, so the generator is busy by
+//! design; the segments' reports still show its lag.
 //!
 //! Settings (environment): `FINALPING_BENCH_SESSIONS` (100000),
 //! `FINALPING_BENCH_SEGMENTS` (8), `FINALPING_BENCH_ADDRS` (8),
@@ -38,8 +39,7 @@
 //! (emulator reply delay, `5ms`), `FINALPING_BENCH_PING_TIMEOUT` (the
 //! Engine.IO ping timeout the emulators announce, `60s`: the default 20 s
 //! closes sessions whose heartbeat a starved process answers late),
-//! `FINALPING_BENCH_KEEP` (a folder to keep
-//! the merged report in). The whole run is bounded: segments that do not
+//! `FINALPING_BENCH_KEEP` (a folder to keep the merged report in). The whole run is bounded: segments that do not
 //! finish by ramp + hold + 4 min are stopped. Every child process gets
 //! SIGTERM when the benchmark ends, on any path (including when the benchmark
 //! itself is killed: `PR_SET_PDEATHSIG`).
