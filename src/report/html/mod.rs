@@ -690,14 +690,14 @@ fn segments(h: &mut String, r: &RunReport) {
     if r.segments.is_empty() {
         return;
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<h2 id=\"segments\">Segments</h2><p class=\"note\">This run merges {} segment runs \
          (histograms added exactly, counters summed); each process's own figures:</p>\
          <table><tr><th class=\"n\">segment</th><th>run id</th><th>status</th><th>started</th>\
          <th class=\"n\">late ms</th><th class=\"n\">duration s</th><th class=\"n\">peak VUs</th>\
          <th class=\"n\">turns ok</th><th class=\"n\">turns failed</th><th class=\"n\">client CPU ms</th>\
-         <th class=\"n\">peak RSS MiB</th><th class=\"n\">lag p99 ms</th><th>saturated</th></tr>\n",
+         <th class=\"n\">peak RSS MiB</th><th class=\"n\">lag p99 ms</th><th>saturated</th></tr>",
         r.segments.len()
     );
     for s in &r.segments {
