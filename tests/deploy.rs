@@ -15,7 +15,9 @@
 //!
 //! And the target side of scaling out: `finalping serve --workers 2` spreads
 //! the connections of a real run over two worker processes on one port, and
-//! its counters, summed by the parent at SIGTERM, add up to the run's.
+//! its counters, summed by the parent at SIGTERM, add up to the run's; and
+//! `finalping serve` started with a low soft open-files limit (1,024 is a
+//! common default) raises it, so it holds more connections than that limit.
 
 mod common;
 
@@ -637,15 +639,30 @@ fn indexed_job_played_locally_merges_to_one_passing_report() {
 
 /// `finalping serve --port 0 <extra>` with every stdout line sent to a channel.
 fn serve_lines(extra: &[&str]) -> (Running, u32, std::sync::mpsc::Receiver<String>) {
+    serve_lines_limited(extra, None)
+}
+
+/// `serve_lines`, started with the soft open-files limit lowered to `soft`.
+fn serve_lines_limited(
+    extra: &[&str],
+    soft: Option<u64>,
+) -> (Running, u32, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead;
-    let mut child = Command::new(bin())
-        .args(["serve", "--port", "0"])
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", "--port", "0"])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn finalping serve");
+        .stderr(Stdio::inherit());
+    if let Some(soft) = soft {
+        let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+        // SAFETY: setrlimit is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard));
+        }
+    }
+    let mut child = cmd.spawn().expect("spawn finalping serve");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -785,4 +802,41 @@ fn serve_workers_share_one_port_and_sum_their_counters() {
         let alive = unsafe { libc::kill(pid as i32, 0) } == 0;
         assert!(!alive, "worker {pid} outlived the parent");
     }
+}
+
+#[test]
+fn serve_raises_a_low_soft_open_files_limit() {
+    const SOFT: u64 = 64;
+    const CONNECTIONS: usize = 150;
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+    assert!(
+        hard >= 1024,
+        "this test needs a hard open-files limit of at least 1024 (ulimit -Hn is {hard})"
+    );
+    let (_server, _, rx) = serve_lines_limited(&[], Some(SOFT));
+    let mut seen = Vec::new();
+    let first = line_with(&rx, "listening on", &mut seen);
+    let addr = first.split("http://").nth(1).unwrap().trim().to_string();
+    let limit = line_with(&rx, "open files: up to", &mut seen);
+    assert!(limit.contains(&format!("up to {hard} ")), "{limit}");
+
+    // More connections than the soft limit it was started with, all open at
+    // once: each gets an HTTP answer only if the server could accept it.
+    use std::io::{Read, Write};
+    let mut streams = Vec::new();
+    for i in 0..CONNECTIONS {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head)
+            .unwrap_or_else(|e| panic!("connection {i} got no answer: {e}"));
+        assert!(head.starts_with(b"HTTP/1.1 "), "{head:?}");
+        streams.push(s);
+    }
+    assert_eq!(streams.len(), CONNECTIONS);
 }

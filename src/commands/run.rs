@@ -650,13 +650,16 @@ pub(super) fn ensure_fd_capacity(
     )))
 }
 
+/// Raises the soft open-files limit to the hard limit; returns the new soft
+/// limit (`None` where there is none to raise). Shared with `serve`, whose
+/// every accepted connection is a descriptor too.
 #[cfg(unix)]
-fn raise_fd_limit() -> Option<u64> {
+pub(super) fn raise_fd_limit() -> Option<u64> {
     rlimit::increase_nofile_limit(u64::MAX).ok()
 }
 
 #[cfg(not(unix))]
-fn raise_fd_limit() -> Option<u64> {
+pub(super) fn raise_fd_limit() -> Option<u64> {
     None
 }
 

@@ -16,6 +16,9 @@ pub async fn serve(args: ServeArgs) -> Result<i32, CliError> {
         ))
     })?;
     let addr = SocketAddr::new(ip, args.port);
+    // Every accepted connection is a descriptor: a soft limit of 1,024 (a
+    // common default) would cap the emulator far below its capacity.
+    let fd_limit = super::run::raise_fd_limit();
     if let Some(index) = args.worker_index {
         return super::serve_workers::worker(addr, index).await;
     }
@@ -28,7 +31,7 @@ pub async fn serve(args: ServeArgs) -> Result<i32, CliError> {
             "cannot listen on {addr}: {e} (pick another --port, or --port 0 for a free one)"
         ))
     })?;
-    let faults = print_banner(&config, server.addr, None);
+    let faults = print_banner(&config, server.addr, None, fd_limit);
     let stop = signals::install("closing the emulator's connections");
     stop.cancelled().await;
     if !faults.is_empty() {
@@ -48,6 +51,7 @@ pub(super) fn print_banner(
     config: &EmulatorConfig,
     addr: SocketAddr,
     workers: Option<&[u32]>,
+    fd_limit: Option<u64>,
 ) -> Vec<String> {
     println!("finalping serve: listening on http://{addr}");
     if let Some(pids) = workers {
@@ -79,6 +83,10 @@ pub(super) fn print_banner(
         config.runtime.client_id,
         emulator::WEBHOOK_PATH
     );
+    if let Some(limit) = fd_limit {
+        let per = if workers.is_some() { " per worker" } else { "" };
+        println!("  open files: up to {limit}{per} (one per connection)");
+    }
     let mut faults = config.faults.describe_active();
     faults.extend(config.runtime.faults.describe_active());
     if !faults.is_empty() {

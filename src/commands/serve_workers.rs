@@ -243,7 +243,7 @@ pub async fn supervise(
             )))
         }
     }
-    super::serve::print_banner(&config, addr, Some(&pids));
+    super::serve::print_banner(&config, addr, Some(&pids), super::run::raise_fd_limit());
 
     let stop = super::signals::install("stopping the workers");
     let mut lost = None;
