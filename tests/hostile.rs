@@ -598,26 +598,12 @@ fn a_full_disk_still_prints_the_verdict() {
     let w = Workdir::new();
     let p = quick_scenario(&w);
     let out_dir = w.path("r");
-    let mut cmd = Command::new(bin());
-    cmd.args(with_self_check_warn(&[
-        "run",
-        p.to_str().unwrap_or_default(),
-        "--out",
-        out_dir.to_str().unwrap_or_default(),
-        "--quiet",
-    ]))
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut cmd = quiet_run(&p, &out_dir);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let limit = libc::rlimit {
-                rlim_cur: 16 * 1024,
-                rlim_max: 16 * 1024,
-            };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            set_limit(libc::RLIMIT_FSIZE, 16 * 1024);
             Ok(())
         });
     }
@@ -641,25 +627,11 @@ fn the_open_files_check_counts_runtime_connections() {
         "s.yaml",
         "name: fds\nload: {vus: 64, iterations: 1}\nsteps:\n  - send: {text: hi}\n  - update_context: {scope: session, vars: {a: 1}}\n",
     );
-    let mut cmd = Command::new(bin());
-    cmd.args(with_self_check_warn(&[
-        "run",
-        p.to_str().unwrap_or_default(),
-        "--out",
-        w.path("r").to_str().unwrap_or_default(),
-        "--quiet",
-    ]))
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut cmd = quiet_run(&p, &w.path("r"));
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 256,
-                rlim_max: 256,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            set_limit(libc::RLIMIT_NOFILE, 256);
             Ok(())
         });
     }
@@ -667,6 +639,36 @@ fn the_open_files_check_counts_runtime_connections() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(3), "{t}");
     assert!(t.contains("open files") && t.contains("256"), "{t}");
+}
+
+/// `finalping run <scenario> --out <out> --quiet` (with `--self-check warn`),
+/// its output piped, ready for a `pre_exec` that limits the child.
+fn quiet_run(scenario: &std::path::Path, out: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(with_self_check_warn(&[
+        "run",
+        scenario.to_str().unwrap_or_default(),
+        "--out",
+        out.to_str().unwrap_or_default(),
+        "--quiet",
+    ]))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    cmd
+}
+
+/// Sets both the soft and the hard `resource` limit to `value`; only
+/// `setrlimit`, so it may run between fork and exec.
+fn set_limit(resource: libc::__rlimit_resource_t, value: libc::rlim_t) {
+    let limit = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: setrlimit with a valid pointer to a local struct.
+    unsafe {
+        libc::setrlimit(resource, &limit);
+    }
 }
 
 /// Waits (bounded) for a file to appear: a child run claims its folder with
@@ -1118,26 +1120,12 @@ fn running_out_of_descriptors_makes_a_run_invalid() {
         ),
     );
     let out_dir = w.path("r");
-    let mut cmd = Command::new(bin());
-    cmd.args(with_self_check_warn(&[
-        "run",
-        p.to_str().unwrap_or_default(),
-        "--out",
-        out_dir.to_str().unwrap_or_default(),
-        "--quiet",
-    ]))
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut cmd = quiet_run(&p, &out_dir);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
             // 40 VUs + 128 headroom: the check passes exactly.
-            let limit = libc::rlimit {
-                rlim_cur: 168,
-                rlim_max: 168,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            set_limit(libc::RLIMIT_NOFILE, 168);
             for _ in 0..135 {
                 libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
             }
