@@ -337,9 +337,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let written = report::write_all(&report, &out_dir);
     let _ = std::fs::remove_file(out_dir.join(crate::fsio::RUN_MARKER));
     if args.json && written.is_ok() {
-        let summary = std::fs::read_to_string(out_dir.join("summary.json"))
-            .map_err(|e| CliError::internal(format!("cannot read summary.json back: {e}")))?;
-        println!("{}", summary.trim_end());
+        // The same bytes as summary.json, without reading the file back.
+        use report::Exporter;
+        report::json::SummaryJson
+            .write(&report, &mut std::io::stdout().lock())
+            .map_err(|e| CliError::internal(format!("cannot print summary.json: {e}")))?;
     } else {
         report::print_final_table(&report);
     }

@@ -244,7 +244,7 @@ fn merged_totals(segments: &[Segment]) -> Result<Totals, MergeError> {
                 .map_err(|e| corrupt(format!("`{}`: {e:?}", m.name())))?;
         }
         for (name, n) in &s.report.counters {
-            let c = counter_named(name).ok_or_else(|| unknown("counter", name))?;
+            let c = Counter::named(name).ok_or_else(|| unknown("counter", name))?;
             snapshot.add(c, *n);
         }
         for (cause, n) in &s.report.errors {
@@ -259,7 +259,7 @@ fn merged_totals(segments: &[Segment]) -> Result<Totals, MergeError> {
         for (tag, data) in &s.report.tags {
             let id = tag_id(&tag_names, tag)?;
             for (name, n) in &data.counters {
-                let c = counter_named(name).ok_or_else(|| unknown("counter", name))?;
+                let c = Counter::named(name).ok_or_else(|| unknown("counter", name))?;
                 snapshot.add_tag_counter(id, c, *n);
             }
         }
@@ -295,10 +295,6 @@ fn tag_id(names: &[String], tag: &str) -> Result<TagId, MergeError> {
         .position(|n| n == tag)
         .and_then(|i| TagId::try_from(i).ok())
         .ok_or_else(|| MergeError::Refused(format!("too many distinct tags (at `{tag}`)")))
-}
-
-fn counter_named(name: &str) -> Option<Counter> {
-    Counter::ALL.into_iter().find(|c| c.name() == name)
 }
 
 /// CPU time and peak RSS summed over the segment processes; CPU use as a

@@ -65,6 +65,11 @@ impl Metric {
         Metric::RestTurn,
     ];
 
+    /// The metric called `name` (as in reports), if any.
+    pub fn named(name: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Metric::Connect => "connect",
@@ -179,6 +184,11 @@ impl Counter {
         Counter::Dropped,
         Counter::ContextStaleTurns,
     ];
+
+    /// The counter called `name` (as in reports), if any.
+    pub fn named(name: &str) -> Option<Counter> {
+        Counter::ALL.into_iter().find(|c| c.name() == name)
+    }
 
     pub fn name(self) -> &'static str {
         match self {

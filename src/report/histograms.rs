@@ -187,16 +187,12 @@ fn to_file(timeline: Option<&Timeline>, totals: &Totals) -> Result<File, String>
 }
 
 fn metric_named(name: &str) -> Result<Metric, String> {
-    Metric::ALL
-        .into_iter()
-        .find(|m| m.name() == name)
+    Metric::named(name)
         .ok_or_else(|| format!("unknown metric `{name}` (written by another finalping version?)"))
 }
 
 fn counter_named(name: &str) -> Result<Counter, String> {
-    Counter::ALL
-        .into_iter()
-        .find(|c| c.name() == name)
+    Counter::named(name)
         .ok_or_else(|| format!("unknown counter `{name}` (written by another finalping version?)"))
 }
 

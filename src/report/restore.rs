@@ -156,24 +156,10 @@ fn read_rows(path: &Path) -> Result<Vec<Row>, String> {
             .position(|h| h == name)
             .ok_or_else(|| format!("{}: no `{name}` column", path.display()))
     };
-    let cols = [
-        "t_start_s",
-        "t_end_s",
-        "active_vus",
-        "turns_started",
-        "turns_completed",
-        "turns_failed",
-        "outputs",
-        "updates_completed",
-        "updates_failed",
-        "cpu_percent",
-        "rss_mib",
-        "scheduler_lag_p99_ms",
-    ]
-    .map(col);
-    let mut idx = [0usize; 12];
-    for (i, c) in cols.into_iter().enumerate() {
-        idx[i] = c?;
+    use super::timeseries::{COUNT_COLUMNS, GAUGE_COLUMNS};
+    let mut idx = [0usize; COUNT_COLUMNS.len() + GAUGE_COLUMNS.len()];
+    for (i, name) in COUNT_COLUMNS.iter().chain(&GAUGE_COLUMNS).enumerate() {
+        idx[i] = col(name)?;
     }
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -183,7 +169,7 @@ fn read_rows(path: &Path) -> Result<Vec<Row>, String> {
             break;
         }
         let num = |i: usize| record.get(idx[i]).and_then(|v| v.parse::<f64>().ok());
-        let Some(v) = (0..12).map(num).collect::<Option<Vec<f64>>>() else {
+        let Some(v) = (0..idx.len()).map(num).collect::<Option<Vec<f64>>>() else {
             break;
         };
         let secs = |x: f64| Duration::try_from_secs_f64(x).unwrap_or_default();

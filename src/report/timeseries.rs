@@ -33,44 +33,35 @@ const MAIN_METRICS: [Metric; 4] = [
     Metric::Connect,
     Metric::ContextUpdate,
 ];
-/// Metric behind `schedule_lag_p99_ms` (open executors; absent until then).
-const SCHEDULE_LAG: &str = "schedule_lag";
-
-fn metric_named(name: &str) -> Option<Metric> {
-    Metric::ALL.iter().copied().find(|m| m.name() == name)
-}
 
 /// The header row.
 pub fn timeseries_header() -> Vec<String> {
-    let mut cols: Vec<String> = [
-        "t_start_s",
-        "t_end_s",
-        "active_vus",
-        "turns_started",
-        "turns_completed",
-        "turns_failed",
-        "outputs",
-        "updates_completed",
-        "updates_failed",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut cols: Vec<String> = COUNT_COLUMNS.iter().map(|s| s.to_string()).collect();
     for m in MAIN_METRICS {
         for q in ["p50", "p90", "p99", "max"] {
             cols.push(format!("{}_{q}_ms", m.name()));
         }
     }
-    for c in [
-        "schedule_lag_p99_ms",
-        "cpu_percent",
-        "rss_mib",
-        "scheduler_lag_p99_ms",
-    ] {
+    for c in std::iter::once("schedule_lag_p99_ms").chain(GAUGE_COLUMNS) {
         cols.push(c.to_string());
     }
     cols
 }
+
+/// The leading columns: interval bounds, active VUs and the interval's counts.
+pub(crate) const COUNT_COLUMNS: [&str; 9] = [
+    "t_start_s",
+    "t_end_s",
+    "active_vus",
+    "turns_started",
+    "turns_completed",
+    "turns_failed",
+    "outputs",
+    "updates_completed",
+    "updates_failed",
+];
+/// The trailing generator gauge columns.
+pub(crate) const GAUGE_COLUMNS: [&str; 3] = ["cpu_percent", "rss_mib", "scheduler_lag_p99_ms"];
 
 fn us_as_ms(us: u64) -> String {
     ms(us as f64 / 1000.0)
@@ -97,8 +88,7 @@ pub fn timeseries_row(i: &Interval) -> Vec<String> {
         }
     }
     cells.push(
-        metric_named(SCHEDULE_LAG)
-            .and_then(|m| i.stats(m))
+        i.stats(Metric::ScheduleLag)
             .map_or_else(String::new, |s| us_as_ms(s.p99_us)),
     );
     cells.push(format!("{:.1}", g.cpu_percent));

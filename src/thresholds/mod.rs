@@ -28,7 +28,7 @@ pub fn judge_report(report: &mut RunReport, set: &Thresholds, totals: Option<&Sn
         return;
     }
     let quantile = |name: &str, q: f64| -> Option<f64> {
-        let m = Metric::ALL.into_iter().find(|m| m.name() == name)?;
+        let m = Metric::named(name)?;
         let h = totals?.histogram(m);
         (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
     };

@@ -369,10 +369,7 @@ fn per_second(count: u64, i: &crate::metrics::Interval) -> f64 {
 
 /// A counter of an interval by its name (0 for a name that is not one).
 fn interval_counter(i: &crate::metrics::Interval, name: &str) -> u64 {
-    Counter::ALL
-        .iter()
-        .find(|c| c.name() == name)
-        .map_or(0, |c| i.counter(*c))
+    Counter::named(name).map_or(0, |c| i.counter(c))
 }
 
 const LINE_STYLES: [(&str, Dash); 6] = [
