@@ -96,6 +96,40 @@ fn a_stall_shows_in_intended_timing_not_in_actual_sends() {
     assert!(metric(&s, "schedule_lag", "max_ms") >= 700.0, "{s}");
 }
 
+#[test]
+fn open_model_vus_connect_before_the_schedule_and_keep_their_connection() {
+    // 6 VUs warm up before the first arrival; at 4 arrivals/s each VU then
+    // idles well past the emulator's heartbeat deadline (150 ms + 150 ms)
+    // between conversations, so a VU that did not answer heartbeats while
+    // idle would be dropped by the server.
+    let (out, s, _w) = run_scenario(
+        "name: warm\ntarget: {eio: 4}\nload: {executor: constant-arrival-rate, rate: 4, duration: 2s, max_vus: 6}\nsteps:\n  - send: {text: hi}\nemulator: {delay: 2ms, ping_interval: 150ms, ping_timeout: 150ms}\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // One VU would carry this rate alone (peak 1 busy VU): 6 connects means
+    // every VU connected before the schedule, and only then.
+    assert_eq!(
+        counter(&s, "connects_ok"),
+        6,
+        "every VU connected once: {s}"
+    );
+    assert_eq!(counter(&s, "disconnects"), 0, "{s}");
+    assert_eq!(counter(&s, "reconnects"), 0, "{s}");
+    // Uniform arrivals every 250 ms for 2 s: 7 (the one at t = 2 s is past the end).
+    assert_eq!(counter(&s, "turns_ok"), 7, "{s}");
+}
+
+#[test]
+fn open_model_with_a_connect_step_connects_in_every_conversation() {
+    let (out, s, _w) = run_scenario(
+        "name: cold\nload: {executor: constant-arrival-rate, rate: 10, duration: 1s, max_vus: 4}\nsteps:\n  - connect\n  - send: {text: hi}\n  - disconnect\nemulator: {delay: 2ms}\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Arrivals every 100 ms for 1 s: 9, each with its own connect.
+    assert_eq!(counter(&s, "turns_ok"), 9, "{s}");
+    assert_eq!(counter(&s, "connects_ok"), 9, "{s}");
+}
+
 /// finalping's percentiles against the emulator's own record of the delays it
 /// injected: the same turns, so they may differ only by loopback overhead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -138,23 +138,36 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         );
     }
 
-    // Start alignment: the schedule starts at the common instant, if any.
+    // Open executors connect their VUs first, so that the start (and a
+    // barrier's "ready") means ready to send.
+    let recorder = Arc::new(Recorder::new());
+    let mut pool = engine::warm_up(&plan, &recorder, &interrupt).await;
+    if !args.quiet && !pool.is_empty() {
+        eprintln!(
+            "warm-up: {} connections opened before the schedule starts",
+            pool.len()
+        );
+    }
+
+    // Start alignment: the schedule starts at the common instant, if any,
+    // while the warm connections keep answering heartbeats.
     let start_at = match (&args.start_barrier, args.start_at) {
         (Some(dir), _) => {
-            start::barrier(
+            pool.keep_alive_while(start::barrier(
                 dir,
                 &run_id,
                 segment,
                 args.barrier_timeout.as_duration(),
                 &interrupt,
                 args.quiet,
-            )
+            ))
             .await?
         }
         (None, at) => at,
     };
     if let Some(at) = start_at {
-        start::wait_until(at, &interrupt, args.quiet).await;
+        pool.keep_alive_while(start::wait_until(at, &interrupt, args.quiet))
+            .await;
     }
     let started_at = chrono::Utc::now();
     let start_late = start_at.map(|at| start::lateness(at, started_at));
@@ -224,7 +237,6 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         ))
     })?;
 
-    let recorder = Arc::new(Recorder::new());
     let progress = if args.progress_json {
         ProgressMode::Json
     } else if args.quiet {
@@ -234,7 +246,15 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     };
     let emulator_cpu_now = || emulator_cpu.as_ref().and_then(|c| c.total());
     let (usage_before, emulator_before) = (ProcessUsage::now(), emulator_cpu_now());
-    let outcome = engine::run(plan.clone(), recorder, progress, interrupt.clone(), sinks).await;
+    let outcome = engine::run(
+        plan.clone(),
+        recorder,
+        progress,
+        interrupt.clone(),
+        sinks,
+        pool,
+    )
+    .await;
     let (usage_after, emulator_after) = (ProcessUsage::now(), emulator_cpu_now());
     let generator = GeneratorUsage::between(
         usage_before,

@@ -13,6 +13,7 @@ mod rest;
 pub mod segment;
 mod sink;
 mod vu;
+mod warmup;
 
 pub use context::RuntimePlan;
 pub use group::duration as groups_duration;
@@ -22,6 +23,7 @@ pub use pacing::Schedule;
 pub use rest::InjectPlan;
 pub use segment::Segment;
 pub use sink::{ClosedInterval, IntervalSink};
+pub use warmup::{connect as warm_up, Pool};
 
 use crate::metrics::selfcheck::SelfCheckSummary;
 use crate::metrics::{Recorder, Snapshot, Timeline};
@@ -238,17 +240,19 @@ impl Control {
 /// Runs the plan to completion (or interruption) and returns the totals.
 /// `interrupt` is cancelled by the caller on Ctrl-C/SIGTERM. Every closed
 /// interval is also handed to each of `sinks` (live report files, live metrics).
+/// `pool` holds the connections [`warm_up`] opened before the start.
 pub async fn run(
     plan: Arc<Plan>,
     recorder: Arc<Recorder>,
     progress: ProgressMode,
     interrupt: CancellationToken,
     sinks: Vec<Box<dyn IntervalSink>>,
+    mut pool: Pool,
 ) -> EngineOutcome {
     let root = Arc::new(Control {
         soft: CancellationToken::new(),
         hard: CancellationToken::new(),
-        gauge: Arc::new(Gauge::default()),
+        gauge: pool.gauge.clone(),
     });
     let started = Instant::now();
     // `abort_on_fail` stops the run like Ctrl-C does (grace, then reports).
@@ -290,7 +294,7 @@ pub async fn run(
             control.clone(),
         );
         backlogs.watch(&pacings);
-        for (pacing, v) in pacings.into_iter().zip(mine) {
+        for (k, (pacing, v)) in pacings.into_iter().zip(mine).enumerate() {
             tasks.spawn(vu::run_vu(
                 vu::VuSlot {
                     vu: v.vu,
@@ -299,6 +303,7 @@ pub async fn run(
                 },
                 started + v.start_offset,
                 pacing,
+                pool.take(gi, k),
                 plan.clone(),
                 recorder.clone(),
                 control.clone(),

@@ -5,7 +5,8 @@
 //! every VU busy waits in a backlog (at most `BACKLOG_PER_VU` × `max_vus`)
 //! and starts late, its lateness recorded as `schedule_lag`; one that finds
 //! the backlog full, or is still waiting when the run ends, is `dropped`. The
-//! schedule itself never slows down.
+//! schedule itself never slows down, and it keeps time on a thread of its own
+//! (see [`Arrivals::run`]) rather than on tokio's 1 ms timer.
 
 use super::segment::Segment;
 use super::Control;
@@ -356,9 +357,18 @@ struct Arrivals {
     share: ArrivalShare,
 }
 
+/// The arrival clock's longest single sleep: how soon it notices that the
+/// run stopped while the next arrival is far away.
+const CLOCK_CHECK: Duration = Duration::from_millis(5);
+
 impl Arrivals {
     /// Starts conversations until the stages end or the run stops; then
     /// counts what is still waiting as dropped.
+    ///
+    /// The schedule runs on a thread of its own that sleeps with the
+    /// operating system's high-resolution clock (1 µs timer slack) instead of
+    /// tokio's 1 ms timer wheel, so an arrival is handed to its VU within
+    /// tens of microseconds of its intended instant at any rate.
     async fn run(
         self,
         senders: Vec<mpsc::Sender<Job>>,
@@ -366,14 +376,34 @@ impl Arrivals {
         recorder: Arc<Recorder>,
         control: Arc<Control>,
     ) {
-        self.schedule(&senders, &dispatch, &recorder, &control)
-            .await;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let clock = {
+            let (dispatch, recorder, control) =
+                (dispatch.clone(), recorder.clone(), control.clone());
+            std::thread::Builder::new()
+                .name("finalping-arrivals".into())
+                .spawn(move || {
+                    precise_sleeps();
+                    self.schedule(&senders, &dispatch, &recorder, &control);
+                    drop(done_tx);
+                })
+        };
+        match clock {
+            // Wakes when the schedule is over (the thread drops its sender).
+            Ok(_) => drop(done_rx.await),
+            Err(e) => {
+                tracing::error!("cannot start the arrival clock thread: {e}");
+                control.soft.cancel();
+            }
+        }
         control.soft.cancelled().await;
         let left = dispatch.drain_backlog();
         recorder.add(Counter::Dropped, left as u64);
     }
 
-    async fn schedule(
+    /// The arrival clock (on its own thread): sleeps until each arrival's
+    /// instant and places it; returns when the schedule ends or the run stops.
+    fn schedule(
         self,
         senders: &[mpsc::Sender<Job>],
         dispatch: &Dispatch,
@@ -383,9 +413,15 @@ impl Arrivals {
         let ArrivalShare { segment, offset } = self.share;
         for t in self.times.share(segment, offset) {
             let intended = self.started + t;
-            tokio::select! {
-                _ = tokio::time::sleep_until(intended.into()) => {}
-                _ = control.soft.cancelled() => return,
+            loop {
+                if control.soft.is_cancelled() {
+                    return;
+                }
+                let now = Instant::now();
+                if now >= intended {
+                    break;
+                }
+                std::thread::sleep((intended - now).min(CLOCK_CHECK));
             }
             let job = Job { intended };
             let started = match dispatch.place(job) {
@@ -397,6 +433,17 @@ impl Arrivals {
                 recorder.add(Counter::Dropped, 1);
             }
         }
+    }
+}
+
+/// Lets this thread's sleeps end within about a microsecond of their
+/// deadline (Linux's default timer slack is 50 µs); elsewhere a no-op.
+fn precise_sleeps() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument (nanoseconds) and
+    // changes only the calling thread's timer slack.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong);
     }
 }
 

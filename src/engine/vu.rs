@@ -35,39 +35,43 @@ pub(super) struct VuSlot {
     pub group: usize,
 }
 
+/// A VU's chat connection opened before the schedule started (see
+/// `warmup`), with the conversation it belongs to.
+pub(super) struct Warm {
+    session: Session,
+    conn: Open<Connection>,
+}
+
+impl Warm {
+    /// Keeps the connection answering heartbeats for `slice`; `false` once it is lost.
+    pub(super) async fn keep_alive(&mut self, slice: Duration) -> bool {
+        self.conn.idle(slice).await.is_ok()
+    }
+}
+
 pub(super) async fn run_vu(
     slot: VuSlot,
     start_at: Instant,
     pacing: Pacing,
+    // Boxed: an async fn keeps its arguments for its whole life, and an
+    // unboxed connection here would make every VU task 3.4 KB larger.
+    warm: Option<Box<Warm>>,
     plan: Arc<Plan>,
     recorder: Arc<Recorder>,
     control: Arc<Control>,
 ) {
+    let Some(mut user) = VirtualUser::new(&slot, &plan, &recorder, &control) else {
+        return;
+    };
+    if let Some(warm) = warm.map(|w| *w) {
+        user.session = Some(warm.session);
+        user.conn = Some(warm.conn);
+        user.link.connected_once = true;
+    }
     tokio::select! {
         _ = tokio::time::sleep_until(start_at.into()) => {}
         _ = control.soft.cancelled() => return,
     }
-    let Some(group) = plan.groups.get(slot.group) else {
-        return;
-    };
-    let vu = slot.vu;
-    let mut user = VirtualUser {
-        vu,
-        index: slot.index,
-        group,
-        plan: &plan,
-        recorder: &recorder,
-        control: &control,
-        conn: None,
-        link: Link::default(),
-        session: None,
-        context: ContextSide::default(),
-        iteration: 0,
-        lag: None,
-        visibility: rest::Visibility::default(),
-        captures: Vec::new(),
-        rng: StdRng::seed_from_u64(plan.seed ^ vu.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-    };
     match pacing {
         Pacing::Closed => {
             control.vu_started();
@@ -81,6 +85,30 @@ pub(super) async fn run_vu(
             dispatch,
             slot,
         } => user.run_open(jobs, &dispatch, slot).await,
+    }
+}
+
+/// Opens VU `slot`'s chat connection for its first conversation (booked as a
+/// `connect` like any other); `None` if the attempt failed or was stopped.
+pub(super) async fn warm_up(
+    slot: &VuSlot,
+    plan: &Plan,
+    recorder: &Recorder,
+    control: &Control,
+) -> Option<Box<Warm>> {
+    let mut user = VirtualUser::new(slot, plan, recorder, control)?;
+    let ctx = TemplateCtx {
+        vu: slot.vu,
+        iteration: 0,
+        rows: None,
+        captured: None,
+    };
+    match user.connect_once(&ctx).await {
+        Attempt::Connected => Some(Box::new(Warm {
+            session: user.session.take()?,
+            conn: user.conn.take()?,
+        })),
+        Attempt::Failed | Attempt::Stopped => None,
     }
 }
 
@@ -141,6 +169,34 @@ struct Link {
     connected_once: bool,
 }
 
+impl<'a> VirtualUser<'a> {
+    fn new(
+        slot: &VuSlot,
+        plan: &'a Plan,
+        recorder: &'a Recorder,
+        control: &'a Control,
+    ) -> Option<VirtualUser<'a>> {
+        let vu = slot.vu;
+        Some(VirtualUser {
+            vu,
+            index: slot.index,
+            group: plan.groups.get(slot.group)?,
+            plan,
+            recorder,
+            control,
+            conn: None,
+            link: Link::default(),
+            session: None,
+            context: ContextSide::default(),
+            iteration: 0,
+            lag: None,
+            visibility: rest::Visibility::default(),
+            captures: Vec::new(),
+            rng: StdRng::seed_from_u64(plan.seed ^ vu.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        })
+    }
+}
+
 impl VirtualUser<'_> {
     /// Closed executors: loop iterations until the count or the deadline.
     /// With `pacing`, iteration n is intended to start `n × pacing` after the
@@ -199,10 +255,23 @@ impl VirtualUser<'_> {
         while !self.control.soft.is_cancelled() {
             let job = match dispatch.next_or_idle(slot) {
                 Some(waiting) => Some(waiting),
-                None => tokio::select! {
-                    job = jobs.recv() => job,
-                    _ = self.control.soft.cancelled() => None,
-                },
+                None => {
+                    // Between conversations the kept connection still answers heartbeats.
+                    let control = self.control;
+                    let next = async {
+                        tokio::select! {
+                            job = jobs.recv() => job,
+                            _ = control.soft.cancelled() => None,
+                        }
+                    };
+                    // Boxed like the context steps' keep-alive: keeps every VU task smaller.
+                    let (job, lost) =
+                        Box::pin(keep_chat_alive(self.conn.as_deref_mut(), next)).await;
+                    if lost.is_some() {
+                        self.book_idle(lost);
+                    }
+                    job
+                }
             };
             let Some(job) = job else { break };
             let lag = Instant::now().saturating_duration_since(job.intended);
@@ -816,6 +885,7 @@ mod tests {
             slot,
             Instant::now(),
             Pacing::Closed,
+            None,
             Arc::new(plan),
             Arc::new(Recorder::new()),
             Arc::new(control),

@@ -248,6 +248,11 @@ impl Template {
         self.parts.iter().any(|p| matches!(p, Part::Field(_)))
     }
 
+    /// True when the template refers to a captured value (`{{captured.name}}`).
+    pub fn uses_captures(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Captured(_)))
+    }
+
     /// Fills in the placeholders. `{{uuid}}` is a fresh v4 UUID on every call;
     /// `{{feeder.column}}` comes from `ctx.rows`.
     pub fn render(&self, ctx: &TemplateCtx) -> String {
