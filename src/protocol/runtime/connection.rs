@@ -40,28 +40,22 @@
 use super::oauth::{AccessToken, OAuthError, TokenProvider};
 use super::ServerMessage;
 use super::{frame, ClientMessage, Codec, Context, LimitError, Limits, Payload, RejectCode};
+use crate::protocol::ws::{self, deadline_in, FailureKind, OpenError, Ws};
 use crate::secret::scrub;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// tungstenite read buffer per connection: small, thousands are open at once.
-const READ_BUFFER_BYTES: usize = 4096;
 /// Limit for the whole of [`RuntimeConnection::close`].
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Limit for politely closing the old socket before a reconnect.
 const DROP_TIMEOUT: Duration = Duration::from_millis(200);
 /// Heartbeats awaiting an answer that are remembered for RTTs.
 const MAX_OUTSTANDING_HEARTBEATS: usize = 64;
-/// Used instead of a deadline that would overflow `Instant`.
-const FAR_FUTURE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Close code recorded when the connection ends without a close frame.
 pub const CLOSE_ABNORMAL: u16 = 1006;
 
@@ -183,9 +177,9 @@ impl UpdateOutcome {
 pub struct UpdateResult {
     pub request_id: String,
     /// Right after the frame was written (when not sent: when it was refused).
-    pub sent_at: Instant,
+    pub sent_at: std::time::Instant,
     /// When the matching reply was read.
-    pub replied_at: Option<Instant>,
+    pub replied_at: Option<std::time::Instant>,
     pub outcome: UpdateOutcome,
 }
 
@@ -218,8 +212,8 @@ pub enum GetOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GetResult {
     pub request_id: String,
-    pub sent_at: Instant,
-    pub replied_at: Option<Instant>,
+    pub sent_at: std::time::Instant,
+    pub replied_at: Option<std::time::Instant>,
     pub outcome: GetOutcome,
 }
 
@@ -372,38 +366,13 @@ struct Target {
 /// `<url>?…&token=<token>&codec=<codec>`: existing query parameters are kept
 /// (an existing `token` or `codec` is replaced).
 fn runtime_url(raw: &str, token: &str, codec: Codec) -> Result<Target, RuntimeError> {
-    let bad = |why: String| {
+    let endpoint = ws::parse(raw).map_err(|why| {
         RuntimeError::BadUrl(format!(
             "{:?}: {why} (expected ws(s)://host[:port]/v2/runtime)",
             scrub(raw, &[token])
         ))
-    };
-    let mut url = reqwest::Url::parse(raw.trim()).map_err(|e| bad(e.to_string()))?;
-    let tls = match url.scheme() {
-        "ws" | "http" => false,
-        "wss" | "https" => true,
-        other => {
-            return Err(bad(format!(
-                "scheme {other:?} is not ws, wss, http or https"
-            )))
-        }
-    };
-    if url.fragment().is_some() {
-        return Err(bad("remove the #fragment".into()));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("credentials in the URL are not supported".into()));
-    }
-    if url.set_scheme(if tls { "wss" } else { "ws" }).is_err() {
-        return Err(bad("cannot use it as a WebSocket URL".into()));
-    }
-    let host = match url.host_str() {
-        Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_string(),
-        _ => return Err(bad("no host".into())),
-    };
-    let port = url
-        .port_or_known_default()
-        .unwrap_or(if tls { 443 } else { 80 });
+    })?;
+    let mut url = endpoint.url;
     let kept: Vec<(String, String)> = url
         .query_pairs()
         .filter(|(k, _)| k != "token" && k != "codec")
@@ -416,106 +385,64 @@ fn runtime_url(raw: &str, token: &str, codec: Codec) -> Result<Target, RuntimeEr
         .append_pair("codec", codec.as_str());
     Ok(Target {
         url: url.into(),
-        host,
-        port,
-        tls,
+        host: endpoint.host,
+        port: endpoint.port,
+        tls: endpoint.tls,
     })
 }
 
-/// Frames and messages up to one payload plus its header; at most one such
-/// message plus 64 KiB waiting to be written (a server that stops reading
-/// fails the connection instead of growing it).
-fn ws_config(max_payload: usize) -> WebSocketConfig {
-    let max = max_payload.saturating_add(4);
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
-        .max_write_buffer_size(max.saturating_add(64 << 10))
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
-}
-
-/// TCP connect (TCP_NODELAY), optional TLS, WebSocket upgrade, within `connect_timeout`.
-async fn open_ws(opts: &RuntimeOptions, token: &AccessToken) -> Result<Ws, RuntimeError> {
+/// TCP connect (TCP_NODELAY), optional TLS, WebSocket upgrade, within
+/// `connect_timeout`. Frames and messages up to one payload plus its header.
+async fn open_socket(opts: &RuntimeOptions, token: &AccessToken) -> Result<Ws, RuntimeError> {
     let secret = token.expose();
     let target = runtime_url(&opts.url, secret, opts.codec)?;
     let after = opts.connect_timeout;
-    let open = async {
-        let tcp = TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|e| {
-                crate::fdlimit::note_io(&e);
-                RuntimeError::Refused(format!("{}:{}: {e}", target.host, target.port))
-            })?;
-        tcp.set_nodelay(true)
-            .map_err(|e| RuntimeError::Refused(format!("setting TCP_NODELAY: {e}")))?;
-        let connector = if target.tls {
-            let config = crate::tls::client_config().map_err(RuntimeError::Tls)?;
-            Connector::Rustls(config)
-        } else {
-            Connector::Plain
-        };
-        let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
-            target.url.as_str(),
-            tcp,
-            Some(ws_config(opts.max_payload)),
-            Some(connector),
-        )
-        .await
-        .map_err(|e| upgrade_error(e, secret))?;
-        Ok(ws)
-    };
+    let secrets = [secret];
+    let open = ws::open_ws(
+        ws::Target {
+            url: &target.url,
+            host: &target.host,
+            port: target.port,
+            tls: target.tls,
+        },
+        ws::ws_config(opts.max_payload.saturating_add(4)),
+        &secrets,
+    );
     tokio::time::timeout(after, open)
         .await
         .map_err(|_| RuntimeError::ConnectTimeout { after })?
+        .map_err(RuntimeError::from)
 }
 
-fn upgrade_error(e: tungstenite::Error, token: &str) -> RuntimeError {
-    use tungstenite::Error as E;
-    let clean = |s: String| scrub(&s, &[token]);
-    match e {
-        E::Http(resp) if resp.status().as_u16() == 401 => RuntimeError::Unauthorized,
-        E::Http(resp) => RuntimeError::Http {
-            status: resp.status().as_u16(),
-        },
-        E::Tls(e) => RuntimeError::Tls(clean(e.to_string())),
-        E::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
-            RuntimeError::Tls(clean(e.to_string()))
+impl From<OpenError> for RuntimeError {
+    fn from(e: OpenError) -> RuntimeError {
+        match e {
+            OpenError::Unreachable { detail, .. } | OpenError::NoDelay(detail) => {
+                RuntimeError::Refused(detail)
+            }
+            OpenError::Tls(detail) => RuntimeError::Tls(detail),
+            OpenError::Http { status: 401 } => RuntimeError::Unauthorized,
+            OpenError::Http { status } => RuntimeError::Http { status },
+            OpenError::Closed(reason) => RuntimeError::Closed {
+                code: CLOSE_ABNORMAL,
+                reason,
+            },
+            OpenError::BadUrl(detail) => RuntimeError::BadUrl(detail),
+            OpenError::Protocol(detail) => RuntimeError::Protocol(detail),
         }
-        E::Io(e) => RuntimeError::Closed {
-            code: CLOSE_ABNORMAL,
-            reason: clean(format!("during the WebSocket upgrade: {e}")),
-        },
-        E::Url(e) => RuntimeError::BadUrl(clean(e.to_string())),
-        E::HttpFormat(e) => RuntimeError::BadUrl(clean(e.to_string())),
-        E::ConnectionClosed | E::AlreadyClosed => RuntimeError::Closed {
-            code: CLOSE_ABNORMAL,
-            reason: "during the WebSocket upgrade".into(),
-        },
-        other => RuntimeError::Protocol(clean(format!("WebSocket upgrade: {other}"))),
     }
 }
 
+/// A read/write error: closed or I/O → `Closed` (1006), else `Protocol`.
 fn ws_error(e: tungstenite::Error, token: &str) -> RuntimeError {
-    use tungstenite::Error as E;
-    match e {
-        E::ConnectionClosed | E::AlreadyClosed => RuntimeError::Closed {
+    let f = ws::Failure::new(e, &[token]);
+    match f.kind {
+        FailureKind::Closed | FailureKind::Io => RuntimeError::Closed {
             code: CLOSE_ABNORMAL,
-            reason: "connection closed".into(),
+            reason: f.detail,
         },
-        E::Io(e) => RuntimeError::Closed {
-            code: CLOSE_ABNORMAL,
-            reason: scrub(&format!("io error: {e}"), &[token]),
-        },
-        other => RuntimeError::Protocol(scrub(&other.to_string(), &[token])),
+        _ => RuntimeError::Protocol(f.text),
     }
-}
-
-fn deadline_in(d: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d)
-        .or_else(|| now.checked_add(FAR_FUTURE))
-        .unwrap_or(now)
 }
 
 /// Gets a token and opens the socket; on HTTP 401 the token is invalidated
@@ -525,7 +452,7 @@ async fn open_with_token(
     tokens: &TokenProvider,
 ) -> Result<(Ws, AccessToken), RuntimeError> {
     let token = tokens.token().await?;
-    match open_ws(opts, &token).await {
+    match open_socket(opts, &token).await {
         Ok(ws) => Ok((ws, token)),
         Err(RuntimeError::Unauthorized) => {
             tokens.invalidate(&token);
@@ -604,7 +531,7 @@ impl RuntimeConnection {
             let request_id = uuid::Uuid::new_v4().to_string();
             let mut result = UpdateResult {
                 request_id: request_id.clone(),
-                sent_at: Instant::now(),
+                sent_at: Instant::now().into_std(),
                 replied_at: None,
                 outcome: UpdateOutcome::Timeout,
             };
@@ -643,7 +570,7 @@ impl RuntimeConnection {
             match self.send_payload(&payload, deadline).await {
                 Ok(at) => {
                     *in_flight += 1;
-                    result.sent_at = at;
+                    result.sent_at = at.into_std();
                     pending.insert(request_id, results.len());
                 }
                 Err(e) => {
@@ -680,7 +607,7 @@ impl RuntimeConnection {
                     },
                     ServerMessage::Context { .. } => return Err(()),
                 };
-                r.replied_at = Some(at);
+                r.replied_at = Some(at.into_std());
                 Ok(())
             })
             .await;
@@ -700,7 +627,7 @@ impl RuntimeConnection {
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut result = GetResult {
             request_id: request_id.clone(),
-            sent_at: Instant::now(),
+            sent_at: Instant::now().into_std(),
             replied_at: None,
             outcome: GetOutcome::Timeout,
         };
@@ -720,7 +647,7 @@ impl RuntimeConnection {
             }
         };
         match self.send_payload(&payload, deadline).await {
-            Ok(at) => result.sent_at = at,
+            Ok(at) => result.sent_at = at.into_std(),
             Err(e) => {
                 result.outcome = GetOutcome::Disconnected(self.kill(e).to_string());
                 return result;
@@ -745,7 +672,7 @@ impl RuntimeConnection {
                     },
                     ServerMessage::ContextUpdated { .. } => return Err(()),
                 };
-                result.replied_at = Some(at);
+                result.replied_at = Some(at.into_std());
                 Ok(())
             })
             .await;
@@ -932,7 +859,7 @@ impl RuntimeConnection {
     ) -> Result<Instant, RuntimeError> {
         let len = bytes.len() as u64;
         let send = self.ws.send(Message::Binary(bytes.into()));
-        match tokio::time::timeout_at(limit.into(), send).await {
+        match tokio::time::timeout_at(limit, send).await {
             Ok(Ok(())) => {
                 self.counters.frames_sent += 1;
                 self.counters.bytes_sent += len;
@@ -974,7 +901,7 @@ impl RuntimeConnection {
             let msg = tokio::select! {
                 biased;
                 msg = self.ws.next() => Some(msg),
-                () = tokio::time::sleep_until(wake.into()) => None,
+                () = tokio::time::sleep_until(wake) => None,
             };
             let Some(msg) = msg else { continue };
             let now = Instant::now();

@@ -23,7 +23,8 @@ use serde::Deserialize;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// The scope the runtime WebSocket needs.
 pub const DEFAULT_SCOPE: &str = "runtime:execute context:write";
