@@ -36,6 +36,10 @@
 //!   until [`reconnect`](RuntimeConnection::reconnect) succeeds.
 //! - The access token never appears in an error or log: the URL and every
 //!   error text derived from it are scrubbed with `crate::secret::scrub`.
+//!
+//! The WebSocket itself (URL parsing, TCP, TLS, upgrade, error mapping) is
+//! [`crate::protocol::ws`]; every timer runs on `tokio::time`. Reply and
+//! heartbeat timestamps handed out are `std::time::Instant`s of that clock.
 
 use super::oauth::{AccessToken, OAuthError, TokenProvider};
 use super::ServerMessage;

@@ -8,6 +8,9 @@
 //! [`Connection::connect`], [`Connection::turn`] and [`Connection::idle`].
 //! Between those calls nothing is read, so callers should not leave a
 //! connection unread for longer than the server's pingInterval + pingTimeout.
+//!
+//! The WebSocket itself (URL parsing, TCP, TLS, upgrade, error mapping) is
+//! [`crate::protocol::ws`]; every timer runs on `tokio::time`.
 
 use super::frame::{self, EnginePacket, HandshakeIds, OpenInfo, ProcessInputPayload, SocketPacket};
 use super::{
