@@ -38,8 +38,9 @@
 //!   error text derived from it are scrubbed with `crate::secret::scrub`.
 //!
 //! The WebSocket itself (URL parsing, TCP, TLS, upgrade, error mapping) is
-//! [`crate::protocol::ws`]; every timer runs on `tokio::time`. Reply and
-//! heartbeat timestamps handed out are `std::time::Instant`s of that clock.
+//! [`crate::protocol::ws`]; every timer runs on `tokio::time`. The
+//! timestamps in [`UpdateResult`] and [`GetResult`] are that clock's instants
+//! as `std::time::Instant`.
 
 use super::oauth::{AccessToken, OAuthError, TokenProvider};
 use super::ServerMessage;
