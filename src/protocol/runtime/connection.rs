@@ -1051,6 +1051,47 @@ mod tests {
     }
 
     #[test]
+    fn open_and_ws_errors_keep_their_causes() {
+        let cases = [
+            (
+                OpenError::Unreachable {
+                    detail: "h:1: refused".into(),
+                    fd_exhausted: true,
+                },
+                "refused",
+            ),
+            (
+                OpenError::NoDelay("setting TCP_NODELAY: x".into()),
+                "refused",
+            ),
+            (OpenError::Http { status: 401 }, "unauthorized"),
+            (OpenError::Http { status: 404 }, "http_404"),
+            (
+                OpenError::Closed("during the WebSocket upgrade".into()),
+                "closed_1006",
+            ),
+            (OpenError::Tls("x".into()), "tls"),
+            (OpenError::BadUrl("x".into()), "bad_url"),
+            (OpenError::Protocol("x".into()), "protocol"),
+        ];
+        for (open, cause) in cases {
+            assert_eq!(RuntimeError::from(open.clone()).cause(), cause, "{open:?}");
+        }
+        use tungstenite::error::ProtocolError;
+        use tungstenite::Error as E;
+        assert_eq!(
+            ws_error(E::ConnectionClosed, "t0ken-secret").cause(),
+            "closed_1006"
+        );
+        let io = std::io::Error::other("t0ken-secret broke");
+        let e = ws_error(E::Io(io), "t0ken-secret");
+        assert_eq!(e.cause(), "closed_1006");
+        assert!(!e.to_string().contains("t0ken-secret"), "{e}");
+        let reset = E::Protocol(ProtocolError::ResetWithoutClosingHandshake);
+        assert_eq!(ws_error(reset, "t").cause(), "protocol");
+    }
+
+    #[test]
     fn causes_are_stable() {
         assert_eq!(
             RuntimeError::TokenRejected { code: 4001 }.cause(),

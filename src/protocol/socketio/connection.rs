@@ -922,6 +922,67 @@ mod tests {
     }
 
     #[test]
+    fn open_errors_keep_their_connect_causes() {
+        let unreachable = |fd_exhausted| OpenError::Unreachable {
+            detail: "127.0.0.1:1: refused".into(),
+            fd_exhausted,
+        };
+        let cases = [
+            (unreachable(true), "fd_exhausted"),
+            (unreachable(false), "refused"),
+            (
+                OpenError::NoDelay("setting TCP_NODELAY: x".into()),
+                "closed",
+            ),
+            (OpenError::Tls("bad certificate".into()), "tls"),
+            (OpenError::Http { status: 404 }, "http_404"),
+            (OpenError::Http { status: 502 }, "http_5xx"),
+            (
+                OpenError::Closed("during the WebSocket upgrade".into()),
+                "closed",
+            ),
+            (OpenError::BadUrl("x".into()), "bad_url"),
+            (
+                OpenError::Protocol("WebSocket upgrade: x".into()),
+                "protocol",
+            ),
+        ];
+        for (open, cause) in cases {
+            assert_eq!(ConnectError::from(open.clone()).cause(), cause, "{open:?}");
+        }
+    }
+
+    #[test]
+    fn ws_failures_become_disconnect_kinds() {
+        use tungstenite::error::{CapacityError, ProtocolError};
+        use tungstenite::Error as E;
+        let kind = |e| from_ws(e).kind;
+        assert_eq!(kind(E::ConnectionClosed), DisconnectKind::TransportClosed);
+        assert_eq!(
+            kind(E::Protocol(ProtocolError::ResetWithoutClosingHandshake)),
+            DisconnectKind::TransportClosed
+        );
+        assert_eq!(
+            kind(E::WriteBufferFull(Box::new(Message::text("x")))),
+            DisconnectKind::WriteTimeout
+        );
+        let big = from_ws(E::Capacity(CapacityError::MessageTooLong {
+            size: MAX_MESSAGE_BYTES + 1,
+            max_size: MAX_MESSAGE_BYTES,
+        }));
+        assert_eq!(big.kind, DisconnectKind::FrameTooLarge);
+        assert!(
+            big.detail
+                .ends_with(&format!("(limit {MAX_MESSAGE_BYTES} bytes)")),
+            "{big}"
+        );
+        assert_eq!(
+            kind(E::Protocol(ProtocolError::NonZeroReservedBits)),
+            DisconnectKind::ProtocolError
+        );
+    }
+
+    #[test]
     fn encode_twice_is_encode_uri_component_twice() {
         assert_eq!(encode_twice("user@example.com"), "user%2540example.com");
         assert_eq!(encode_twice("a b/c"), "a%2520b%252Fc");
