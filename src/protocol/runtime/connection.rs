@@ -360,24 +360,16 @@ impl RuntimeError {
     }
 }
 
-/// Where to connect: the full URL (with token) and its TCP peer.
-struct Target {
-    url: String,
-    host: String,
-    port: u16,
-    tls: bool,
-}
-
 /// `<url>?…&token=<token>&codec=<codec>`: existing query parameters are kept
 /// (an existing `token` or `codec` is replaced).
-fn runtime_url(raw: &str, token: &str, codec: Codec) -> Result<Target, RuntimeError> {
-    let endpoint = ws::parse(raw).map_err(|why| {
+fn runtime_url(raw: &str, token: &str, codec: Codec) -> Result<ws::Endpoint, RuntimeError> {
+    let mut endpoint = ws::parse(raw).map_err(|why| {
         RuntimeError::BadUrl(format!(
             "{:?}: {why} (expected ws(s)://host[:port]/v2/runtime)",
             scrub(raw, &[token])
         ))
     })?;
-    let mut url = endpoint.url;
+    let url = &mut endpoint.url;
     let kept: Vec<(String, String)> = url
         .query_pairs()
         .filter(|(k, _)| k != "token" && k != "codec")
@@ -388,12 +380,7 @@ fn runtime_url(raw: &str, token: &str, codec: Codec) -> Result<Target, RuntimeEr
         .extend_pairs(kept)
         .append_pair("token", token)
         .append_pair("codec", codec.as_str());
-    Ok(Target {
-        url: url.into(),
-        host: endpoint.host,
-        port: endpoint.port,
-        tls: endpoint.tls,
-    })
+    Ok(endpoint)
 }
 
 /// TCP connect (TCP_NODELAY), optional TLS, WebSocket upgrade, within
@@ -405,7 +392,7 @@ async fn open_socket(opts: &RuntimeOptions, token: &AccessToken) -> Result<Ws, R
     let secrets = [secret];
     let open = ws::open_ws(
         ws::Target {
-            url: &target.url,
+            url: target.url.as_str(),
             host: &target.host,
             port: target.port,
             tls: target.tls,
@@ -1015,7 +1002,7 @@ mod tests {
         let t = runtime_url("ws://127.0.0.1:9/v2/runtime", "tok en+/", Codec::Msgpack)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            t.url,
+            t.url.as_str(),
             "ws://127.0.0.1:9/v2/runtime?token=tok+en%2B%2F&codec=msgpack"
         );
         assert_eq!((t.host.as_str(), t.port, t.tls), ("127.0.0.1", 9, false));
@@ -1026,7 +1013,7 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            t.url,
+            t.url.as_str(),
             "wss://h.example/v2/runtime?tenant=a&token=abc&codec=json"
         );
         assert_eq!((t.port, t.tls), (443, true));
