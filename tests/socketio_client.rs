@@ -2,6 +2,10 @@
 //! against a scripted raw WebSocket server on 127.0.0.1:0 that replays the
 //! recorded fixture frames (tests/fixtures/wire) and asserts byte for byte
 //! what the client sends. Every wait is bounded by a timeout; nothing sleeps.
+//! Tests of timers (heartbeats, connect and turn timeouts, idle) run on a
+//! paused tokio clock (`start_paused`): client and server share one
+//! current-thread runtime, time moves only when both wait on a timer, so the
+//! assertions on timer instants are exact.
 
 // tungstenite's upgrade callback type fixes `Result<Response, ErrorResponse>`.
 #![allow(clippy::result_large_err)]
@@ -12,9 +16,10 @@ use finalping::protocol::socketio::{
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -141,6 +146,9 @@ where
             .await
             .expect("no client connected")
             .expect("accept");
+        // As the emulator: without it, Nagle holds back a second small frame
+        // until the first is acked, which a paused clock does not wait for.
+        tcp.set_nodelay(true).expect("nodelay");
         let mut target = String::new();
         let capture = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
             target = req.uri().to_string();
@@ -281,48 +289,55 @@ async fn eio4_connect_and_pongs_before_ready() {
     server.await.expect("server script");
 }
 
-/// EIO3: the client pings every pingInterval, inside turns and while idle.
-#[tokio::test]
+/// EIO3: the client pings every pingInterval, inside turns and while idle:
+/// each ping exactly pingInterval after the previous pong.
+#[tokio::test(start_paused = true)]
 async fn eio3_client_pings() {
     let open = r#"0{"sid":"s","upgrades":[],"pingInterval":50,"pingTimeout":5000}"#;
     let (url, server) = serve(move |mut p| async move {
         p.handshake(Eio::V3, open).await;
-        let mut pings = 0;
+        let opened = Instant::now();
+        let mut pings = Vec::new();
         let mut got_input = false;
         // The turn must see two ping/pong rounds before finalPing arrives.
         for _ in 0..100 {
             match p.recv().await.as_str() {
                 "2" => {
-                    pings += 1;
+                    pings.push(opened.elapsed());
                     p.send("3").await;
                 }
                 INPUT_1 => got_input = true,
                 other => panic!("unexpected client frame {other}"),
             }
-            if got_input && pings >= 2 {
+            if got_input && pings.len() >= 2 {
                 break;
             }
         }
-        assert!(got_input && pings >= 2);
+        assert!(got_input);
         p.send(r#"42["finalPing",{"type":"regular"}]"#).await;
-        pings + p.pong_until_close().await
+        (pings, p.pong_until_close().await)
     })
     .await;
     let mut conn = connect(&options(&url, Eio::V3)).await;
     let turn = conn.turn(&input("hello 1"), WAIT).await;
     assert_eq!(turn.outcome, TurnOutcome::Ok);
-    let turn_pings = conn.take_counters().heartbeats;
-    assert!(turn_pings >= 2);
+    assert_eq!(conn.take_counters().heartbeats, 2);
+    let idle_started = Instant::now();
     conn.idle(Duration::from_millis(500)).await.expect("idle");
-    let idle_pings = conn.take_counters().heartbeats;
-    assert!(idle_pings >= 1, "no ping while idle");
+    assert_eq!(idle_started.elapsed(), Duration::from_millis(500));
+    // Pings at +50, +100, …, +500 ms of the idle call (the last one at its end).
+    assert_eq!(conn.take_counters().heartbeats, 10);
     conn.close().await;
-    let server_pings = server.await.expect("server script");
-    assert_eq!(u64::from(server_pings), turn_pings + idle_pings);
+    let (turn_pings, idle_pings) = server.await.expect("server script");
+    assert_eq!(
+        turn_pings,
+        [Duration::from_millis(50), Duration::from_millis(100)]
+    );
+    assert_eq!(idle_pings, 10);
 }
 
 /// EIO3: a server that stops answering pings is detected pingTimeout after the ping.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn silent_server_is_disconnected() {
     let open = r#"0{"sid":"s","upgrades":[],"pingInterval":50,"pingTimeout":50}"#;
     let (url, server) = serve(move |mut p| async move {
@@ -339,10 +354,39 @@ async fn silent_server_is_disconnected() {
         .expect_err("idle must fail on a silent server");
     assert_eq!(err.kind, DisconnectKind::HeartbeatTimeout, "{err}");
     assert!(err.detail.contains("no pong"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Ping at pingInterval (50 ms), no pong within pingTimeout (50 ms).
+    assert_eq!(started.elapsed(), Duration::from_millis(100));
     // A dead connection reports the cause again instead of hanging.
     let turn = conn.turn(&input("x"), WAIT).await;
     assert!(matches!(turn.outcome, TurnOutcome::Disconnected(_)));
+    conn.close().await;
+    server.await.expect("server script");
+}
+
+/// EIO4: a server that stops pinging is detected pingInterval + pingTimeout
+/// after its last ping; each ping it sends restarts the wait.
+#[tokio::test(start_paused = true)]
+async fn eio4_server_without_pings_is_disconnected() {
+    let open = r#"0{"sid":"s","upgrades":[],"pingInterval":200,"pingTimeout":100}"#;
+    let (url, server) = serve(move |mut p| async move {
+        p.handshake(Eio::V4, open).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        p.send("2").await;
+        p.expect("3").await;
+        p.wait_closed().await;
+    })
+    .await;
+    let mut conn = connect(&options(&url, Eio::V4)).await;
+    let started = Instant::now();
+    let err = conn
+        .idle(WAIT)
+        .await
+        .expect_err("idle must fail without server pings");
+    assert_eq!(err.kind, DisconnectKind::HeartbeatTimeout, "{err}");
+    assert!(err.detail.contains("no server ping"), "{err}");
+    // The ping at 250 ms moved the limit from 300 ms to 250 + 300 ms.
+    assert_eq!(started.elapsed(), Duration::from_millis(550));
+    assert_eq!(conn.take_counters().heartbeats, 1);
     conn.close().await;
     server.await.expect("server script");
 }
@@ -375,8 +419,9 @@ async fn inner_handshake_transcript() {
     server.await.expect("server script");
 }
 
-/// Each handshake stage that never completes ends in a Timeout naming it.
-#[tokio::test]
+/// Each handshake stage that never completes ends in a Timeout naming it,
+/// exactly `connect_timeout` after the call.
+#[tokio::test(start_paused = true)]
 async fn connect_timeouts_name_the_stage() {
     for (eio, stage) in [
         (Eio::V3, "open packet"),
@@ -412,7 +457,7 @@ async fn connect_timeouts_name_the_stage() {
             Err(e) => panic!("{stage}: expected a timeout, got {e}"),
             Ok(_) => panic!("{stage}: connected without endpoint-ready"),
         }
-        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(started.elapsed(), Duration::from_millis(300), "{stage}");
         server.await.expect("server script");
     }
 }
@@ -472,7 +517,7 @@ async fn namespace_connect_error_is_reported() {
     server.await.expect("server script");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn turn_times_out_without_final_ping() {
     let (url, server) = serve(|mut p| async move {
         p.handshake(Eio::V3, OPEN).await;
@@ -490,7 +535,7 @@ async fn turn_times_out_without_final_ping() {
     assert_eq!(turn.outcome, TurnOutcome::Timeout);
     assert_eq!(turn.outputs.len(), 1, "outputs so far are kept");
     assert!(turn.finished_at.is_none());
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(started.elapsed(), Duration::from_millis(300));
     conn.close().await;
     server.await.expect("server script");
 }
@@ -551,7 +596,7 @@ async fn server_ending_mid_turn_is_disconnected() {
 
 /// Unknown events are counted and acked; an error output makes the turn a
 /// BotError; outputs outside a turn are unsolicited; exception ends a turn.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unknown_events_error_outputs_and_unsolicited() {
     let (url, server) = serve(|mut p| async move {
         p.handshake(Eio::V3, OPEN).await;
@@ -625,7 +670,10 @@ async fn final_ping_variants() {
 
 /// Interop with a real Socket.IO server (socketioxide, EIO3 and EIO4): two
 /// turns, acks the server awaits, heartbeats in both directions, clean close.
-#[tokio::test]
+/// On a paused clock the turns take no time, so the idle 350 ms hold exactly
+/// three heartbeats of the 100 ms pingInterval (EIO3: the client pings;
+/// EIO4: it answers the server's pings).
+#[tokio::test(start_paused = true)]
 async fn socketioxide_interop_eio3_and_eio4() {
     use serde_json::Value;
     use socketioxide::extract::{Data, SocketRef};
@@ -691,11 +739,17 @@ async fn socketioxide_interop_eio3_and_eio4() {
                 assert_eq!(ack.as_deref(), Some("ok"), "{eio:?}");
             }
         }
+        let turns = conn.take_counters();
+        assert_eq!(turns.acks_sent, 4);
+        assert_eq!(turns.unknown_events, 0);
+        // socketioxide's EIO4 heartbeat pings once at once (answered during
+        // connect); the EIO3 client's first ping is due after pingInterval.
+        let at_start = if eio == Eio::V4 { 1 } else { 0 };
+        assert_eq!(turns.heartbeats, at_start, "{eio:?}");
         conn.idle(Duration::from_millis(350)).await.expect("idle");
-        let counters = conn.take_counters();
-        assert!(counters.heartbeats >= 1, "{eio:?}: no heartbeat");
-        assert_eq!(counters.acks_sent, 4);
-        assert_eq!(counters.unknown_events, 0);
+        let idle = conn.take_counters();
+        assert_eq!(idle.heartbeats, 3, "{eio:?}");
+        assert_eq!(idle.unknown_events, 0);
         conn.close().await;
         server.abort();
     }

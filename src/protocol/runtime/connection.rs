@@ -36,32 +36,31 @@
 //!   until [`reconnect`](RuntimeConnection::reconnect) succeeds.
 //! - The access token never appears in an error or log: the URL and every
 //!   error text derived from it are scrubbed with `crate::secret::scrub`.
+//!
+//! The WebSocket itself (URL parsing, TCP, TLS, upgrade, error mapping) is
+//! [`crate::protocol::ws`]; every timer runs on `tokio::time`. The
+//! timestamps in [`UpdateResult`] and [`GetResult`] are that clock's instants
+//! as `std::time::Instant`.
 
 use super::oauth::{AccessToken, OAuthError, TokenProvider};
 use super::ServerMessage;
 use super::{frame, ClientMessage, Codec, Context, LimitError, Limits, Payload, RejectCode};
+use crate::protocol::ws::{self, deadline_in, FailureKind, OpenError, Ws};
 use crate::secret::scrub;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// tungstenite read buffer per connection: small, thousands are open at once.
-const READ_BUFFER_BYTES: usize = 4096;
 /// Limit for the whole of [`RuntimeConnection::close`].
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Limit for politely closing the old socket before a reconnect.
 const DROP_TIMEOUT: Duration = Duration::from_millis(200);
 /// Heartbeats awaiting an answer that are remembered for RTTs.
 const MAX_OUTSTANDING_HEARTBEATS: usize = 64;
-/// Used instead of a deadline that would overflow `Instant`.
-const FAR_FUTURE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Close code recorded when the connection ends without a close frame.
 pub const CLOSE_ABNORMAL: u16 = 1006;
 
@@ -183,9 +182,9 @@ impl UpdateOutcome {
 pub struct UpdateResult {
     pub request_id: String,
     /// Right after the frame was written (when not sent: when it was refused).
-    pub sent_at: Instant,
+    pub sent_at: std::time::Instant,
     /// When the matching reply was read.
-    pub replied_at: Option<Instant>,
+    pub replied_at: Option<std::time::Instant>,
     pub outcome: UpdateOutcome,
 }
 
@@ -218,8 +217,8 @@ pub enum GetOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GetResult {
     pub request_id: String,
-    pub sent_at: Instant,
-    pub replied_at: Option<Instant>,
+    pub sent_at: std::time::Instant,
+    pub replied_at: Option<std::time::Instant>,
     pub outcome: GetOutcome,
 }
 
@@ -361,49 +360,16 @@ impl RuntimeError {
     }
 }
 
-/// Where to connect: the full URL (with token) and its TCP peer.
-struct Target {
-    url: String,
-    host: String,
-    port: u16,
-    tls: bool,
-}
-
 /// `<url>?…&token=<token>&codec=<codec>`: existing query parameters are kept
 /// (an existing `token` or `codec` is replaced).
-fn runtime_url(raw: &str, token: &str, codec: Codec) -> Result<Target, RuntimeError> {
-    let bad = |why: String| {
+fn runtime_url(raw: &str, token: &str, codec: Codec) -> Result<ws::Endpoint, RuntimeError> {
+    let mut endpoint = ws::parse(raw).map_err(|why| {
         RuntimeError::BadUrl(format!(
             "{:?}: {why} (expected ws(s)://host[:port]/v2/runtime)",
             scrub(raw, &[token])
         ))
-    };
-    let mut url = reqwest::Url::parse(raw.trim()).map_err(|e| bad(e.to_string()))?;
-    let tls = match url.scheme() {
-        "ws" | "http" => false,
-        "wss" | "https" => true,
-        other => {
-            return Err(bad(format!(
-                "scheme {other:?} is not ws, wss, http or https"
-            )))
-        }
-    };
-    if url.fragment().is_some() {
-        return Err(bad("remove the #fragment".into()));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("credentials in the URL are not supported".into()));
-    }
-    if url.set_scheme(if tls { "wss" } else { "ws" }).is_err() {
-        return Err(bad("cannot use it as a WebSocket URL".into()));
-    }
-    let host = match url.host_str() {
-        Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_string(),
-        _ => return Err(bad("no host".into())),
-    };
-    let port = url
-        .port_or_known_default()
-        .unwrap_or(if tls { 443 } else { 80 });
+    })?;
+    let url = &mut endpoint.url;
     let kept: Vec<(String, String)> = url
         .query_pairs()
         .filter(|(k, _)| k != "token" && k != "codec")
@@ -414,108 +380,61 @@ fn runtime_url(raw: &str, token: &str, codec: Codec) -> Result<Target, RuntimeEr
         .extend_pairs(kept)
         .append_pair("token", token)
         .append_pair("codec", codec.as_str());
-    Ok(Target {
-        url: url.into(),
-        host,
-        port,
-        tls,
-    })
+    Ok(endpoint)
 }
 
-/// Frames and messages up to one payload plus its header; at most one such
-/// message plus 64 KiB waiting to be written (a server that stops reading
-/// fails the connection instead of growing it).
-fn ws_config(max_payload: usize) -> WebSocketConfig {
-    let max = max_payload.saturating_add(4);
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
-        .max_write_buffer_size(max.saturating_add(64 << 10))
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
-}
-
-/// TCP connect (TCP_NODELAY), optional TLS, WebSocket upgrade, within `connect_timeout`.
-async fn open_ws(opts: &RuntimeOptions, token: &AccessToken) -> Result<Ws, RuntimeError> {
+/// TCP connect (TCP_NODELAY), optional TLS, WebSocket upgrade, within
+/// `connect_timeout`. Frames and messages up to one payload plus its header.
+async fn open_socket(opts: &RuntimeOptions, token: &AccessToken) -> Result<Ws, RuntimeError> {
     let secret = token.expose();
     let target = runtime_url(&opts.url, secret, opts.codec)?;
     let after = opts.connect_timeout;
-    let open = async {
-        let tcp = TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|e| {
-                crate::fdlimit::note_io(&e);
-                RuntimeError::Refused(format!("{}:{}: {e}", target.host, target.port))
-            })?;
-        tcp.set_nodelay(true)
-            .map_err(|e| RuntimeError::Refused(format!("setting TCP_NODELAY: {e}")))?;
-        let connector = if target.tls {
-            let config = crate::tls::client_config().map_err(RuntimeError::Tls)?;
-            Connector::Rustls(config)
-        } else {
-            Connector::Plain
-        };
-        let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
-            target.url.as_str(),
-            tcp,
-            Some(ws_config(opts.max_payload)),
-            Some(connector),
-        )
-        .await
-        .map_err(|e| upgrade_error(e, secret))?;
-        Ok(ws)
-    };
+    let secrets = [secret];
+    let open = ws::open_ws(
+        ws::Target {
+            url: target.url.as_str(),
+            host: &target.host,
+            port: target.port,
+            tls: target.tls,
+        },
+        ws::ws_config(opts.max_payload.saturating_add(4)),
+        &secrets,
+    );
     tokio::time::timeout(after, open)
         .await
         .map_err(|_| RuntimeError::ConnectTimeout { after })?
+        .map_err(RuntimeError::from)
 }
 
-fn upgrade_error(e: tungstenite::Error, token: &str) -> RuntimeError {
-    use tungstenite::Error as E;
-    let clean = |s: String| scrub(&s, &[token]);
-    match e {
-        E::Http(resp) if resp.status().as_u16() == 401 => RuntimeError::Unauthorized,
-        E::Http(resp) => RuntimeError::Http {
-            status: resp.status().as_u16(),
-        },
-        E::Tls(e) => RuntimeError::Tls(clean(e.to_string())),
-        E::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
-            RuntimeError::Tls(clean(e.to_string()))
+impl From<OpenError> for RuntimeError {
+    fn from(e: OpenError) -> RuntimeError {
+        match e {
+            OpenError::Unreachable { detail, .. } | OpenError::NoDelay(detail) => {
+                RuntimeError::Refused(detail)
+            }
+            OpenError::Tls(detail) => RuntimeError::Tls(detail),
+            OpenError::Http { status: 401 } => RuntimeError::Unauthorized,
+            OpenError::Http { status } => RuntimeError::Http { status },
+            OpenError::Closed(reason) => RuntimeError::Closed {
+                code: CLOSE_ABNORMAL,
+                reason,
+            },
+            OpenError::BadUrl(detail) => RuntimeError::BadUrl(detail),
+            OpenError::Protocol(detail) => RuntimeError::Protocol(detail),
         }
-        E::Io(e) => RuntimeError::Closed {
-            code: CLOSE_ABNORMAL,
-            reason: clean(format!("during the WebSocket upgrade: {e}")),
-        },
-        E::Url(e) => RuntimeError::BadUrl(clean(e.to_string())),
-        E::HttpFormat(e) => RuntimeError::BadUrl(clean(e.to_string())),
-        E::ConnectionClosed | E::AlreadyClosed => RuntimeError::Closed {
-            code: CLOSE_ABNORMAL,
-            reason: "during the WebSocket upgrade".into(),
-        },
-        other => RuntimeError::Protocol(clean(format!("WebSocket upgrade: {other}"))),
     }
 }
 
+/// A read/write error: closed or I/O → `Closed` (1006), else `Protocol`.
 fn ws_error(e: tungstenite::Error, token: &str) -> RuntimeError {
-    use tungstenite::Error as E;
-    match e {
-        E::ConnectionClosed | E::AlreadyClosed => RuntimeError::Closed {
+    let f = ws::Failure::new(e, &[token]);
+    match f.kind {
+        FailureKind::Closed | FailureKind::Io => RuntimeError::Closed {
             code: CLOSE_ABNORMAL,
-            reason: "connection closed".into(),
+            reason: f.detail,
         },
-        E::Io(e) => RuntimeError::Closed {
-            code: CLOSE_ABNORMAL,
-            reason: scrub(&format!("io error: {e}"), &[token]),
-        },
-        other => RuntimeError::Protocol(scrub(&other.to_string(), &[token])),
+        _ => RuntimeError::Protocol(f.text),
     }
-}
-
-fn deadline_in(d: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d)
-        .or_else(|| now.checked_add(FAR_FUTURE))
-        .unwrap_or(now)
 }
 
 /// Gets a token and opens the socket; on HTTP 401 the token is invalidated
@@ -525,7 +444,7 @@ async fn open_with_token(
     tokens: &TokenProvider,
 ) -> Result<(Ws, AccessToken), RuntimeError> {
     let token = tokens.token().await?;
-    match open_ws(opts, &token).await {
+    match open_socket(opts, &token).await {
         Ok(ws) => Ok((ws, token)),
         Err(RuntimeError::Unauthorized) => {
             tokens.invalidate(&token);
@@ -604,7 +523,7 @@ impl RuntimeConnection {
             let request_id = uuid::Uuid::new_v4().to_string();
             let mut result = UpdateResult {
                 request_id: request_id.clone(),
-                sent_at: Instant::now(),
+                sent_at: Instant::now().into_std(),
                 replied_at: None,
                 outcome: UpdateOutcome::Timeout,
             };
@@ -643,7 +562,7 @@ impl RuntimeConnection {
             match self.send_payload(&payload, deadline).await {
                 Ok(at) => {
                     *in_flight += 1;
-                    result.sent_at = at;
+                    result.sent_at = at.into_std();
                     pending.insert(request_id, results.len());
                 }
                 Err(e) => {
@@ -680,7 +599,7 @@ impl RuntimeConnection {
                     },
                     ServerMessage::Context { .. } => return Err(()),
                 };
-                r.replied_at = Some(at);
+                r.replied_at = Some(at.into_std());
                 Ok(())
             })
             .await;
@@ -700,7 +619,7 @@ impl RuntimeConnection {
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut result = GetResult {
             request_id: request_id.clone(),
-            sent_at: Instant::now(),
+            sent_at: Instant::now().into_std(),
             replied_at: None,
             outcome: GetOutcome::Timeout,
         };
@@ -720,7 +639,7 @@ impl RuntimeConnection {
             }
         };
         match self.send_payload(&payload, deadline).await {
-            Ok(at) => result.sent_at = at,
+            Ok(at) => result.sent_at = at.into_std(),
             Err(e) => {
                 result.outcome = GetOutcome::Disconnected(self.kill(e).to_string());
                 return result;
@@ -745,7 +664,7 @@ impl RuntimeConnection {
                     },
                     ServerMessage::ContextUpdated { .. } => return Err(()),
                 };
-                result.replied_at = Some(at);
+                result.replied_at = Some(at.into_std());
                 Ok(())
             })
             .await;
@@ -932,7 +851,7 @@ impl RuntimeConnection {
     ) -> Result<Instant, RuntimeError> {
         let len = bytes.len() as u64;
         let send = self.ws.send(Message::Binary(bytes.into()));
-        match tokio::time::timeout_at(limit.into(), send).await {
+        match tokio::time::timeout_at(limit, send).await {
             Ok(Ok(())) => {
                 self.counters.frames_sent += 1;
                 self.counters.bytes_sent += len;
@@ -974,7 +893,7 @@ impl RuntimeConnection {
             let msg = tokio::select! {
                 biased;
                 msg = self.ws.next() => Some(msg),
-                () = tokio::time::sleep_until(wake.into()) => None,
+                () = tokio::time::sleep_until(wake) => None,
             };
             let Some(msg) = msg else { continue };
             let now = Instant::now();
@@ -1083,7 +1002,7 @@ mod tests {
         let t = runtime_url("ws://127.0.0.1:9/v2/runtime", "tok en+/", Codec::Msgpack)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            t.url,
+            t.url.as_str(),
             "ws://127.0.0.1:9/v2/runtime?token=tok+en%2B%2F&codec=msgpack"
         );
         assert_eq!((t.host.as_str(), t.port, t.tls), ("127.0.0.1", 9, false));
@@ -1094,7 +1013,7 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            t.url,
+            t.url.as_str(),
             "wss://h.example/v2/runtime?tenant=a&token=abc&codec=json"
         );
         assert_eq!((t.port, t.tls), (443, true));
@@ -1116,6 +1035,47 @@ mod tests {
             assert!(matches!(e, Some(RuntimeError::BadUrl(_))), "{raw:?}");
             assert!(!format!("{e:?}").contains("very-secret-token"));
         }
+    }
+
+    #[test]
+    fn open_and_ws_errors_keep_their_causes() {
+        let cases = [
+            (
+                OpenError::Unreachable {
+                    detail: "h:1: refused".into(),
+                    fd_exhausted: true,
+                },
+                "refused",
+            ),
+            (
+                OpenError::NoDelay("setting TCP_NODELAY: x".into()),
+                "refused",
+            ),
+            (OpenError::Http { status: 401 }, "unauthorized"),
+            (OpenError::Http { status: 404 }, "http_404"),
+            (
+                OpenError::Closed("during the WebSocket upgrade".into()),
+                "closed_1006",
+            ),
+            (OpenError::Tls("x".into()), "tls"),
+            (OpenError::BadUrl("x".into()), "bad_url"),
+            (OpenError::Protocol("x".into()), "protocol"),
+        ];
+        for (open, cause) in cases {
+            assert_eq!(RuntimeError::from(open.clone()).cause(), cause, "{open:?}");
+        }
+        use tungstenite::error::ProtocolError;
+        use tungstenite::Error as E;
+        assert_eq!(
+            ws_error(E::ConnectionClosed, "t0ken-secret").cause(),
+            "closed_1006"
+        );
+        let io = std::io::Error::other("t0ken-secret broke");
+        let e = ws_error(E::Io(io), "t0ken-secret");
+        assert_eq!(e.cause(), "closed_1006");
+        assert!(!e.to_string().contains("t0ken-secret"), "{e}");
+        let reset = E::Protocol(ProtocolError::ResetWithoutClosingHandshake);
+        assert_eq!(ws_error(reset, "t").cause(), "protocol");
     }
 
     #[test]

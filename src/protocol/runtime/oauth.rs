@@ -8,7 +8,8 @@
 //!   time, so a dead endpoint is not asked once per waiting VU.
 //! - **Refresh before expiry**: a token is refreshed once less than
 //!   `min(10 % of its lifetime, 30 s)` of it is left (a 3600 s token at 3570 s,
-//!   a 10 s token at 9 s). If that refresh fails while the old token is still
+//!   a 10 s token at 9 s), counted from when its request was sent, on the
+//!   `tokio::time` clock. If that refresh fails while the old token is still
 //!   valid, the old token is returned (the failure is counted).
 //!   A response without `expires_in` is taken to last [`DEFAULT_LIFETIME`].
 //! - **Invalidate** after close 4001/4002 or HTTP 401 at the handshake: the
@@ -23,7 +24,8 @@ use serde::Deserialize;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// The scope the runtime WebSocket needs.
 pub const DEFAULT_SCOPE: &str = "runtime:execute context:write";

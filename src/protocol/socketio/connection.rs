@@ -8,40 +8,37 @@
 //! [`Connection::connect`], [`Connection::turn`] and [`Connection::idle`].
 //! Between those calls nothing is read, so callers should not leave a
 //! connection unread for longer than the server's pingInterval + pingTimeout.
+//!
+//! The WebSocket itself (URL parsing, TCP, TLS, upgrade, error mapping) is
+//! [`crate::protocol::ws`]; every timer runs on `tokio::time`.
 
 use super::frame::{self, EnginePacket, HandshakeIds, OpenInfo, ProcessInputPayload, SocketPacket};
 use super::{
     ConnectError, ConnectOptions, DisconnectKind, Disconnected, Eio, Output, ProcessInput, Turn,
     TurnOutcome, WireCounters,
 };
+use crate::protocol::ws::{self, deadline_in, FailureKind, OpenError, Ws};
 use futures_util::{SinkExt, StreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
-use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 /// Largest WebSocket message (and frame) accepted from the server. Larger ones
 /// are a protocol error that ends the connection.
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
-/// tungstenite read buffer per connection: small, thousands of connections are open at once.
-const READ_BUFFER_BYTES: usize = 4096;
 /// Most bytes waiting to be written per connection: one largest message plus
 /// slack. A server that stops reading (while flooding pings, whose pongs
 /// queue up) fails the connection here instead of growing it without bound.
-pub const MAX_WRITE_BUFFER_BYTES: usize = MAX_MESSAGE_BYTES + (64 << 10);
+pub const MAX_WRITE_BUFFER_BYTES: usize = MAX_MESSAGE_BYTES + ws::WRITE_SLACK_BYTES;
 /// Limit for writing one heartbeat or ack.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Limit for the whole of [`Connection::close`].
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// `channel` sent when [`ProcessInput::channel`] is empty (the official default).
 pub const DEFAULT_CHANNEL: &str = "socket-client";
-/// Used instead of a deadline that would overflow `Instant`.
-const FAR_FUTURE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// `encodeURIComponent`: everything but `A-Za-z0-9-_.!~*'()` is escaped.
 const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -83,25 +80,15 @@ pub fn socket_url(opts: &ConnectOptions) -> Result<SocketUrl, ConnectError> {
             crate::secret::scrub_text(raw, &[&opts.url_token])
         ))
     };
-    let (scheme, rest) = raw.split_once("://").ok_or_else(|| bad("no scheme"))?;
-    let tls = match scheme.to_ascii_lowercase().as_str() {
-        "http" | "ws" => false,
-        "https" | "wss" => true,
-        _ => return Err(bad("scheme must be http, https, ws or wss")),
-    };
-    if rest.contains(['?', '#']) {
+    let endpoint = ws::parse(raw).map_err(|why| bad(&why))?;
+    if endpoint.url.query().is_some() {
         return Err(bad("remove the query string / fragment"));
     }
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    if authority.contains('@') {
-        return Err(bad("credentials in the URL are not supported"));
-    }
-    let (host, port) = split_host_port(authority, if tls { 443 } else { 80 })
-        .ok_or_else(|| bad("missing or malformed host[:port]"))?;
-    let mut segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let url = &endpoint.url;
+    let mut segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
     if !opts.url_token.is_empty() && segments.last() == Some(&opts.url_token.as_str()) {
         segments.pop();
     }
@@ -119,96 +106,47 @@ pub fn socket_url(opts: &ConnectOptions) -> Result<SocketUrl, ConnectError> {
             opts.emit_with_ack,
         )
     };
-    let ws_scheme = if tls { "wss" } else { "ws" };
+    // Built as text: `Url::set_query` would re-encode `'`, which
+    // encodeURIComponent keeps.
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
     Ok(SocketUrl {
-        url: format!("{ws_scheme}://{authority}{prefix}/socket.io/?{query}"),
-        host,
-        port,
-        tls,
+        url: format!("{}://{authority}{prefix}/socket.io/?{query}", url.scheme()),
+        host: endpoint.host,
+        port: endpoint.port,
+        tls: endpoint.tls,
     })
 }
 
-/// Splits `host[:port]` / `[v6][:port]`; `None` when malformed.
-fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':')?),
-        };
-        (host, port)
-    } else {
-        match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return None;
-    }
-    let port = match port {
-        None => default_port,
-        Some(p) => p.parse().ok()?,
-    };
-    Some((host.to_owned(), port))
-}
-
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
-        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
-        .max_message_size(Some(MAX_MESSAGE_BYTES))
-        .max_frame_size(Some(MAX_MESSAGE_BYTES))
-}
-
 /// TCP connect (TCP_NODELAY), optional TLS, WebSocket upgrade.
-async fn open_ws(target: &SocketUrl) -> Result<Ws, ConnectError> {
-    let tcp = TcpStream::connect((target.host.as_str(), target.port))
-        .await
-        .map_err(|e| {
-            let what = format!("{}:{}: {e}", target.host, target.port);
-            if crate::fdlimit::note_io(&e) {
-                ConnectError::FdExhausted(what)
-            } else {
-                ConnectError::Refused(what)
-            }
-        })?;
-    tcp.set_nodelay(true)
-        .map_err(|e| ConnectError::Closed(format!("setting TCP_NODELAY: {e}")))?;
-    let connector = if target.tls {
-        Connector::Rustls(crate::tls::client_config().map_err(ConnectError::Tls)?)
-    } else {
-        Connector::Plain
+async fn open_socket(target: &SocketUrl, url_token: &str) -> Result<Ws, ConnectError> {
+    let target = ws::Target {
+        url: &target.url,
+        host: &target.host,
+        port: target.port,
+        tls: target.tls,
     };
-    let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
-        target.url.as_str(),
-        tcp,
-        Some(ws_config()),
-        Some(connector),
-    )
-    .await
-    .map_err(upgrade_error)?;
-    Ok(ws)
+    ws::open_ws(target, ws::ws_config(MAX_MESSAGE_BYTES), &[url_token])
+        .await
+        .map_err(ConnectError::from)
 }
 
-fn upgrade_error(e: tungstenite::Error) -> ConnectError {
-    use tungstenite::Error as E;
-    match e {
-        E::Http(resp) => ConnectError::Http {
-            status: resp.status().as_u16(),
-        },
-        E::Tls(e) => ConnectError::Tls(e.to_string()),
-        E::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
-            ConnectError::Tls(e.to_string())
+impl From<OpenError> for ConnectError {
+    fn from(e: OpenError) -> ConnectError {
+        match e {
+            OpenError::Unreachable {
+                detail,
+                fd_exhausted: true,
+            } => ConnectError::FdExhausted(detail),
+            OpenError::Unreachable { detail, .. } => ConnectError::Refused(detail),
+            OpenError::NoDelay(detail) | OpenError::Closed(detail) => ConnectError::Closed(detail),
+            OpenError::Tls(detail) => ConnectError::Tls(detail),
+            OpenError::Http { status } => ConnectError::Http { status },
+            OpenError::BadUrl(detail) => ConnectError::BadUrl(detail),
+            OpenError::Protocol(detail) => ConnectError::Protocol(detail),
         }
-        E::Io(e) => ConnectError::Closed(format!("during the WebSocket upgrade: {e}")),
-        E::Url(e) => ConnectError::BadUrl(e.to_string()),
-        E::HttpFormat(e) => ConnectError::BadUrl(e.to_string()),
-        E::ConnectionClosed | E::AlreadyClosed => {
-            ConnectError::Closed("during the WebSocket upgrade".into())
-        }
-        other => ConnectError::Protocol(format!("WebSocket upgrade: {other}")),
     }
 }
 
@@ -238,25 +176,21 @@ fn into_connect(f: Fail, stage: &'static str, after: Duration) -> ConnectError {
 
 /// A tungstenite read/write error as a disconnect.
 fn from_ws(e: tungstenite::Error) -> Fail {
-    use tungstenite::error::ProtocolError as P;
-    use tungstenite::Error as E;
     use DisconnectKind as K;
-    match e {
-        E::ConnectionClosed | E::AlreadyClosed => fail(K::TransportClosed, "connection closed"),
-        E::Io(e) => fail(K::TransportClosed, format!("io error: {e}")),
-        E::Protocol(P::ResetWithoutClosingHandshake) => fail(
-            K::TransportClosed,
-            "the server closed the TCP connection without a WebSocket close frame",
-        ),
-        E::WriteBufferFull(_) => fail(
+    let f = ws::Failure::new(e, &[]);
+    match f.kind {
+        FailureKind::Closed | FailureKind::Io | FailureKind::Reset => {
+            fail(K::TransportClosed, f.detail)
+        }
+        FailureKind::WriteBufferFull => fail(
             K::WriteTimeout,
             format!("more than {MAX_WRITE_BUFFER_BYTES} bytes waiting to be written (server not reading)"),
         ),
-        E::Capacity(e) => fail(
+        FailureKind::TooLarge => fail(
             K::FrameTooLarge,
-            format!("{e} (limit {MAX_MESSAGE_BYTES} bytes)"),
+            format!("{} (limit {MAX_MESSAGE_BYTES} bytes)", f.detail),
         ),
-        other => protocol(other.to_string()),
+        FailureKind::Other => protocol(f.detail),
     }
 }
 
@@ -362,13 +296,6 @@ fn error_message(v: &Value, fallback: &str) -> String {
         .to_owned()
 }
 
-fn deadline_in(d: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d)
-        .or_else(|| now.checked_add(FAR_FUTURE))
-        .unwrap_or(now)
-}
-
 /// Heartbeat settings from the open packet.
 #[derive(Debug, Clone, Copy)]
 struct Heartbeat {
@@ -410,7 +337,7 @@ impl Connection {
         let after = opts.connect_timeout;
         let deadline = deadline_in(after);
         let timeout = |stage| ConnectError::Timeout { stage, after };
-        let ws = tokio::time::timeout_at(deadline.into(), open_ws(&target))
+        let ws = tokio::time::timeout_at(deadline, open_socket(&target, &opts.url_token))
             .await
             .map_err(|_| timeout("websocket"))??;
         let mut conn = Connection {
@@ -496,7 +423,7 @@ impl Connection {
     pub async fn turn(&mut self, input: &ProcessInput, timeout: Duration) -> Turn {
         let deadline = deadline_in(timeout);
         let mut turn = Turn {
-            sent_at: Instant::now(),
+            sent_at: Instant::now().into_std(),
             outputs: Vec::new(),
             outputs_received: 0,
             finished_at: None,
@@ -537,7 +464,7 @@ impl Connection {
             turn.outcome = TurnOutcome::Disconnected(self.kill(f));
             return turn;
         }
-        turn.sent_at = Instant::now();
+        turn.sent_at = Instant::now().into_std();
 
         let mut bot_error: Option<String> = None;
         loop {
@@ -584,7 +511,7 @@ impl Connection {
                     }
                     kept_bytes += bytes;
                     turn.outputs.push(Output {
-                        at: ev.at,
+                        at: ev.at.into_std(),
                         text,
                         context_version,
                         data,
@@ -594,7 +521,7 @@ impl Connection {
                     bot_error.get_or_insert(msg);
                 }
                 Kind::Final(result) => {
-                    turn.finished_at = Some(ev.at);
+                    turn.finished_at = Some(ev.at.into_std());
                     turn.outcome = match (bot_error, result) {
                         (Some(msg), _) | (None, Err(msg)) => TurnOutcome::BotError(msg),
                         (None, Ok(())) => TurnOutcome::Ok,
@@ -639,7 +566,7 @@ impl Connection {
     /// whatever the server does. Returns the counters not yet taken.
     pub async fn close(mut self) -> WireCounters {
         let limit = deadline_in(CLOSE_TIMEOUT);
-        let _ = tokio::time::timeout_at(limit.into(), async {
+        let _ = tokio::time::timeout_at(limit, async {
             if self.dead.is_none() {
                 let _ = self.send(frame::DISCONNECT.into(), limit).await;
             }
@@ -695,7 +622,7 @@ impl Connection {
     /// Writes one text frame (flushed) before `limit`.
     async fn send(&mut self, text: String, limit: Instant) -> Result<(), Fail> {
         let len = text.len() as u64;
-        match tokio::time::timeout_at(limit.into(), self.ws.send(Message::text(text))).await {
+        match tokio::time::timeout_at(limit, self.ws.send(Message::text(text))).await {
             Ok(Ok(())) => {
                 self.counters.frames_sent += 1;
                 self.counters.bytes_sent += len;
@@ -790,7 +717,7 @@ impl Connection {
             let msg = tokio::select! {
                 biased;
                 msg = self.ws.next() => Some(msg),
-                () = tokio::time::sleep_until(wake.into()) => None,
+                () = tokio::time::sleep_until(wake) => None,
             };
             let Some(msg) = msg else {
                 // Nothing was waiting to be read: judge the heartbeat.
@@ -992,6 +919,67 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn open_errors_keep_their_connect_causes() {
+        let unreachable = |fd_exhausted| OpenError::Unreachable {
+            detail: "127.0.0.1:1: refused".into(),
+            fd_exhausted,
+        };
+        let cases = [
+            (unreachable(true), "fd_exhausted"),
+            (unreachable(false), "refused"),
+            (
+                OpenError::NoDelay("setting TCP_NODELAY: x".into()),
+                "closed",
+            ),
+            (OpenError::Tls("bad certificate".into()), "tls"),
+            (OpenError::Http { status: 404 }, "http_404"),
+            (OpenError::Http { status: 502 }, "http_5xx"),
+            (
+                OpenError::Closed("during the WebSocket upgrade".into()),
+                "closed",
+            ),
+            (OpenError::BadUrl("x".into()), "bad_url"),
+            (
+                OpenError::Protocol("WebSocket upgrade: x".into()),
+                "protocol",
+            ),
+        ];
+        for (open, cause) in cases {
+            assert_eq!(ConnectError::from(open.clone()).cause(), cause, "{open:?}");
+        }
+    }
+
+    #[test]
+    fn ws_failures_become_disconnect_kinds() {
+        use tungstenite::error::{CapacityError, ProtocolError};
+        use tungstenite::Error as E;
+        let kind = |e| from_ws(e).kind;
+        assert_eq!(kind(E::ConnectionClosed), DisconnectKind::TransportClosed);
+        assert_eq!(
+            kind(E::Protocol(ProtocolError::ResetWithoutClosingHandshake)),
+            DisconnectKind::TransportClosed
+        );
+        assert_eq!(
+            kind(E::WriteBufferFull(Box::new(Message::text("x")))),
+            DisconnectKind::WriteTimeout
+        );
+        let big = from_ws(E::Capacity(CapacityError::MessageTooLong {
+            size: MAX_MESSAGE_BYTES + 1,
+            max_size: MAX_MESSAGE_BYTES,
+        }));
+        assert_eq!(big.kind, DisconnectKind::FrameTooLarge);
+        assert!(
+            big.detail
+                .ends_with(&format!("(limit {MAX_MESSAGE_BYTES} bytes)")),
+            "{big}"
+        );
+        assert_eq!(
+            kind(E::Protocol(ProtocolError::NonZeroReservedBits)),
+            DisconnectKind::ProtocolError
+        );
     }
 
     #[test]
