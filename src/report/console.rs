@@ -174,9 +174,12 @@ pub fn final_table(r: &RunReport) -> String {
     if sc.saturated {
         let _ = writeln!(
             s,
-            "!!! THE LOAD GENERATOR WAS SATURATED: {} — its latencies include its own delays",
+            "!!! THE RUN WAS SATURATED: {} — its latencies include the generator's own delays",
             sc.reasons.join("; ")
         );
+        for (label, line) in [("evidence", sc.evidence_text()), ("cause", sc.diagnosis())] {
+            let _ = line.map(|l| writeln!(s, "!!! {label}: {l}"));
+        }
     }
     if !r.thresholds.is_empty() {
         let _ = writeln!(s, "thresholds:");
