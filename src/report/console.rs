@@ -177,8 +177,13 @@ pub fn final_table(r: &RunReport) -> String {
             "!!! THE RUN WAS SATURATED: {} — its latencies include the generator's own delays",
             sc.reasons.join("; ")
         );
-        for (label, line) in [("evidence", sc.evidence_text()), ("cause", sc.diagnosis())] {
-            let _ = line.map(|l| writeln!(s, "!!! {label}: {l}"));
+        // The cause and remedy, unless the status line below already says them.
+        let diagnosis = sc
+            .diagnosis()
+            .filter(|d| !r.status_reason.contains(d.as_str()));
+        let evidence = sc.evidence_text().map(|e| format!("evidence: {e}"));
+        for line in [diagnosis, evidence].into_iter().flatten() {
+            let _ = writeln!(s, "!!! {line}");
         }
     }
     if !r.thresholds.is_empty() {
