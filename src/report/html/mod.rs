@@ -763,6 +763,8 @@ fn generator(h: &mut String, r: &RunReport) {
                 esc(&s.reasons.join("; "))
             },
         ),
+        ("cause", esc(&s.diagnosis().unwrap_or_else(|| "—".into()))),
+        ("machine", esc(&s.evidence_text().unwrap_or_else(|| "—".into()))),
         (
             "scheduler lag p50 / p99 / max",
             format!(
