@@ -1,9 +1,11 @@
 //! Generator self-check: is the load generator itself the bottleneck? Owns the
 //! tokio scheduling-lag probe ([`LagProbe`]), the per-interval CPU/RSS sampler
-//! ([`ResourceSampler`]), the saturation rules ([`SelfCheck::verdict`]) and the
-//! `summary.json` block ([`SelfCheckSummary`]). [`GeneratorMonitor`] bundles
-//! the three for the collector. It does not decide the run status or exit code;
-//! it says "saturated" and why.
+//! ([`ResourceSampler`]), the saturation rules ([`SelfCheck::verdict`]), the
+//! cause of a saturation and its remedy ([`classify`], [`hint`], from the
+//! machine's figures of [`super::machine`]) and the `summary.json` block
+//! ([`SelfCheckSummary`]). [`GeneratorMonitor`] bundles them for the
+//! collector. It does not decide the run status or exit code; it says
+//! "saturated", why, and what helps.
 //!
 //! # Use in the collector
 //! ```no_run
