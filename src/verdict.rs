@@ -2,6 +2,7 @@
 //! rule so every report and the process exit agree, thresholds included.
 
 use crate::error::exit;
+use crate::metrics::selfcheck::SelfCheckSummary;
 use crate::metrics::{Counter, Snapshot};
 use crate::thresholds::{Outcome, ThresholdResult};
 use serde::{Deserialize, Serialize};
@@ -45,12 +46,12 @@ impl RunStatus {
     }
 }
 
-/// The status of a run and one sentence explaining it. `saturation` holds the
-/// reasons the generator self-check gave when it counts (strict mode).
+/// The status of a run and one sentence explaining it. `saturation` is the
+/// generator self-check when it counts (strict mode).
 pub fn judge(
     totals: &Snapshot,
     interrupted: bool,
-    saturation: Option<&[String]>,
+    saturation: Option<&SelfCheckSummary>,
 ) -> (RunStatus, String) {
     let c = |k: Counter| totals.counter(k);
     let turns_ok = c(Counter::TurnsOk);
@@ -65,12 +66,13 @@ pub fn judge(
             format!("interrupted: {work} completed before the stop"),
         );
     }
-    if let Some(reasons) = saturation.filter(|r| !r.is_empty()) {
+    if let Some(check) = saturation.filter(|c| c.saturated) {
         return (
             RunStatus::Invalid,
             format!(
-                "invalid: the load generator was saturated, so its latencies include its own delays ({}); use fewer VUs, a separate `finalping serve` process, or more cores",
-                reasons.join("; ")
+                "invalid: the generator self-check found the run saturated, so its latencies include the generator's own delays ({}){}",
+                check.reasons.join("; "),
+                check.diagnosis().map_or(String::new(), |d| format!("; {d}"))
             ),
         );
     }
@@ -206,11 +208,18 @@ mod tests {
             "{reason}"
         );
         assert_eq!(status.exit_code(), 1);
-        let reasons = vec!["lag p99 20 ms > 10 ms".to_string()];
-        let (status, reason) = judge(&t, false, Some(&reasons));
+        let mut check = crate::metrics::selfcheck::SelfCheck::new(Default::default()).summary();
+        assert_eq!(judge(&t, false, Some(&check)).0, RunStatus::Failed);
+        check.saturated = true;
+        check.reasons = vec!["lag p99 20 ms > 10 ms".to_string()];
+        check.cause = Some(crate::metrics::selfcheck::Cause::MachineBusy);
+        check.hint = Some("stop the other work".to_string());
+        let (status, reason) = judge(&t, false, Some(&check));
         assert_eq!(status, RunStatus::Invalid);
         assert!(
-            reason.contains("saturated") && reason.contains("lag p99"),
+            reason.contains("saturated")
+                && reason.contains("lag p99")
+                && reason.contains("cause machine_busy: stop the other work"),
             "{reason}"
         );
     }

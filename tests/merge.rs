@@ -578,6 +578,11 @@ fn a_missing_invalid_interrupted_or_saturated_segment_makes_it_invalid() {
     let s = read_json(&warned.join("summary.json"));
     assert_ne!(s["status"], "invalid", "{}", text(&o));
     assert_eq!(s["self_check"]["saturated"], true, "{s}");
+    // The merged block carries the first saturated segment's cause and
+    // remedy (on a busy machine segments 0 and 1 may be saturated too).
+    assert!(s["self_check"]["cause"].is_string(), "{s}");
+    let hint = s["self_check"]["hint"].as_str().unwrap();
+    assert!(hint.starts_with("segment "), "{hint}");
     // With the default tolerance (1 s), a segment that started seconds after
     // the others (it ran after the barrier group finished) is named as late.
     case(&f.saturated, &["--self-check", "warn"], "segment 2");

@@ -279,8 +279,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         None => None,
     };
 
-    let saturation =
-        (args.self_check == SelfCheckMode::Strict).then_some(outcome.self_check.reasons.as_slice());
+    let saturation = (args.self_check == SelfCheckMode::Strict).then_some(&outcome.self_check);
     let (mut status, mut reason) = verdict::judge(&outcome.totals, outcome.interrupted, saturation);
     if let Some(why) = start_late.and_then(start::too_late) {
         if status != RunStatus::Interrupted {

@@ -181,8 +181,12 @@ fn problems(set: &SegmentSet, options: &MergeOptions) -> Vec<String> {
         }
         if s.report.self_check.saturated && options.strict_self_check {
             out.push(format!(
-                "{who}: the load generator was saturated ({})",
-                s.report.self_check.reasons.join("; ")
+                "{who}: the load generator was saturated ({}){}",
+                s.report.self_check.reasons.join("; "),
+                s.report
+                    .self_check
+                    .diagnosis()
+                    .map_or(String::new(), |d| format!("; {d}"))
             ));
         }
         let late_ms = s
@@ -330,6 +334,11 @@ fn merged_self_check(segments: &[Segment]) -> SelfCheckSummary {
     let Some((_, base)) = checks.first() else {
         return crate::metrics::selfcheck::SelfCheck::new(Default::default()).summary();
     };
+    // The cause, remedy and machine figures of the first saturated segment.
+    let (diagnosed, first) = checks
+        .iter()
+        .find(|c| c.1.saturated)
+        .map_or((None, *base), |(i, c)| (Some(*i), *c));
     SelfCheckSummary {
         intervals: max_u64(|c| c.intervals).unwrap_or(0),
         lag_samples: checks.iter().map(|c| c.1.lag_samples).sum(),
@@ -353,6 +362,12 @@ fn merged_self_check(segments: &[Segment]) -> SelfCheckSummary {
             .iter()
             .flat_map(|(i, c)| c.reasons.iter().map(move |r| format!("segment {i}: {r}")))
             .collect(),
+        cause: first.cause,
+        hint: first
+            .hint
+            .as_ref()
+            .map(|h| diagnosed.map_or(h.clone(), |i| format!("segment {i}: {h}"))),
+        machine: first.machine,
     }
 }
 

@@ -4,6 +4,7 @@
 //! never one global lock per sample: each worker thread writes its own shard.
 //! This module does not know about sockets or report formats.
 
+pub mod machine;
 mod process;
 mod recorder;
 pub mod selfcheck;

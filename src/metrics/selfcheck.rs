@@ -1,9 +1,11 @@
 //! Generator self-check: is the load generator itself the bottleneck? Owns the
 //! tokio scheduling-lag probe ([`LagProbe`]), the per-interval CPU/RSS sampler
-//! ([`ResourceSampler`]), the saturation rules ([`SelfCheck::verdict`]) and the
-//! `summary.json` block ([`SelfCheckSummary`]). [`GeneratorMonitor`] bundles
-//! the three for the collector. It does not decide the run status or exit code;
-//! it says "saturated" and why.
+//! ([`ResourceSampler`]), the saturation rules ([`SelfCheck::verdict`]), the
+//! cause of a saturation and its remedy ([`classify`], [`hint`], from the
+//! machine's figures of [`super::machine`]) and the `summary.json` block
+//! ([`SelfCheckSummary`]). [`GeneratorMonitor`] bundles them for the
+//! collector. It does not decide the run status or exit code; it says
+//! "saturated", why, and what helps.
 //!
 //! # Use in the collector
 //! ```no_run
@@ -32,7 +34,27 @@
 //!    in the same process on threads of its own; their CPU is taken out
 //!    (see [`GeneratorMonitor::start_excluding`]) so the rule judges the
 //!    client alone (where those threads cannot be measured, it is counted).
+//!
+//! # Causes (why a saturated run was distorted, and what helps)
+//! The rules above decide *whether* a run is saturated; [`classify`] says
+//! *why*, from the machine's figures per interval ([`super::machine`], Linux
+//! `/proc/stat`): the CPU all processes used on the CPUs this process may run
+//! on, steal time, and the machine's run queue. "Ours" is the whole process
+//! (client + embedded emulator); "others" is the machine's busy time minus
+//! ours. Means over the intervals, in % of one core, `capacity` = 100 × the
+//! CPUs measured:
+//! 1. [`Cause::GeneratorSaturated`] — rule 2 fired (the client's CPU at its limit).
+//! 2. [`Cause::MachineBusy`] — others used more than ours, and either ≥ 50 %
+//!    of the capacity, or ≥ 25 % with a run-queue p99 above the online CPUs.
+//! 3. [`Cause::CpuSteal`] — steal ≥ 10 % of the capacity. When both 2 and 3
+//!    hold, the larger share wins.
+//! 4. [`Cause::GeneratorSaturated`] — ours ≥ 50 % of the capacity (the
+//!    process itself was the main consumer, though below rule 2's limit).
+//! 5. [`Cause::Unknown`] — none of these (or no machine figures).
+//!
+//! Each cause comes with the remedy that actually helps ([`hint`]).
 
+use super::machine::{MachineSample, MachineSampler};
 use super::{new_histogram, ProcessUsage, ThreadGroupCpu};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -143,8 +165,11 @@ pub fn current_rss_kib() -> Option<u64> {
 /// CPU and memory of the process over one interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ResourceSample {
-    /// CPU time used during the interval / its wall time, in % of one core.
+    /// CPU time used during the interval / its wall time, in % of one core
+    /// (the excluded thread group left out).
     pub cpu_percent: f64,
+    /// The same for the whole process, the excluded group included.
+    pub process_cpu_percent: f64,
     /// Current RSS in KiB (the peak RSS where the current one is not available).
     pub rss_kib: u64,
 }
@@ -183,16 +208,24 @@ impl ResourceSampler {
         let excluded = self.excluded.as_ref().and_then(|g| g.total());
         let at = Instant::now();
         let wall = at.duration_since(self.last_at).as_secs_f64();
-        let mut cpu = now.cpu.saturating_sub(self.last.cpu);
+        let process = now.cpu.saturating_sub(self.last.cpu);
+        let mut cpu = process;
         if let Some(e) = excluded {
             cpu = cpu.saturating_sub(e.saturating_sub(self.last_excluded));
             self.last_excluded = e;
         }
-        let cpu = cpu.as_secs_f64();
         self.last = now;
         self.last_at = at;
+        let percent = |d: Duration| {
+            if wall > 0.0 {
+                100.0 * d.as_secs_f64() / wall
+            } else {
+                0.0
+            }
+        };
         ResourceSample {
-            cpu_percent: if wall > 0.0 { 100.0 * cpu / wall } else { 0.0 },
+            cpu_percent: percent(cpu),
+            process_cpu_percent: percent(process),
             rss_kib: current_rss_kib().unwrap_or(now.max_rss_kib),
         }
     }
@@ -242,6 +275,166 @@ pub struct Saturation {
     pub reasons: Vec<String>,
 }
 
+/// Why a saturated run's measurements were distorted (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The load generator used the CPU it may use: it is the bottleneck.
+    GeneratorSaturated,
+    /// Other processes used the CPU finalping needed.
+    MachineBusy,
+    /// The hypervisor withheld CPU time from this virtual machine.
+    CpuSteal,
+    /// No CPU contention was seen (or the machine could not be measured).
+    Unknown,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::GeneratorSaturated => "generator_saturated",
+            Cause::MachineBusy => "machine_busy",
+            Cause::CpuSteal => "cpu_steal",
+            Cause::Unknown => "unknown",
+        }
+    }
+}
+
+/// Others' share of the capacity that, on its own, makes the machine busy.
+const BUSY_SHARE: f64 = 0.5;
+/// Others' share that makes the machine busy when the run queue also exceeds
+/// the online CPUs.
+const BUSY_SHARE_QUEUED: f64 = 0.25;
+/// Steal share of the capacity that counts as a noisy host.
+const STEAL_SHARE: f64 = 0.10;
+/// Our own share of the capacity that makes the generator the main consumer.
+const OWN_SHARE: f64 = 0.5;
+
+/// What the machine did during the run, beside the process's own CPU: the
+/// evidence for the [`Cause`]. Means are over the intervals with figures, in
+/// % of one core.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineEvidence {
+    /// Intervals with machine figures.
+    pub intervals: u64,
+    /// CPUs the figures cover: those this process may run on (its affinity
+    /// mask, e.g. from `taskset`).
+    pub cpus: usize,
+    /// CPUs online on the machine (the run queue is compared with these).
+    pub online_cpus: usize,
+    /// The load generator's own CPU (client threads).
+    pub own_cpu_percent: f64,
+    /// The embedded emulator's threads (0 against an external target).
+    pub emulator_cpu_percent: f64,
+    /// Everything else on those CPUs: machine busy time − this process.
+    pub others_cpu_percent: f64,
+    pub others_cpu_percent_max: f64,
+    /// Busy time of those CPUs, all processes together.
+    pub machine_cpu_percent: f64,
+    /// Steal time of those CPUs (virtual machines).
+    pub steal_percent: f64,
+    pub steal_percent_max: f64,
+    /// Runnable tasks on the machine, sampled once per interval.
+    pub run_queue_p99: u64,
+    pub run_queue_max: u64,
+}
+
+/// The cause of a saturated run (see the module docs for the rules).
+/// `cpu_rule_fired`: rule 2 held; `cores`: the cores the process may use;
+/// `own_cpu_percent`: the client's mean CPU; `machine`: the machine's figures,
+/// if any.
+pub fn classify(
+    cpu_rule_fired: bool,
+    cores: usize,
+    own_cpu_percent: f64,
+    machine: Option<&MachineEvidence>,
+) -> Cause {
+    if cpu_rule_fired {
+        return Cause::GeneratorSaturated;
+    }
+    let Some(m) = machine.filter(|m| m.intervals > 0) else {
+        let capacity = 100.0 * cores.max(1) as f64;
+        return if own_cpu_percent >= OWN_SHARE * capacity {
+            Cause::GeneratorSaturated
+        } else {
+            Cause::Unknown
+        };
+    };
+    let capacity = 100.0 * m.cpus.max(1) as f64;
+    let ours = m.own_cpu_percent + m.emulator_cpu_percent;
+    let others = m.others_cpu_percent;
+    let queued = m.run_queue_p99 > m.online_cpus as u64;
+    let busy = others > ours
+        && (others >= BUSY_SHARE * capacity || (queued && others >= BUSY_SHARE_QUEUED * capacity));
+    let stolen = m.steal_percent >= STEAL_SHARE * capacity;
+    match (busy, stolen) {
+        (true, true) if m.steal_percent > others => Cause::CpuSteal,
+        (true, _) => Cause::MachineBusy,
+        (false, true) => Cause::CpuSteal,
+        (false, false) if ours >= OWN_SHARE * capacity => Cause::GeneratorSaturated,
+        (false, false) => Cause::Unknown,
+    }
+}
+
+/// The remedy for `cause`, with the figures that show it.
+pub fn hint(
+    cause: Cause,
+    own_cpu_percent: f64,
+    cores: usize,
+    m: Option<&MachineEvidence>,
+) -> String {
+    let emulator = m.map_or(0.0, |m| m.emulator_cpu_percent);
+    match (cause, m) {
+        (Cause::GeneratorSaturated, _) => {
+            let mut text = format!(
+                "the load generator itself used {own_cpu_percent:.0} % of a core on {cores} core(s): \
+                 lower the load per machine (fewer VUs or a lower arrival rate) or split the run \
+                 over more machines (`--segment i/N`, then `finalping merge`)"
+            );
+            if emulator >= own_cpu_percent.max(25.0 * cores.max(1) as f64) {
+                text.push_str(&format!(
+                    "; the embedded emulator used {emulator:.0} % more: run `finalping serve` as a \
+                     separate process on other cores or another machine and pass `--target`"
+                ));
+            }
+            text
+        }
+        (Cause::MachineBusy, Some(m)) => format!(
+            "other processes used {:.0} % of a core on the {} CPU(s) finalping may use (run queue \
+             up to {} tasks for {} online CPUs) while finalping used {:.0} %: the delays come from \
+             sharing the CPU, not from the load, so fewer VUs will not help; stop the other work, \
+             run on a quiet machine, or give finalping CPUs of its own (`taskset -c …` with the \
+             other work kept off them)",
+            m.others_cpu_percent,
+            m.cpus,
+            m.run_queue_max,
+            m.online_cpus,
+            m.own_cpu_percent + m.emulator_cpu_percent
+        ),
+        (Cause::CpuSteal, Some(m)) => format!(
+            "the hypervisor withheld {:.0} % of a core (steal time) from the {} CPU(s) of this \
+             virtual machine: run on a dedicated host or a larger instance with guaranteed CPU; \
+             fewer VUs will not help",
+            m.steal_percent, m.cpus
+        ),
+        (_, Some(m)) => format!(
+            "no CPU contention was seen (finalping {:.0} %, other processes {:.0} %, steal {:.0} % \
+             of a core on {} CPU(s)): the delays may come from a container's CPU quota (cgroup \
+             throttling), memory pressure (swapping) or a stalled host; rerun, and compare the \
+             scheduler-lag column of timeseries.csv with what else ran at that time",
+            m.own_cpu_percent + m.emulator_cpu_percent,
+            m.others_cpu_percent,
+            m.steal_percent,
+            m.cpus
+        ),
+        (_, None) => format!(
+            "this system does not show other processes' CPU use, so the cause is unknown \
+             (finalping used {own_cpu_percent:.0} % of a core): make sure nothing else runs on \
+             the machine and rerun; if it repeats, use fewer VUs"
+        ),
+    }
+}
+
 /// The self-check block of `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SelfCheckSummary {
@@ -268,6 +461,113 @@ pub struct SelfCheckSummary {
     pub rss_mib_max: f64,
     pub saturated: bool,
     pub reasons: Vec<String>,
+    /// Why the run was saturated; null when it was not.
+    #[serde(default)]
+    pub cause: Option<Cause>,
+    /// The remedy for `cause`, with its figures; null when not saturated.
+    #[serde(default)]
+    pub hint: Option<String>,
+    /// The machine's figures (the evidence for `cause`); null where the
+    /// system does not provide them (no `/proc/stat`).
+    #[serde(default)]
+    pub machine: Option<MachineEvidence>,
+}
+
+impl SelfCheckSummary {
+    /// One line of evidence: our CPU, others', steal, run queue (None without
+    /// machine figures).
+    pub fn evidence_text(&self) -> Option<String> {
+        let m = self.machine.as_ref().filter(|m| m.intervals > 0)?;
+        Some(format!(
+            "finalping {:.0} % of a core (client {:.0} %, embedded emulator {:.0} %), other \
+             processes {:.0} % (max {:.0} %), steal {:.0} %, run queue p99 {} / max {} on {} \
+             online CPU(s); CPU figures over the {} CPU(s) finalping may use",
+            m.own_cpu_percent + m.emulator_cpu_percent,
+            m.own_cpu_percent,
+            m.emulator_cpu_percent,
+            m.others_cpu_percent,
+            m.others_cpu_percent_max,
+            m.steal_percent,
+            m.run_queue_p99,
+            m.run_queue_max,
+            m.online_cpus,
+            m.cpus
+        ))
+    }
+
+    /// "cause …: remedy" of a saturated run (None when not saturated, or
+    /// read from a summary written before causes were recorded).
+    pub fn diagnosis(&self) -> Option<String> {
+        let cause = self.cause.filter(|_| self.saturated)?;
+        Some(match &self.hint {
+            Some(hint) => format!("cause {}: {hint}", cause.as_str()),
+            None => format!("cause {}", cause.as_str()),
+        })
+    }
+}
+
+/// Sums of the machine's per-interval figures (see [`MachineEvidence`]).
+struct MachineTotals {
+    intervals: u64,
+    cpus: usize,
+    online_cpus: usize,
+    own_sum: f64,
+    emulator_sum: f64,
+    others_sum: f64,
+    others_max: f64,
+    machine_sum: f64,
+    steal_sum: f64,
+    steal_max: f64,
+    run_queue: Histogram<u64>,
+}
+
+impl MachineTotals {
+    fn new() -> MachineTotals {
+        MachineTotals {
+            intervals: 0,
+            cpus: 0,
+            online_cpus: 0,
+            own_sum: 0.0,
+            emulator_sum: 0.0,
+            others_sum: 0.0,
+            others_max: 0.0,
+            machine_sum: 0.0,
+            steal_sum: 0.0,
+            steal_max: 0.0,
+            run_queue: new_histogram(),
+        }
+    }
+
+    fn evidence(&self) -> Option<MachineEvidence> {
+        if self.intervals == 0 {
+            return None;
+        }
+        let n = self.intervals as f64;
+        let q = |p: f64| self.run_queue.value_at_quantile(p);
+        Some(MachineEvidence {
+            intervals: self.intervals,
+            cpus: self.cpus,
+            online_cpus: self.online_cpus,
+            own_cpu_percent: self.own_sum / n,
+            emulator_cpu_percent: self.emulator_sum / n,
+            others_cpu_percent: self.others_sum / n,
+            others_cpu_percent_max: self.others_max,
+            machine_cpu_percent: self.machine_sum / n,
+            steal_percent: self.steal_sum / n,
+            steal_percent_max: self.steal_max,
+            run_queue_p99: q(0.99),
+            run_queue_max: self.run_queue.max(),
+        })
+    }
+}
+
+/// A finite, non-negative CPU figure (anything else counts as 0).
+fn cpu_figure(percent: f64) -> f64 {
+    if percent.is_finite() {
+        percent.max(0.0)
+    } else {
+        0.0
+    }
 }
 
 /// Accumulates the per-interval measurements of a run and applies the rules.
@@ -280,6 +580,7 @@ pub struct SelfCheck {
     cpu_streak: u32,
     cpu_longest_streak: u32,
     rss_max_kib: u64,
+    machine: MachineTotals,
 }
 
 impl SelfCheck {
@@ -293,6 +594,7 @@ impl SelfCheck {
             cpu_streak: 0,
             cpu_longest_streak: 0,
             rss_max_kib: 0,
+            machine: MachineTotals::new(),
         }
     }
 
@@ -307,11 +609,7 @@ impl SelfCheck {
             // Project-wide bounds on both sides: addition cannot fail.
             let _ = self.lag.add(lag);
         }
-        let cpu = if cpu_percent.is_finite() {
-            cpu_percent.max(0.0)
-        } else {
-            0.0
-        };
+        let cpu = cpu_figure(cpu_percent);
         self.intervals += 1;
         self.cpu_sum += cpu;
         self.cpu_max = self.cpu_max.max(cpu);
@@ -322,6 +620,35 @@ impl SelfCheck {
             self.cpu_streak = 0;
         }
         self.rss_max_kib = self.rss_max_kib.max(rss_kib);
+    }
+
+    /// Feeds the machine's figures for the same interval as
+    /// [`record_interval`](Self::record_interval): the client's CPU, the
+    /// whole process's (embedded emulator included), both in % of one core.
+    pub fn record_machine(
+        &mut self,
+        own_cpu_percent: f64,
+        process_cpu_percent: f64,
+        m: &MachineSample,
+    ) {
+        let own = cpu_figure(own_cpu_percent);
+        let process = cpu_figure(process_cpu_percent).max(own);
+        let busy = cpu_figure(m.busy_percent);
+        let steal = cpu_figure(m.steal_percent);
+        // Ticks are coarser than the process's own clock: never below 0.
+        let others = (busy - process).max(0.0);
+        let t = &mut self.machine;
+        t.intervals += 1;
+        t.cpus = m.cpus;
+        t.online_cpus = m.online_cpus;
+        t.own_sum += own;
+        t.emulator_sum += process - own;
+        t.others_sum += others;
+        t.others_max = t.others_max.max(others);
+        t.machine_sum += busy;
+        t.steal_sum += steal;
+        t.steal_max = t.steal_max.max(steal);
+        t.run_queue.saturating_record(u64::from(m.run_queue));
     }
 
     /// The run's last, partial interval: its lag and RSS count, but not its CPU
@@ -352,7 +679,7 @@ impl SelfCheck {
             ));
         }
         let window = self.config.cpu_window_intervals.max(1);
-        if self.cpu_longest_streak >= window {
+        if self.cpu_rule_fired() {
             reasons.push(format!(
                 "generator CPU at or above {:.0}% of {} core(s) ({:.0}% of one core) for {} \
                  consecutive intervals (limit {})",
@@ -369,8 +696,28 @@ impl SelfCheck {
         }
     }
 
+    /// The machine's figures so far (None without any).
+    pub fn machine(&self) -> Option<MachineEvidence> {
+        self.machine.evidence()
+    }
+
     pub fn summary(&self) -> SelfCheckSummary {
         let verdict = self.verdict();
+        let machine = self.machine();
+        let own_cpu = if self.intervals == 0 {
+            0.0
+        } else {
+            self.cpu_sum / self.intervals as f64
+        };
+        let cause = verdict.saturated.then(|| {
+            classify(
+                self.cpu_rule_fired(),
+                self.config.cores,
+                own_cpu,
+                machine.as_ref(),
+            )
+        });
+        let hint = cause.map(|c| hint(c, own_cpu, self.config.cores, machine.as_ref()));
         let q = |p: f64| {
             if self.lag.is_empty() {
                 0
@@ -390,11 +737,7 @@ impl SelfCheck {
             },
             lag_p99_budget_us: u64::try_from(self.config.lag_p99_budget.as_micros())
                 .unwrap_or(u64::MAX),
-            cpu_percent_mean: if self.intervals == 0 {
-                0.0
-            } else {
-                self.cpu_sum / self.intervals as f64
-            },
+            cpu_percent_mean: own_cpu,
             cpu_percent_max: self.cpu_max,
             cpu_cores: self.config.cores,
             cpu_saturation_percent: self.config.cpu_saturation_percent(),
@@ -403,7 +746,15 @@ impl SelfCheck {
             rss_mib_max: self.rss_max_kib as f64 / 1024.0,
             saturated: verdict.saturated,
             reasons: verdict.reasons,
+            cause,
+            hint,
+            machine,
         }
+    }
+
+    /// Rule 2 held.
+    fn cpu_rule_fired(&self) -> bool {
+        self.cpu_longest_streak >= self.config.cpu_window_intervals.max(1)
     }
 
     fn lag_p99_us(&self) -> u64 {
@@ -440,6 +791,7 @@ impl IntervalSample {
 pub struct GeneratorMonitor {
     probe: LagProbe,
     sampler: ResourceSampler,
+    machine: MachineSampler,
     check: SelfCheck,
 }
 
@@ -458,6 +810,7 @@ impl GeneratorMonitor {
         GeneratorMonitor {
             probe: LagProbe::start(),
             sampler: ResourceSampler::excluding(excluded),
+            machine: MachineSampler::new(),
             check: SelfCheck::new(config),
         }
     }
@@ -468,6 +821,10 @@ impl GeneratorMonitor {
         let res = self.sampler.sample();
         self.check
             .record_interval(&lag, res.cpu_percent, res.rss_kib);
+        if let Some(m) = self.machine.sample() {
+            self.check
+                .record_machine(res.cpu_percent, res.process_cpu_percent, &m);
+        }
         IntervalSample {
             cpu_percent: res.cpu_percent,
             rss_kib: res.rss_kib,
@@ -615,6 +972,226 @@ mod tests {
         let json = serde_json::to_value(c.summary()).unwrap();
         assert_eq!(json["saturated"], true);
         assert_eq!(json["lag_p99_budget_us"], 5000);
+    }
+
+    fn machine(cpus: usize, busy: f64, steal: f64, run_queue: u32) -> MachineSample {
+        MachineSample {
+            cpus,
+            online_cpus: cpus,
+            busy_percent: busy,
+            steal_percent: steal,
+            run_queue,
+        }
+    }
+
+    /// A run over budget on lag only (20 ms p99), 10 intervals of the given
+    /// client CPU, process CPU and machine figures.
+    fn lagging_run(own: f64, process: f64, m: MachineSample) -> SelfCheckSummary {
+        let mut c = SelfCheck::new(config(2, 5));
+        for _ in 0..10 {
+            c.record_interval(&lag_of(&[20_000; 10]), own, 1024);
+            c.record_machine(own, process, &m);
+        }
+        c.summary()
+    }
+
+    #[test]
+    fn a_busy_machine_is_told_apart_from_a_saturated_generator() {
+        // The issue's case: 2 cores, finalping at 5 %, the CPUs busy with other work.
+        let s = lagging_run(5.0, 5.0, machine(2, 195.0, 0.0, 5));
+        assert!(s.saturated);
+        assert_eq!(s.cause, Some(Cause::MachineBusy));
+        let m = s.machine.unwrap();
+        assert_eq!(
+            m,
+            MachineEvidence {
+                intervals: 10,
+                cpus: 2,
+                online_cpus: 2,
+                own_cpu_percent: 5.0,
+                emulator_cpu_percent: 0.0,
+                others_cpu_percent: 190.0,
+                others_cpu_percent_max: 190.0,
+                machine_cpu_percent: 195.0,
+                steal_percent: 0.0,
+                steal_percent_max: 0.0,
+                run_queue_p99: 5,
+                run_queue_max: 5,
+            }
+        );
+        let hint = s.hint.as_deref().unwrap();
+        assert!(
+            hint.starts_with("other processes used 190 % of a core on the 2 CPU(s)")
+                && hint.contains("run queue up to 5 tasks for 2 online CPUs")
+                && hint.contains("fewer VUs will not help"),
+            "{hint}"
+        );
+        assert!(s
+            .diagnosis()
+            .unwrap()
+            .starts_with("cause machine_busy: other processes"));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["cause"], "machine_busy");
+        assert_eq!(json["machine"]["others_cpu_percent"], 190.0);
+        assert_eq!(json["machine"]["run_queue_p99"], 5);
+    }
+
+    #[test]
+    fn classification_rules() {
+        let m = |own: f64, emulator: f64, others: f64, steal: f64, queue: u64| MachineEvidence {
+            intervals: 3,
+            cpus: 2,
+            online_cpus: 2,
+            own_cpu_percent: own,
+            emulator_cpu_percent: emulator,
+            others_cpu_percent: others,
+            machine_cpu_percent: own + emulator + others,
+            run_queue_p99: queue,
+            run_queue_max: queue,
+            steal_percent: steal,
+            ..MachineEvidence::default()
+        };
+        let cause =
+            |fired: bool, e: MachineEvidence| classify(fired, 2, e.own_cpu_percent, Some(&e));
+        // Rule 2 fired: the generator, whatever else ran.
+        assert_eq!(
+            cause(true, m(190.0, 0.0, 5.0, 0.0, 2)),
+            Cause::GeneratorSaturated
+        );
+        assert_eq!(
+            cause(true, m(10.0, 0.0, 180.0, 0.0, 9)),
+            Cause::GeneratorSaturated
+        );
+        // Others ≥ 50 % of 200 and more than ours: busy, run queue or not.
+        assert_eq!(
+            cause(false, m(10.0, 0.0, 100.0, 0.0, 1)),
+            Cause::MachineBusy
+        );
+        assert_eq!(cause(false, m(10.0, 0.0, 99.0, 0.0, 2)), Cause::Unknown);
+        // 25–50 % needs a run queue above the online CPUs.
+        assert_eq!(cause(false, m(10.0, 0.0, 50.0, 0.0, 3)), Cause::MachineBusy);
+        assert_eq!(cause(false, m(10.0, 0.0, 49.0, 0.0, 3)), Cause::Unknown);
+        // Ours (client + embedded emulator) at least as large: not the machine's fault.
+        assert_eq!(
+            cause(false, m(60.0, 50.0, 100.0, 0.0, 4)),
+            Cause::GeneratorSaturated
+        );
+        assert_eq!(
+            cause(false, m(60.0, 40.0, 100.0, 0.0, 4)),
+            Cause::GeneratorSaturated
+        );
+        assert_eq!(
+            cause(false, m(60.0, 39.0, 100.0, 0.0, 4)),
+            Cause::MachineBusy
+        );
+        // Steal ≥ 10 % of 200.
+        assert_eq!(cause(false, m(10.0, 0.0, 5.0, 20.0, 1)), Cause::CpuSteal);
+        assert_eq!(cause(false, m(10.0, 0.0, 5.0, 19.0, 1)), Cause::Unknown);
+        // Both: the larger share wins.
+        assert_eq!(
+            cause(false, m(10.0, 0.0, 100.0, 60.0, 4)),
+            Cause::MachineBusy
+        );
+        assert_eq!(cause(false, m(10.0, 0.0, 100.0, 120.0, 4)), Cause::CpuSteal);
+        // Nothing else ran, ours is half the capacity: the generator.
+        assert_eq!(
+            cause(false, m(100.0, 0.0, 0.0, 0.0, 2)),
+            Cause::GeneratorSaturated
+        );
+        assert_eq!(cause(false, m(99.0, 0.0, 0.0, 0.0, 2)), Cause::Unknown);
+        // No machine figures: only our own CPU can tell.
+        assert_eq!(classify(false, 2, 100.0, None), Cause::GeneratorSaturated);
+        assert_eq!(classify(false, 2, 99.0, None), Cause::Unknown);
+        let none = MachineEvidence::default();
+        assert_eq!(classify(false, 2, 5.0, Some(&none)), Cause::Unknown);
+    }
+
+    #[test]
+    fn each_cause_names_its_remedy() {
+        let s = lagging_run(5.0, 5.0, machine(2, 10.0, 40.0, 2));
+        assert_eq!(s.cause, Some(Cause::CpuSteal));
+        let hint = s.hint.unwrap();
+        assert!(
+            hint.starts_with("the hypervisor withheld 40 % of a core"),
+            "{hint}"
+        );
+        assert!(hint.contains("dedicated host"), "{hint}");
+
+        // Client 20 %, embedded emulator 100 % more, nothing else: the
+        // generator, and the emulator should move out.
+        let s = lagging_run(20.0, 120.0, machine(2, 125.0, 0.0, 2));
+        assert_eq!(s.cause, Some(Cause::GeneratorSaturated));
+        let m = s.machine.unwrap();
+        assert_eq!((m.emulator_cpu_percent, m.others_cpu_percent), (100.0, 5.0));
+        let hint = s.hint.unwrap();
+        assert!(
+            hint.contains("fewer VUs") && hint.contains("--segment"),
+            "{hint}"
+        );
+        assert!(hint.contains("embedded emulator used 100 % more"), "{hint}");
+
+        let s = lagging_run(5.0, 5.0, machine(2, 10.0, 0.0, 1));
+        assert_eq!(s.cause, Some(Cause::Unknown));
+        assert!(s
+            .hint
+            .unwrap()
+            .starts_with("no CPU contention was seen (finalping 5 %, other processes 5 %"));
+
+        // CPU rule: the generator at its limit; no emulator advice without one.
+        let mut c = SelfCheck::new(config(2, 2));
+        for _ in 0..3 {
+            c.record_interval(&new_histogram(), 195.0, 0);
+            c.record_machine(195.0, 195.0, &machine(2, 199.0, 0.0, 3));
+        }
+        let s = c.summary();
+        assert_eq!(s.cause, Some(Cause::GeneratorSaturated));
+        let hint = s.hint.unwrap();
+        assert!(
+            hint.starts_with("the load generator itself used 195 % of a core on 2 core(s)"),
+            "{hint}"
+        );
+        assert!(!hint.contains("emulator"), "{hint}");
+
+        // Not saturated: no cause, no hint, but the evidence is there.
+        let mut ok = SelfCheck::new(config(2, 5));
+        ok.record_interval(&lag_of(&[100]), 5.0, 0);
+        ok.record_machine(5.0, 5.0, &machine(2, 150.0, 0.0, 4));
+        let s = ok.summary();
+        assert_eq!(
+            (s.cause, s.hint.as_deref(), s.diagnosis()),
+            (None, None, None)
+        );
+        assert_eq!(s.machine.unwrap().others_cpu_percent, 145.0);
+        assert!(s.evidence_text().unwrap().contains("other processes 145 %"));
+    }
+
+    #[test]
+    fn others_never_go_negative_and_bad_figures_count_as_zero() {
+        let mut c = SelfCheck::new(config(2, 5));
+        // Ticks are coarse: the machine may show less than the process itself.
+        c.record_machine(50.0, 60.0, &machine(2, 55.0, f64::NAN, 2));
+        c.record_machine(f64::NAN, 20.0, &machine(2, 10.0, -3.0, 2));
+        let m = c.machine().unwrap();
+        assert_eq!(m.others_cpu_percent, 0.0);
+        assert_eq!(m.steal_percent_max, 0.0);
+        assert_eq!(m.own_cpu_percent, 25.0);
+        assert_eq!(m.emulator_cpu_percent, 15.0);
+    }
+
+    #[test]
+    fn summaries_without_the_new_fields_still_read() {
+        let mut json = serde_json::to_value(SelfCheck::new(config(2, 5)).summary()).unwrap();
+        for field in ["cause", "hint", "machine"] {
+            json.as_object_mut().unwrap().remove(field);
+        }
+        let s: SelfCheckSummary = serde_json::from_value(json).unwrap();
+        assert_eq!((s.cause, s.hint.as_deref(), s.machine), (None, None, None));
+        let saturated = SelfCheckSummary {
+            saturated: true,
+            ..s
+        };
+        assert_eq!(saturated.diagnosis(), None);
+        assert_eq!(saturated.evidence_text(), None);
     }
 
     #[test]

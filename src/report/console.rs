@@ -174,9 +174,17 @@ pub fn final_table(r: &RunReport) -> String {
     if sc.saturated {
         let _ = writeln!(
             s,
-            "!!! THE LOAD GENERATOR WAS SATURATED: {} — its latencies include its own delays",
+            "!!! THE RUN WAS SATURATED: {} — its latencies include the generator's own delays",
             sc.reasons.join("; ")
         );
+        // The cause and remedy, unless the status line below already says them.
+        let diagnosis = sc
+            .diagnosis()
+            .filter(|d| !r.status_reason.contains(d.as_str()));
+        let evidence = sc.evidence_text().map(|e| format!("evidence: {e}"));
+        for line in [diagnosis, evidence].into_iter().flatten() {
+            let _ = writeln!(s, "!!! {line}");
+        }
     }
     if !r.thresholds.is_empty() {
         let _ = writeln!(s, "thresholds:");

@@ -36,8 +36,10 @@ impl Exporter for SummaryMarkdown {
         if r.self_check.saturated {
             writeln!(
                 out,
-                "> **The load generator was saturated**: {}. Its latencies include its own delays.\n",
-                r.self_check.reasons.join("; ")
+                "> **The run was saturated**: {}. Its latencies include the generator's own delays.{}{}\n",
+                r.self_check.reasons.join("; "),
+                r.self_check.diagnosis().map_or(String::new(), |d| format!("\n>\n> {d}")),
+                r.self_check.evidence_text().map_or(String::new(), |e| format!("\n>\n> Evidence: {e}"))
             )?;
         }
         if !r.thresholds.is_empty() {

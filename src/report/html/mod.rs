@@ -243,8 +243,9 @@ fn header(h: &mut String, r: &RunReport) {
     if r.self_check.saturated {
         let _ = writeln!(
             h,
-            "<div class=\"warn\"><b>The load generator was saturated</b>: {}. Its latencies include its own delays.</div>",
-            esc(&r.self_check.reasons.join("; "))
+            "<div class=\"warn\"><b>The run was saturated</b>: {}. Its latencies include the generator's own delays.<br>{}</div>",
+            esc(&r.self_check.reasons.join("; ")),
+            esc(&r.self_check.diagnosis().unwrap_or_default())
         );
     }
     let fp = r.metrics.get(Metric::FinalPing.name());
@@ -762,6 +763,8 @@ fn generator(h: &mut String, r: &RunReport) {
                 esc(&s.reasons.join("; "))
             },
         ),
+        ("cause", esc(&s.diagnosis().unwrap_or_else(|| "—".into()))),
+        ("machine", esc(&s.evidence_text().unwrap_or_else(|| "—".into()))),
         (
             "scheduler lag p50 / p99 / max",
             format!(
