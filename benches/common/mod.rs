@@ -35,13 +35,19 @@ impl Pinning {
         }
     }
 
+    /// `finalping` on `core`.
     pub fn command(&self, core: u8) -> Command {
+        self.program(core, BIN)
+    }
+
+    /// Any `program` on `core` (unpinned without `taskset`).
+    pub fn program(&self, core: u8, program: &str) -> Command {
         if self.taskset {
             let mut c = Command::new("taskset");
-            c.args(["-c", &core.to_string(), BIN]);
+            c.args(["-c", &core.to_string(), program]);
             c
         } else {
-            Command::new(BIN)
+            Command::new(program)
         }
     }
 }

@@ -311,6 +311,8 @@ fn merged_generator(segments: &[Segment], duration_s: f64) -> GeneratorUsage {
         cpu_ms: g.iter().map(|g| g.cpu_ms).sum(),
         cpu_ms_client,
         cpu_ms_emulator: (!emulator.is_empty()).then(|| emulator.iter().sum()),
+        cpu_ms_user: g.iter().map(|g| g.cpu_ms_user).sum(),
+        cpu_ms_system: g.iter().map(|g| g.cpu_ms_system).sum(),
         cpu_percent: if duration_s > 0.0 {
             cpu_ms_client / (duration_s * 1000.0) * 100.0
         } else {

@@ -7,7 +7,10 @@ use std::time::Duration;
 /// CPU time used and peak resident memory of this process so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProcessUsage {
+    /// User + system CPU time.
     pub cpu: Duration,
+    /// The user-space part of `cpu` (the rest is the kernel's work for us).
+    pub user: Duration,
     pub max_rss_kib: u64,
 }
 
@@ -34,6 +37,7 @@ fn read_usage() -> Option<ProcessUsage> {
     };
     Some(ProcessUsage {
         cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        user: tv(ru.ru_utime),
         // Linux reports KiB.
         max_rss_kib: u64::try_from(ru.ru_maxrss).unwrap_or(0),
     })
@@ -59,6 +63,12 @@ pub struct GeneratorUsage {
     /// (then `includes_embedded_emulator` is true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ms_emulator: Option<f64>,
+    /// `cpu_ms` split into user space and the kernel (system calls, loopback
+    /// TCP) — the process as a whole, like `cpu_ms`.
+    #[serde(default)]
+    pub cpu_ms_user: f64,
+    #[serde(default)]
+    pub cpu_ms_system: f64,
     /// Average client CPU use over the run, in % of one core.
     pub cpu_percent: f64,
     /// Peak resident set size of the process, in KiB (emulator included).
@@ -80,12 +90,15 @@ impl GeneratorUsage {
         emulator_cpu: Option<Duration>,
     ) -> Self {
         let cpu = after.cpu.saturating_sub(before.cpu);
+        let user = after.user.saturating_sub(before.user).min(cpu);
         let emulator_cpu = emulator_cpu.filter(|_| embedded);
         let client = cpu.saturating_sub(emulator_cpu.unwrap_or_default());
         GeneratorUsage {
             cpu_ms: cpu.as_secs_f64() * 1000.0,
             cpu_ms_client: client.as_secs_f64() * 1000.0,
             cpu_ms_emulator: emulator_cpu.map(|e| e.as_secs_f64() * 1000.0),
+            cpu_ms_user: user.as_secs_f64() * 1000.0,
+            cpu_ms_system: (cpu - user).as_secs_f64() * 1000.0,
             cpu_percent: if wall.is_zero() {
                 0.0
             } else {
@@ -118,6 +131,7 @@ mod tests {
     fn the_emulator_share_is_taken_out_of_the_client() {
         let at = |ms: u64| ProcessUsage {
             cpu: Duration::from_millis(ms),
+            user: Duration::from_millis(ms / 4),
             max_rss_kib: 1,
         };
         let wall = Duration::from_secs(1);
@@ -129,6 +143,8 @@ mod tests {
             Some(Duration::from_millis(300)),
         );
         assert!((g.cpu_ms - 800.0).abs() < 1e-9, "{g:?}");
+        assert!((g.cpu_ms_user - 200.0).abs() < 1e-9, "{g:?}");
+        assert!((g.cpu_ms_system - 600.0).abs() < 1e-9, "{g:?}");
         assert!((g.cpu_ms_client - 500.0).abs() < 1e-9, "{g:?}");
         assert_eq!(g.cpu_ms_emulator, Some(300.0));
         assert!((g.cpu_percent - 50.0).abs() < 1e-9, "{g:?}");
