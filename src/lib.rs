@@ -5,8 +5,20 @@
 //! Data flows one way:
 //! `scenario` (YAML → immutable plan) → `engine` (VU tasks driving `protocol`
 //! clients) → `metrics` (per-thread HDR recorders, merged) → `report` (files and
-//! console) → exit code. `emulator` is the embedded server used by default and by
-//! tests; it shares only wire types with the client.
+//! console) → `verdict` (status and exit code). `emulator` is the embedded
+//! server used by default and by tests (cargo feature `emulator`, on by
+//! default); it shares only wire types with the client, and its settings are
+//! plain data in `emulator_config`, which a scenario and a report may carry.
+//!
+//! Imports follow the flow and never go back: `report` does not import
+//! `verdict` (the status it records is [`report::RunStatus`]); `thresholds`
+//! (the scenario's limits, judged on [`thresholds::Numbers`]) imports neither
+//! `report` nor `verdict`; `scenario` and `report` do not import `emulator`;
+//! only `main.rs` imports the command-line edge, [`cli`] and [`commands`]
+//! (which may import everything else). Check:
+//! `grep -rnE 'crate::(cli|commands)' src --include=*.rs | grep -vE '^src/(cli|commands/|main)'`,
+//! `grep -rn 'crate::emulator::' src/scenario src/report src/thresholds src/engine src/metrics`
+//! and `grep -rn 'crate::verdict' src/report src/thresholds` all print nothing.
 //!
 //! Where to change what:
 //! - a YAML field, a template, a duration format: [`scenario`]
@@ -15,7 +27,8 @@
 //! - a frame or packet on the wire: [`protocol`]
 //! - a metric name, the recorder, percentiles: [`metrics`]
 //! - a report file or the console table: [`report`]
-//! - emulator behaviour (delays, outputs, heartbeats): [`emulator`]
+//! - emulator behaviour (delays, outputs, heartbeats): [`emulator`]; its
+//!   settings (plain data a scenario may carry): [`emulator_config`]
 //! - a command-line flag: [`cli`]
 //! - pass/fail limits and baseline comparison: [`thresholds`], [`compare`]
 //! - one report from the run folders of execution segments: [`merge`]
@@ -38,6 +51,7 @@ pub mod compare;
 pub mod deploy;
 pub mod duration;
 pub mod emulator;
+pub mod emulator_config;
 pub mod engine;
 pub mod error;
 pub mod export;

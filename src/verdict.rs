@@ -1,49 +1,13 @@
-//! Decides a run's status and exit code from its totals. One place owns this
-//! rule so every report and the process exit agree, thresholds included.
+//! Decides a run's status and exit code from its totals and its judged
+//! thresholds. One place owns this rule so every report and the process exit
+//! agree. The last step of the one-way flow: it reads a [`RunReport`] and
+//! writes its status; nothing upstream imports it.
 
-use crate::error::exit;
-use crate::metrics::{Counter, Snapshot};
-use crate::thresholds::{Outcome, ThresholdResult};
-use serde::{Deserialize, Serialize};
+pub use crate::report::RunStatus;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Every turn and connect succeeded.
-    Passed,
-    /// Some turns or connects failed.
-    Failed,
-    /// Nothing was measured (no turn completed): the numbers mean nothing.
-    Invalid,
-    /// Stopped by Ctrl-C / SIGTERM; reports hold what was measured until then.
-    Interrupted,
-    /// The run has not written its final reports: still running, or killed
-    /// (`kill -9`, a lost pod). `finalping report` rebuilds what its live
-    /// files hold, up to the last interval.
-    Incomplete,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Passed => "passed",
-            RunStatus::Failed => "failed",
-            RunStatus::Invalid => "invalid",
-            RunStatus::Interrupted => "interrupted",
-            RunStatus::Incomplete => "incomplete",
-        }
-    }
-
-    pub fn exit_code(self) -> i32 {
-        match self {
-            RunStatus::Passed => exit::PASS,
-            RunStatus::Failed => exit::FAILED,
-            RunStatus::Invalid => exit::INVALID,
-            RunStatus::Interrupted => exit::INTERRUPTED,
-            RunStatus::Incomplete => exit::INVALID,
-        }
-    }
-}
+use crate::metrics::{Counter, Metric, Snapshot};
+use crate::report::RunReport;
+use crate::thresholds::{evaluate, Outcome, ThresholdResult, Thresholds};
 
 /// The status of a run and one sentence explaining it. `saturation` holds the
 /// reasons the generator self-check gave when it counts (strict mode).
@@ -111,6 +75,30 @@ pub fn judge(
         );
     }
     (RunStatus::Passed, format!("passed: {work} completed"))
+}
+
+/// Judges `set` against a finished run's report and folds the results into
+/// its status and reason (see [`apply_thresholds`]). `totals` (the run's
+/// merged histograms) supplies percentiles `summary.json` lacks.
+pub fn judge_report(report: &mut RunReport, set: &Thresholds, totals: Option<&Snapshot>) {
+    if set.is_empty() {
+        return;
+    }
+    let quantile = |name: &str, q: f64| -> Option<f64> {
+        let m = Metric::named(name)?;
+        let h = totals?.histogram(m);
+        (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
+    };
+    let results = evaluate(set, report.numbers(), Some(&quantile));
+    let (status, reason) = apply_thresholds(
+        report.status,
+        std::mem::take(&mut report.status_reason),
+        &results,
+        set.judges_errors(),
+    );
+    report.status = status;
+    report.status_reason = reason;
+    report.thresholds = results;
 }
 
 /// Folds judged thresholds into a run's status. An interrupted or already

@@ -17,7 +17,7 @@ use crate::compare;
 use crate::error::{exit, CliError};
 use crate::report::html::svg::{self, Dash, Limit, LineChart, Mark, Series};
 use crate::scenario;
-use crate::thresholds::{evaluate, Numbers, Outcome, Threshold, Thresholds};
+use crate::thresholds::{evaluate, Outcome, Threshold, Thresholds};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -313,7 +313,7 @@ impl Runner<'_> {
         };
         let saturated =
             summary.self_check.saturated && self.args.self_check == SelfCheckMode::Strict;
-        let results = evaluate(self.slos, Numbers::from(&summary), None);
+        let results = evaluate(self.slos, summary.numbers(), None);
         let errors: Vec<String> = results
             .iter()
             .filter(|r| r.outcome != Outcome::Pass)

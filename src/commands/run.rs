@@ -16,7 +16,6 @@ use crate::report::{
 };
 use crate::scenario::{self, Executor, Scenario, TemplateCtx};
 use crate::secret;
-use crate::thresholds;
 use crate::verdict::{self, RunStatus};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -314,7 +313,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     report.tags = report::tag_reports(&outcome.totals, &plan.tags);
     report.timeline = Some(Arc::new(outcome.timeline));
     report.formats = (!args.output_format.is_empty()).then(|| args.output_format.clone());
-    thresholds::judge_report(
+    verdict::judge_report(
         &mut report,
         &plan.scenario.thresholds,
         Some(&outcome.totals),

@@ -1,27 +1,7 @@
-//! Socket.IO fault modes of the emulator: the `faults:` block, the seeded
-//! decisions (which connection, session or turn gets which fault) and the
-//! counters of faults fired. The runtime-side faults live elsewhere.
-//!
-//! ```yaml
-//! faults:
-//!   refuse: 0.0              # per connection: the WebSocket upgrade is answered HTTP 503
-//!   no_endpoint_ready: 0.0   # per connection: joins "/" but never emits endpoint-ready
-//!   close_mid_turn: 0.0      # per connection (raw): after the first output of the first turn, TCP closed without 41 or a close frame
-//!   garbage_frame: 0.0       # per connection (raw): after the first output of the first turn, a text frame that is no Engine.IO packet
-//!   truncated_frame: 0.0     # per connection (raw): after the first output of the first turn, `42["output",{"type":"outp`
-//!   oversized_frame: 0.0     # per connection (raw): after the first output of the first turn, one frame above the client's limit
-//!   no_pong: 0.0             # per connection (raw): EIO3 never answers pings; EIO4 never sends pings
-//!   no_final_ping: 0.0       # per turn: outputs and typingOff, but no finalPing
-//!   disconnect_mid_turn: 0.0 # per turn: after the first output, a namespace disconnect (41)
-//!   output_error: 0.0        # per turn: an `output` of type error, then finalPing of type error
-//!   ack_wait: {delay: 200ms} # or absent: each output waits for the client's ack (+ delay) before the next
-//! ```
-//!
-//! Every probability is in `0..=1` (checked when the YAML is read, with its
-//! position) and defaults to 0. Decisions are seeded from the emulator `seed`:
-//! connection *n* (in order of arrival of WebSocket upgrades) always draws the
-//! same numbers, so a run with the same seed and the same connection order
-//! injects the same faults.
+//! Socket.IO fault modes of the emulator: the seeded decisions (which
+//! connection, session or turn gets which fault) and the counters of faults
+//! fired. The `faults:` settings live in `emulator_config::faults`; the
+//! runtime-side faults in `runtime_faults`.
 //!
 //! **Per connection** (drawn at the HTTP upgrade, in this order; the first hit
 //! wins and later ones are not applied): `refuse`, then the *raw* faults
@@ -47,114 +27,13 @@
 //! per-turn faults in their turn, `ack_wait` once per output whose ack was
 //! awaited.
 
-use crate::duration::HumanDuration;
+pub use crate::emulator_config::faults::{AckWait, Probability, SocketIoFaults};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A probability in `0..=1`; anything else is rejected when deserialized.
-#[derive(
-    Debug, Clone, Copy, PartialEq, PartialOrd, Default, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(try_from = "f64", into = "f64")]
-pub struct Probability(f64);
-
-impl Probability {
-    pub const NEVER: Probability = Probability(0.0);
-    pub const ALWAYS: Probability = Probability(1.0);
-
-    /// `p` if it is in `0..=1`.
-    pub fn new(p: f64) -> Result<Probability, String> {
-        if (0.0..=1.0).contains(&p) {
-            Ok(Probability(p))
-        } else {
-            Err(format!(
-                "a fault probability must be between 0 and 1 (e.g. 0.25 = one time in four, 1 = always), got {p}"
-            ))
-        }
-    }
-
-    pub fn get(self) -> f64 {
-        self.0
-    }
-
-    /// One draw: true with this probability. Draws nothing when it is 0.
-    pub fn roll<R: Rng + ?Sized>(self, rng: &mut R) -> bool {
-        self.0 > 0.0 && rng.random::<f64>() < self.0
-    }
-}
-
-impl TryFrom<f64> for Probability {
-    type Error = String;
-    fn try_from(p: f64) -> Result<Self, String> {
-        Probability::new(p)
-    }
-}
-
-impl From<Probability> for f64 {
-    fn from(p: Probability) -> f64 {
-        p.0
-    }
-}
-
-/// `ack_wait: {delay: 200ms}`: a server that processes acks slowly.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AckWait {
-    /// Extra wait after each ack arrived, before the next event.
-    #[serde(default)]
-    pub delay: HumanDuration,
-}
-
-/// The `faults:` block (see the module doc). All off by default.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct SocketIoFaults {
-    pub refuse: Probability,
-    pub no_endpoint_ready: Probability,
-    pub no_final_ping: Probability,
-    pub disconnect_mid_turn: Probability,
-    pub close_mid_turn: Probability,
-    pub garbage_frame: Probability,
-    pub truncated_frame: Probability,
-    pub oversized_frame: Probability,
-    pub no_pong: Probability,
-    pub output_error: Probability,
-    pub ack_wait: Option<AckWait>,
-}
-
 impl SocketIoFaults {
-    /// The faults that are on, as `name p` / `ack_wait delay` (for `serve`'s banner).
-    pub fn describe_active(&self) -> Vec<String> {
-        let mut on: Vec<String> = self
-            .probabilities()
-            .iter()
-            .filter(|(_, p)| p.get() > 0.0)
-            .map(|(name, p)| format!("{name} {}", p.get()))
-            .collect();
-        if let Some(wait) = self.ack_wait {
-            on.push(format!("faults.ack_wait {}", wait.delay));
-        }
-        on
-    }
-
-    /// The probabilities by YAML name.
-    fn probabilities(&self) -> [(&'static str, Probability); 10] {
-        [
-            ("faults.refuse", self.refuse),
-            ("faults.no_endpoint_ready", self.no_endpoint_ready),
-            ("faults.no_final_ping", self.no_final_ping),
-            ("faults.disconnect_mid_turn", self.disconnect_mid_turn),
-            ("faults.close_mid_turn", self.close_mid_turn),
-            ("faults.garbage_frame", self.garbage_frame),
-            ("faults.truncated_frame", self.truncated_frame),
-            ("faults.oversized_frame", self.oversized_frame),
-            ("faults.no_pong", self.no_pong),
-            ("faults.output_error", self.output_error),
-        ]
-    }
-
     /// True when some per-connection fault can fire.
     fn any_per_connection(&self) -> bool {
         [
@@ -167,7 +46,7 @@ impl SocketIoFaults {
             self.no_pong,
         ]
         .iter()
-        .any(|p| p.0 > 0.0)
+        .any(|p| p.get() > 0.0)
     }
 
     /// Draws the per-connection decisions for connection number `index`.
@@ -388,10 +267,10 @@ mod tests {
     #[test]
     fn plans_are_seeded_and_exclusive() {
         let all = SocketIoFaults {
-            refuse: Probability(0.2),
-            close_mid_turn: Probability(0.2),
-            garbage_frame: Probability(0.2),
-            no_endpoint_ready: Probability(0.5),
+            refuse: Probability::new(0.2).unwrap(),
+            close_mid_turn: Probability::new(0.2).unwrap(),
+            garbage_frame: Probability::new(0.2).unwrap(),
+            no_endpoint_ready: Probability::new(0.5).unwrap(),
             ..Default::default()
         };
         let plans: Vec<_> = (0..200).map(|i| all.plan_connection(7, i)).collect();

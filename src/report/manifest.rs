@@ -3,7 +3,7 @@
 //! Secrets are redacted before they get here (see `secret`).
 
 use super::{Exporter, RunReport};
-use crate::emulator::EmulatorConfig;
+use crate::emulator_config::EmulatorConfig;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 

@@ -15,8 +15,10 @@ mod live_files;
 mod manifest;
 mod markdown;
 mod restore;
+mod status;
 mod timeseries;
 
+pub use crate::thresholds::{tag_reports, TagReport};
 pub use console::print_final_table;
 pub use histograms::{
     parse_histograms, read_histograms, RunHistograms, Totals, HISTOGRAMS_FILE, HISTOGRAMS_FORMAT,
@@ -31,11 +33,12 @@ pub use manifest::{
     TargetManifest,
 };
 pub use restore::restore;
+pub use status::RunStatus;
 pub use timeseries::{timeseries_header, timeseries_row, write_timeseries, TIMESERIES_FILE};
 
 use crate::metrics::selfcheck::SelfCheckSummary;
-use crate::metrics::{Counter, GeneratorUsage, MetricSummary, Snapshot, TagId, Timeline, TAGGED};
-use crate::verdict::RunStatus;
+use crate::metrics::{Counter, GeneratorUsage, MetricSummary, Snapshot, Timeline};
+use crate::thresholds::{Numbers, ThresholdResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -80,14 +83,14 @@ pub struct RunReport {
     pub totals: Option<Arc<Totals>>,
     /// `--output-format`: the optional files to write (`None` = all).
     #[serde(skip)]
-    pub formats: Option<Vec<crate::cli::OutputFormat>>,
+    pub formats: Option<Vec<OutputFormat>>,
     /// The same numbers per scenario and per named step (`scenario=a`,
     /// `scenario=a,step=b`): tagged metrics and non-zero counters.
     #[serde(default)]
     pub tags: BTreeMap<String, TagReport>,
     /// The scenario's thresholds as judged at the end (absent when it had none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub thresholds: Vec<crate::thresholds::ThresholdResult>,
+    pub thresholds: Vec<ThresholdResult>,
     /// A merged run (`finalping merge`): each segment's own figures, by index.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentReport>,
@@ -149,6 +152,16 @@ impl RunReport {
         }
         self.counter(Counter::TurnsOk) as f64 / self.duration_s
     }
+
+    /// The numbers its thresholds are judged on.
+    pub fn numbers(&self) -> Numbers<'_> {
+        Numbers {
+            duration_s: self.duration_s,
+            metrics: &self.metrics,
+            counters: &self.counters,
+            tags: &self.tags,
+        }
+    }
 }
 
 /// One segment of a merged run as that segment's own process measured it:
@@ -174,34 +187,6 @@ pub struct SegmentReport {
     pub lag_p99_us: u64,
 }
 
-/// The numbers of one tag.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct TagReport {
-    pub metrics: BTreeMap<String, MetricSummary>,
-    pub counters: BTreeMap<String, u64>,
-}
-
-/// The per-tag section of a report: every tag that has numbers, by name.
-pub fn tag_reports(totals: &Snapshot, tag_names: &[String]) -> BTreeMap<String, TagReport> {
-    tag_names
-        .iter()
-        .enumerate()
-        .filter_map(|(id, name)| {
-            let data = totals.tag(TagId::try_from(id).ok()?)?;
-            let metrics = TAGGED
-                .iter()
-                .filter_map(|m| Some((m.name().to_string(), data.summary(*m)?)))
-                .collect();
-            let counters = Counter::ALL
-                .iter()
-                .filter(|c| data.counter(**c) > 0)
-                .map(|c| (c.name().to_string(), data.counter(*c)))
-                .collect();
-            Some((name.clone(), TagReport { metrics, counters }))
-        })
-        .collect()
-}
-
 /// Aggregates of the context updates of a run (docs/protocol.md §2.5).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContextReport {
@@ -221,6 +206,23 @@ pub struct ContextReport {
     pub token_failures: u64,
     /// Audit log and webhook delivery.
     pub audit: crate::audit::AuditStats,
+}
+
+/// Optional report files (`--output-format`): what a run may leave out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// summary.md
+    Markdown,
+    /// percentiles.csv
+    Csv,
+    /// junit.xml (runs with thresholds)
+    Junit,
+    /// report.html
+    Html,
+    /// timeseries.csv
+    Timeseries,
+    /// <metric>.hlog
+    Hlog,
 }
 
 /// One output format: a file name and how to write the report into it.
@@ -272,7 +274,7 @@ fn write_all_but_summary(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>,
         path: dir.to_path_buf(),
         source,
     })?;
-    use crate::cli::OutputFormat as F;
+    use OutputFormat as F;
     let chosen = |format: Option<F>| match (format, &report.formats) {
         (None, _) | (_, None) => true,
         (Some(f), Some(list)) => list.contains(&f),
