@@ -50,6 +50,7 @@ pub mod commands;
 pub mod compare;
 pub mod deploy;
 pub mod duration;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod emulator_config;
 pub mod engine;

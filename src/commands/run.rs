@@ -6,7 +6,6 @@
 use super::embedded::EmbeddedEmulator;
 use super::{runtime_setup, signals, start};
 use crate::cli::{OutputFormat, RunArgs, SelfCheckMode};
-use crate::emulator;
 use crate::engine::{self, Plan, ProgressMode, Segment};
 use crate::error::CliError;
 use crate::export::{self, LiveMetrics, LiveOptions};
@@ -36,6 +35,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         .map_err(|e| CliError::usage(e.to_string()))?;
     apply_overrides(&mut scenario, &args)?;
     super::saas::check(&scenario, args.own_capacity)?;
+    super::embedded::require(&scenario)?;
     let scenario_bytes =
         crate::fsio::read_capped(&args.scenario, crate::fsio::MAX_CONFIG_BYTES).unwrap_or_default();
     let segment = args.segment.unwrap_or(Segment::WHOLE);
@@ -68,17 +68,17 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         Some(config) => Some(EmbeddedEmulator::start(config.clone()).await?),
         None => None,
     };
-    let emulator = embedded_emulator.as_ref().and_then(|e| e.emulator());
+    let emulator = embedded_emulator.as_ref().and_then(|e| e.access());
     let emulator_cpu = embedded_emulator.as_ref().map(|e| e.cpu());
     let ctx = TemplateCtx::default();
-    let (endpoint_url, url_token) = match (&scenario.target.url, emulator) {
+    let (endpoint_url, url_token) = match (&scenario.target.url, &emulator) {
         (Some(url), _) => target_and_token(
             &url.render(&ctx),
             args.common.url_token.as_deref(),
             &scenario.target,
         ),
         (None, Some(em)) => (
-            em.url(),
+            em.url.clone(),
             args.common
                 .url_token
                 .clone()
@@ -91,8 +91,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let (run_id, out_dir) = claim_out_dir(&scenario.name, &args, segment)?;
 
     let runtime = if runtime_setup::needs_runtime(&scenario) {
-        let em = emulator.zip(emulator_config.as_ref());
-        Some(runtime_setup::setup(&scenario, em, &out_dir)?)
+        Some(runtime_setup::setup(
+            &scenario,
+            emulator.as_ref(),
+            &out_dir,
+        )?)
     } else {
         None
     };
@@ -115,8 +118,8 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         scenario,
         emulator_cpu: emulator_cpu.clone(),
     });
-    let shown_url = match emulator {
-        Some(em) => format!("embedded emulator at {}", em.url()),
+    let shown_url = match &emulator {
+        Some(em) => format!("embedded emulator at {}", em.url),
         None => secret::scrub_text(&endpoint_url, &[&url_token]),
     };
     if !args.quiet {
@@ -721,7 +724,7 @@ fn build_manifest(
     args: &RunArgs,
     scenario_bytes: &[u8],
     shown_url: String,
-    emulator: Option<emulator::EmulatorConfig>,
+    emulator: Option<crate::emulator_config::EmulatorConfig>,
     secrets: &[&str],
 ) -> Manifest {
     let url_token = secrets.first().copied().unwrap_or_default();

@@ -46,6 +46,7 @@ pub async fn run(
         .map_err(|e| CliError::usage(e.to_string()))?;
     apply_overrides(&mut scenario, &args)?;
     super::saas::check(&scenario, args.own_capacity)?;
+    super::embedded::require(&scenario)?;
     let (groups, _) = engine::groups_of(&scenario);
     // Secret: only to scrub it from the command line kept in the manifest.
     let ctx = crate::scenario::TemplateCtx::default();
