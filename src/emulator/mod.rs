@@ -9,8 +9,9 @@
 //! Layout: settings in [`crate::emulator_config`] (re-exported here as
 //! [`config`] and [`delay`]), `http_gate`
 //! (prefix, protocol and URL-token checks before the upgrade), `connect`
-//! (session identity, inner handshake), `turn` (per-session queue and the bot
-//! turn), [`context_store`] (context variables shared by both sides),
+//! (session identity, inner handshake), `bot` (the bot turn, planned once and
+//! played by either server), `turn` (socketioxide sessions: per-session queue
+//! and the sink the plan plays on), [`context_store`] (context variables shared by both sides),
 //! `runtime` (runtime WebSocket and routes), `oauth` (tokens),
 //! `webhook_sink`, [`script`] (scripted replies by regex on the input), [`stats`] counters, [`rest`] (REST Endpoint and context
 //! inject API, docs/protocol.md §3–4, with its fault switches), [`faults`]
@@ -18,6 +19,7 @@
 //! for connections with a frame-level fault) and [`runtime_faults`] (fault
 //! modes of the runtime side).
 
+mod bot;
 mod connect;
 pub mod context_store;
 pub mod faults;

@@ -99,34 +99,122 @@ pub struct SocketIoFaults {
     pub ack_wait: Option<AckWait>,
 }
 
+/// Every Socket.IO fault, in the order of the `faults:` block: the one table
+/// of their names (the YAML keys under `faults:`, which are also the fields of
+/// the emulator's fault counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Refuse,
+    NoEndpointReady,
+    NoFinalPing,
+    DisconnectMidTurn,
+    CloseMidTurn,
+    GarbageFrame,
+    TruncatedFrame,
+    OversizedFrame,
+    NoPong,
+    OutputError,
+    /// Not a probability: every output with `ack_wait` waits for its ack.
+    AckWait,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 11] = [
+        Fault::Refuse,
+        Fault::NoEndpointReady,
+        Fault::NoFinalPing,
+        Fault::DisconnectMidTurn,
+        Fault::CloseMidTurn,
+        Fault::GarbageFrame,
+        Fault::TruncatedFrame,
+        Fault::OversizedFrame,
+        Fault::NoPong,
+        Fault::OutputError,
+        Fault::AckWait,
+    ];
+
+    /// The YAML key under `faults:`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Refuse => "refuse",
+            Fault::NoEndpointReady => "no_endpoint_ready",
+            Fault::NoFinalPing => "no_final_ping",
+            Fault::DisconnectMidTurn => "disconnect_mid_turn",
+            Fault::CloseMidTurn => "close_mid_turn",
+            Fault::GarbageFrame => "garbage_frame",
+            Fault::TruncatedFrame => "truncated_frame",
+            Fault::OversizedFrame => "oversized_frame",
+            Fault::NoPong => "no_pong",
+            Fault::OutputError => "output_error",
+            Fault::AckWait => "ack_wait",
+        }
+    }
+}
+
 impl SocketIoFaults {
-    /// The faults that are on, as `name p` / `ack_wait delay` (for `serve`'s banner).
+    /// The faults that are on, as `faults.name p` / `faults.ack_wait delay`
+    /// (for `serve`'s banner).
     pub fn describe_active(&self) -> Vec<String> {
-        let mut on: Vec<String> = self
-            .probabilities()
+        let mut on: Vec<String> = Fault::ALL
             .iter()
+            .filter_map(|f| Some((f.name(), self.probability(*f)?)))
             .filter(|(_, p)| p.get() > 0.0)
-            .map(|(name, p)| format!("{name} {}", p.get()))
+            .map(|(name, p)| format!("faults.{name} {}", p.get()))
             .collect();
         if let Some(wait) = self.ack_wait {
-            on.push(format!("faults.ack_wait {}", wait.delay));
+            on.push(format!("faults.{} {}", Fault::AckWait.name(), wait.delay));
         }
         on
     }
 
-    /// The probabilities by YAML name.
-    fn probabilities(&self) -> [(&'static str, Probability); 10] {
-        [
-            ("faults.refuse", self.refuse),
-            ("faults.no_endpoint_ready", self.no_endpoint_ready),
-            ("faults.no_final_ping", self.no_final_ping),
-            ("faults.disconnect_mid_turn", self.disconnect_mid_turn),
-            ("faults.close_mid_turn", self.close_mid_turn),
-            ("faults.garbage_frame", self.garbage_frame),
-            ("faults.truncated_frame", self.truncated_frame),
-            ("faults.oversized_frame", self.oversized_frame),
-            ("faults.no_pong", self.no_pong),
-            ("faults.output_error", self.output_error),
-        ]
+    /// The probability of `fault` (`None` for `ack_wait`, which is none).
+    pub fn probability(&self, fault: Fault) -> Option<Probability> {
+        Some(match fault {
+            Fault::Refuse => self.refuse,
+            Fault::NoEndpointReady => self.no_endpoint_ready,
+            Fault::NoFinalPing => self.no_final_ping,
+            Fault::DisconnectMidTurn => self.disconnect_mid_turn,
+            Fault::CloseMidTurn => self.close_mid_turn,
+            Fault::GarbageFrame => self.garbage_frame,
+            Fault::TruncatedFrame => self.truncated_frame,
+            Fault::OversizedFrame => self.oversized_frame,
+            Fault::NoPong => self.no_pong,
+            Fault::OutputError => self.output_error,
+            Fault::AckWait => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table's names are the YAML keys (serde's field names).
+    #[test]
+    fn fault_names_are_the_yaml_keys() {
+        let all = SocketIoFaults {
+            ack_wait: Some(AckWait {
+                delay: HumanDuration::default(),
+            }),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&all).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+        names.sort_unstable();
+        assert_eq!(keys, names);
+        let on = SocketIoFaults {
+            no_pong: Probability::ALWAYS,
+            ..all
+        };
+        assert_eq!(
+            on.describe_active(),
+            ["faults.no_pong 1", "faults.ack_wait 0ms"]
+        );
     }
 }
