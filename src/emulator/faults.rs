@@ -319,7 +319,12 @@ mod tests {
     #[test]
     fn count_fields_are_the_fault_names() {
         let json = serde_json::to_value(FaultCounts::default()).unwrap();
-        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         let mut names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
         names.sort_unstable();
         assert_eq!(keys, names);

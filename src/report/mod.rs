@@ -3,6 +3,7 @@
 //! into a run folder, and the console table. Exporters only format; they never
 //! decide a status or compute a number that the report does not already hold.
 
+pub mod capacity;
 mod console;
 mod csv_percentiles;
 pub mod hints;
@@ -16,6 +17,7 @@ mod manifest;
 mod markdown;
 mod restore;
 mod status;
+pub mod sweep;
 mod timeseries;
 
 pub use crate::thresholds::{tag_reports, TagReport};
@@ -225,12 +227,14 @@ pub enum OutputFormat {
     Hlog,
 }
 
-/// One output format: a file name and how to write the report into it.
-pub trait Exporter {
+/// One output format: a file name and how to write the report into it. `R`
+/// is the report: a run's [`RunReport`] (the default), or a sweep's or a
+/// capacity search's ([`sweep`], [`capacity`]).
+pub trait Exporter<R = RunReport> {
     fn file_name(&self) -> &'static str;
-    fn write(&self, report: &RunReport, out: &mut dyn Write) -> std::io::Result<()>;
+    fn write(&self, report: &R, out: &mut dyn Write) -> std::io::Result<()>;
     /// Whether this report gets the file (e.g. `junit.xml` only with thresholds).
-    fn wanted(&self, _report: &RunReport) -> bool {
+    fn wanted(&self, _report: &R) -> bool {
         true
     }
 }
@@ -315,9 +319,23 @@ fn write_all_but_summary(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>,
 }
 
 /// Writes one exporter's file into `dir` atomically (temp file + rename).
-fn write_one(
-    exporter: &dyn Exporter,
-    report: &RunReport,
+/// Writes the files of `exporters` that `report` wants into `dir` (which
+/// must exist), each atomically; returns the paths written.
+pub fn write_each<R>(
+    exporters: &[Box<dyn Exporter<R>>],
+    report: &R,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
+    exporters
+        .iter()
+        .filter(|e| e.wanted(report))
+        .map(|e| write_one(e.as_ref(), report, dir))
+        .collect()
+}
+
+fn write_one<R>(
+    exporter: &dyn Exporter<R>,
+    report: &R,
     dir: &Path,
 ) -> Result<PathBuf, ReportError> {
     let path = dir.join(exporter.file_name());
