@@ -159,6 +159,48 @@ pub fn apply_thresholds(
     }
 }
 
+/// Marks a run invalid for what made its numbers untrustworthy besides its
+/// counts: a start later than the common start instant (`late`: why) or
+/// file descriptors that ran out (`fd_exhausted` times, so connects failed
+/// for lack of descriptors). An interrupted run keeps its status.
+pub fn invalidate(
+    status: RunStatus,
+    reason: String,
+    late: Option<String>,
+    fd_exhausted: u64,
+) -> (RunStatus, String) {
+    if status == RunStatus::Interrupted {
+        return (status, reason);
+    }
+    let (status, reason) = match late {
+        Some(why) => (RunStatus::Invalid, why),
+        None => (status, reason),
+    };
+    if fd_exhausted == 0 {
+        return (status, reason);
+    }
+    (
+        RunStatus::Invalid,
+        format!(
+            "invalid: the process ran out of file descriptors {fd_exhausted}× (EMFILE/ENFILE), so \
+             connects failed for lack of descriptors, not because of the target; raise the \
+             open-files limit (ulimit -n) or lower the VUs ({reason})"
+        ),
+    )
+}
+
+/// An `abort_on_fail` breach stopped the run early (`why`): it fails even if
+/// its final totals recover (an invalid run stays invalid).
+pub fn aborted(report: &mut RunReport, why: &str) {
+    if report.status != RunStatus::Invalid {
+        report.status = RunStatus::Failed;
+    }
+    report.status_reason = format!(
+        "aborted early (abort_on_fail): {why}; {}",
+        report.status_reason
+    );
+}
+
 /// `12 of 12 turns and 30 of 30 updates`, leaving out what the run did not do.
 fn describe(turns_ok: u64, turns_sent: u64, updates_ok: u64, updates_sent: u64) -> String {
     let turns = format!("{turns_ok} of {turns_sent} turns");

@@ -9,11 +9,12 @@
 //! (each is in its own process group, so a terminal's Ctrl-C reaches only this
 //! process): they write partial reports and the run exits 130.
 
-use super::run::{apply_overrides, ensure_fd_capacity, run_id};
+use super::run::{apply_overrides, ensure_fd_capacity};
 use crate::cli::{RunArgs, SelfCheckMode};
 use crate::engine::{self, segment, Display, Progress, ProgressMode, Segment};
 use crate::error::{exit, CliError};
 use crate::merge::MergeOptions;
+use crate::report::folder::run_id;
 use crate::scenario;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

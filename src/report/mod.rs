@@ -6,6 +6,7 @@
 pub mod capacity;
 mod console;
 mod csv_percentiles;
+pub mod folder;
 pub mod hints;
 mod histograms;
 mod hlog;
@@ -31,8 +32,8 @@ pub use html::{render as render_html, render_summary_page, HTML_FILE};
 pub use junit::{write_junit, JunitCase, JunitSuite, JUNIT_FILE};
 pub use live_files::LiveFiles;
 pub use manifest::{
-    LoadManifest, Manifest, MergeManifest, MergedSegment, RuntimeManifest, SegmentManifest,
-    TargetManifest,
+    LoadManifest, Manifest, MergeManifest, MergedSegment, RunOrigin, RuntimeManifest,
+    SegmentManifest, TargetManifest,
 };
 pub use restore::restore;
 pub use status::RunStatus;
@@ -143,6 +144,32 @@ impl RunReport {
         }
     }
 
+    /// The `summary.json` a run folder (`out_dir`) holds until the final
+    /// reports replace it: status `incomplete`, and how to rebuild them.
+    pub fn started(
+        run_id: &str,
+        started_at: chrono::DateTime<chrono::Utc>,
+        manifest: Manifest,
+        out_dir: &Path,
+    ) -> RunReport {
+        RunReport::new(
+            run_id.to_string(),
+            &Snapshot::new(),
+            RunStatus::Incomplete,
+            format!(
+                "incomplete: the run has not written its final reports (still running, or killed); \
+                 `finalping report {}` rebuilds them from timeseries.csv and the .hlog files",
+                out_dir.display()
+            ),
+            started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            0.0,
+            0,
+            GeneratorUsage::default(),
+            crate::metrics::selfcheck::SelfCheck::new(Default::default()).summary(),
+            manifest,
+        )
+    }
+
     pub fn counter(&self, c: Counter) -> u64 {
         self.counters.get(c.name()).copied().unwrap_or(0)
     }
@@ -208,6 +235,42 @@ pub struct ContextReport {
     pub token_failures: u64,
     /// Audit log and webhook delivery.
     pub audit: crate::audit::AuditStats,
+}
+
+impl ContextReport {
+    /// The context section of a run from its totals: `runtime_url` as shown
+    /// (no token), the codec and heartbeat settings as written, the token
+    /// endpoint's and the audit log's figures.
+    pub fn new(
+        runtime_url: String,
+        codec: String,
+        heartbeat: String,
+        totals: &Snapshot,
+        tokens: Option<crate::protocol::runtime::oauth::TokenStats>,
+        audit: crate::audit::AuditStats,
+    ) -> ContextReport {
+        let c = |k: Counter| totals.counter(k);
+        let total = c(Counter::UpdatesSent);
+        let ok = c(Counter::UpdatesOk);
+        ContextReport {
+            runtime_url,
+            codec,
+            heartbeat,
+            updates_total: total,
+            updates_successful: ok,
+            updates_failed: totals.updates_failed(),
+            accuracy_rate: if total == 0 {
+                0.0
+            } else {
+                ok as f64 / total as f64
+            },
+            conflicts: c(Counter::Conflicts),
+            conflict_retries: c(Counter::ConflictRetries),
+            token_requests: tokens.as_ref().map_or(0, |t| t.requests),
+            token_failures: tokens.as_ref().map_or(0, |t| t.failures),
+            audit,
+        }
+    }
 }
 
 /// Optional report files (`--output-format`): what a run may leave out.
