@@ -1,7 +1,7 @@
 //! Emulator settings, from `finalping serve` flags, `--config emulator.yaml`, or a
 //! scenario's `emulator:` block. Plain data; defaults match docs/protocol.md §1 and
 //! (the `runtime:` block) §2. Owns loading from YAML and checking the values
-//! before a server starts. Kept apart from [`crate::emulator`] (the server) so
+//! before a server starts. Kept apart from `emulator` (the server) so
 //! that a scenario and a report can carry these settings without the server
 //! (which a build without the `emulator` feature leaves out).
 //!
