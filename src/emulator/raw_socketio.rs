@@ -359,6 +359,8 @@ impl bot::Sink for RawSink {
     /// Waits for the ack id (bounded by `ack_timeout`); the connection task
     /// counts every ack received, this only the missing ones.
     async fn emit_and_wait<T: Serialize>(&mut self, output: &T) -> Result<(), TurnError> {
+        // Acks of earlier events nobody waited for: dropped, so the queue has room.
+        while self.acks.try_recv().is_ok() {}
         let Some(id) = self.event("output", output, true).await? else {
             return Ok(());
         };
