@@ -310,6 +310,28 @@ async fn raw_server_plays_the_whole_turn_plan() {
     emu.shutdown().await;
 }
 
+/// `ack_wait` on the raw server (EIO4 with `no_pong`; it once ignored the
+/// setting): each output waits for the client's ack, and every ack arrives.
+#[tokio::test]
+async fn raw_server_waits_for_acks() {
+    let yaml = "delay: 1ms\noutputs: 3\nping_interval: 60s\nping_timeout: 60s\n\
+                faults: {no_pong: 1, ack_wait: {delay: 0ms}}\n";
+    let emu = start(EmulatorConfig::from_yaml_str(yaml).expect("config")).await;
+    let mut conn = connect(&emu, Eio::V4).await;
+    for text in ["one", "two"] {
+        let turn = conn.turn(&input(text), WAIT).await;
+        assert_eq!(turn.outcome, TurnOutcome::Ok, "{turn:?}");
+        assert_eq!(turn.outputs.len(), 3);
+    }
+    conn.close().await;
+    let s = stats(&emu);
+    assert_eq!(s.faults.ack_wait, 6, "{:?}", s.faults);
+    assert_eq!(s.acks_missed, 0);
+    // Three outputs and a finalPing per turn asked for an ack.
+    assert_eq!(s.acks_requested, 8);
+    emu.shutdown().await;
+}
+
 /// A turn waiting for a slow bot notices the missing heartbeat during the turn.
 #[tokio::test]
 async fn no_pong_ends_a_long_turn() {
