@@ -3,7 +3,8 @@
 //! Flags override YAML.
 
 use crate::duration::HumanDuration;
-use crate::emulator::Delay;
+use crate::emulator_config::Delay;
+pub use crate::report::OutputFormat;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -339,23 +340,6 @@ fn parse_start_at(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .map_err(|e| {
             format!("`{s}` is not an RFC 3339 time ({e}); write e.g. `2026-12-07T15:30:00Z` or `2026-12-07T16:30:00+01:00`")
         })
-}
-
-/// Optional report files (`--output-format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-pub enum OutputFormat {
-    /// summary.md
-    Markdown,
-    /// percentiles.csv
-    Csv,
-    /// junit.xml (runs with thresholds)
-    Junit,
-    /// report.html
-    Html,
-    /// timeseries.csv
-    Timeseries,
-    /// <metric>.hlog
-    Hlog,
 }
 
 /// How the generator self-check affects the run's status.

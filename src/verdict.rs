@@ -1,50 +1,15 @@
-//! Decides a run's status and exit code from its totals. One place owns this
-//! rule so every report and the process exit agree, thresholds included.
+//! Decides a run's status and exit code from its totals and its judged
+//! thresholds. One place owns this rule so every report and the process exit
+//! agree. The last step of the one-way flow: it reads a [`RunReport`] and
+//! writes its status; nothing upstream imports it.
 
-use crate::error::exit;
+pub use crate::report::RunStatus;
+
 use crate::metrics::selfcheck::SelfCheckSummary;
-use crate::metrics::{Counter, Snapshot};
-use crate::thresholds::{Outcome, ThresholdResult};
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Every turn and connect succeeded.
-    Passed,
-    /// Some turns or connects failed.
-    Failed,
-    /// Nothing was measured (no turn completed): the numbers mean nothing.
-    Invalid,
-    /// Stopped by Ctrl-C / SIGTERM; reports hold what was measured until then.
-    Interrupted,
-    /// The run has not written its final reports: still running, or killed
-    /// (`kill -9`, a lost pod). `finalping report` rebuilds what its live
-    /// files hold, up to the last interval.
-    Incomplete,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Passed => "passed",
-            RunStatus::Failed => "failed",
-            RunStatus::Invalid => "invalid",
-            RunStatus::Interrupted => "interrupted",
-            RunStatus::Incomplete => "incomplete",
-        }
-    }
-
-    pub fn exit_code(self) -> i32 {
-        match self {
-            RunStatus::Passed => exit::PASS,
-            RunStatus::Failed => exit::FAILED,
-            RunStatus::Invalid => exit::INVALID,
-            RunStatus::Interrupted => exit::INTERRUPTED,
-            RunStatus::Incomplete => exit::INVALID,
-        }
-    }
-}
+use crate::metrics::{Counter, Metric, Snapshot};
+use crate::report::RunReport;
+use crate::thresholds::{evaluate, Outcome, ThresholdResult, Thresholds};
 
 /// The status of a run and one sentence explaining it. `saturation` is the
 /// generator self-check when it counts (strict mode).
@@ -115,6 +80,30 @@ pub fn judge(
     (RunStatus::Passed, format!("passed: {work} completed"))
 }
 
+/// Judges `set` against a finished run's report and folds the results into
+/// its status and reason (see [`apply_thresholds`]). `totals` (the run's
+/// merged histograms) supplies percentiles `summary.json` lacks.
+pub fn judge_report(report: &mut RunReport, set: &Thresholds, totals: Option<&Snapshot>) {
+    if set.is_empty() {
+        return;
+    }
+    let quantile = |name: &str, q: f64| -> Option<f64> {
+        let m = Metric::named(name)?;
+        let h = totals?.histogram(m);
+        (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
+    };
+    let results = evaluate(set, report.numbers(), Some(&quantile));
+    let (status, reason) = apply_thresholds(
+        report.status,
+        std::mem::take(&mut report.status_reason),
+        &results,
+        set.judges_errors(),
+    );
+    report.status = status;
+    report.status_reason = reason;
+    report.thresholds = results;
+}
+
 /// Folds judged thresholds into a run's status. An interrupted or already
 /// invalid run keeps its status; a threshold that could not be judged (unknown
 /// metric or tag, zero samples) makes the run invalid; a breached one makes it
@@ -171,6 +160,48 @@ pub fn apply_thresholds(
         ),
         _ => (status, format!("{reason}; {held}")),
     }
+}
+
+/// Marks a run invalid for what made its numbers untrustworthy besides its
+/// counts: a start later than the common start instant (`late`: why) or
+/// file descriptors that ran out (`fd_exhausted` times, so connects failed
+/// for lack of descriptors). An interrupted run keeps its status.
+pub fn invalidate(
+    status: RunStatus,
+    reason: String,
+    late: Option<String>,
+    fd_exhausted: u64,
+) -> (RunStatus, String) {
+    if status == RunStatus::Interrupted {
+        return (status, reason);
+    }
+    let (status, reason) = match late {
+        Some(why) => (RunStatus::Invalid, why),
+        None => (status, reason),
+    };
+    if fd_exhausted == 0 {
+        return (status, reason);
+    }
+    (
+        RunStatus::Invalid,
+        format!(
+            "invalid: the process ran out of file descriptors {fd_exhausted}× (EMFILE/ENFILE), so \
+             connects failed for lack of descriptors, not because of the target; raise the \
+             open-files limit (ulimit -n) or lower the VUs ({reason})"
+        ),
+    )
+}
+
+/// An `abort_on_fail` breach stopped the run early (`why`): it fails even if
+/// its final totals recover (an invalid run stays invalid).
+pub fn aborted(report: &mut RunReport, why: &str) {
+    if report.status != RunStatus::Invalid {
+        report.status = RunStatus::Failed;
+    }
+    report.status_reason = format!(
+        "aborted early (abort_on_fail): {why}; {}",
+        report.status_reason
+    );
 }
 
 /// `12 of 12 turns and 30 of 30 updates`, leaving out what the run did not do.

@@ -250,6 +250,88 @@ async fn no_pong_is_a_heartbeat_timeout() {
     emu.shutdown().await;
 }
 
+/// The raw server (here: EIO3 with `no_pong`, heartbeats far apart) plays the
+/// same turn plan as socketioxide: it once answered every turn plainly, and
+/// now honours the context version of an inject, `degrade` in the injected
+/// delay, and the per-turn fault `output_error`.
+#[tokio::test]
+async fn raw_server_plays_the_whole_turn_plan() {
+    let yaml = "delay: 1ms\noutputs: 2\nping_interval: 60s\nping_timeout: 60s\nseed: 7\n\
+                degrade: {above_sessions: 0, per_session: 7ms}\n\
+                faults: {no_pong: 1, output_error: 0.5}\n";
+    let emu = start(EmulatorConfig::from_yaml_str(yaml).expect("config")).await;
+    let mut conn = connect(&emu, Eio::V3).await;
+    let injected = reqwest::Client::new()
+        .post(format!(
+            "{}/new/v2.0/sessions/fault-session/context/inject",
+            emu.url()
+        ))
+        .header("X-API-Key", "finalping-api-key")
+        .json(&serde_json::json!({"userId": "user@example.com", "context": {"tier": "gold"}}))
+        .send()
+        .await
+        .expect("inject");
+    assert_eq!(injected.status().as_u16(), 200);
+    let version = emu.context_of("fault-session").expect("context").0;
+    let (mut ok, mut bot_errors) = (0, 0);
+    for i in 0..12 {
+        let turn = conn.turn(&input(&format!("t{i}")), WAIT).await;
+        match &turn.outcome {
+            TurnOutcome::Ok => {
+                ok += 1;
+                assert_eq!(turn.outputs.len(), 2, "{turn:?}");
+                assert!(
+                    turn.outputs
+                        .iter()
+                        .all(|o| o.context_version == Some(version)),
+                    "{:?}",
+                    turn.outputs
+                );
+            }
+            TurnOutcome::BotError(message) => {
+                bot_errors += 1;
+                assert_eq!(message, "emulated bot error (faults.output_error)");
+            }
+            other => panic!("turn {i}: {other:?}"),
+        }
+    }
+    conn.close().await;
+    let s = stats(&emu);
+    // The seeded draws of this connection give both outcomes, and the
+    // emulator counted exactly the faults the client saw.
+    assert!(ok > 0 && bot_errors > 0, "{ok} ok, {bot_errors} bot errors");
+    assert_eq!(s.faults.output_error, bot_errors);
+    assert_eq!(s.turns, 12);
+    assert_eq!(s.faults.no_pong, 0, "the client never pinged");
+    // Every reply delay was 1 ms plus 7 ms for the one session over the mark.
+    let delays = emu.injected_delays();
+    assert_eq!(delays.len(), 12);
+    assert!(delays.min() >= 8_000, "min {} µs", delays.min());
+    emu.shutdown().await;
+}
+
+/// `ack_wait` on the raw server (EIO4 with `no_pong`; it once ignored the
+/// setting): each output waits for the client's ack, and every ack arrives.
+#[tokio::test]
+async fn raw_server_waits_for_acks() {
+    let yaml = "delay: 1ms\noutputs: 3\nping_interval: 60s\nping_timeout: 60s\n\
+                faults: {no_pong: 1, ack_wait: {delay: 0ms}}\n";
+    let emu = start(EmulatorConfig::from_yaml_str(yaml).expect("config")).await;
+    let mut conn = connect(&emu, Eio::V4).await;
+    for text in ["one", "two"] {
+        let turn = conn.turn(&input(text), WAIT).await;
+        assert_eq!(turn.outcome, TurnOutcome::Ok, "{turn:?}");
+        assert_eq!(turn.outputs.len(), 3);
+    }
+    conn.close().await;
+    let s = stats(&emu);
+    assert_eq!(s.faults.ack_wait, 6, "{:?}", s.faults);
+    assert_eq!(s.acks_missed, 0);
+    // Three outputs and a finalPing per turn asked for an ack.
+    assert_eq!(s.acks_requested, 8);
+    emu.shutdown().await;
+}
+
 /// A turn waiting for a slow bot notices the missing heartbeat during the turn.
 #[tokio::test]
 async fn no_pong_ends_a_long_turn() {

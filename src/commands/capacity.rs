@@ -15,60 +15,10 @@
 use crate::cli::{CapacityArgs, SelfCheckMode};
 use crate::compare;
 use crate::error::{exit, CliError};
-use crate::report::html::svg::{self, Dash, Limit, LineChart, Mark, Series};
+use crate::report::capacity::{CapacityReport, CapacityStep};
 use crate::scenario;
-use crate::thresholds::{evaluate, Numbers, Outcome, Threshold, Thresholds};
-use serde::Serialize;
+use crate::thresholds::{evaluate, Outcome, Threshold, Thresholds};
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, Clone, Serialize)]
-struct Step {
-    load: f64,
-    dir: String,
-    /// What the step shows: `passed` (every SLO met), `breached` (an SLO
-    /// failed), `invalid` (an SLO could not be judged, or the run itself is
-    /// invalid), `saturated` (the generator saturated, `--self-check strict`),
-    /// `interrupted` (stopped by Ctrl-C: partial).
-    status: String,
-    /// The status of the step's own run (`summary.json`).
-    run_status: String,
-    /// SLO judged ok (and the generator not saturated).
-    ok: bool,
-    saturated: bool,
-    /// Turns completed per second of the step.
-    turns_per_sec: f64,
-    /// Percentiles in ms; `null` when the step has no sample of the metric.
-    final_ping_p50_ms: Option<f64>,
-    final_ping_p99_ms: Option<f64>,
-    context_update_p99_ms: Option<f64>,
-    /// 95 % confidence intervals of the three percentiles above (bootstrap
-    /// over the step's interval histograms); absent without samples.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    final_ping_p50_ci_ms: Option<[f64; 2]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    final_ping_p99_ci_ms: Option<[f64; 2]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    context_update_p99_ci_ms: Option<[f64; 2]>,
-    errors: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct CapacityReport {
-    schema_version: u32,
-    variable: String,
-    slos: Vec<String>,
-    steps: Vec<Step>,
-    /// Highest load that met every SLO.
-    max_sustainable: Option<f64>,
-    /// Lowest load that broke an SLO (the knee).
-    knee: Option<f64>,
-    /// The generator saturated before any SLO broke: the answer is "at least".
-    generator_bound: bool,
-    conclusion: String,
-    /// SLO limits in ms (metric, expression, limit), drawn on the chart.
-    #[serde(skip)]
-    limits: Vec<(String, String, f64)>,
-}
 
 pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
     check_steps(&args)?;
@@ -87,8 +37,7 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
         ))
     });
     crate::fsio::claim_run_dir(&out, args.overwrite, "capacity").map_err(CliError::usage)?;
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::internal(format!("cannot find the finalping binary: {e}")))?;
+    let exe = super::child::finalping_exe()?;
     let stop = super::signals::install(
         "stopping the current step (its partial report is kept), then writing the capacity report",
     );
@@ -101,7 +50,7 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
         stop: &stop,
     };
 
-    let mut steps: Vec<Step> = Vec::new();
+    let mut steps: Vec<CapacityStep> = Vec::new();
     let mut load = args.start;
     let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);
     let mut generator_bound = false;
@@ -189,8 +138,9 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
         conclusion,
         limits,
     };
-    write(&out, &report)?;
-    print!("{}", table(&report));
+    crate::report::write_each(&crate::report::capacity::exporters(), &report, &out)
+        .map_err(|e| CliError::internal(e.to_string()))?;
+    print!("{}", crate::report::capacity::console(&report));
     println!("{}\ncapacity report: {}", report.conclusion, out.display());
     Ok(if interrupted {
         exit::INTERRUPTED
@@ -259,7 +209,7 @@ struct Runner<'a> {
 
 impl Runner<'_> {
     /// Runs one step; `None` when an interrupt stopped it before it wrote a report.
-    async fn step(&self, load: f64) -> Result<Option<Step>, CliError> {
+    async fn step(&self, load: f64) -> Result<Option<CapacityStep>, CliError> {
         let dir = self.out.join(format!("step-{load}"));
         if !self.args.quiet {
             eprintln!(
@@ -267,30 +217,20 @@ impl Runner<'_> {
                 self.variable, self.args.hold
             );
         }
-        let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.arg("run")
-            .arg(&self.args.scenario)
-            .arg("--out")
-            .arg(&dir)
-            .arg("--quiet")
-            // The shared flags first: the step's own `--set`s win.
-            .args(self.args.common.child_args())
-            .args(["--set", &format!("{}={load}", self.variable)])
-            .args(["--set", &format!("load.duration={}", self.args.hold)])
-            .args(["--set", "load.iterations=null"])
-            .args([
-                "--self-check",
-                match self.args.self_check {
-                    SelfCheckMode::Strict => "strict",
-                    SelfCheckMode::Warn => "warn",
-                },
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
-        if let Some((key, token)) = self.args.common.child_env() {
-            cmd.env(key, token);
+        let mut cmd = super::child::ChildRun {
+            scenario: &self.args.scenario,
+            out: &dir,
+            target: &self.args.common,
+            self_check: self.args.self_check,
+            settings: vec![
+                (self.variable.to_string(), load.to_string()),
+                ("load.duration".to_string(), self.args.hold.to_string()),
+                ("load.iterations".to_string(), "null".to_string()),
+            ],
         }
+        .command(&self.exe);
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
         let output = super::child::run(cmd, self.stop)
             .await
             .map_err(|e| CliError::internal(format!("finalping run (step {load}): {e}")))?
@@ -313,7 +253,7 @@ impl Runner<'_> {
         };
         let saturated =
             summary.self_check.saturated && self.args.self_check == SelfCheckMode::Strict;
-        let results = evaluate(self.slos, Numbers::from(&summary), None);
+        let results = evaluate(self.slos, summary.numbers(), None);
         let errors: Vec<String> = results
             .iter()
             .filter(|r| r.outcome != Outcome::Pass)
@@ -352,7 +292,7 @@ impl Runner<'_> {
         };
         let final_ping = cis("final_ping", &[50.0, 99.0]);
         let update = cis("context_update", &[99.0]);
-        Ok(Some(Step {
+        Ok(Some(CapacityStep {
             load,
             dir: dir.display().to_string(),
             status: status.to_string(),
@@ -369,226 +309,4 @@ impl Runner<'_> {
             errors,
         }))
     }
-}
-
-/// `12.345 [12.100–13.000]`, the value alone without an interval, or empty
-/// for a metric the step did not measure.
-fn with_ci(v: Option<f64>, ci: Option<[f64; 2]>) -> String {
-    match (v, ci) {
-        (Some(v), Some([lo, hi])) => format!("{v:.3} [{lo:.3}–{hi:.3}]"),
-        (Some(v), None) => format!("{v:.3}"),
-        (None, _) => String::new(),
-    }
-}
-
-/// What the SLO column says about a step.
-fn slo_text(st: &Step) -> String {
-    if st.saturated {
-        "generator saturated".to_string()
-    } else if st.errors.is_empty() {
-        "met".to_string()
-    } else {
-        st.errors.join("; ")
-    }
-}
-
-/// The table's cells per step (console, Markdown and HTML share them).
-fn rows(r: &CapacityReport) -> Vec<Vec<String>> {
-    r.steps
-        .iter()
-        .map(|st| {
-            vec![
-                st.load.to_string(),
-                st.status.clone(),
-                format!("{:.1}", st.turns_per_sec),
-                with_ci(st.final_ping_p50_ms, st.final_ping_p50_ci_ms),
-                with_ci(st.final_ping_p99_ms, st.final_ping_p99_ci_ms),
-                with_ci(st.context_update_p99_ms, st.context_update_p99_ci_ms),
-                slo_text(st),
-            ]
-        })
-        .collect()
-}
-
-fn header(r: &CapacityReport) -> [&str; 7] {
-    [
-        r.variable.as_str(),
-        "status",
-        "turns/s",
-        "final_ping p50 ms [95 % CI]",
-        "final_ping p99 ms [95 % CI]",
-        "context_update p99 ms [95 % CI]",
-        "SLO",
-    ]
-}
-
-fn table(r: &CapacityReport) -> String {
-    let rows = rows(r);
-    let head = header(r);
-    let width = |j: usize| {
-        rows.iter()
-            .map(|row| row[j].chars().count())
-            .chain([head[j].chars().count()])
-            .max()
-            .unwrap_or(0)
-    };
-    let widths: Vec<usize> = (0..6).map(width).collect();
-    let line = |cells: &[&str]| {
-        let mut s = String::new();
-        for (j, c) in cells.iter().enumerate().take(6) {
-            let pad = widths[j].saturating_sub(c.chars().count());
-            s.push_str(&" ".repeat(pad));
-            s.push_str(c);
-            s.push_str("  ");
-        }
-        s.push_str(cells.get(6).copied().unwrap_or(""));
-        s.push('\n');
-        s
-    };
-    let mut s = String::from("\n");
-    s.push_str(&line(&head));
-    for row in &rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        s.push_str(&line(&cells));
-    }
-    s
-}
-
-/// `capacity.md`: the conclusion and the steps as a Markdown table.
-fn markdown(r: &CapacityReport) -> String {
-    let mut md = format!(
-        "# finalping capacity\n\nSLOs: {}\n\n**{}**\n\nSteps sorted by load. Brackets: 95 % confidence intervals (bootstrap over the step's interval histograms); a blank cell: the step did not measure that metric.\n\n| {} |\n|---:|---|---:|---:|---:|---:|---|\n",
-        r.slos.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" · "),
-        r.conclusion,
-        header(r).join(" | ")
-    );
-    for row in rows(r) {
-        let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
-        md.push_str(&format!("| {} |\n", cells.join(" | ")));
-    }
-    md
-}
-
-/// The latency-versus-load chart (p50/p99 with 95 % intervals, SLO limits,
-/// the knee) and the throughput-versus-load chart.
-fn charts(r: &CapacityReport) -> Vec<String> {
-    let unit = if r.variable == "load.vus" {
-        "VUs"
-    } else {
-        "conversations/s"
-    };
-    let x_label = format!("{} ({unit})", r.variable);
-    let line = |name: &str,
-                color,
-                dash,
-                v: fn(&Step) -> Option<f64>,
-                ci: fn(&Step) -> Option<[f64; 2]>| {
-        let mut s = Series::new(name, color, dash);
-        for st in &r.steps {
-            s.points.push(v(st).map(|y| (st.load, y)));
-            s.ranges.push(ci(st).map(|[lo, hi]| (lo, hi)));
-        }
-        s
-    };
-    let series = vec![
-        line(
-            "final_ping p50",
-            svg::BLUE,
-            Dash::Solid,
-            |s| s.final_ping_p50_ms,
-            |s| s.final_ping_p50_ci_ms,
-        ),
-        line(
-            "final_ping p99",
-            svg::VERMILLION,
-            Dash::Dashed,
-            |s| s.final_ping_p99_ms,
-            |s| s.final_ping_p99_ci_ms,
-        ),
-        line(
-            "context_update p99",
-            svg::GREEN,
-            Dash::Dotted,
-            |s| s.context_update_p99_ms,
-            |s| s.context_update_p99_ci_ms,
-        ),
-    ];
-    let limits = r
-        .limits
-        .iter()
-        .filter(|(m, _, _)| m == "final_ping" || m == "context_update")
-        .map(|(_, e, v)| Limit {
-            name: format!("SLO {e}"),
-            value: *v,
-        })
-        .collect();
-    let marks = r
-        .knee
-        .map(|k| Mark {
-            name: format!("knee: the SLO breaks at {k} {unit}"),
-            x: k,
-        })
-        .into_iter()
-        .collect();
-    let latency = LineChart {
-        title: "Latency against load".into(),
-        x_label: x_label.clone(),
-        y_label: "latency (ms)".into(),
-        series,
-        x_min: Some(0.0),
-        limits,
-        marks,
-        ..LineChart::default()
-    };
-    let mut tput = Series::new("turns completed/s", svg::BLUE, Dash::Solid);
-    for st in &r.steps {
-        tput.points.push(Some((st.load, st.turns_per_sec)));
-    }
-    let throughput = LineChart {
-        title: "Throughput against load".into(),
-        x_label,
-        y_label: "throughput (turns/s)".into(),
-        series: vec![tput],
-        x_min: Some(0.0),
-        ..LineChart::default()
-    };
-    [latency, throughput]
-        .iter()
-        .filter_map(LineChart::render)
-        .collect()
-}
-
-fn write(out: &Path, r: &CapacityReport) -> Result<(), CliError> {
-    let json = serde_json::to_string_pretty(r).unwrap_or_default();
-    let classes: Vec<Vec<&str>> = r
-        .steps
-        .iter()
-        .map(|st| match st.status.as_str() {
-            "passed" => vec!["", "v-passed"],
-            "breached" => vec!["", "v-breached"],
-            "invalid" => vec!["", "v-invalid"],
-            _ => vec!["", "v-saturated"],
-        })
-        .collect();
-    let html = crate::report::render_summary_page(
-        "finalping capacity",
-        &format!(
-            "{} — SLOs: {}. Steps sorted by load. Brackets and whiskers: 95 % confidence intervals (bootstrap over the step's interval histograms); a blank cell: the step did not measure that metric.",
-            r.conclusion,
-            r.slos.join(" · ")
-        ),
-        &header(r),
-        &rows(r),
-        &classes,
-        &charts(r),
-    );
-    for (name, text) in [
-        ("capacity.json", json),
-        ("capacity.md", markdown(r)),
-        ("report.html", html),
-    ] {
-        crate::fsio::write_atomic(&out.join(name), text.as_bytes())
-            .map_err(|e| CliError::internal(format!("cannot write {name}: {e}")))?;
-    }
-    Ok(())
 }

@@ -12,13 +12,14 @@ mod report_cmd;
 mod run;
 mod runtime_setup;
 mod saas;
+#[cfg(feature = "emulator")]
 mod serve;
-#[cfg(unix)]
+#[cfg(all(unix, feature = "emulator"))]
 mod serve_workers;
-#[cfg(not(unix))]
+#[cfg(all(not(unix), feature = "emulator"))]
 mod serve_workers {
     //! `serve --workers` needs SO_REUSEPORT (Linux, macOS, the BSDs).
-    use crate::emulator::EmulatorConfig;
+    use crate::emulator_config::EmulatorConfig;
     use crate::error::CliError;
     use std::net::SocketAddr;
 
@@ -52,7 +53,13 @@ pub async fn dispatch(cli: Cli) -> Result<i32, CliError> {
             insecure(&args.common);
             run::run(args).await
         }
+        #[cfg(feature = "emulator")]
         Command::Serve(args) => serve::serve(args).await,
+        #[cfg(not(feature = "emulator"))]
+        Command::Serve(_) => Err(CliError::usage(format!(
+            "`finalping serve` is not in this build: {}",
+            embedded::NOT_BUILT
+        ))),
         Command::Validate(args) => validate::validate(&args),
         Command::Sweep(mut args) => {
             args.quiet = quiet;

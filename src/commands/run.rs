@@ -1,26 +1,25 @@
 //! `finalping run`: load the scenario, apply flag overrides, make sure the
 //! machine can hold the VUs, start the embedded emulator (on its own runtime,
 //! see [`super::embedded`]) when no target is given, run the engine, write the
-//! reports and pick the exit code.
+//! reports and pick the exit code. The steps are library calls (`engine`,
+//! `report`, `verdict`); this file only wires flags to them.
 
 use super::embedded::EmbeddedEmulator;
 use super::{runtime_setup, signals, start};
 use crate::cli::{OutputFormat, RunArgs, SelfCheckMode};
-use crate::emulator;
+use crate::emulator_config::EmulatorConfig;
 use crate::engine::{self, Plan, ProgressMode, Segment};
 use crate::error::CliError;
 use crate::export::{self, LiveMetrics, LiveOptions};
-use crate::metrics::{Counter, GeneratorUsage, ProcessUsage, Recorder};
-use crate::report::{
-    self, ContextReport, LoadManifest, Manifest, RunReport, SegmentManifest, TargetManifest,
-};
+use crate::metrics::{GeneratorUsage, ProcessUsage, Recorder};
+use crate::report::{self, ContextReport, Manifest, RunOrigin, RunReport, SegmentManifest};
 use crate::scenario::{self, Executor, Scenario, TemplateCtx};
 use crate::secret;
-use crate::thresholds;
-use crate::verdict::{self, RunStatus};
+use crate::verdict;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// File descriptors kept free for the process itself (logs, reports, listener…).
 const FD_HEADROOM: u64 = 128;
@@ -33,142 +32,28 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     if let Some(workers) = args.workers.filter(|n| *n > 1) {
         return super::workers::run(args, workers, interrupt).await;
     }
-    let mut scenario = scenario::load_with_settings(&args.scenario, &args.common.settings)
-        .map_err(|e| CliError::usage(e.to_string()))?;
-    apply_overrides(&mut scenario, &args)?;
-    super::saas::check(&scenario, args.own_capacity)?;
-    let scenario_bytes =
-        crate::fsio::read_capped(&args.scenario, crate::fsio::MAX_CONFIG_BYTES).unwrap_or_default();
-    let segment = args.segment.unwrap_or(Segment::WHOLE);
-    if let Some(at) = args.start_at {
-        start::check_start_at(at, chrono::Utc::now())?;
-    }
-    if args.start_barrier.is_some() && args.run_id.is_none() {
-        return Err(CliError::usage(
-            "--start-barrier needs --run-id: the segments of one run check in under their shared run id",
-        ));
-    }
-    let seed = run_seed(&args, &scenario);
-    if !segment.is_whole() && seed.is_none() {
-        eprintln!("warning: segment {segment} has no shared seed (no --seed, no `seed:` in the scenario, no --run-id): its Poisson arrivals are drawn independently of the other segments'; pass the same --run-id to every segment");
-    }
-    let seed = seed.unwrap_or_else(rand::random::<u64>);
-    let embedded = scenario.target.url.is_none();
-    let (groups, tags) = engine::groups_of(&scenario);
-    engine::segment::check(&groups, segment)
-        .map_err(|e| CliError::usage(format!("--segment {segment}: {e} ({})", e.hint())))?;
-    let segment_vus = engine::segment::vus(&groups, segment).len() as u64;
-    ensure_fd_capacity(&scenario, segment_vus, embedded, None)?;
-
-    let emulator_config = embedded.then(|| {
-        let mut config = scenario.emulator.clone().unwrap_or_default();
-        config.seed = engine::segment::emulator_seed(config.seed, segment);
-        config
-    });
-    let embedded_emulator = match &emulator_config {
-        Some(config) => Some(EmbeddedEmulator::start(config.clone()).await?),
-        None => None,
-    };
-    let emulator = embedded_emulator.as_ref().and_then(|e| e.emulator());
-    let emulator_cpu = embedded_emulator.as_ref().map(|e| e.cpu());
-    let ctx = TemplateCtx::default();
-    let (endpoint_url, url_token) = match (&scenario.target.url, emulator) {
-        (Some(url), _) => target_and_token(
-            &url.render(&ctx),
-            args.common.url_token.as_deref(),
-            &scenario.target,
-        ),
-        (None, Some(em)) => (
-            em.url(),
-            args.common
-                .url_token
-                .clone()
-                .unwrap_or_else(|| scenario.target.url_token.render(&ctx)),
-        ),
-        (None, None) => return Err(CliError::internal("no target and no emulator")),
-    };
-    secret::register(&url_token);
-
-    let (run_id, out_dir) = claim_out_dir(&scenario.name, &args, segment)?;
-
-    let runtime = if runtime_setup::needs_runtime(&scenario) {
-        let em = emulator.zip(emulator_config.as_ref());
-        Some(runtime_setup::setup(&scenario, em, &out_dir)?)
-    } else {
-        None
-    };
-
-    let plan = Arc::new(Plan {
-        runtime: runtime.as_ref().and_then(|r| r.plan.clone()),
-        inject: runtime.as_ref().and_then(|r| r.inject.clone()),
-        rest: rest_endpoint(&scenario, &endpoint_url, &url_token)?,
-        feeders: Arc::new(scenario::Feeders::strided(
-            &scenario.feeder_tables,
-            u64::from(segment.index()),
-            u64::from(segment.count()),
-        )),
-        endpoint_url: endpoint_url.clone(),
-        url_token: url_token.clone(),
-        seed,
-        segment,
-        groups,
-        tags,
-        scenario,
-        emulator_cpu: emulator_cpu.clone(),
-    });
-    let shown_url = match emulator {
-        Some(em) => format!("embedded emulator at {}", em.url()),
-        None => secret::scrub_text(&endpoint_url, &[&url_token]),
-    };
+    let mut setup = Setup::prepare(&args).await?;
     if !args.quiet {
-        let vus = if segment.is_whole() {
-            format!("{} VUs", plan.vus())
-        } else {
-            format!(
-                "{} (run {run_id})",
-                engine::segment::describe(&plan.groups, segment)
-            )
-        };
-        eprintln!(
-            "finalping: running `{}` — {vus} against {} (EIO{}), reports in {}",
-            plan.scenario.name,
-            shown_url,
-            u8::from(plan.scenario.target.eio),
-            out_dir.display()
-        );
+        setup.announce();
     }
-
     // Open executors connect their VUs first, so that the start (and a
     // barrier's "ready") means ready to send.
     let recorder = Arc::new(Recorder::new());
-    let mut pool = engine::warm_up(&plan, &recorder, &interrupt).await;
+    let mut pool = engine::warm_up(&setup.plan, &recorder, &interrupt).await;
     if !args.quiet && !pool.is_empty() {
         eprintln!(
             "warm-up: {} connections opened before the schedule starts",
             pool.len()
         );
     }
-
-    // Start alignment: the schedule starts at the common instant, if any,
-    // while the warm connections keep answering heartbeats.
-    let start_at = match (&args.start_barrier, args.start_at) {
-        (Some(dir), _) => {
-            pool.keep_alive_while(start::barrier(
-                dir,
-                &run_id,
-                segment,
-                args.barrier_timeout.as_duration(),
-                &interrupt,
-                args.quiet,
-            ))
-            .await?
-        }
-        (None, at) => at,
-    };
-    if let Some(at) = start_at {
-        pool.keep_alive_while(start::wait_until(at, &interrupt, args.quiet))
-            .await;
-    }
+    let start_at = aligned_start(
+        &args,
+        &setup.run_id,
+        setup.plan.segment,
+        &interrupt,
+        &mut pool,
+    )
+    .await?;
     let started_at = chrono::Utc::now();
     let start_late = start_at.map(|at| start::lateness(at, started_at));
     if let Some(late) = start_late.filter(|l| *l > start::START_TOLERANCE) {
@@ -177,61 +62,16 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             late.as_millis()
         );
     }
-
-    let live_options = live_options(&plan.scenario, &args)?;
-    let live_metrics = if live_options.is_on() {
-        let live = LiveMetrics::start(&live_options)
-            .await
-            .map_err(CliError::usage)?;
-        if let Some(url) = live.url() {
-            eprintln!("metrics: serving {url}");
-        }
-        Some(live)
-    } else {
-        None
-    };
-    let mut sinks: Vec<Box<dyn engine::IntervalSink>> = Vec::new();
-    let wants = |f: OutputFormat| args.output_format.is_empty() || args.output_format.contains(&f);
-    sinks.push(Box::new(
-        report::LiveFiles::create(
-            &out_dir,
-            wants(OutputFormat::Timeseries),
-            wants(OutputFormat::Hlog),
-        )
-        .map_err(|e| {
-            CliError::internal(format!(
-                "{e}: no load was sent (is the disk full or the folder read-only?)"
-            ))
-        })?,
-    ));
-    if let Some(live) = &live_metrics {
-        let segment_label = (!segment.is_whole()).then(|| (segment.index(), segment.count()));
-        sinks.push(live.sink(export::identity(&plan, &run_id, segment_label)));
-    }
-
+    let live_metrics = live_metrics(&setup.plan, &args).await?;
+    let sinks = setup.interval_sinks(&args, live_metrics.as_ref())?;
     // The folder says from the start what it is: a run that has not finished.
-    let mut secrets = vec![url_token.as_str()];
-    secrets.extend(
-        runtime
-            .iter()
-            .flat_map(|rt| rt.secrets.iter().map(String::as_str)),
+    let started = RunReport::started(
+        &setup.run_id,
+        started_at,
+        setup.manifest(&args),
+        &setup.out_dir,
     );
-    let mut manifest = build_manifest(
-        &plan,
-        &args,
-        &scenario_bytes,
-        shown_url.clone(),
-        emulator_config.clone().map(|c| c.redacted()),
-        &secrets,
-    );
-    manifest.runtime = runtime
-        .as_ref()
-        .map(|rt| runtime_setup::manifest(rt, &plan.scenario));
-    report::write_started(
-        &started_report(&run_id, started_at, manifest, &out_dir),
-        &out_dir,
-    )
-    .map_err(|e| {
+    report::write_started(&started, &setup.out_dir).map_err(|e| {
         CliError::internal(format!(
             "{e}: no load was sent (is the disk full or the folder read-only?)"
         ))
@@ -244,85 +84,83 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     } else {
         ProgressMode::Auto
     };
+    let emulator_cpu = setup.embedded.as_ref().map(EmbeddedEmulator::cpu);
     let emulator_cpu_now = || emulator_cpu.as_ref().and_then(|c| c.total());
     let (usage_before, emulator_before) = (ProcessUsage::now(), emulator_cpu_now());
-    let outcome = engine::run(
-        plan.clone(),
-        recorder,
-        progress,
-        interrupt.clone(),
-        sinks,
-        pool,
-    )
-    .await;
+    let plan = setup.plan.clone();
+    let outcome = engine::run(plan, recorder, progress, interrupt.clone(), sinks, pool).await;
     let (usage_after, emulator_after) = (ProcessUsage::now(), emulator_cpu_now());
     let generator = GeneratorUsage::between(
         usage_before,
         usage_after,
         outcome.elapsed,
-        embedded_emulator.is_some(),
+        setup.embedded.is_some(),
         emulator_before
             .zip(emulator_after)
             .map(|(b, a)| a.saturating_sub(b)),
     );
-    if let Some(em) = embedded_emulator {
+    if let Some(em) = setup.embedded.take() {
         em.shutdown().await;
     }
-    let runtime_manifest = runtime.as_ref().map(|rt| {
-        (
-            runtime_setup::manifest(rt, &plan.scenario),
-            rt.secrets.clone(),
-        )
-    });
-    let context = match runtime {
+    let timing = Timing {
+        start_at,
+        started_at,
+        start_late,
+    };
+    let report = conclude(&mut setup, &args, outcome, generator, timing).await;
+    let code = publish(&report, &setup.out_dir, args.json);
+    if let Some(live) = live_metrics {
+        live.finish(&interrupt).await;
+    }
+    code
+}
+
+/// When a run started: the common start instant (if any), the actual start,
+/// and how late it was.
+struct Timing {
+    start_at: Option<chrono::DateTime<chrono::Utc>>,
+    started_at: chrono::DateTime<chrono::Utc>,
+    start_late: Option<Duration>,
+}
+
+/// The finished run's report: totals, status (verdict, start alignment,
+/// descriptors, thresholds, abort), context updates and manifest.
+async fn conclude(
+    setup: &mut Setup,
+    args: &RunArgs,
+    outcome: engine::EngineOutcome,
+    generator: GeneratorUsage,
+    timing: Timing,
+) -> RunReport {
+    let plan = setup.plan.clone();
+    let mut manifest = setup.manifest(args);
+    if args.segment.is_some() || timing.start_at.is_some() {
+        manifest.segment = Some(SegmentManifest {
+            index: plan.segment.index(),
+            count: plan.segment.count(),
+            start_at: timing.start_at.map(start::rfc3339),
+            start_late_ms: timing.start_late.map_or(0.0, |l| l.as_secs_f64() * 1000.0),
+        });
+    }
+    let context = match setup.runtime.take() {
         Some(rt) => Some(finish_runtime(rt, &plan, &outcome.totals).await),
         None => None,
     };
 
     let saturation = (args.self_check == SelfCheckMode::Strict).then_some(&outcome.self_check);
-    let (mut status, mut reason) = verdict::judge(&outcome.totals, outcome.interrupted, saturation);
-    if let Some(why) = start_late.and_then(start::too_late) {
-        if status != RunStatus::Interrupted {
-            status = RunStatus::Invalid;
-            reason = why;
-        }
-    }
-    let exhausted = crate::fdlimit::exhausted();
-    if exhausted > 0 && status != RunStatus::Interrupted {
-        status = RunStatus::Invalid;
-        reason = format!(
-            "invalid: the process ran out of file descriptors {exhausted}× (EMFILE/ENFILE), so \
-             connects failed for lack of descriptors, not because of the target; raise the \
-             open-files limit (ulimit -n) or lower the VUs ({reason})"
-        );
-    }
-    let mut secrets = vec![url_token.as_str()];
-    if let Some(rt) = &runtime_manifest {
-        secrets.extend(rt.1.iter().map(String::as_str));
-    }
-    let mut manifest = build_manifest(
-        &plan,
-        &args,
-        &scenario_bytes,
-        shown_url,
-        emulator_config.map(|c| c.redacted()),
-        &secrets,
+    let (status, reason) = verdict::judge(&outcome.totals, outcome.interrupted, saturation);
+    let (status, reason) = verdict::invalidate(
+        status,
+        reason,
+        timing.start_late.and_then(start::too_late),
+        crate::fdlimit::exhausted(),
     );
-    manifest.runtime = runtime_manifest.map(|(m, _)| m);
-    if args.segment.is_some() || start_at.is_some() {
-        manifest.segment = Some(SegmentManifest {
-            index: segment.index(),
-            count: segment.count(),
-            start_at: start_at.map(start::rfc3339),
-            start_late_ms: start_late.map_or(0.0, |l| l.as_secs_f64() * 1000.0),
-        });
-    }
     let mut report = RunReport::new(
-        run_id,
+        setup.run_id.clone(),
         &outcome.totals,
         status,
         reason,
-        start::rfc3339(started_at),
+        start::rfc3339(timing.started_at),
         outcome.elapsed.as_secs_f64(),
         outcome.peak_vus,
         generator,
@@ -333,7 +171,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     report.tags = report::tag_reports(&outcome.totals, &plan.tags);
     report.timeline = Some(Arc::new(outcome.timeline));
     report.formats = (!args.output_format.is_empty()).then(|| args.output_format.clone());
-    thresholds::judge_report(
+    verdict::judge_report(
         &mut report,
         &plan.scenario.thresholds,
         Some(&outcome.totals),
@@ -343,32 +181,270 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         tag_names: plan.tags.clone(),
     }));
     if let Some(why) = &outcome.aborted {
-        // A breach stopped the run early: it fails even if the final totals recover.
-        if report.status != RunStatus::Invalid {
-            report.status = RunStatus::Failed;
+        verdict::aborted(&mut report, why);
+    }
+    report
+}
+
+/// Everything a run needs before its first VU starts: the plan, its report
+/// folder, the target (the embedded emulator when the scenario names none)
+/// and the runtime side.
+struct Setup {
+    plan: Arc<Plan>,
+    run_id: String,
+    out_dir: std::path::PathBuf,
+    url_token: String,
+    /// The target as shown: the embedded emulator's URL or the scrubbed URL.
+    shown_url: String,
+    scenario_bytes: Vec<u8>,
+    emulator_config: Option<EmulatorConfig>,
+    embedded: Option<EmbeddedEmulator>,
+    runtime: Option<runtime_setup::RuntimeSetup>,
+}
+
+impl Setup {
+    async fn prepare(args: &RunArgs) -> Result<Setup, CliError> {
+        let mut scenario = scenario::load_with_settings(&args.scenario, &args.common.settings)
+            .map_err(|e| CliError::usage(e.to_string()))?;
+        apply_overrides(&mut scenario, args)?;
+        super::saas::check(&scenario, args.own_capacity)?;
+        super::embedded::require(&scenario)?;
+        let scenario_bytes =
+            crate::fsio::read_capped(&args.scenario, crate::fsio::MAX_CONFIG_BYTES)
+                .unwrap_or_default();
+        let segment = args.segment.unwrap_or(Segment::WHOLE);
+        if let Some(at) = args.start_at {
+            start::check_start_at(at, chrono::Utc::now())?;
         }
-        report.status_reason = format!(
-            "aborted early (abort_on_fail): {why}; {}",
-            report.status_reason
+        if args.start_barrier.is_some() && args.run_id.is_none() {
+            return Err(CliError::usage(
+                "--start-barrier needs --run-id: the segments of one run check in under their shared run id",
+            ));
+        }
+        let seed = run_seed(args, &scenario);
+        if !segment.is_whole() && seed.is_none() {
+            eprintln!("warning: segment {segment} has no shared seed (no --seed, no `seed:` in the scenario, no --run-id): its Poisson arrivals are drawn independently of the other segments'; pass the same --run-id to every segment");
+        }
+        let seed = seed.unwrap_or_else(rand::random::<u64>);
+        let (groups, tags) = engine::groups_of(&scenario);
+        engine::segment::check(&groups, segment)
+            .map_err(|e| CliError::usage(format!("--segment {segment}: {e} ({})", e.hint())))?;
+        let segment_vus = engine::segment::vus(&groups, segment).len() as u64;
+        let needs_emulator = scenario.target.url.is_none();
+        ensure_fd_capacity(&scenario, segment_vus, needs_emulator, None)?;
+
+        let emulator_config = needs_emulator.then(|| {
+            let mut config = scenario.emulator.clone().unwrap_or_default();
+            config.seed = engine::segment::emulator_seed(config.seed, segment);
+            config
+        });
+        let embedded = match &emulator_config {
+            Some(config) => Some(EmbeddedEmulator::start(config.clone()).await?),
+            None => None,
+        };
+        let emulator = embedded.as_ref().and_then(EmbeddedEmulator::access);
+        let ctx = TemplateCtx::default();
+        let (endpoint_url, url_token) = match (&scenario.target.url, &emulator) {
+            (Some(url), _) => target_and_token(
+                &url.render(&ctx),
+                args.common.url_token.as_deref(),
+                &scenario.target,
+            ),
+            (None, Some(em)) => (
+                em.url.clone(),
+                args.common
+                    .url_token
+                    .clone()
+                    .unwrap_or_else(|| scenario.target.url_token.render(&ctx)),
+            ),
+            (None, None) => return Err(CliError::internal("no target and no emulator")),
+        };
+        secret::register(&url_token);
+        let (run_id, out_dir) = report::folder::claim(
+            &scenario.name,
+            args.run_id.as_deref(),
+            args.out.as_deref(),
+            args.overwrite,
+            segment,
+        )
+        .map_err(CliError::usage)?;
+        let runtime = if runtime_setup::needs_runtime(&scenario) {
+            Some(runtime_setup::setup(
+                &scenario,
+                emulator.as_ref(),
+                &out_dir,
+            )?)
+        } else {
+            None
+        };
+        let shown_url = match &emulator {
+            Some(em) => format!("embedded emulator at {}", em.url),
+            None => secret::scrub_text(&endpoint_url, &[&url_token]),
+        };
+        let plan = Arc::new(Plan {
+            runtime: runtime.as_ref().and_then(|r| r.plan.clone()),
+            inject: runtime.as_ref().and_then(|r| r.inject.clone()),
+            rest: rest_endpoint(&scenario, &endpoint_url, &url_token)?,
+            feeders: Arc::new(scenario::Feeders::strided(
+                &scenario.feeder_tables,
+                u64::from(segment.index()),
+                u64::from(segment.count()),
+            )),
+            endpoint_url,
+            url_token: url_token.clone(),
+            seed,
+            segment,
+            groups,
+            tags,
+            scenario,
+            emulator_cpu: embedded.as_ref().map(EmbeddedEmulator::cpu),
+        });
+        Ok(Setup {
+            plan,
+            run_id,
+            out_dir,
+            url_token,
+            shown_url,
+            scenario_bytes,
+            emulator_config,
+            embedded,
+            runtime,
+        })
+    }
+
+    /// `finalping: running … reports in …` on stderr.
+    fn announce(&self) {
+        let plan = &self.plan;
+        let vus = if plan.segment.is_whole() {
+            format!("{} VUs", plan.vus())
+        } else {
+            format!(
+                "{} (run {})",
+                engine::segment::describe(&plan.groups, plan.segment),
+                self.run_id
+            )
+        };
+        eprintln!(
+            "finalping: running `{}` — {vus} against {} (EIO{}), reports in {}",
+            plan.scenario.name,
+            self.shown_url,
+            u8::from(plan.scenario.target.eio),
+            self.out_dir.display()
         );
     }
-    // The verdict and the table reach the console even when the disk is full.
-    let written = report::write_all(&report, &out_dir);
+
+    /// The run's manifest, secrets scrubbed (the URL token, the runtime's).
+    fn manifest(&self, args: &RunArgs) -> Manifest {
+        let mut secrets = vec![self.url_token.as_str()];
+        secrets.extend(
+            self.runtime
+                .iter()
+                .flat_map(|rt| rt.secrets.iter().map(String::as_str)),
+        );
+        let origin = RunOrigin {
+            scenario_file: &args.scenario,
+            scenario_bytes: &self.scenario_bytes,
+            capacity_acknowledged: args.own_capacity,
+            shown_url: &self.shown_url,
+            emulator: self.emulator_config.as_ref(),
+        };
+        let mut manifest = Manifest::of_run(&self.plan, &origin, &secrets);
+        manifest.runtime = self
+            .runtime
+            .as_ref()
+            .map(|rt| runtime_setup::manifest(rt, &self.plan.scenario));
+        manifest
+    }
+
+    /// Where each closed interval goes: the live files of the run folder
+    /// and, when on, the live metrics.
+    fn interval_sinks(
+        &self,
+        args: &RunArgs,
+        live: Option<&LiveMetrics>,
+    ) -> Result<Vec<Box<dyn engine::IntervalSink>>, CliError> {
+        let wants =
+            |f: OutputFormat| args.output_format.is_empty() || args.output_format.contains(&f);
+        let files = report::LiveFiles::create(
+            &self.out_dir,
+            wants(OutputFormat::Timeseries),
+            wants(OutputFormat::Hlog),
+        )
+        .map_err(|e| {
+            CliError::internal(format!(
+                "{e}: no load was sent (is the disk full or the folder read-only?)"
+            ))
+        })?;
+        let mut sinks: Vec<Box<dyn engine::IntervalSink>> = vec![Box::new(files)];
+        if let Some(live) = live {
+            let segment = self.plan.segment;
+            let label = (!segment.is_whole()).then(|| (segment.index(), segment.count()));
+            sinks.push(live.sink(export::identity(&self.plan, &self.run_id, label)));
+        }
+        Ok(sinks)
+    }
+}
+
+/// The common start instant of a run's segments, if any (`--start-barrier`
+/// or `--start-at`), waited for; `None` starts at once.
+/// Waits for the common start (barrier or `--start-at`), if any, while the
+/// warm connections of `pool` keep answering heartbeats.
+async fn aligned_start(
+    args: &RunArgs,
+    run_id: &str,
+    segment: Segment,
+    interrupt: &CancellationToken,
+    pool: &mut engine::Pool,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, CliError> {
+    let start_at = match &args.start_barrier {
+        Some(dir) => {
+            let timeout: Duration = args.barrier_timeout.as_duration();
+            pool.keep_alive_while(start::barrier(
+                dir, run_id, segment, timeout, interrupt, args.quiet,
+            ))
+            .await?
+        }
+        None => args.start_at,
+    };
+    if let Some(at) = start_at {
+        pool.keep_alive_while(start::wait_until(at, interrupt, args.quiet))
+            .await;
+    }
+    Ok(start_at)
+}
+
+/// Live metrics (`/metrics`, remote write) when the flags or the scenario ask.
+async fn live_metrics(plan: &Plan, args: &RunArgs) -> Result<Option<LiveMetrics>, CliError> {
+    let options = live_options(&plan.scenario, args)?;
+    if !options.is_on() {
+        return Ok(None);
+    }
+    let live = LiveMetrics::start(&options)
+        .await
+        .map_err(CliError::usage)?;
+    if let Some(url) = live.url() {
+        eprintln!("metrics: serving {url}");
+    }
+    Ok(Some(live))
+}
+
+/// Writes the reports and prints the verdict (the table, or `--json` the
+/// summary); the exit code. The console gets the result even when the disk
+/// is full.
+fn publish(report: &RunReport, out_dir: &std::path::Path, json: bool) -> Result<i32, CliError> {
+    let written = report::write_all(report, out_dir);
     let _ = std::fs::remove_file(out_dir.join(crate::fsio::RUN_MARKER));
-    if args.json && written.is_ok() {
+    if json && written.is_ok() {
         // The same bytes as summary.json, without reading the file back.
         use report::Exporter;
         report::json::SummaryJson
-            .write(&report, &mut std::io::stdout().lock())
+            .write(report, &mut std::io::stdout().lock())
             .map_err(|e| CliError::internal(format!("cannot print summary.json: {e}")))?;
     } else {
-        report::print_final_table(&report);
+        report::print_final_table(report);
     }
-    if written.is_ok() && !args.json {
+    if written.is_ok() && !json {
         println!("reports: {}", out_dir.display());
-    }
-    if let Some(live) = live_metrics {
-        live.finish(&interrupt).await;
     }
     match written {
         Ok(_) => Ok(report.status.exit_code()),
@@ -413,31 +489,6 @@ pub(super) fn target_and_token(
     }
 }
 
-/// The `summary.json` a run folder holds until the final reports replace it.
-fn started_report(
-    run_id: &str,
-    started_at: chrono::DateTime<chrono::Utc>,
-    manifest: Manifest,
-    out_dir: &Path,
-) -> RunReport {
-    RunReport::new(
-        run_id.to_string(),
-        &crate::metrics::Snapshot::new(),
-        RunStatus::Incomplete,
-        format!(
-            "incomplete: the run has not written its final reports (still running, or killed); \
-             `finalping report {}` rebuilds them from timeseries.csv and the .hlog files",
-            out_dir.display()
-        ),
-        started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        0.0,
-        0,
-        GeneratorUsage::default(),
-        crate::metrics::selfcheck::SelfCheck::new(Default::default()).summary(),
-        manifest,
-    )
-}
-
 /// Where live metrics go: flags over `metrics:` in the scenario.
 fn live_options(s: &Scenario, args: &RunArgs) -> Result<LiveOptions, CliError> {
     let remote_write = match args
@@ -465,35 +516,16 @@ async fn finish_runtime(
     totals: &crate::metrics::Snapshot,
 ) -> ContextReport {
     let audit = rt.audit.finish().await;
+    let runtime = &plan.scenario.runtime;
+    let codec = match runtime.kind {
+        scenario::RuntimeKind::RestInject => "json (REST context inject)".to_string(),
+        scenario::RuntimeKind::Websocket => runtime.codec.as_str().to_string(),
+    };
+    let heartbeat = runtime
+        .heartbeat
+        .map_or_else(|| "off".to_string(), |h| h.to_string());
     let tokens = rt.tokens.as_ref().map(|t| t.stats());
-    let c = |k: Counter| totals.counter(k);
-    let total = c(Counter::UpdatesSent);
-    let ok = c(Counter::UpdatesOk);
-    ContextReport {
-        runtime_url: rt.shown_url,
-        codec: match plan.scenario.runtime.kind {
-            scenario::RuntimeKind::RestInject => "json (REST context inject)".to_string(),
-            scenario::RuntimeKind::Websocket => plan.scenario.runtime.codec.as_str().to_string(),
-        },
-        heartbeat: plan
-            .scenario
-            .runtime
-            .heartbeat
-            .map_or_else(|| "off".to_string(), |h| h.to_string()),
-        updates_total: total,
-        updates_successful: ok,
-        updates_failed: totals.updates_failed(),
-        accuracy_rate: if total == 0 {
-            0.0
-        } else {
-            ok as f64 / total as f64
-        },
-        conflicts: c(Counter::Conflicts),
-        conflict_retries: c(Counter::ConflictRetries),
-        token_requests: tokens.as_ref().map_or(0, |t| t.requests),
-        token_failures: tokens.as_ref().map_or(0, |t| t.failures),
-        audit,
-    }
+    ContextReport::new(rt.shown_url, codec, heartbeat, totals, tokens, audit)
 }
 
 /// `target.kind: rest`: the REST Endpoint client, with the longest `send`
@@ -622,17 +654,6 @@ fn run_seed(args: &RunArgs, scenario: &Scenario) -> Option<u64> {
     })
 }
 
-/// `reports/<run-id>` for a whole run; `reports/<run-id>/segment-<i>-of-<N>`
-/// for a segment, so the segments of one run sit side by side in its folder.
-fn default_out_dir(run_id: &str, segment: Segment) -> PathBuf {
-    let run = PathBuf::from("reports").join(run_id);
-    if segment.is_whole() {
-        run
-    } else {
-        run.join(segment.folder_name())
-    }
-}
-
 /// Raises the soft open-files limit to the hard limit and checks that this
 /// process's `vus` fit: `fdlimit::per_vu` descriptors each (chat and runtime
 /// connections, both ends with the emulator in the same process) plus
@@ -684,126 +705,6 @@ pub(super) fn raise_fd_limit() -> Option<u64> {
     None
 }
 
-/// `<scenario-slug>-<UTC yyyymmdd-hhmmss>-<4 hex>`: sortable and unique enough.
-pub(super) fn run_id(name: &str, at: chrono::DateTime<chrono::Utc>) -> String {
-    format!(
-        "{}-{}-{:04x}",
-        crate::scenario::name_slug(name, 6),
-        at.format("%Y%m%d-%H%M%S"),
-        rand::random::<u16>()
-    )
-}
-
-/// The run id and its report folder, claimed for this run: `--out` (or, with
-/// `--run-id`, the default folder of that id) must be empty or new, or is
-/// cleared with `--overwrite`; a generated id gets a new id until its default
-/// folder is new.
-fn claim_out_dir(
-    name: &str,
-    args: &RunArgs,
-    segment: Segment,
-) -> Result<(String, PathBuf), CliError> {
-    let claim = |dir: &Path, id: &str, overwrite: bool| {
-        crate::fsio::claim_run_dir(dir, overwrite, id).map_err(CliError::usage)
-    };
-    if let Some(id) = &args.run_id {
-        let dir = args
-            .out
-            .clone()
-            .unwrap_or_else(|| default_out_dir(id, segment));
-        claim(&dir, id, args.overwrite)?;
-        return Ok((id.clone(), dir));
-    }
-    if let Some(out) = &args.out {
-        let id = run_id(name, chrono::Utc::now());
-        claim(out, &id, args.overwrite)?;
-        return Ok((id, out.clone()));
-    }
-    let mut last = String::new();
-    for _ in 0..16 {
-        let id = run_id(name, chrono::Utc::now());
-        let dir = default_out_dir(&id, segment);
-        if dir.exists() {
-            continue;
-        }
-        match crate::fsio::claim_run_dir(&dir, false, &id) {
-            Ok(()) => return Ok((id, dir)),
-            Err(e) => last = e,
-        }
-    }
-    Err(CliError::usage(format!(
-        "no free report folder under reports/: {last} (choose one with --out)"
-    )))
-}
-
-fn build_manifest(
-    plan: &Plan,
-    args: &RunArgs,
-    scenario_bytes: &[u8],
-    shown_url: String,
-    emulator: Option<emulator::EmulatorConfig>,
-    secrets: &[&str],
-) -> Manifest {
-    let url_token = secrets.first().copied().unwrap_or_default();
-    let s = &plan.scenario;
-    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
-    Manifest {
-        finalping_version: env!("CARGO_PKG_VERSION").to_string(),
-        capacity_acknowledged: args.own_capacity,
-        tls_insecure: crate::tls::insecure(),
-        scenario_name: s.name.clone(),
-        scenario_file: display_path(&args.scenario),
-        scenario_sha256: format!("{:x}", Sha256::digest(scenario_bytes)),
-        seed: plan.seed,
-        host: gethostname::gethostname().to_string_lossy().into_owned(),
-        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
-        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-        command_line: secret::scrub_text(&command_line, secrets),
-        target: TargetManifest {
-            kind: "socketio".to_string(),
-            url: shown_url,
-            embedded_emulator: emulator.is_some(),
-            eio: u8::from(s.target.eio),
-            emit_with_ack: s.target.emit_with_ack,
-            test_mode: s.target.test_mode,
-            inner_handshake: s.target.inner_handshake,
-            channel: s.target.channel.clone(),
-            url_token: secret::redact(url_token),
-            connect_timeout: s.target.connect_timeout.to_string(),
-        },
-        load: LoadManifest {
-            model: if s.load.executor().is_open() {
-                "open (arrival rate)".to_string()
-            } else {
-                "closed (VUs)".to_string()
-            },
-            scenarios: plan
-                .groups
-                .iter()
-                .map(|g| format!("{}: {} ({} VUs)", g.name, g.load.executor().name(), g.vus))
-                .collect(),
-            executor: s.load.executor().name().to_string(),
-            stages: s
-                .load
-                .stages
-                .iter()
-                .map(|st| format!("{}→{}", st.duration, st.target))
-                .collect(),
-            rate: s.load.rate,
-            arrival: format!("{:?}", s.load.arrival).to_lowercase(),
-            vus: plan.vus(),
-            duration: s.load.duration.map(|d| d.to_string()),
-            iterations: s.load.iterations,
-            ramp_up: s.load.ramp_up.to_string(),
-            grace: s.load.grace.to_string(),
-        },
-        runtime: None,
-        emulator,
-        segment: None,
-        merge: None,
-    }
-}
-
 /// `url` without a trailing `/<url_token>` segment (the REST client appends
 /// the token itself; the Socket.IO client strips it the same way).
 fn without_token_segment<'a>(url: &'a str, url_token: &str) -> &'a str {
@@ -819,10 +720,6 @@ fn without_token_segment<'a>(url: &'a str, url_token: &str) -> &'a str {
         }
         _ => url,
     }
-}
-
-fn display_path(p: &Path) -> String {
-    p.display().to_string()
 }
 
 #[cfg(test)]
@@ -868,12 +765,5 @@ mod tests {
             without_token_segment(&format!("http://{token}"), token),
             format!("http://{token}")
         );
-    }
-
-    #[test]
-    fn run_id_is_a_slug_with_time() {
-        let at = chrono::DateTime::from_timestamp(0, 0).unwrap_or_default();
-        let id = run_id("My Quick  start!", at);
-        assert!(id.starts_with("my-quick-start-19700101-000000-"), "{id}");
     }
 }

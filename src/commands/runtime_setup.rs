@@ -2,8 +2,8 @@
 //! `update_context` / `get_context` steps: where to connect, the process-wide
 //! token provider, and the audit log (plus webhook) in the report folder.
 
+use super::embedded::EmulatorAccess;
 use crate::audit::AuditSink;
-use crate::emulator::{EmulatorConfig, RunningEmulator};
 use crate::engine::{InjectPlan, RuntimePlan};
 use crate::error::CliError;
 use crate::protocol::rest::{ContextInject, InjectOptions};
@@ -39,7 +39,7 @@ pub fn needs_runtime(s: &Scenario) -> bool {
 /// and opens `audit.jsonl` in `out_dir`.
 pub fn setup(
     s: &Scenario,
-    emulator: Option<(&RunningEmulator, &EmulatorConfig)>,
+    emulator: Option<&EmulatorAccess>,
     out_dir: &Path,
 ) -> Result<RuntimeSetup, CliError> {
     if s.runtime.kind == RuntimeKind::RestInject {
@@ -49,7 +49,7 @@ pub fn setup(
     let rt = &s.runtime;
     let url = match (&rt.url, emulator) {
         (Some(url), _) => url.render(&ctx),
-        (None, Some((em, _))) => em.runtime_url(),
+        (None, Some(em)) => em.runtime_url.clone(),
         (None, None) => {
             return Err(CliError::usage(
                 "the scenario has update_context/get_context steps and a target.url, but no runtime.url: \
@@ -67,10 +67,10 @@ pub fn setup(
             c.scope = o.scope.clone();
             c
         }
-        (None, Some((em, config))) => OAuthConfig::new(
-            em.token_url(),
-            config.runtime.client_id.clone(),
-            config.runtime.client_secret.clone(),
+        (None, Some(em)) => OAuthConfig::new(
+            em.token_url.clone(),
+            em.client_id.clone(),
+            em.client_secret.clone(),
         ),
         (None, None) => {
             return Err(CliError::usage(
@@ -125,7 +125,7 @@ pub fn setup(
 /// emulator's API and key when none are given) and the audit log.
 fn inject_setup(
     s: &Scenario,
-    emulator: Option<(&RunningEmulator, &EmulatorConfig)>,
+    emulator: Option<&EmulatorAccess>,
     out_dir: &Path,
 ) -> Result<RuntimeSetup, CliError> {
     if s.all_steps()
@@ -139,7 +139,7 @@ fn inject_setup(
     let rt = &s.runtime;
     let api_base = match (&rt.api_base, emulator) {
         (Some(base), _) => base.render(&ctx),
-        (None, Some((em, _))) => em.url(),
+        (None, Some(em)) => em.url.clone(),
         (None, None) => {
             return Err(CliError::usage(
                 "runtime.kind is rest_inject and target.url is set, but runtime.api_base is missing: add `api_base: https://<your API host>`",
@@ -148,7 +148,7 @@ fn inject_setup(
     };
     let api_key = match (&rt.api_key, emulator) {
         (Some(key), _) => key.render(&ctx),
-        (None, Some((_, config))) => config.rest.api_keys.first().cloned().unwrap_or_default(),
+        (None, Some(em)) => em.api_key.clone(),
         (None, None) => {
             return Err(CliError::usage(
                 "runtime.kind is rest_inject but runtime.api_key is missing: add `api_key: ${env:COGNIGY_API_KEY}`",

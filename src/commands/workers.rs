@@ -9,11 +9,12 @@
 //! (each is in its own process group, so a terminal's Ctrl-C reaches only this
 //! process): they write partial reports and the run exits 130.
 
-use super::run::{apply_overrides, ensure_fd_capacity, run_id};
+use super::run::{apply_overrides, ensure_fd_capacity};
 use crate::cli::{RunArgs, SelfCheckMode};
 use crate::engine::{self, segment, Display, Progress, ProgressMode, Segment};
 use crate::error::{exit, CliError};
 use crate::merge::MergeOptions;
+use crate::report::folder::run_id;
 use crate::scenario;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -46,6 +47,7 @@ pub async fn run(
         .map_err(|e| CliError::usage(e.to_string()))?;
     apply_overrides(&mut scenario, &args)?;
     super::saas::check(&scenario, args.own_capacity)?;
+    super::embedded::require(&scenario)?;
     let (groups, _) = engine::groups_of(&scenario);
     // Secret: only to scrub it from the command line kept in the manifest.
     let ctx = crate::scenario::TemplateCtx::default();

@@ -1,27 +1,7 @@
-//! Socket.IO fault modes of the emulator: the `faults:` block, the seeded
-//! decisions (which connection, session or turn gets which fault) and the
-//! counters of faults fired. The runtime-side faults live elsewhere.
-//!
-//! ```yaml
-//! faults:
-//!   refuse: 0.0              # per connection: the WebSocket upgrade is answered HTTP 503
-//!   no_endpoint_ready: 0.0   # per connection: joins "/" but never emits endpoint-ready
-//!   close_mid_turn: 0.0      # per connection (raw): after the first output of the first turn, TCP closed without 41 or a close frame
-//!   garbage_frame: 0.0       # per connection (raw): after the first output of the first turn, a text frame that is no Engine.IO packet
-//!   truncated_frame: 0.0     # per connection (raw): after the first output of the first turn, `42["output",{"type":"outp`
-//!   oversized_frame: 0.0     # per connection (raw): after the first output of the first turn, one frame above the client's limit
-//!   no_pong: 0.0             # per connection (raw): EIO3 never answers pings; EIO4 never sends pings
-//!   no_final_ping: 0.0       # per turn: outputs and typingOff, but no finalPing
-//!   disconnect_mid_turn: 0.0 # per turn: after the first output, a namespace disconnect (41)
-//!   output_error: 0.0        # per turn: an `output` of type error, then finalPing of type error
-//!   ack_wait: {delay: 200ms} # or absent: each output waits for the client's ack (+ delay) before the next
-//! ```
-//!
-//! Every probability is in `0..=1` (checked when the YAML is read, with its
-//! position) and defaults to 0. Decisions are seeded from the emulator `seed`:
-//! connection *n* (in order of arrival of WebSocket upgrades) always draws the
-//! same numbers, so a run with the same seed and the same connection order
-//! injects the same faults.
+//! Socket.IO fault modes of the emulator: the seeded decisions (which
+//! connection, session or turn gets which fault) and the counters of faults
+//! fired. The `faults:` settings live in `emulator_config::faults`; the
+//! runtime-side faults in `runtime_faults`.
 //!
 //! **Per connection** (drawn at the HTTP upgrade, in this order; the first hit
 //! wins and later ones are not applied): `refuse`, then the *raw* faults
@@ -29,13 +9,13 @@
 //! `no_pong`, then `no_endpoint_ready`. socketioxide can neither write an
 //! arbitrary frame, nor drop the transport without `41`, nor withhold
 //! heartbeats, so a connection with a raw fault is served by a minimal
-//! Engine.IO 3/4 server (`raw_socketio`) that answers turns like the normal bot
-//! (typing, outputs, finalPing, ack requests; no context version, no stall or
-//! degrade) and fires its fault on the first turn. Raw faults apply only to
+//! Engine.IO 3/4 server (`raw_socketio`) that plays the same bot turn plan
+//! (`bot`: stall, degrade, context version, per-turn faults, `ack_wait`) and
+//! fires its frame fault on the first turn, in place of that turn's fault. Raw faults apply only to
 //! query sessions (not the inner handshake); polling requests get no faults.
 //!
-//! **Per turn** (drawn when a turn starts on a normal connection, in this
-//! order; first hit wins): `disconnect_mid_turn`, `no_final_ping`,
+//! **Per turn** (drawn when a turn starts, on any connection, in this order;
+//! first hit wins): `disconnect_mid_turn`, `no_final_ping`,
 //! `output_error`. `ack_wait` is not a probability: with it, every output of a
 //! session with `emitWithAck=true` waits for its ack (bounded by `ack_timeout`)
 //! plus `delay` before the next event.
@@ -47,127 +27,17 @@
 //! per-turn faults in their turn, `ack_wait` once per output whose ack was
 //! awaited.
 
-use crate::duration::HumanDuration;
+pub use crate::emulator_config::faults::{AckWait, Fault, Probability, SocketIoFaults};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A probability in `0..=1`; anything else is rejected when deserialized.
-#[derive(
-    Debug, Clone, Copy, PartialEq, PartialOrd, Default, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(try_from = "f64", into = "f64")]
-pub struct Probability(f64);
-
-impl Probability {
-    pub const NEVER: Probability = Probability(0.0);
-    pub const ALWAYS: Probability = Probability(1.0);
-
-    /// `p` if it is in `0..=1`.
-    pub fn new(p: f64) -> Result<Probability, String> {
-        if (0.0..=1.0).contains(&p) {
-            Ok(Probability(p))
-        } else {
-            Err(format!(
-                "a fault probability must be between 0 and 1 (e.g. 0.25 = one time in four, 1 = always), got {p}"
-            ))
-        }
-    }
-
-    pub fn get(self) -> f64 {
-        self.0
-    }
-
-    /// One draw: true with this probability. Draws nothing when it is 0.
-    pub fn roll<R: Rng + ?Sized>(self, rng: &mut R) -> bool {
-        self.0 > 0.0 && rng.random::<f64>() < self.0
-    }
-}
-
-impl TryFrom<f64> for Probability {
-    type Error = String;
-    fn try_from(p: f64) -> Result<Self, String> {
-        Probability::new(p)
-    }
-}
-
-impl From<Probability> for f64 {
-    fn from(p: Probability) -> f64 {
-        p.0
-    }
-}
-
-/// `ack_wait: {delay: 200ms}`: a server that processes acks slowly.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AckWait {
-    /// Extra wait after each ack arrived, before the next event.
-    #[serde(default)]
-    pub delay: HumanDuration,
-}
-
-/// The `faults:` block (see the module doc). All off by default.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct SocketIoFaults {
-    pub refuse: Probability,
-    pub no_endpoint_ready: Probability,
-    pub no_final_ping: Probability,
-    pub disconnect_mid_turn: Probability,
-    pub close_mid_turn: Probability,
-    pub garbage_frame: Probability,
-    pub truncated_frame: Probability,
-    pub oversized_frame: Probability,
-    pub no_pong: Probability,
-    pub output_error: Probability,
-    pub ack_wait: Option<AckWait>,
-}
-
 impl SocketIoFaults {
-    /// The faults that are on, as `name p` / `ack_wait delay` (for `serve`'s banner).
-    pub fn describe_active(&self) -> Vec<String> {
-        let mut on: Vec<String> = self
-            .probabilities()
-            .iter()
-            .filter(|(_, p)| p.get() > 0.0)
-            .map(|(name, p)| format!("{name} {}", p.get()))
-            .collect();
-        if let Some(wait) = self.ack_wait {
-            on.push(format!("faults.ack_wait {}", wait.delay));
-        }
-        on
-    }
-
-    /// The probabilities by YAML name.
-    fn probabilities(&self) -> [(&'static str, Probability); 10] {
-        [
-            ("faults.refuse", self.refuse),
-            ("faults.no_endpoint_ready", self.no_endpoint_ready),
-            ("faults.no_final_ping", self.no_final_ping),
-            ("faults.disconnect_mid_turn", self.disconnect_mid_turn),
-            ("faults.close_mid_turn", self.close_mid_turn),
-            ("faults.garbage_frame", self.garbage_frame),
-            ("faults.truncated_frame", self.truncated_frame),
-            ("faults.oversized_frame", self.oversized_frame),
-            ("faults.no_pong", self.no_pong),
-            ("faults.output_error", self.output_error),
-        ]
-    }
-
     /// True when some per-connection fault can fire.
     fn any_per_connection(&self) -> bool {
-        [
-            self.refuse,
-            self.no_endpoint_ready,
-            self.close_mid_turn,
-            self.garbage_frame,
-            self.truncated_frame,
-            self.oversized_frame,
-            self.no_pong,
-        ]
-        .iter()
-        .any(|p| p.0 > 0.0)
+        let p = |f: Fault| self.probability(f).is_some_and(|p| p.get() > 0.0);
+        p(Fault::Refuse) || p(Fault::NoEndpointReady) || RawFault::ALL.iter().any(|r| p(r.fault()))
     }
 
     /// Draws the per-connection decisions for connection number `index`.
@@ -183,36 +53,25 @@ impl SocketIoFaults {
         if !self.any_per_connection() {
             return plan;
         }
-        if self.refuse.roll(&mut rng) {
+        let roll = |f: Fault, rng: &mut StdRng| self.probability(f).is_some_and(|p| p.roll(rng));
+        if roll(Fault::Refuse, &mut rng) {
             plan.refuse = true;
             return plan;
         }
-        let raw = [
-            (self.close_mid_turn, RawFault::CloseMidTurn),
-            (self.garbage_frame, RawFault::GarbageFrame),
-            (self.truncated_frame, RawFault::TruncatedFrame),
-            (self.oversized_frame, RawFault::OversizedFrame),
-            (self.no_pong, RawFault::NoPong),
-        ];
-        for (p, fault) in raw {
-            if p.roll(&mut rng) {
-                plan.raw = Some(fault);
-                return plan;
-            }
+        plan.raw = RawFault::ALL
+            .into_iter()
+            .find(|raw| roll(raw.fault(), &mut rng));
+        if plan.raw.is_none() {
+            plan.no_endpoint_ready = roll(Fault::NoEndpointReady, &mut rng);
         }
-        plan.no_endpoint_ready = self.no_endpoint_ready.roll(&mut rng);
         plan
     }
 
     /// Draws the fault of one turn (at most one).
     pub(crate) fn roll_turn(&self, rng: &mut StdRng) -> Option<TurnFault> {
-        [
-            (self.disconnect_mid_turn, TurnFault::DisconnectMidTurn),
-            (self.no_final_ping, TurnFault::NoFinalPing),
-            (self.output_error, TurnFault::OutputError),
-        ]
-        .into_iter()
-        .find_map(|(p, fault)| p.roll(rng).then_some(fault))
+        TurnFault::ALL
+            .into_iter()
+            .find(|t| self.probability(t.fault()).is_some_and(|p| p.roll(rng)))
     }
 }
 
@@ -240,7 +99,7 @@ impl ConnectionPlan {
     }
 }
 
-/// Faults only the raw Engine.IO server can produce.
+/// Faults only the raw Engine.IO server can produce, in the order drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RawFault {
     CloseMidTurn,
@@ -250,7 +109,32 @@ pub(crate) enum RawFault {
     NoPong,
 }
 
-/// Faults of one turn on a normal (socketioxide) connection.
+impl RawFault {
+    const ALL: [RawFault; 5] = [
+        RawFault::CloseMidTurn,
+        RawFault::GarbageFrame,
+        RawFault::TruncatedFrame,
+        RawFault::OversizedFrame,
+        RawFault::NoPong,
+    ];
+
+    pub fn fault(self) -> Fault {
+        match self {
+            RawFault::CloseMidTurn => Fault::CloseMidTurn,
+            RawFault::GarbageFrame => Fault::GarbageFrame,
+            RawFault::TruncatedFrame => Fault::TruncatedFrame,
+            RawFault::OversizedFrame => Fault::OversizedFrame,
+            RawFault::NoPong => Fault::NoPong,
+        }
+    }
+
+    /// Whether it spoils a turn (a frame or the connection) rather than the heartbeat.
+    pub fn in_turn(self) -> bool {
+        self != RawFault::NoPong
+    }
+}
+
+/// Faults of one turn, in the order drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TurnFault {
     DisconnectMidTurn,
@@ -258,23 +142,23 @@ pub(crate) enum TurnFault {
     OutputError,
 }
 
-/// Every fault, for counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fault {
-    Refuse,
-    NoEndpointReady,
-    NoFinalPing,
-    DisconnectMidTurn,
-    CloseMidTurn,
-    GarbageFrame,
-    TruncatedFrame,
-    OversizedFrame,
-    NoPong,
-    OutputError,
-    AckWait,
+impl TurnFault {
+    const ALL: [TurnFault; 3] = [
+        TurnFault::DisconnectMidTurn,
+        TurnFault::NoFinalPing,
+        TurnFault::OutputError,
+    ];
+
+    pub fn fault(self) -> Fault {
+        match self {
+            TurnFault::DisconnectMidTurn => Fault::DisconnectMidTurn,
+            TurnFault::NoFinalPing => Fault::NoFinalPing,
+            TurnFault::OutputError => Fault::OutputError,
+        }
+    }
 }
 
-const FAULTS: usize = 11;
+const FAULTS: usize = Fault::ALL.len();
 
 /// How often each fault fired since the emulator started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -294,18 +178,35 @@ pub struct FaultCounts {
 }
 
 impl FaultCounts {
+    /// How often `fault` fired.
+    pub fn get(&self, fault: Fault) -> u64 {
+        let mut copy = *self;
+        *copy.slot(fault)
+    }
+
+    fn slot(&mut self, fault: Fault) -> &mut u64 {
+        match fault {
+            Fault::Refuse => &mut self.refuse,
+            Fault::NoEndpointReady => &mut self.no_endpoint_ready,
+            Fault::NoFinalPing => &mut self.no_final_ping,
+            Fault::DisconnectMidTurn => &mut self.disconnect_mid_turn,
+            Fault::CloseMidTurn => &mut self.close_mid_turn,
+            Fault::GarbageFrame => &mut self.garbage_frame,
+            Fault::TruncatedFrame => &mut self.truncated_frame,
+            Fault::OversizedFrame => &mut self.oversized_frame,
+            Fault::NoPong => &mut self.no_pong,
+            Fault::OutputError => &mut self.output_error,
+            Fault::AckWait => &mut self.ack_wait,
+        }
+    }
+
     /// Faults fired, `ack_wait` excluded (it is a slowdown, not a failure).
     pub fn failures(&self) -> u64 {
-        self.refuse
-            + self.no_endpoint_ready
-            + self.no_final_ping
-            + self.disconnect_mid_turn
-            + self.close_mid_turn
-            + self.garbage_frame
-            + self.truncated_frame
-            + self.oversized_frame
-            + self.no_pong
-            + self.output_error
+        Fault::ALL
+            .iter()
+            .filter(|f| **f != Fault::AckWait)
+            .map(|f| self.get(*f))
+            .sum()
     }
 }
 
@@ -315,30 +216,21 @@ pub(crate) struct FaultCounters([AtomicU64; FAULTS]);
 
 impl FaultCounters {
     pub fn fired(&self, fault: Fault) {
-        if let Some(c) = self.0.get(fault as usize) {
+        if let Some(c) = Fault::ALL
+            .iter()
+            .position(|f| *f == fault)
+            .and_then(|i| self.0.get(i))
+        {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     pub fn snapshot(&self) -> FaultCounts {
-        let get = |f: Fault| {
-            self.0
-                .get(f as usize)
-                .map_or(0, |c| c.load(Ordering::Relaxed))
-        };
-        FaultCounts {
-            refuse: get(Fault::Refuse),
-            no_endpoint_ready: get(Fault::NoEndpointReady),
-            no_final_ping: get(Fault::NoFinalPing),
-            disconnect_mid_turn: get(Fault::DisconnectMidTurn),
-            close_mid_turn: get(Fault::CloseMidTurn),
-            garbage_frame: get(Fault::GarbageFrame),
-            truncated_frame: get(Fault::TruncatedFrame),
-            oversized_frame: get(Fault::OversizedFrame),
-            no_pong: get(Fault::NoPong),
-            output_error: get(Fault::OutputError),
-            ack_wait: get(Fault::AckWait),
+        let mut counts = FaultCounts::default();
+        for (fault, counter) in Fault::ALL.iter().zip(&self.0) {
+            *counts.slot(*fault) = counter.load(Ordering::Relaxed);
         }
+        counts
     }
 }
 
@@ -388,10 +280,10 @@ mod tests {
     #[test]
     fn plans_are_seeded_and_exclusive() {
         let all = SocketIoFaults {
-            refuse: Probability(0.2),
-            close_mid_turn: Probability(0.2),
-            garbage_frame: Probability(0.2),
-            no_endpoint_ready: Probability(0.5),
+            refuse: Probability::new(0.2).unwrap(),
+            close_mid_turn: Probability::new(0.2).unwrap(),
+            garbage_frame: Probability::new(0.2).unwrap(),
+            no_endpoint_ready: Probability::new(0.5).unwrap(),
             ..Default::default()
         };
         let plans: Vec<_> = (0..200).map(|i| all.plan_connection(7, i)).collect();
@@ -421,6 +313,31 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(always.roll_turn(&mut rng), Some(TurnFault::NoFinalPing));
+    }
+
+    /// The counts' fields are the table's names, so the stats read like the YAML.
+    #[test]
+    fn count_fields_are_the_fault_names() {
+        let json = serde_json::to_value(FaultCounts::default()).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+        names.sort_unstable();
+        assert_eq!(keys, names);
+        let c = FaultCounters::default();
+        for (i, f) in Fault::ALL.iter().enumerate() {
+            for _ in 0..=i {
+                c.fired(*f);
+            }
+        }
+        let s = c.snapshot();
+        for (i, f) in Fault::ALL.iter().enumerate() {
+            assert_eq!(s.get(*f), i as u64 + 1, "{}", f.name());
+        }
     }
 
     #[test]

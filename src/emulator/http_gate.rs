@@ -129,7 +129,12 @@ pub(crate) async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: 
             _ => None,
         };
         if let (Identity::Query(info), Some(eio)) = (Identity::from_query(query), eio) {
-            let session = super::raw_socketio::RawSession { fault, eio, info };
+            let session = super::raw_socketio::RawSession {
+                fault,
+                eio,
+                info,
+                turn_seed: plan.turn_seed,
+            };
             return super::raw_socketio::upgrade(req, session, gate.shared.clone()).await;
         }
     }

@@ -6,10 +6,12 @@
 //! sink `/webhook`. Shares with the client only the wire code (frames,
 //! messages, codecs, limits).
 //!
-//! Layout: [`config`] settings, [`delay`] delay distributions, `http_gate`
+//! Layout: settings in [`crate::emulator_config`] (re-exported here as
+//! [`config`] and [`delay`]), `http_gate`
 //! (prefix, protocol and URL-token checks before the upgrade), `connect`
-//! (session identity, inner handshake), `turn` (per-session queue and the bot
-//! turn), [`context_store`] (context variables shared by both sides),
+//! (session identity, inner handshake), `bot` (the bot turn, planned once and
+//! played by either server), `turn` (socketioxide sessions: per-session queue
+//! and the sink the plan plays on), [`context_store`] (context variables shared by both sides),
 //! `runtime` (runtime WebSocket and routes), `oauth` (tokens),
 //! `webhook_sink`, [`script`] (scripted replies by regex on the input), [`stats`] counters, [`rest`] (REST Endpoint and context
 //! inject API, docs/protocol.md §3–4, with its fault switches), [`faults`]
@@ -17,10 +19,9 @@
 //! for connections with a frame-level fault) and [`runtime_faults`] (fault
 //! modes of the runtime side).
 
-pub mod config;
+mod bot;
 mod connect;
 pub mod context_store;
-pub mod delay;
 pub mod faults;
 mod http_gate;
 mod oauth;
@@ -34,9 +35,11 @@ pub mod stats;
 mod turn;
 mod webhook_sink;
 
+pub use crate::emulator_config as config;
+pub use crate::emulator_config::delay;
+pub use config::{Delay, DelayError};
 pub use config::{EmulatorConfig, EmulatorConfigError, RuntimeEmulatorConfig};
 pub use context_store::ContextStore;
-pub use delay::{Delay, DelayError};
 pub use faults::{FaultCounts, SocketIoFaults};
 pub use rest::{RestEmulatorConfig, RestStats};
 pub use runtime::{CLOSE_IDLE, CLOSE_TOKEN_EXPIRED, RUNTIME_PATH, TOKEN_PATH, WEBHOOK_PATH};

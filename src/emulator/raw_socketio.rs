@@ -7,14 +7,16 @@
 //! handshake and run turns: the open packet with the configured ping interval
 //! and timeout, `40` (EIO4: after the client's `40`, answered with
 //! `40{"sid":…}`), `42["endpoint-ready"]`, heartbeats (EIO3: answers client
-//! pings; EIO4: pings every pingInterval), and the scripted bot turn (delay,
-//! typingOn, outputs, typingOff, finalPing; ack requests with
-//! `emitWithAck=true`; no context version, stall or degrade). The fault fires
-//! on the first turn, right after its first output (after typingOn when
-//! `outputs: 0`); `no_pong` instead withholds every heartbeat while turns go
-//! on normally. The server closes a connection silent for twice
+//! pings; EIO4: pings every pingInterval), and the bot turn as [`super::bot`]
+//! plans it for every session (delay with stall and degrade, typing, outputs
+//! with context version, finalPing, per-turn faults, `ack_wait`; ack requests
+//! with `emitWithAck=true`). The frame fault fires on the first turn, right
+//! after its first output (after typingOn when `outputs: 0`), in place of that
+//! turn's own fault; `no_pong` instead withholds every heartbeat while turns
+//! go on normally. The server closes a connection silent for twice
 //! pingInterval + pingTimeout, so a client that vanished frees it.
 
+use super::bot::{self, TurnError, TurnPlan};
 use super::faults::{Fault, RawFault};
 use super::session::SessionInfo;
 use super::stats::bump;
@@ -26,6 +28,7 @@ use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -43,6 +46,8 @@ pub(crate) const OVERSIZED_BYTES: usize = MAX_MESSAGE_BYTES + 64 * 1024;
 const INPUT_QUEUE: usize = 256;
 /// Frames from the bot task waiting to be written.
 const OUT_QUEUE: usize = 64;
+/// Ack ids from the client waiting for an `ack_wait` output to read them.
+const ACK_QUEUE: usize = 64;
 
 /// One connection the gate handed over.
 #[derive(Debug, Clone)]
@@ -50,6 +55,8 @@ pub(crate) struct RawSession {
     pub fault: RawFault,
     pub eio: Eio,
     pub info: SessionInfo,
+    /// Seed of the session's per-turn fault draws (the connection plan's).
+    pub turn_seed: u64,
 }
 
 /// Completes the WebSocket upgrade and serves the session in the background.
@@ -69,6 +76,8 @@ enum Out {
     Frame(String, Option<Fault>),
     /// Drop the TCP connection without `41` or a close frame.
     Drop,
+    /// Leave the namespace (`41`), then drop the connection.
+    Leave,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -104,12 +113,18 @@ async fn serve(mut ws: WebSocket, session: RawSession, shared: Arc<Shared>) {
 
     let (in_tx, in_rx) = mpsc::channel::<Value>(INPUT_QUEUE);
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(OUT_QUEUE);
+    let (ack_tx, ack_rx) = mpsc::channel::<u64>(ACK_QUEUE);
     let seed = config
         .seed
         .wrapping_add(index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let bot = tokio::spawn(bot(
         in_rx,
-        out_tx,
+        RawSink {
+            out: out_tx,
+            acks: ack_rx,
+            next_id: 0,
+            shared: shared.clone(),
+        },
         session.clone(),
         shared.clone(),
         StdRng::seed_from_u64(seed),
@@ -169,8 +184,10 @@ async fn serve(mut ws: WebSocket, session: RawSession, shared: Arc<Shared>) {
                             Err(_) => bump(&shared.counters.bad_inputs),
                         }
                     }
-                    EnginePacket::Message(SocketPacket::Ack { .. }) => {
+                    EnginePacket::Message(SocketPacket::Ack { id, .. }) => {
                         bump(&shared.counters.acks_received);
+                        // Only an `ack_wait` output reads it; full = nobody waits.
+                        let _ = ack_tx.try_send(id);
                     }
                     _ => {}
                 }
@@ -188,6 +205,10 @@ async fn serve(mut ws: WebSocket, session: RawSession, shared: Arc<Shared>) {
                 }
                 Out::Drop => {
                     shared.counters.faults.fired(Fault::CloseMidTurn);
+                    break;
+                }
+                Out::Leave => {
+                    let _ = ws.send(Message::text(frame::DISCONNECT)).await;
                     break;
                 }
             },
@@ -236,9 +257,10 @@ async fn join(ws: &mut WebSocket, shared: &Shared, sid: Option<&str>) -> Result<
 }
 
 /// `42[<id>]["name",<arg>]`.
-fn event(name: &str, arg: &Value, id: Option<u64>) -> String {
+fn event<T: Serialize>(name: &str, arg: &T, id: Option<u64>) -> String {
     let id = id.map(|id| id.to_string()).unwrap_or_default();
-    format!("42{id}{}", json!([name, arg]))
+    let arg = serde_json::to_string(arg).unwrap_or_else(|_| "null".to_string());
+    format!("42{id}[{},{arg}]", json!(name))
 }
 
 /// The fault's frame, written right after the first output of the first turn.
@@ -261,92 +283,111 @@ fn fault_out(fault: RawFault) -> Option<Out> {
     }
 }
 
-/// Serves the session's inputs one by one; fires the frame fault on the first turn.
+/// Serves the session's inputs one by one, each turn as [`super::bot`] plans
+/// it; the frame fault (if any) goes into the first turn's plan.
 async fn bot(
     mut inputs: mpsc::Receiver<Value>,
-    out: mpsc::Sender<Out>,
+    mut sink: RawSink,
     session: RawSession,
     shared: Arc<Shared>,
     mut rng: StdRng,
 ) {
-    let config = &shared.config;
-    let ack = session.info.emit_with_ack;
-    let mut next_id = 0u64;
-    let mut pending_fault = fault_out(session.fault);
-    let mut send = |name: &str, arg: Value, with_ack: bool| {
-        let id = with_ack.then(|| {
-            next_id += 1;
-            next_id - 1
-        });
-        if id.is_some() {
-            bump(&shared.counters.acks_requested);
-        }
-        Out::Frame(event(name, &arg, id), None)
-    };
+    let mut fault_rng = StdRng::seed_from_u64(session.turn_seed);
+    let mut frame_fault = Some(session.fault).filter(|f| f.in_turn());
     while let Some(input) = inputs.recv().await {
-        pause(config.delay.sample(&mut rng)).await;
-        let text = input.get("text").and_then(Value::as_str).unwrap_or("");
-        let echo = input.get("data").cloned().unwrap_or(Value::Null);
-        let mut frames = Vec::new();
-        if config.typing {
-            frames.push(send("typingStatus", json!({"status": "typingOn"}), false));
-        }
-        if config.outputs == 0 {
-            if let Some(fault) = pending_fault.take() {
-                frames.push(fault);
-                flush(&out, frames).await;
-                return;
-            }
-        }
-        for i in 0..config.outputs {
-            if i > 0 {
-                pause(config.output_gap.sample(&mut rng)).await;
-            }
-            let n = shared.next_trace.fetch_add(1, Ordering::Relaxed) + 1;
-            let output = json!({
-                "type": "output",
-                "data": {
-                    "text": format!("You said: {text}"),
-                    "data": {"echo": echo, "emulator": true},
-                    "source": "bot",
-                    "traceId": format!("trace-{n}"),
-                },
-            });
-            frames.push(send("output", output, ack));
-            bump(&shared.counters.outputs);
-            if let Some(fault) = pending_fault.take() {
-                frames.push(fault);
-                flush(&out, frames).await;
-                return;
-            }
-            if !flush(&out, std::mem::take(&mut frames)).await {
-                return;
-            }
-        }
-        if config.typing {
-            frames.push(send("typingStatus", json!({"status": "typingOff"}), false));
-        }
-        frames.push(send("finalPing", json!({"type": "regular"}), ack));
-        if !flush(&out, frames).await {
+        let fault = shared.config.faults.roll_turn(&mut fault_rng);
+        let plan = TurnPlan::new(
+            &shared,
+            &session.info,
+            &input,
+            &mut rng,
+            fault,
+            frame_fault.take(),
+        );
+        if bot::play(&plan, &mut sink, &shared, &session.info)
+            .await
+            .is_err()
+        {
             return;
         }
-        bump(&shared.counters.turns);
     }
 }
 
-/// Hands frames to the connection task; false once it is gone.
-async fn flush(out: &mpsc::Sender<Out>, frames: Vec<Out>) -> bool {
-    for f in frames {
-        if out.send(f).await.is_err() {
-            return false;
+/// A turn played as frames handed to the connection task.
+struct RawSink {
+    out: mpsc::Sender<Out>,
+    /// Ack ids the client sent.
+    acks: mpsc::Receiver<u64>,
+    next_id: u64,
+    shared: Arc<Shared>,
+}
+
+impl RawSink {
+    async fn send(&mut self, out: Out) -> Result<(), TurnError> {
+        self.out.send(out).await.map_err(|_| TurnError::Closed)
+    }
+
+    /// Writes an event, with the next ack id when `ack`; returns the id.
+    async fn event<T: Serialize>(
+        &mut self,
+        name: &str,
+        data: &T,
+        ack: bool,
+    ) -> Result<Option<u64>, TurnError> {
+        let id = ack.then(|| {
+            self.next_id += 1;
+            self.next_id - 1
+        });
+        if id.is_some() {
+            bump(&self.shared.counters.acks_requested);
         }
+        self.send(Out::Frame(event(name, data, id), None)).await?;
+        Ok(id)
     }
-    true
 }
 
-async fn pause(d: Duration) {
-    if !d.is_zero() {
-        tokio::time::sleep(d).await;
+impl bot::Sink for RawSink {
+    async fn emit<T: Serialize>(
+        &mut self,
+        name: &str,
+        data: &T,
+        ack: bool,
+    ) -> Result<(), TurnError> {
+        self.event(name, data, ack).await.map(|_| ())
+    }
+
+    /// Waits for the ack id (bounded by `ack_timeout`); the connection task
+    /// counts every ack received, this only the missing ones.
+    async fn emit_and_wait<T: Serialize>(&mut self, output: &T) -> Result<(), TurnError> {
+        // Acks of earlier events nobody waited for: dropped, so the queue has room.
+        while self.acks.try_recv().is_ok() {}
+        let Some(id) = self.event("output", output, true).await? else {
+            return Ok(());
+        };
+        let limit = self.shared.config.ack_timeout.as_duration();
+        let acked = tokio::time::timeout(limit, async {
+            while let Some(got) = self.acks.recv().await {
+                if got == id {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if acked != Ok(true) {
+            bump(&self.shared.counters.acks_missed);
+        }
+        Ok(())
+    }
+
+    async fn disconnect(&mut self) {
+        let _ = self.send(Out::Leave).await;
+    }
+
+    async fn raw_fault(&mut self, fault: RawFault) {
+        if let Some(out) = fault_out(fault) {
+            let _ = self.send(out).await;
+        }
     }
 }
 
@@ -380,6 +421,10 @@ mod tests {
         assert_eq!(
             event("endpoint-ready", &json!(null), None),
             r#"42["endpoint-ready",null]"#
+        );
+        assert_eq!(
+            event("output", &json!({"type": "output"}), None),
+            r#"42["output",{"type":"output"}]"#
         );
     }
 }

@@ -3,32 +3,10 @@
 //! matches), so a scenario's checks and captures can be tested end to end.
 //! `$1` / `${name}` in a reply's `text` and in the string leaves of its `data`
 //! are the groups of `when`. An input no reply matches gets the default echo.
-//! Owns the config type and rendering a reply; `turn` emits it.
+//! Owns rendering a reply (the type is `emulator_config::script`); `turn` emits it.
 
-use crate::pattern::Pattern;
-use serde::{Deserialize, Serialize};
+pub use crate::emulator_config::script::ScriptedReply;
 use serde_json::Value;
-
-/// `- { when: '^order for (\w+)', text: 'Order A-$1 placed', data: {order: {id: 'A-$1'}} }`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ScriptedReply {
-    /// Regular expression on the input's text.
-    pub when: Pattern,
-    /// Text of each output (`$1`… are the groups of `when`).
-    #[serde(default)]
-    pub text: String,
-    /// Structured data of each output (`data.data` on the wire).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
-    /// How many such outputs the turn has.
-    #[serde(default = "one")]
-    pub outputs: u32,
-}
-
-fn one() -> u32 {
-    1
-}
 
 /// One reply rendered for one input.
 pub(crate) struct Rendered {

@@ -149,7 +149,7 @@ pub fn merge(set: &SegmentSet, options: &MergeOptions) -> Result<RunReport, Merg
         manifest,
     };
     let set = thresholds_of(first)?;
-    crate::thresholds::judge_report(&mut report, &set, Some(&totals.snapshot));
+    crate::verdict::judge_report(&mut report, &set, Some(&totals.snapshot));
     report.totals = Some(Arc::new(totals));
     Ok(report)
 }

@@ -6,8 +6,8 @@
 //! `testcase` with `failure` / `error`).
 
 use super::{Exporter, RunReport};
+use crate::report::RunStatus;
 use crate::thresholds::Outcome;
-use crate::verdict::RunStatus;
 use std::io::{self, Write};
 
 /// File name of a run's JUnit report.

@@ -3,9 +3,13 @@
 //! Secrets are redacted before they get here (see `secret`).
 
 use super::{Exporter, RunReport};
-use crate::emulator::EmulatorConfig;
+use crate::emulator_config::EmulatorConfig;
+use crate::engine::Plan;
+use crate::secret;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::io::Write;
+use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -41,6 +45,84 @@ pub struct Manifest {
     /// for a run made by one process).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge: Option<MergeManifest>,
+}
+
+/// What a run's manifest records besides its plan.
+pub struct RunOrigin<'a> {
+    pub scenario_file: &'a Path,
+    /// The scenario file's bytes (hashed).
+    pub scenario_bytes: &'a [u8],
+    /// `--i-own-this-capacity` was given.
+    pub capacity_acknowledged: bool,
+    /// The target as shown: the embedded emulator's URL or the scrubbed URL.
+    pub shown_url: &'a str,
+    /// The embedded emulator's settings, when the run used it (redacted here).
+    pub emulator: Option<&'a EmulatorConfig>,
+}
+
+impl Manifest {
+    /// The manifest of a run of `plan`; `secrets` (the URL token first) are
+    /// scrubbed from the command line, and the URL token is kept redacted.
+    pub fn of_run(plan: &Plan, origin: &RunOrigin<'_>, secrets: &[&str]) -> Manifest {
+        let url_token = secrets.first().copied().unwrap_or_default();
+        let s = &plan.scenario;
+        let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+        Manifest {
+            finalping_version: env!("CARGO_PKG_VERSION").to_string(),
+            capacity_acknowledged: origin.capacity_acknowledged,
+            tls_insecure: crate::tls::insecure(),
+            scenario_name: s.name.clone(),
+            scenario_file: origin.scenario_file.display().to_string(),
+            scenario_sha256: format!("{:x}", Sha256::digest(origin.scenario_bytes)),
+            seed: plan.seed,
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            command_line: secret::scrub_text(&command_line, secrets),
+            target: TargetManifest {
+                kind: "socketio".to_string(),
+                url: origin.shown_url.to_string(),
+                embedded_emulator: origin.emulator.is_some(),
+                eio: u8::from(s.target.eio),
+                emit_with_ack: s.target.emit_with_ack,
+                test_mode: s.target.test_mode,
+                inner_handshake: s.target.inner_handshake,
+                channel: s.target.channel.clone(),
+                url_token: secret::redact(url_token),
+                connect_timeout: s.target.connect_timeout.to_string(),
+            },
+            load: LoadManifest {
+                model: if s.load.executor().is_open() {
+                    "open (arrival rate)".to_string()
+                } else {
+                    "closed (VUs)".to_string()
+                },
+                scenarios: plan
+                    .groups
+                    .iter()
+                    .map(|g| format!("{}: {} ({} VUs)", g.name, g.load.executor().name(), g.vus))
+                    .collect(),
+                executor: s.load.executor().name().to_string(),
+                stages: s
+                    .load
+                    .stages
+                    .iter()
+                    .map(|st| format!("{}→{}", st.duration, st.target))
+                    .collect(),
+                rate: s.load.rate,
+                arrival: format!("{:?}", s.load.arrival).to_lowercase(),
+                vus: plan.vus(),
+                duration: s.load.duration.map(|d| d.to_string()),
+                iterations: s.load.iterations,
+                ramp_up: s.load.ramp_up.to_string(),
+                grace: s.load.grace.to_string(),
+            },
+            runtime: None,
+            emulator: origin.emulator.map(EmulatorConfig::redacted),
+            segment: None,
+            merge: None,
+        }
+    }
 }
 
 /// Which segment runs a merged run folder was made from.

@@ -3,8 +3,10 @@
 //! into a run folder, and the console table. Exporters only format; they never
 //! decide a status or compute a number that the report does not already hold.
 
+pub mod capacity;
 mod console;
 mod csv_percentiles;
+pub mod folder;
 pub mod hints;
 mod histograms;
 mod hlog;
@@ -15,8 +17,11 @@ mod live_files;
 mod manifest;
 mod markdown;
 mod restore;
+mod status;
+pub mod sweep;
 mod timeseries;
 
+pub use crate::thresholds::{tag_reports, TagReport};
 pub use console::print_final_table;
 pub use histograms::{
     parse_histograms, read_histograms, RunHistograms, Totals, HISTOGRAMS_FILE, HISTOGRAMS_FORMAT,
@@ -27,15 +32,16 @@ pub use html::{render as render_html, render_summary_page, HTML_FILE};
 pub use junit::{write_junit, JunitCase, JunitSuite, JUNIT_FILE};
 pub use live_files::LiveFiles;
 pub use manifest::{
-    LoadManifest, Manifest, MergeManifest, MergedSegment, RuntimeManifest, SegmentManifest,
-    TargetManifest,
+    LoadManifest, Manifest, MergeManifest, MergedSegment, RunOrigin, RuntimeManifest,
+    SegmentManifest, TargetManifest,
 };
 pub use restore::restore;
+pub use status::RunStatus;
 pub use timeseries::{timeseries_header, timeseries_row, write_timeseries, TIMESERIES_FILE};
 
 use crate::metrics::selfcheck::SelfCheckSummary;
-use crate::metrics::{Counter, GeneratorUsage, MetricSummary, Snapshot, TagId, Timeline, TAGGED};
-use crate::verdict::RunStatus;
+use crate::metrics::{Counter, GeneratorUsage, MetricSummary, Snapshot, Timeline};
+use crate::thresholds::{Numbers, ThresholdResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -80,14 +86,14 @@ pub struct RunReport {
     pub totals: Option<Arc<Totals>>,
     /// `--output-format`: the optional files to write (`None` = all).
     #[serde(skip)]
-    pub formats: Option<Vec<crate::cli::OutputFormat>>,
+    pub formats: Option<Vec<OutputFormat>>,
     /// The same numbers per scenario and per named step (`scenario=a`,
     /// `scenario=a,step=b`): tagged metrics and non-zero counters.
     #[serde(default)]
     pub tags: BTreeMap<String, TagReport>,
     /// The scenario's thresholds as judged at the end (absent when it had none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub thresholds: Vec<crate::thresholds::ThresholdResult>,
+    pub thresholds: Vec<ThresholdResult>,
     /// A merged run (`finalping merge`): each segment's own figures, by index.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentReport>,
@@ -138,6 +144,32 @@ impl RunReport {
         }
     }
 
+    /// The `summary.json` a run folder (`out_dir`) holds until the final
+    /// reports replace it: status `incomplete`, and how to rebuild them.
+    pub fn started(
+        run_id: &str,
+        started_at: chrono::DateTime<chrono::Utc>,
+        manifest: Manifest,
+        out_dir: &Path,
+    ) -> RunReport {
+        RunReport::new(
+            run_id.to_string(),
+            &Snapshot::new(),
+            RunStatus::Incomplete,
+            format!(
+                "incomplete: the run has not written its final reports (still running, or killed); \
+                 `finalping report {}` rebuilds them from timeseries.csv and the .hlog files",
+                out_dir.display()
+            ),
+            started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            0.0,
+            0,
+            GeneratorUsage::default(),
+            crate::metrics::selfcheck::SelfCheck::new(Default::default()).summary(),
+            manifest,
+        )
+    }
+
     pub fn counter(&self, c: Counter) -> u64 {
         self.counters.get(c.name()).copied().unwrap_or(0)
     }
@@ -148,6 +180,16 @@ impl RunReport {
             return 0.0;
         }
         self.counter(Counter::TurnsOk) as f64 / self.duration_s
+    }
+
+    /// The numbers its thresholds are judged on.
+    pub fn numbers(&self) -> Numbers<'_> {
+        Numbers {
+            duration_s: self.duration_s,
+            metrics: &self.metrics,
+            counters: &self.counters,
+            tags: &self.tags,
+        }
     }
 }
 
@@ -174,34 +216,6 @@ pub struct SegmentReport {
     pub lag_p99_us: u64,
 }
 
-/// The numbers of one tag.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct TagReport {
-    pub metrics: BTreeMap<String, MetricSummary>,
-    pub counters: BTreeMap<String, u64>,
-}
-
-/// The per-tag section of a report: every tag that has numbers, by name.
-pub fn tag_reports(totals: &Snapshot, tag_names: &[String]) -> BTreeMap<String, TagReport> {
-    tag_names
-        .iter()
-        .enumerate()
-        .filter_map(|(id, name)| {
-            let data = totals.tag(TagId::try_from(id).ok()?)?;
-            let metrics = TAGGED
-                .iter()
-                .filter_map(|m| Some((m.name().to_string(), data.summary(*m)?)))
-                .collect();
-            let counters = Counter::ALL
-                .iter()
-                .filter(|c| data.counter(**c) > 0)
-                .map(|c| (c.name().to_string(), data.counter(*c)))
-                .collect();
-            Some((name.clone(), TagReport { metrics, counters }))
-        })
-        .collect()
-}
-
 /// Aggregates of the context updates of a run (docs/protocol.md §2.5).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContextReport {
@@ -223,12 +237,67 @@ pub struct ContextReport {
     pub audit: crate::audit::AuditStats,
 }
 
-/// One output format: a file name and how to write the report into it.
-pub trait Exporter {
+impl ContextReport {
+    /// The context section of a run from its totals: `runtime_url` as shown
+    /// (no token), the codec and heartbeat settings as written, the token
+    /// endpoint's and the audit log's figures.
+    pub fn new(
+        runtime_url: String,
+        codec: String,
+        heartbeat: String,
+        totals: &Snapshot,
+        tokens: Option<crate::protocol::runtime::oauth::TokenStats>,
+        audit: crate::audit::AuditStats,
+    ) -> ContextReport {
+        let c = |k: Counter| totals.counter(k);
+        let total = c(Counter::UpdatesSent);
+        let ok = c(Counter::UpdatesOk);
+        ContextReport {
+            runtime_url,
+            codec,
+            heartbeat,
+            updates_total: total,
+            updates_successful: ok,
+            updates_failed: totals.updates_failed(),
+            accuracy_rate: if total == 0 {
+                0.0
+            } else {
+                ok as f64 / total as f64
+            },
+            conflicts: c(Counter::Conflicts),
+            conflict_retries: c(Counter::ConflictRetries),
+            token_requests: tokens.as_ref().map_or(0, |t| t.requests),
+            token_failures: tokens.as_ref().map_or(0, |t| t.failures),
+            audit,
+        }
+    }
+}
+
+/// Optional report files (`--output-format`): what a run may leave out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// summary.md
+    Markdown,
+    /// percentiles.csv
+    Csv,
+    /// junit.xml (runs with thresholds)
+    Junit,
+    /// report.html
+    Html,
+    /// timeseries.csv
+    Timeseries,
+    /// <metric>.hlog
+    Hlog,
+}
+
+/// One output format: a file name and how to write the report into it. `R`
+/// is the report: a run's [`RunReport`] (the default), or a sweep's or a
+/// capacity search's ([`sweep`], [`capacity`]).
+pub trait Exporter<R = RunReport> {
     fn file_name(&self) -> &'static str;
-    fn write(&self, report: &RunReport, out: &mut dyn Write) -> std::io::Result<()>;
+    fn write(&self, report: &R, out: &mut dyn Write) -> std::io::Result<()>;
     /// Whether this report gets the file (e.g. `junit.xml` only with thresholds).
-    fn wanted(&self, _report: &RunReport) -> bool {
+    fn wanted(&self, _report: &R) -> bool {
         true
     }
 }
@@ -272,7 +341,7 @@ fn write_all_but_summary(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>,
         path: dir.to_path_buf(),
         source,
     })?;
-    use crate::cli::OutputFormat as F;
+    use OutputFormat as F;
     let chosen = |format: Option<F>| match (format, &report.formats) {
         (None, _) | (_, None) => true,
         (Some(f), Some(list)) => list.contains(&f),
@@ -313,9 +382,23 @@ fn write_all_but_summary(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>,
 }
 
 /// Writes one exporter's file into `dir` atomically (temp file + rename).
-fn write_one(
-    exporter: &dyn Exporter,
-    report: &RunReport,
+/// Writes the files of `exporters` that `report` wants into `dir` (which
+/// must exist), each atomically; returns the paths written.
+pub fn write_each<R>(
+    exporters: &[Box<dyn Exporter<R>>],
+    report: &R,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
+    exporters
+        .iter()
+        .filter(|e| e.wanted(report))
+        .map(|e| write_one(e.as_ref(), report, dir))
+        .collect()
+}
+
+fn write_one<R>(
+    exporter: &dyn Exporter<R>,
+    report: &R,
     dir: &Path,
 ) -> Result<PathBuf, ReportError> {
     let path = dir.join(exporter.file_name());

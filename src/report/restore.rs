@@ -11,7 +11,7 @@
 
 use super::{hlog_file_name, RunReport, TIMESERIES_FILE};
 use crate::metrics::{Counter, Gauges, Metric, Snapshot, Timeline};
-use crate::verdict::RunStatus;
+use crate::report::RunStatus;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;

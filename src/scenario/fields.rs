@@ -188,8 +188,8 @@ fn positive_usize<'de, D: Deserializer<'de>>(d: D, v: PositiveInt) -> Result<usi
 /// `validate` reports them with their position instead of `run` failing later.
 pub(crate) fn emulator<'de, D: Deserializer<'de>>(
     d: D,
-) -> Result<Option<crate::emulator::EmulatorConfig>, D::Error> {
-    let config = Option::<crate::emulator::EmulatorConfig>::deserialize(d)?;
+) -> Result<Option<crate::emulator_config::EmulatorConfig>, D::Error> {
+    let config = Option::<crate::emulator_config::EmulatorConfig>::deserialize(d)?;
     if let Some(c) = &config {
         c.validate().map_err(|e| {
             de_error(

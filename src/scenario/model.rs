@@ -7,7 +7,7 @@ use super::{
     Template, TemplateValue,
 };
 use crate::duration::HumanDuration;
-use crate::emulator::EmulatorConfig;
+use crate::emulator_config::EmulatorConfig;
 use crate::pattern::Pattern;
 use crate::protocol::runtime::{Codec, Limits};
 use crate::protocol::socketio::{Eio, OutputLimits};

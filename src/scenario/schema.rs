@@ -10,7 +10,7 @@ use super::capture::{Capture, CaptureName, JsonPointer};
 use super::model::{Step, UpdateVersion};
 use super::{FeederName, Scenario, Template, TemplateValue};
 use crate::duration::HumanDuration;
-use crate::emulator::Delay;
+use crate::emulator_config::Delay;
 use crate::pattern::Pattern;
 use crate::protocol::socketio::Eio;
 use crate::thresholds::Thresholds;

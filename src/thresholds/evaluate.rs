@@ -1,12 +1,12 @@
-//! Judges thresholds against a run's numbers (a finished run's typed
-//! [`RunReport`], or the running totals): finds the number each threshold
+//! Judges thresholds against a run's numbers (a finished run's typed report,
+//! or the running totals): finds the number each threshold
 //! names, compares it with the limit and says pass, fail or invalid (unknown
 //! metric or tag, zero samples). Decides nothing about the run's status;
 //! `verdict::apply_thresholds` does.
 
+use super::numbers::TagReport;
 use super::parse::{Statistic, Threshold, Thresholds, Unit};
 use crate::metrics::{Counter, Metric, MetricSummary};
-use crate::report::{RunReport, TagReport};
 use crate::scenario::error::did_you_mean;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,17 +19,6 @@ pub struct Numbers<'a> {
     pub metrics: &'a BTreeMap<String, MetricSummary>,
     pub counters: &'a BTreeMap<String, u64>,
     pub tags: &'a BTreeMap<String, TagReport>,
-}
-
-impl<'a> From<&'a RunReport> for Numbers<'a> {
-    fn from(r: &'a RunReport) -> Numbers<'a> {
-        Numbers {
-            duration_s: r.duration_s,
-            metrics: &r.metrics,
-            counters: &r.counters,
-            tags: &r.tags,
-        }
-    }
 }
 
 /// How a threshold came out.

@@ -15,8 +15,8 @@ pub mod svg;
 
 use super::{human_count, ms, Exporter, RunReport};
 use crate::metrics::{Counter, Metric, Timeline};
+use crate::report::RunStatus;
 use crate::thresholds::{Outcome, ThresholdResult, Unit, ATTEMPT_COUNTERS, ERROR_COUNTERS};
-use crate::verdict::RunStatus;
 use std::fmt::Write as _;
 use std::io::Write;
 use svg::{Bar, BarChart, Dash, Limit, LineChart, Series};

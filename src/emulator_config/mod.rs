@@ -1,9 +1,27 @@
 //! Emulator settings, from `finalping serve` flags, `--config emulator.yaml`, or a
 //! scenario's `emulator:` block. Plain data; defaults match docs/protocol.md §1 and
 //! (the `runtime:` block) §2. Owns loading from YAML and checking the values
-//! before a server starts.
+//! before a server starts. Kept apart from `emulator` (the server) so
+//! that a scenario and a report can carry these settings without the server
+//! (which a build without the `emulator` feature leaves out).
+//!
+//! Layout: this file the top-level settings, [`delay`] delay distributions,
+//! [`faults`] the Socket.IO `faults:` block, [`runtime_faults`] the
+//! `runtime.faults:` block, [`rest`] the `rest:` block, [`script`] scripted
+//! `replies:`.
 
-use super::Delay;
+pub mod delay;
+pub mod faults;
+pub mod rest;
+pub mod runtime_faults;
+pub mod script;
+
+pub use delay::{Delay, DelayError};
+pub use faults::{AckWait, Probability, SocketIoFaults};
+pub use rest::{RateLimit, RestEmulatorConfig};
+pub use runtime_faults::RuntimeFaults;
+pub use script::ScriptedReply;
+
 use crate::duration::HumanDuration;
 use crate::protocol::runtime::{frame, Limits};
 use serde::{Deserialize, Serialize};
@@ -29,7 +47,7 @@ pub struct EmulatorConfig {
     /// Scripted replies chosen by a regular expression on the input text
     /// (first match wins); other inputs get `outputs` echo outputs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub replies: Vec<super::script::ScriptedReply>,
+    pub replies: Vec<ScriptedReply>,
     /// Delay between `processInput` and the first output.
     pub delay: Delay,
     /// Delay between consecutive outputs of one turn.
@@ -60,11 +78,11 @@ pub struct EmulatorConfig {
     pub degrade: Option<Degrade>,
     /// The REST Endpoint and the context-inject API (docs/protocol.md §3, §4);
     /// see `emulator::rest` for every setting.
-    pub rest: super::rest::RestEmulatorConfig,
+    pub rest: RestEmulatorConfig,
     /// Socket.IO fault modes (refused upgrades, missing events, broken frames,
     /// silent heartbeats, …); all off by default. See `emulator::faults`.
     #[serde(default)]
-    pub faults: super::faults::SocketIoFaults,
+    pub faults: SocketIoFaults,
 }
 
 /// `degrade: {above_sessions: 20, per_session: 5ms}`.
@@ -110,7 +128,7 @@ pub struct RuntimeEmulatorConfig {
     /// Fault modes of the runtime WebSocket, token endpoint and webhook sink
     /// (all off by default); see `emulator::runtime_faults`.
     #[serde(default)]
-    pub faults: super::runtime_faults::RuntimeFaults,
+    pub faults: RuntimeFaults,
 }
 
 impl Default for RuntimeEmulatorConfig {
