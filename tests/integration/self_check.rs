@@ -2,7 +2,7 @@
 //! its budget is marked invalid in every report and exits 2; the time series
 //! and `.hlog` files are written for every run.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::process::{Command, Stdio};
