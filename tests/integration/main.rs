@@ -42,3 +42,10 @@ mod sweep;
 mod thresholds;
 mod tls;
 
+// The protocol clients' tests. `runtime_faults` still declares its own
+// `mod common;`; loaded through `#[path]`, that resolves next to it, to the
+// one `tests/integration/common` (a second instance of the same helpers).
+mod runtime_client;
+#[path = "runtime_faults.rs"]
+mod runtime_faults;
+mod socketio_client;
