@@ -596,30 +596,57 @@ fn every_page_fits_its_boxes_labels_its_charts_and_requests_nothing() {
     ) else {
         return;
     };
-    let w = Workdir::new();
     let shots = repo_path("target/report-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let mut found = Vec::new();
-    for (name, page) in &pages().pages {
-        let check = check_page(chromium, &w, page);
-        let charts = check["charts"].as_array().map_or(0, Vec::len);
-        assert!(charts >= 2, "{name}: {charts} charts\n{check}");
-        found.extend(problems(&check).into_iter().map(|p| format!("{name}: {p}")));
-        // A full-length screenshot for a reviewer.
-        let height = check["height"].as_u64().unwrap_or(2000).clamp(600, 16_000);
-        let png = shots.join(format!("{name}.png"));
-        let out = run(
-            browser(chromium, &w.path("profile"))
-                .arg(format!("--window-size=1280,{height}"))
-                .arg(format!("--screenshot={}", png.display()))
-                .arg(file_url(page)),
-            "chromium --screenshot",
-            BROWSER_LIMIT,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert!(png.exists(), "{name}: no screenshot\n{}", text(&out));
-    }
+    // The pages are independent: one thread (and browser profile) each.
+    let found: Vec<String> = std::thread::scope(|scope| {
+        let checks: Vec<_> = pages()
+            .pages
+            .iter()
+            .map(|(name, page)| {
+                let png = shots.join(format!("{name}.png"));
+                scope.spawn(move || {
+                    check_one_page(chromium, page, &png)
+                        .into_iter()
+                        .map(|p| format!("{name}: {p}"))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        checks
+            .into_iter()
+            .flat_map(|c| c.join().expect("page check thread"))
+            .collect()
+    });
     assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+/// What is wrong with `page` in the browser (see [`problems`]), or that it
+/// has fewer than 2 charts; then a full-length screenshot of it to `png`
+/// for a reviewer.
+fn check_one_page(chromium: &Path, page: &Path, png: &Path) -> Vec<String> {
+    let w = Workdir::new();
+    let check = check_page(chromium, &w, page);
+    let mut found = problems(&check);
+    let charts = check["charts"].as_array().map_or(0, Vec::len);
+    if charts < 2 {
+        found.push(format!("{charts} charts\n{check}"));
+    }
+    let height = check["height"].as_u64().unwrap_or(2000).clamp(600, 16_000);
+    let shot = run(
+        browser(chromium, &w.path("profile"))
+            .arg(format!("--window-size=1280,{height}"))
+            .arg(format!("--screenshot={}", png.display()))
+            .arg(file_url(page)),
+        "chromium --screenshot",
+        BROWSER_LIMIT,
+    );
+    match shot {
+        Err(e) => found.push(e),
+        Ok(out) if !png.exists() => found.push(format!("no screenshot\n{}", text(&out))),
+        Ok(_) => {}
+    }
+    found
 }
 
 /// The check itself finds what it looks for: a page with a table wider than
