@@ -7,11 +7,14 @@
 //!
 //! Sharing a process is safe here: no test changes process-wide state. The
 //! tests that lower rlimits or ignore signals do it in the child they spawn
-//! (`pre_exec`), nothing sets environment variables or the working directory
-//! (children get theirs through `Command::env`), every server binds an
-//! ephemeral 127.0.0.1 port, and each tool installer (npm, Python venvs) runs
-//! once per process behind a `OnceLock`. `tests/properties.rs` stays a binary
-//! of its own: it installs a counting global allocator.
+//! (`pre_exec`, onto fixed descriptor numbers where counts matter), nothing
+//! sets environment variables or the working directory (children get theirs
+//! through `Command::env`), every server binds an ephemeral 127.0.0.1 port,
+//! peak-RSS checks measure the child alone (`tests/python/peak_rss.py`: a
+//! child of this big process would start from its peak), and the installers
+//! (npm, Python venvs, system packages under CI) run one at a time.
+//! `tests/properties.rs` stays a binary of its own: it installs a counting
+//! global allocator.
 
 // `runtime_faults` loads `common` a second time (see its `mod` line below).
 #![allow(clippy::duplicate_mod)]
