@@ -1,6 +1,7 @@
 #!/bin/sh
-# Installs Debian's headless-capable Chromium for tests/html_report.rs (the
-# report.html render test). Needs root and the Debian package repositories.
+# Installs Debian's headless-capable Chromium for tests/integration/html_report.rs (the
+# report.html render test); the tests run it only under CI (CI=true). Needs
+# root and the Debian package repositories.
 # Idempotent: does nothing when /usr/bin/chromium already exists.
 set -eu
 if [ -x /usr/bin/chromium ]; then

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Installs Debian's Prometheus server for tests/live_metrics.rs (scrape and
-# remote-write checks against a real Prometheus). Needs root and the Debian
+# Installs Debian's Prometheus server for tests/integration/live_metrics.rs
+# (scrape and remote-write checks against a real Prometheus); the tests run it
+# only under CI (CI=true). Needs root and the Debian
 # package repositories. Idempotent: does nothing when /usr/bin/prometheus
 # already exists. Only the binary is used: the tests start their own server
 # on a loopback port with a generated config, never the system service.

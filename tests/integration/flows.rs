@@ -3,7 +3,7 @@
 //! diagnostics; the shared CLI flags, `--json` and completions; the JSON
 //! Schema of scenario files checked with an independent validator.
 
-mod common;
+use crate::common;
 
 use common::python;
 use common::*;

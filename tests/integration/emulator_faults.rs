@@ -10,7 +10,7 @@ use finalping::protocol::socketio::{
     ConnectError, ConnectOptions, Connection, DisconnectKind, Eio, ProcessInput, TurnOutcome,
 };
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Turn timeout and the upper bound for anything a test waits for.
 const WAIT: Duration = Duration::from_secs(5);
@@ -90,10 +90,12 @@ async fn no_endpoint_ready_times_out_the_connect() {
     for eio in [Eio::V3, Eio::V4] {
         let mut opts = options(&emu, eio);
         opts.connect_timeout = Duration::from_millis(400);
-        let started = Instant::now();
-        let err = match Connection::connect(&opts).await {
-            Err(e) => e,
-            Ok(_) => panic!("{eio:?}: connect must time out"),
+        // The emulator never sends endpoint-ready: only the client's own
+        // connect timeout can end this (WAIT guards against a hang).
+        let err = match tokio::time::timeout(WAIT, Connection::connect(&opts)).await {
+            Ok(Err(e)) => e,
+            Ok(Ok(_)) => panic!("{eio:?}: connect must time out"),
+            Err(_) => panic!("{eio:?}: connect_timeout did not end the connect"),
         };
         assert!(
             matches!(
@@ -106,7 +108,6 @@ async fn no_endpoint_ready_times_out_the_connect() {
             "{eio:?}: {err}"
         );
         assert_eq!(err.cause(), "connect_timeout");
-        assert!(started.elapsed() < Duration::from_secs(2));
     }
     let s = stats(&emu);
     assert_eq!(s.faults.no_endpoint_ready, 2);
@@ -133,12 +134,8 @@ async fn no_final_ping_times_out_the_turn() {
 /// lost; the output before the fault must have arrived.
 async fn lost_in_turn(emu: &RunningEmulator, eio: Eio) -> DisconnectKind {
     let mut conn = connect(emu, eio).await;
-    let started = Instant::now();
+    // Disconnected (not Timeout): the fault ended the turn, not its WAIT timeout.
     let turn = conn.turn(&input("hi"), WAIT).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{eio:?}: too slow"
-    );
     let lost = match turn.outcome {
         TurnOutcome::Disconnected(lost) => lost,
         other => panic!("{eio:?}: expected Disconnected, got {other:?}"),
@@ -228,7 +225,7 @@ async fn no_pong_is_a_heartbeat_timeout() {
             .outputs
             .iter()
             .all(|o| o.text.as_deref() == Some("You said: hi")));
-        let started = Instant::now();
+        // An error, not Ok after WAIT: the missing pongs were noticed first.
         let lost = conn
             .idle(WAIT)
             .await
@@ -239,7 +236,6 @@ async fn no_pong_is_a_heartbeat_timeout() {
             "{eio:?}: {lost}"
         );
         assert_eq!(lost.cause(), "heartbeat_timeout");
-        assert!(started.elapsed() < Duration::from_secs(2), "{eio:?}");
         let turn = conn.turn(&input("again"), WAIT).await;
         assert_eq!(turn.outcome, TurnOutcome::Disconnected(lost), "{eio:?}");
         conn.close().await;
@@ -340,7 +336,6 @@ async fn no_pong_ends_a_long_turn() {
     let emu = start(c).await;
     for eio in [Eio::V3, Eio::V4] {
         let mut conn = connect(&emu, eio).await;
-        let started = Instant::now();
         let turn = conn.turn(&input("hi"), WAIT).await;
         match &turn.outcome {
             TurnOutcome::Disconnected(lost) => {
@@ -348,8 +343,9 @@ async fn no_pong_ends_a_long_turn() {
             }
             other => panic!("{eio:?}: expected a heartbeat timeout, got {other:?}"),
         }
+        // The bot answers after 3 s: no output means the heartbeat ended
+        // the turn before the bot did.
         assert!(turn.outputs.is_empty());
-        assert!(started.elapsed() < Duration::from_secs(2), "{eio:?}");
         conn.close().await;
     }
     emu.shutdown().await;
@@ -439,7 +435,12 @@ async fn half_errors(seed: u64, turns: usize) -> (Vec<bool>, EmulatorStats) {
 async fn per_turn_probability_is_seeded_and_accounted() {
     let (errors, s) = half_errors(42, 200).await;
     let fired = errors.iter().filter(|e| **e).count() as u64;
-    assert!((50..=150).contains(&fired), "{fired} errors of 200");
+    // Deterministic: the one connection (index 0) gets its turn RNG from the
+    // seed alone, and each turn draws its fault from it in turn order (only
+    // `output_error` is non-zero, so one draw per turn); the second run below
+    // shows the sequence repeats. Pinned so that a change to the seeding or
+    // the draw order shows up here; for a fair coin, near 100 of 200.
+    assert_eq!(fired, 87, "errors of 200 with seed 42");
     assert_eq!(s.faults.output_error, fired);
     assert_eq!(s.turns, 200, "every turn got a finalPing");
     assert_eq!(s.outputs, 200 - fired, "normal turns had their output");
@@ -473,7 +474,10 @@ async fn refusals(seed: u64, connections: usize) -> (Vec<bool>, EmulatorStats) {
 async fn per_connection_probability_is_seeded_and_accounted() {
     let (refused, s) = refusals(5, 60).await;
     let n = refused.iter().filter(|r| **r).count() as u64;
-    assert!(n > 0 && n < 60, "{n} of 60 refused");
+    // Deterministic: connection i (connected one after another) draws from
+    // an RNG seeded by seed 5 and i; the second run below shows it repeats.
+    // Pinned like `per_turn_probability_is_seeded_and_accounted`.
+    assert_eq!(n, 28, "of 60 refused with seed 5");
     assert_eq!(s.faults.refuse, n);
     assert_eq!(s.sessions, 60 - n);
     let (again, _) = refusals(5, 60).await;

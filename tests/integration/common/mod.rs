@@ -192,3 +192,58 @@ pub fn first_line(pipe: impl std::io::Read + Send + 'static, limit: Duration) ->
     rx.recv_timeout(limit)
         .unwrap_or_else(|_| panic!("no first line within {limit:?}"))
 }
+
+/// A Debian program a test needs (`/usr/bin/chromium`, `/usr/bin/prometheus`).
+/// Only under CI (`CI=true`, as `.ci/run` sets) is a missing program installed,
+/// by `setup` (a `tests/setup/*.sh` script: `apt-get`, needs root), once per
+/// test process; there a failed install fails the test. Elsewhere `cargo test`
+/// never installs system packages: a missing program returns `None` after a
+/// `SKIPPED` line on the real stderr (shown even for a passing test) saying
+/// why and how to run the test; the caller returns early.
+pub fn system_tool(path: &'static str, setup: &'static str, test: &str) -> Option<&'static Path> {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    static INSTALLED: Mutex<BTreeMap<&'static str, Result<(), String>>> =
+        Mutex::new(BTreeMap::new());
+    let program = Path::new(path);
+    let under_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if !program.exists() && !under_ci {
+        skipped(
+            test,
+            &format!(
+                "{path} is missing and `cargo test` installs system packages only under CI \
+                 (CI=true). To run it: `apt-get install {}` (or `sh {setup}` as root), or \
+                 `CI=true cargo test` as root",
+                program.file_name().and_then(|n| n.to_str()).unwrap_or(path),
+            ),
+        );
+        return None;
+    }
+    // One install at a time; later callers reuse the first result.
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    let result = installed.entry(path).or_insert_with(|| {
+        if !program.exists() {
+            python::run(
+                Command::new("sh").arg(repo_path(setup)),
+                setup,
+                Duration::from_secs(900),
+            )?;
+        }
+        if program.exists() {
+            Ok(())
+        } else {
+            Err(format!("{setup} ran but {path} is missing"))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{test} needs {path}, which could not be installed under CI: {e}");
+    }
+    Some(program)
+}
+
+/// Says on the process's real stderr (not the per-test capture, so it shows
+/// in the normal `cargo test` output) that `test` was skipped and why.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\nSKIPPED {test}: {why}\n");
+}

@@ -6,7 +6,7 @@
 //! Also: repeated baselines widen the band, invalid inputs exit 2, and the
 //! JUnit / Markdown / JSON outputs are read by real consumers.
 
-mod common;
+use crate::common;
 
 use common::python::{run, venv_python};
 use common::*;

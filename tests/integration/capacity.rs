@@ -2,7 +2,7 @@
 //! (12 concurrent sessions, +20 ms per session over it): the knee is found
 //! within one step of that point, and a second search gives the same answer.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! resolved relative to the scenario). Plus load-level checks through the
 //! library API.
 
-mod common;
+use crate::common;
 
 use common::*;
 use finalping::scenario::{self, FeederMode, ScenarioError};

@@ -511,14 +511,13 @@ async fn heartbeat_is_answered_and_keeps_the_connection_alive() {
     })
     .await;
     let mut c = Rt::connect(&emu, Codec::Msgpack).await;
-    let started = Instant::now();
-    // Heartbeats every 100 ms for 1 s, longer than the idle timeout.
+    // Heartbeats every 100 ms for 1 s, longer than the idle timeout (the
+    // sleeps are the client's pacing, not a wait for the server).
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         c.send_binary(frame::heartbeat()).await;
         assert_eq!(c.recv_frame().await, vec![0, 0, 0, 1, 3]);
     }
-    assert!(started.elapsed() > Duration::from_millis(600));
     assert_eq!(emu.stats().idle_closes, 0);
     // Then silence: closed with 4000.
     assert_eq!(c.expect_close().await, (4000, "idle timeout".to_string()));

@@ -666,14 +666,10 @@ fn official_client_gives_up_on_a_silent_server() {
         "http://127.0.0.1:{}",
         listener.local_addr().expect("addr").port()
     );
-    let started = Instant::now();
+    // Its own failure report (not a kill by `finish` after 2 s + SLACK, which
+    // fails the test): the client's overall timeout ended it.
     let run = run_official_client(4, &url, 1, Duration::from_secs(2), &[]);
     run.assert_failed();
-    assert!(
-        started.elapsed() < Duration::from_secs(2) + SLACK,
-        "took {:?}",
-        started.elapsed()
-    );
     drop(listener);
 }
 

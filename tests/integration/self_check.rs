@@ -3,7 +3,7 @@
 //! and `.hlog` files are written for every run. On a machine made busy by
 //! other processes, the cause is `machine_busy`, not the generator.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::process::{Command, Stdio};

@@ -588,13 +588,10 @@ async fn shutdown_closes_sessions_and_the_port() {
     );
     let mut c = Raw::connect(&url).await;
     c.handshake_eio4().await;
-    let began = Instant::now();
-    emu.shutdown().await;
-    assert!(
-        began.elapsed() < Duration::from_secs(3),
-        "shutdown took {:?}",
-        began.elapsed()
-    );
+    // An open session must not hold the shutdown up (it is closed, below).
+    tokio::time::timeout(WAIT, emu.shutdown())
+        .await
+        .expect("shutdown waited for the open session");
     // The client sees the session end (a `41`, then close), within the read timeout.
     let mut ended = false;
     for _ in 0..4 {

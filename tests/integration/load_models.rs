@@ -3,7 +3,7 @@
 //! emulator stall that only the intended-start timing shows, and the accuracy
 //! of reported percentiles against the delays the emulator injected.
 
-mod common;
+use crate::common;
 
 use common::*;
 use finalping::emulator::{self, Delay, EmulatorConfig};

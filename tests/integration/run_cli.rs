@@ -2,7 +2,7 @@
 //! (and against servers that misbehave), checking the accounting in the
 //! reports, the exit codes and the error messages.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::Duration;

@@ -16,7 +16,7 @@
 //!   read the merged folder;
 //! - refusals (exit 3) and bad segments (exit 2) with real folders.
 
-mod common;
+use crate::common;
 
 use common::python::{run as run_py, venv_python};
 use common::{bin, counter, read_json, serve, text, wait_with_limit, Workdir};

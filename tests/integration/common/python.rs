@@ -49,7 +49,8 @@ pub fn run(cmd: &mut Command, what: &str, limit: Duration) -> Result<Output, Str
 /// `python3 -m venv` + `pip install -r <requirements>` (a path relative to the
 /// crate) into `<target>/tmp/pyenv-<name>-<hash>`, once; returns its python.
 /// Built in a staging folder and renamed into place when complete, so an
-/// interrupted install is never mistaken for a finished one.
+/// interrupted install is never mistaken for a finished one; one install at a
+/// time per process, so concurrent tests never share a staging folder.
 pub fn venv_python(requirements: &str, name: &str) -> Result<PathBuf, String> {
     let req = Path::new(env!("CARGO_MANIFEST_DIR")).join(requirements);
     let text = std::fs::read(&req).map_err(|e| format!("cannot read {}: {e}", req.display()))?;
@@ -58,6 +59,10 @@ pub fn venv_python(requirements: &str, name: &str) -> Result<PathBuf, String> {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let venv = tmp.join(format!("pyenv-{name}-{tag}"));
     let py = venv.join("bin").join("python");
+    // One install at a time in this process: the tests of one binary share it,
+    // and two of them may ask for the same venv at once.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     if venv.join(".installed").exists() && py.exists() {
         return Ok(py);
     }

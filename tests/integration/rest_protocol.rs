@@ -160,24 +160,16 @@ async fn a_stall_times_out_and_the_emulator_still_stops() {
     let emu = start(rest, |_| {}).await;
     let client = endpoint(&emu, TOKEN, false, Duration::from_millis(400));
     assert!(client.turn("u", "s", "1", None).await.outcome.is_ok());
-    let started = std::time::Instant::now();
+    // Timeout, not Ok 30 s later: the client's 400 ms timeout ended the stall.
     let turn = client.turn("u", "s2", "2", None).await;
     assert_eq!(turn.outcome, RestOutcome::Timeout);
     assert_eq!(turn.outcome.cause(), "timeout");
     assert!(turn.finished_at.is_none() && turn.status.is_none());
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
     assert_eq!(emu.rest_stats().stalls, 1);
-    let stopping = std::time::Instant::now();
-    emu.shutdown().await;
-    assert!(
-        stopping.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        stopping.elapsed()
-    );
+    // The stalled request (30 s) must not hold the shutdown up.
+    tokio::time::timeout(Duration::from_secs(10), emu.shutdown())
+        .await
+        .expect("shutdown waited for the stalled request");
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! counts, audit records, webhook delivery, token expiry, version conflicts,
 //! limits and heartbeats.
 
-mod common;
+use crate::common;
 
 use common::*;
 use finalping::emulator::{self, EmulatorConfig, RunningEmulator};

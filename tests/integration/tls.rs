@@ -4,7 +4,7 @@
 //! such); with it the chat turns, the token request, the runtime WebSocket and
 //! the webhook all work, a warning is printed and the manifest records it.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! the embedded emulator: every cell runs, the sweep report has every cell,
 //! and MessagePack sends fewer bytes per update than JSON.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::Duration;

@@ -4,12 +4,13 @@
 //! endless fragments, a close in the middle of a frame, garbage bytes — and the
 //! real `finalping` binary run against each. Every case asserts that the child
 //! ends by itself (the test kills it after a generous hard limit and fails),
-//! that its peak RSS (`ru_maxrss` from `wait4`, the kernel's VmHWM of the
-//! child) stays bounded, and that the counts in `summary.json` add up.
-//! README "Fault matrix → Hostile peers" lists the measured bounds
-//! (`cargo test --test hostile -- --nocapture` prints them).
+//! that its peak RSS (`ru_maxrss` from `wait4` in `tests/python/peak_rss.py`,
+//! the kernel's VmHWM of the child) stays bounded, and that the counts in
+//! `summary.json` add up. README "Fault matrix → Hostile peers" lists the
+//! measured bounds (`cargo test --test integration hostile:: -- --nocapture`
+//! prints them).
 
-mod common;
+use crate::common;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
@@ -40,19 +41,26 @@ struct Measured {
     took: Duration,
 }
 
-/// Runs `finalping <args>` and waits for it with `wait4`, which hands back the
-/// child's peak RSS; kills it and panics after `limit`.
-// `wait4` reaps the child (clippy only knows `Child::wait`).
-#[allow(clippy::zombie_processes)]
+/// Runs `finalping <args>` through `tests/python/peak_rss.py`, which hands
+/// back the child's own peak RSS (a child spawned by this test process would
+/// start from this process's peak, see the script); kills both and panics
+/// after `limit`.
 fn run_measured(args: &[&str], limit: Duration) -> Measured {
+    use std::os::unix::process::CommandExt;
     let started = Instant::now();
-    let mut child = Command::new(bin())
+    let peak_file = tempfile::NamedTempFile::new().expect("peak RSS file");
+    let mut child = Command::new("python3")
+        .arg(repo_path("tests/python/peak_rss.py"))
+        .arg(peak_file.path())
+        .arg(bin())
         .args(with_self_check_warn(args))
+        // Its own process group, so that a kill reaches the run too.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn finalping");
+        .expect("spawn peak_rss.py");
     let pid = child.id() as i32;
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
@@ -65,31 +73,28 @@ fn run_measured(args: &[&str], limit: Duration) -> Measured {
     let err = drain(Box::new(child.stderr.take().expect("stderr")));
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut status = 0;
-        // SAFETY: plain FFI call with valid out-pointers; the child is ours.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        let _ = tx.send((r, status, usage.ru_maxrss as u64));
+        let _ = tx.send(child.wait());
     });
-    let (r, status, peak) = match rx.recv_timeout(limit) {
-        Ok(v) => v,
+    let status = match rx.recv_timeout(limit) {
+        Ok(status) => status.expect("wait for peak_rss.py"),
         Err(_) => {
-            let _ = child.kill();
+            // SAFETY: plain kill(2) of the process group we created.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
             let _ = rx.recv_timeout(limit);
             panic!("finalping did not end by itself within {limit:?}");
         }
     };
-    assert_eq!(r, pid, "wait4 failed");
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    };
+    let stderr = err.join().unwrap_or_default();
+    let peak = std::fs::read_to_string(peak_file.path()).unwrap_or_default();
+    let peak_rss_kib = peak
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("peak_rss.py wrote no peak ({status}): {stderr}"));
     Measured {
-        code,
+        code: status.code().unwrap_or(-1),
         stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-        peak_rss_kib: peak,
+        stderr,
+        peak_rss_kib,
         took: started.elapsed(),
     }
 }
@@ -1124,11 +1129,25 @@ fn running_out_of_descriptors_makes_a_run_invalid() {
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
+            // Descriptors 3..138 stay open (on /dev/null) into the run: with
+            // stdio that is 138 of the 168 allowed. `dup2` onto fixed numbers,
+            // as the lowest free numbers here depend on what the other tests
+            // in this process hold (their close-on-exec descriptors are still
+            // open until exec).
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+            if null < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for fd in 3..138 {
+                if fd != null && libc::dup2(null, fd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if null >= 138 {
+                libc::close(null);
+            }
             // 40 VUs + 128 headroom: the check passes exactly.
             set_limit(libc::RLIMIT_NOFILE, 168);
-            for _ in 0..135 {
-                libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
-            }
             Ok(())
         });
     }

@@ -13,7 +13,7 @@
 //! merged report of `run --workers 3` holds exactly the Python reader's sum
 //! of its workers' `.hlog` buckets.
 
-mod common;
+use crate::common;
 
 use common::python::run;
 use finalping::metrics::{new_histogram, Gauges, Metric, MetricSummary, Snapshot, Timeline};
