@@ -16,9 +16,6 @@
 //! `tests/properties.rs` stays a binary of its own: it installs a counting
 //! global allocator.
 
-// `runtime_faults` loads `common` a second time (see its `mod` line below).
-#![allow(clippy::duplicate_mod)]
-
 mod common;
 
 mod audit;
@@ -48,12 +45,7 @@ mod sweep;
 mod thresholds;
 mod tls;
 
-// The protocol clients' tests. `runtime_faults` still declares its own
-// `mod common;`; loaded through `#[path]`, that resolves next to it, to the
-// one `tests/integration/common` (a second instance of the same helpers, until
-// that line becomes `use crate::common;` and the `#[path]` and the
-// `duplicate_mod` allowance at the top can go).
+// The protocol clients' tests.
 mod runtime_client;
-#[path = "runtime_faults.rs"]
 mod runtime_faults;
 mod socketio_client;

@@ -9,9 +9,7 @@
 //! the emulator's fault counters. The last test holds memory flat against a
 //! webhook that never answers.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use finalping::emulator::{
     self, EmulatorConfig, RunningEmulator, RuntimeFaultStats, RuntimeFaults,
 };
