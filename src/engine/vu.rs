@@ -580,10 +580,10 @@ impl VirtualUser<'_> {
             return Flow::Continue;
         };
         let input = ProcessInput {
-            text: send.text.render(ctx),
-            data: send.data.as_ref().map(|d| d.render(ctx)),
+            text: send.text.render_cow(ctx),
+            data: send.data.as_ref().map(|d| d.render_cow(ctx)),
             reset_flow: send.reset_flow,
-            channel: self.plan.scenario.target.channel.clone(),
+            channel: &self.plan.scenario.target.channel,
         };
         self.recorder
             .writer()

@@ -64,11 +64,14 @@ impl Pool {
                     }
                 }
             }));
+        let mut wait = std::pin::pin!(wait);
         tokio::select! {
             biased;
-            out = wait => out,
-            _ = serve => std::future::pending().await,
+            out = &mut wait => return out,
+            // Every connection is gone (or there were none): just wait.
+            _ = serve => {}
         }
+        wait.await
     }
 }
 

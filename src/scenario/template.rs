@@ -256,8 +256,16 @@ impl Template {
     /// Fills in the placeholders. `{{uuid}}` is a fresh v4 UUID on every call;
     /// `{{feeder.column}}` comes from `ctx.rows`.
     pub fn render(&self, ctx: &TemplateCtx) -> String {
-        if let [Part::Lit(s)] = self.parts.as_slice() {
-            return s.clone();
+        self.render_cow(ctx).into_owned()
+    }
+
+    /// [`Template::render`] without allocating when the template has no
+    /// placeholders (the text as written is borrowed).
+    pub fn render_cow(&self, ctx: &TemplateCtx) -> std::borrow::Cow<'_, str> {
+        match self.parts.as_slice() {
+            [] => return std::borrow::Cow::Borrowed(""),
+            [Part::Lit(s)] => return std::borrow::Cow::Borrowed(s),
+            _ => {}
         }
         let mut out = String::with_capacity(self.source.len() + 32);
         for part in &self.parts {
@@ -285,7 +293,7 @@ impl Template {
                 }
             }
         }
-        out
+        std::borrow::Cow::Owned(out)
     }
 }
 
@@ -382,6 +390,16 @@ enum Node {
 }
 
 impl Node {
+    /// True when no string leaf has a placeholder.
+    fn is_static(&self) -> bool {
+        match self {
+            Node::Str(t) => t.is_static(),
+            Node::Array(items) => items.iter().all(Node::is_static),
+            Node::Object(fields) => fields.iter().all(|(_, n)| n.is_static()),
+            Node::Plain(_) => true,
+        }
+    }
+
     fn parse(v: &serde_json::Value, path: &mut String) -> Result<Node, (String, TemplateError)> {
         Ok(match v {
             serde_json::Value::String(s) => {
@@ -432,6 +450,8 @@ pub struct TemplateValue {
     /// As written (env references unresolved); what `Serialize` emits.
     source: serde_json::Value,
     tree: Node,
+    /// The rendered value, when no leaf has a placeholder (rendered once).
+    fixed: Option<serde_json::Value>,
 }
 
 impl TemplateValue {
@@ -439,9 +459,18 @@ impl TemplateValue {
     /// (e.g. `.user.name`, `[2]`; empty for the root).
     pub fn parse(value: serde_json::Value) -> Result<TemplateValue, (String, TemplateError)> {
         let tree = Node::parse(&value, &mut String::new())?;
+        let fixed = tree.is_static().then(|| {
+            tree.render(&TemplateCtx {
+                vu: 0,
+                iteration: 0,
+                rows: None,
+                captured: None,
+            })
+        });
         Ok(TemplateValue {
             source: value,
             tree,
+            fixed,
         })
     }
 
@@ -452,7 +481,15 @@ impl TemplateValue {
 
     /// The value with every string leaf rendered.
     pub fn render(&self, ctx: &TemplateCtx) -> serde_json::Value {
-        self.tree.render(ctx)
+        self.render_cow(ctx).into_owned()
+    }
+
+    /// [`TemplateValue::render`], borrowed when no leaf has a placeholder.
+    pub fn render_cow(&self, ctx: &TemplateCtx) -> std::borrow::Cow<'_, serde_json::Value> {
+        match &self.fixed {
+            Some(v) => std::borrow::Cow::Borrowed(v),
+            None => std::borrow::Cow::Owned(self.tree.render(ctx)),
+        }
     }
 }
 
@@ -507,6 +544,23 @@ mod tests {
         let t = Template::parse("user-{{vu}}-it{{ iteration }}!").unwrap();
         assert_eq!(t.render(&CTX), "user-7-it3!");
         assert!(!t.is_static());
+    }
+
+    #[test]
+    fn unchanging_text_and_values_are_borrowed_not_copied() {
+        use std::borrow::Cow;
+        let plain = Template::parse("hello").unwrap();
+        assert!(matches!(plain.render_cow(&CTX), Cow::Borrowed("hello")));
+        let templated = Template::parse("vu {{vu}}").unwrap();
+        assert!(matches!(templated.render_cow(&CTX), Cow::Owned(s) if s == "vu 7"));
+        let fixed = TemplateValue::parse(serde_json::json!({"a": ["x", 1]})).unwrap();
+        assert!(
+            matches!(fixed.render_cow(&CTX), Cow::Borrowed(v) if *v == serde_json::json!({"a": ["x", 1]}))
+        );
+        let per_vu = TemplateValue::parse(serde_json::json!({"a": ["{{vu}}", 1]})).unwrap();
+        assert!(
+            matches!(per_vu.render_cow(&CTX), Cow::Owned(v) if v == serde_json::json!({"a": ["7", 1]}))
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn options(emu: &RunningEmulator, eio: Eio) -> ConnectOptions {
     }
 }
 
-fn input(text: &str) -> ProcessInput {
+fn input(text: &str) -> ProcessInput<'_> {
     ProcessInput {
         text: text.into(),
         ..ProcessInput::default()

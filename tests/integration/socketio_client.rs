@@ -183,12 +183,12 @@ fn options(endpoint: &str, eio: Eio) -> ConnectOptions {
     }
 }
 
-fn input(text: &str) -> ProcessInput {
+fn input(text: &str) -> ProcessInput<'_> {
     ProcessInput {
         text: text.into(),
         data: None,
         reset_flow: false,
-        channel: "load-test".into(),
+        channel: "load-test",
     }
 }
 
@@ -234,7 +234,7 @@ async fn eio3_official_transcript() {
     assert!(t1.sent_at <= t1.outputs[0].at && t1.outputs[0].at <= finished);
 
     let mut second = input("hello 2");
-    second.data = Some(json!({"color":"green","i":2}));
+    second.data = Some(std::borrow::Cow::Owned(json!({"color":"green","i":2})));
     let t2 = conn.turn(&second, WAIT).await;
     assert_eq!(t2.outcome, TurnOutcome::Ok);
     assert_eq!(t2.outputs[0].text.as_deref(), Some("You said: hello 2"));

@@ -420,7 +420,7 @@ impl Connection {
     /// marks the outcome `BotError` but the turn still waits for `finalPing`,
     /// so that a late finalPing is not taken for the next turn's; if none
     /// comes, the outcome stays `BotError` (not `Timeout`).
-    pub async fn turn(&mut self, input: &ProcessInput, timeout: Duration) -> Turn {
+    pub async fn turn(&mut self, input: &ProcessInput<'_>, timeout: Duration) -> Turn {
         let deadline = deadline_in(timeout);
         let mut turn = Turn {
             sent_at: Instant::now().into_std(),
@@ -437,7 +437,7 @@ impl Connection {
         let channel = if input.channel.is_empty() {
             DEFAULT_CHANNEL
         } else {
-            input.channel.as_str()
+            input.channel
         };
         let payload = ProcessInputPayload {
             url_token: &self.url_token,
@@ -448,7 +448,7 @@ impl Connection {
             passthrough_ip: None,
             reset_flow: input.reset_flow,
             text: &input.text,
-            data: input.data.as_ref(),
+            data: input.data.as_deref(),
         };
         let text = match frame::event_frame("processInput", &payload) {
             Ok(text) => text,

@@ -95,13 +95,15 @@ impl Default for OutputLimits {
     }
 }
 
-/// One user input (`processInput` payload minus the ids the connection knows).
+/// One user input (`processInput` payload minus the ids the connection
+/// knows). Borrowed where the scenario's text does not change per turn, so a
+/// turn does not copy it.
 #[derive(Debug, Clone, Default)]
-pub struct ProcessInput {
-    pub text: String,
-    pub data: Option<serde_json::Value>,
+pub struct ProcessInput<'a> {
+    pub text: std::borrow::Cow<'a, str>,
+    pub data: Option<std::borrow::Cow<'a, serde_json::Value>>,
     pub reset_flow: bool,
-    pub channel: String,
+    pub channel: &'a str,
 }
 
 /// One bot output received during a turn.
