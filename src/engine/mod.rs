@@ -237,6 +237,9 @@ impl Control {
     }
 }
 
+/// The longest the arrival clock waits for an open group's VUs to park.
+const PARK_LIMIT: Duration = Duration::from_secs(2);
+
 /// Runs the plan to completion (or interruption) and returns the totals.
 /// `interrupt` is cancelled by the caller on Ctrl-C/SIGTERM. Every closed
 /// interval is also handed to each of `sinks` (live report files, live metrics).
@@ -254,10 +257,64 @@ pub async fn run(
         hard: CancellationToken::new(),
         gauge: pool.gauge.clone(),
     });
+    let backlogs = Arc::new(sink::Backlogs::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    let offsets = segment::vu_offsets(&plan.groups);
+    let controls: Vec<Arc<Control>> = plan.groups.iter().map(|_| Arc::new(root.child())).collect();
+    let spawn_vus = |tasks: &mut tokio::task::JoinSet<()>,
+                     pool: &mut Pool,
+                     gi: usize,
+                     pacings: Vec<pacing::Pacing>,
+                     start_at: Instant| {
+        let mine = segment::group_vus(&plan.groups, gi, plan.segment);
+        for (k, (pacing, v)) in pacings.into_iter().zip(mine).enumerate() {
+            tasks.spawn(vu::run_vu(
+                vu::VuSlot {
+                    vu: v.vu,
+                    index: v.index,
+                    group: gi,
+                },
+                start_at + v.start_offset,
+                pacing,
+                pool.take(gi, k),
+                plan.clone(),
+                recorder.clone(),
+                controls[gi].clone(),
+            ));
+        }
+    };
+
+    // Arrival-rate groups: their VUs start and park before the clock does,
+    // so that the first arrivals do not wait for every VU task's first poll.
+    let mut clocks: Vec<Option<pacing::ArrivalClock>> = Vec::with_capacity(plan.groups.len());
+    for (gi, group) in plan.groups.iter().enumerate() {
+        let vus = segment::group_vus(&plan.groups, gi, plan.segment).len();
+        let share = pacing::ArrivalShare {
+            segment: plan.segment,
+            offset: offsets.get(gi).copied().unwrap_or_default(),
+        };
+        let seed = group_seed(plan.seed, gi);
+        let opened = pacing::open(
+            &group.schedule,
+            vus,
+            seed,
+            share,
+            recorder.clone(),
+            controls[gi].clone(),
+        );
+        clocks.push(opened.map(|(pacings, clock)| {
+            backlogs.watch(&pacings);
+            spawn_vus(&mut tasks, &mut pool, gi, pacings, Instant::now());
+            clock
+        }));
+    }
+    for clock in clocks.iter().flatten() {
+        clock.parked(PARK_LIMIT).await;
+    }
+
     let started = Instant::now();
     // `abort_on_fail` stops the run like Ctrl-C does (grace, then reports).
     let abort = CancellationToken::new();
-    let backlogs = Arc::new(sink::Backlogs::default());
     let live = live::Live::start(
         live::Inputs {
             plan: plan.clone(),
@@ -269,45 +326,21 @@ pub async fn run(
         progress,
         abort.clone(),
     );
-
-    let mut tasks = tokio::task::JoinSet::new();
     let mut supervisors = Vec::new();
-    let offsets = segment::vu_offsets(&plan.groups);
     for (gi, group) in plan.groups.iter().enumerate() {
-        let control = Arc::new(root.child());
+        let control = controls[gi].clone();
         supervisors.push(control.clone().supervise(
             group.duration.map(|d| started + d),
             group.load.grace.as_duration(),
             root.soft.clone(),
         ));
-        let mine = segment::group_vus(&plan.groups, gi, plan.segment);
-        let pacings = pacing::start(
-            &group.schedule,
-            mine.len(),
-            started,
-            group_seed(plan.seed, gi),
-            pacing::ArrivalShare {
-                segment: plan.segment,
-                offset: offsets.get(gi).copied().unwrap_or_default(),
-            },
-            recorder.clone(),
-            control.clone(),
-        );
-        backlogs.watch(&pacings);
-        for (k, (pacing, v)) in pacings.into_iter().zip(mine).enumerate() {
-            tasks.spawn(vu::run_vu(
-                vu::VuSlot {
-                    vu: v.vu,
-                    index: v.index,
-                    group: gi,
-                },
-                started + v.start_offset,
-                pacing,
-                pool.take(gi, k),
-                plan.clone(),
-                recorder.clone(),
-                control.clone(),
-            ));
+        match clocks.get_mut(gi).and_then(Option::take) {
+            Some(clock) => clock.start(started),
+            None => {
+                let vus = segment::group_vus(&plan.groups, gi, plan.segment).len();
+                let pacings = pacing::start(&group.schedule, vus, started, control);
+                spawn_vus(&mut tasks, &mut pool, gi, pacings, started);
+            }
         }
     }
     // Ctrl-C: every group stops at once and gets the longest grace.

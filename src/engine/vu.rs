@@ -27,6 +27,11 @@ const MIN_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// (it is restarted until the step ends; the length only bounds each call).
 const KEEP_ALIVE_SLICE: Duration = Duration::from_secs(1);
 
+/// Open executors: the longest an idle VU leaves its connection unread
+/// before it starts answering heartbeats (shorter when the server's ping
+/// timeout asks for it; see `Connection::unattended_for`).
+const UNATTENDED_CAP: Duration = Duration::from_millis(250);
+
 /// Which VU this is: its run-wide number (`{{vu}}`), its index within its
 /// group, and the group.
 pub(super) struct VuSlot {
@@ -256,21 +261,38 @@ impl VirtualUser<'_> {
             let job = match dispatch.next_or_idle(slot) {
                 Some(waiting) => Some(waiting),
                 None => {
-                    // Between conversations the kept connection still answers heartbeats.
+                    // A busy VU gets its next job soon; one that waits longer
+                    // than its connection may go unread answers heartbeats.
+                    let unattended = self
+                        .conn
+                        .as_ref()
+                        .map_or(Duration::MAX, |c| c.unattended_for(UNATTENDED_CAP));
                     let control = self.control;
                     let next = async {
                         tokio::select! {
-                            job = jobs.recv() => job,
-                            _ = control.soft.cancelled() => None,
+                            job = jobs.recv() => Some(job),
+                            _ = control.soft.cancelled() => Some(None),
+                            _ = tokio::time::sleep(unattended) => None,
                         }
                     };
-                    // Boxed like the context steps' keep-alive: keeps every VU task smaller.
-                    let (job, lost) =
-                        Box::pin(keep_chat_alive(self.conn.as_deref_mut(), next)).await;
-                    if lost.is_some() {
-                        self.book_idle(lost);
+                    match next.await {
+                        Some(job) => job,
+                        None => {
+                            let next = async {
+                                tokio::select! {
+                                    job = jobs.recv() => job,
+                                    _ = control.soft.cancelled() => None,
+                                }
+                            };
+                            // Boxed like the context steps' keep-alive: keeps every VU task smaller.
+                            let (job, lost) =
+                                Box::pin(keep_chat_alive(self.conn.as_deref_mut(), next)).await;
+                            if lost.is_some() {
+                                self.book_idle(lost);
+                            }
+                            job
+                        }
                     }
-                    job
                 }
             };
             let Some(job) = job else { break };

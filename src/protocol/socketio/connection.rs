@@ -583,6 +583,14 @@ impl Connection {
         std::mem::take(&mut self.counters)
     }
 
+    /// How long the connection may go unread without missing a heartbeat
+    /// deadline: half the server's ping timeout, at most `cap`; zero before
+    /// the open packet.
+    pub fn unattended_for(&self, cap: Duration) -> Duration {
+        self.heartbeat
+            .map_or(Duration::ZERO, |hb| (hb.timeout / 2).min(cap))
+    }
+
     /// The Engine.IO revision this connection speaks.
     pub fn eio(&self) -> Eio {
         self.eio
