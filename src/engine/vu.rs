@@ -23,9 +23,11 @@ use tokio::sync::{mpsc, watch};
 /// so an unreachable target produces a bounded error rate instead of a busy loop.
 const MIN_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
-/// How long one `Connection::idle` call lasts while a context step runs
-/// (it is restarted until the step ends; the length only bounds each call).
-const KEEP_ALIVE_SLICE: Duration = Duration::from_secs(1);
+/// How long one `Connection::idle` call lasts while a context step runs or an
+/// open-model VU waits (it is restarted until the wait ends; the length only
+/// bounds each call). Long, so that thousands of idle VUs wake only for their
+/// socket and heartbeats, not all together on a timer.
+const KEEP_ALIVE_SLICE: Duration = Duration::from_secs(30);
 
 /// Open executors: the longest an idle VU leaves its connection unread
 /// before it starts answering heartbeats (shorter when the server's ping
@@ -263,10 +265,12 @@ impl VirtualUser<'_> {
                 None => {
                     // A busy VU gets its next job soon; one that waits longer
                     // than its connection may go unread answers heartbeats.
-                    let unattended = self
-                        .conn
-                        .as_ref()
-                        .map_or(Duration::MAX, |c| c.unattended_for(UNATTENDED_CAP));
+                    // Spread over half to all of it by VU number: VUs parked
+                    // together do not all start answering heartbeats at once.
+                    let spread = 0.5 + 0.5 * unit_fraction(self.vu);
+                    let unattended = self.conn.as_ref().map_or(Duration::MAX, |c| {
+                        c.unattended_for(UNATTENDED_CAP).mul_f64(spread)
+                    });
                     let control = self.control;
                     let next = async {
                         tokio::select! {
@@ -692,6 +696,11 @@ impl VirtualUser<'_> {
         }
         Flow::Continue
     }
+}
+
+/// A fixed fraction in [0, 1) for VU `vu`, evenly spread over VU numbers.
+fn unit_fraction(vu: u64) -> f64 {
+    (vu.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Runs `work` (a context step) while the chat connection, if any, keeps
