@@ -50,9 +50,10 @@ pub(super) struct Warm {
 }
 
 impl Warm {
-    /// Keeps the connection answering heartbeats for `slice`; `false` once it is lost.
-    pub(super) async fn keep_alive(&mut self, slice: Duration) -> bool {
-        self.conn.idle(slice).await.is_ok()
+    /// Keeps the connection answering heartbeats for `slice`; how it was
+    /// lost, if it was.
+    pub(super) async fn keep_alive(&mut self, slice: Duration) -> Result<(), DisconnectKind> {
+        self.conn.idle(slice).await.map_err(|lost| lost.kind)
     }
 }
 

@@ -50,17 +50,18 @@ impl Pool {
 
     /// Runs `wait` (the start alignment) while every warm connection keeps
     /// answering heartbeats; a connection lost meanwhile is booked as a
-    /// disconnect and its VU starts without one.
+    /// disconnect (`idle_<kind>`, as for a VU between turns) and its VU
+    /// starts without one.
     pub async fn keep_alive_while<F: Future>(&mut self, wait: F) -> F::Output {
         let recorder = &self.recorder;
         let serve =
             futures_util::future::join_all(self.warm.iter_mut().flatten().map(|slot| async move {
                 while let Some(warm) = slot.as_mut() {
-                    if !warm.keep_alive(KEEP_ALIVE_SLICE).await {
+                    if let Err(kind) = warm.keep_alive(KEEP_ALIVE_SLICE).await {
                         *slot = None;
                         let mut w = recorder.writer();
                         w.add(Counter::Disconnects, 1);
-                        w.cause("idle_before_start");
+                        w.cause(&kind.idle_cause());
                     }
                 }
             }));

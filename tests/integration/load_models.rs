@@ -120,6 +120,23 @@ fn open_model_vus_connect_before_the_schedule_and_keep_their_connection() {
 }
 
 #[test]
+fn warm_connections_survive_the_wait_for_a_common_start() {
+    // Warm-up happens before `--start-at`; during the 2 s wait the emulator
+    // pings every 150 ms and drops a connection silent for 300 ms.
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (out, s, _w) = run_yaml(
+        "name: aligned\ntarget: {eio: 4}\nload: {executor: constant-arrival-rate, rate: 4, duration: 1s, max_vus: 3}\nsteps:\n  - send: {text: hi}\nemulator: {delay: 2ms, ping_interval: 150ms, ping_timeout: 150ms}\n",
+        &["--start-at", &at],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(counter(&s, "connects_ok"), 3, "{s}");
+    assert_eq!(counter(&s, "disconnects"), 0, "{s}");
+    assert_eq!(counter(&s, "turns_ok"), 3, "{s}");
+}
+
+#[test]
 fn open_model_with_a_connect_step_connects_in_every_conversation() {
     let (out, s, _w) = run_scenario(
         "name: cold\nload: {executor: constant-arrival-rate, rate: 10, duration: 1s, max_vus: 4}\nsteps:\n  - connect\n  - send: {text: hi}\n  - disconnect\nemulator: {delay: 2ms}\n",
