@@ -113,8 +113,12 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, CliError> {
             good.map_or("no step met the SLOs".to_string(), |g| format!("{g} {unit} met the SLOs"))
         ),
         (g, _, true) => format!(
-            "the load generator saturated first: the endpoint sustains at least {} {unit} (run finalping serve / the generator on more cores to go further)",
-            g.map_or("0".to_string(), |g| g.to_string())
+            "the load generator's measurements were distorted first: the endpoint sustains at least {} {unit} ({})",
+            g.map_or("0".to_string(), |g| g.to_string()),
+            steps
+                .last()
+                .and_then(|s| s.saturation_hint.as_deref())
+                .unwrap_or("run finalping serve / the generator on more cores to go further")
         ),
         (Some(g), Some(b), _) => format!("maximum sustainable load {g} {unit}; the SLO breaks at {b} {unit}"),
         (Some(g), None, _) => format!("every step up to {g} {unit} met the SLOs (raise --max to find the knee)"),
@@ -299,6 +303,7 @@ impl Runner<'_> {
             run_status: summary.status.as_str().to_string(),
             ok: errors.is_empty() && !invalid,
             saturated,
+            saturation_hint: summary.self_check.hint.clone().filter(|_| saturated),
             turns_per_sec: summary.turns_per_sec(),
             final_ping_p50_ms: percentile("final_ping", 50.0),
             final_ping_p99_ms: percentile("final_ping", 99.0),

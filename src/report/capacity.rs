@@ -78,6 +78,10 @@ pub struct CapacityStep {
     /// SLO judged ok (and the generator not saturated).
     pub ok: bool,
     pub saturated: bool,
+    /// When saturated: the self-check's remedy for its cause (a busy
+    /// machine, CPU steal or the generator itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturation_hint: Option<String>,
     /// Turns completed per second of the step.
     pub turns_per_sec: f64,
     /// Percentiles in ms; `null` when the step has no sample of the metric.

@@ -98,3 +98,46 @@ fn the_knee_is_found_within_one_step_and_reproducibly() {
         (a["max_sustainable"].as_f64().unwrap() - b["max_sustainable"].as_f64().unwrap()).abs();
     assert!(diff <= 2.0, "{a} vs {b}");
 }
+
+#[test]
+fn a_saturated_generator_ends_the_search_with_the_self_checks_remedy() {
+    // A 1 µs lag budget: the first step is always saturated (strict, the default).
+    let w = Workdir::new();
+    let scenario = w.file(
+        "sat.yaml",
+        "name: sat\nmetrics: {interval: 200ms, lag_p99_budget: 1us}\nload: {vus: 1, duration: 1s}\nsteps:\n  - send: {text: hi}\n  - think: 20ms\nemulator: {delay: 1ms}\n",
+    );
+    let out_dir = w.path("sat");
+    let out = run_finalping(
+        &[
+            "capacity",
+            scenario.to_str().unwrap(),
+            "--slo",
+            "final_ping.p99 < 500ms",
+            "--start",
+            "2",
+            "--step",
+            "2",
+            "--max",
+            "6",
+            "--hold",
+            "1s",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(out.status.code().is_some(), "{}", text(&out));
+    let r = read_json(&out_dir.join("capacity.json"));
+    assert_eq!(r["generator_bound"], true, "{r}");
+    let step = &r["steps"][0];
+    assert_eq!(step["saturated"], true, "{r}");
+    let hint = step["saturation_hint"]
+        .as_str()
+        .expect("a saturated step has a hint");
+    let run = read_json(&std::path::Path::new(step["dir"].as_str().unwrap()).join("summary.json"));
+    assert_eq!(run["self_check"]["hint"].as_str(), Some(hint), "{run}");
+    let conclusion = r["conclusion"].as_str().unwrap();
+    assert!(conclusion.contains(hint), "{conclusion}");
+}
