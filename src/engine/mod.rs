@@ -240,6 +240,78 @@ impl Control {
 /// The longest the arrival clock waits for an open group's VUs to park.
 const PARK_LIMIT: Duration = Duration::from_secs(2);
 
+/// Spawns the VU tasks of a run, each with its warm connection if it has one.
+struct Launcher<'a> {
+    plan: &'a Arc<Plan>,
+    recorder: &'a Arc<Recorder>,
+    controls: &'a [Arc<Control>],
+    pool: Pool,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Launcher<'_> {
+    /// Spawns this process's VUs of group `gi`, one per pacing.
+    fn spawn(&mut self, gi: usize, pacings: Vec<pacing::Pacing>, start_at: Instant) {
+        let (plan, Some(control)) = (self.plan, self.controls.get(gi)) else {
+            return;
+        };
+        let mine = segment::group_vus(&plan.groups, gi, plan.segment);
+        for (k, (pacing, v)) in pacings.into_iter().zip(mine).enumerate() {
+            self.tasks.spawn(vu::run_vu(
+                vu::VuSlot {
+                    vu: v.vu,
+                    index: v.index,
+                    group: gi,
+                },
+                start_at + v.start_offset,
+                pacing,
+                self.pool.take(gi, k),
+                plan.clone(),
+                self.recorder.clone(),
+                control.clone(),
+            ));
+        }
+    }
+
+    /// Arrival-rate groups: spawns their VUs and waits until they are parked
+    /// in the dispatch, so that the first arrivals do not wait for every VU
+    /// task's first poll. Returns each group's clock, not started yet (`None`
+    /// for the other groups).
+    async fn open_groups(
+        &mut self,
+        backlogs: &sink::Backlogs,
+    ) -> Vec<Option<pacing::ArrivalClock>> {
+        let plan = self.plan;
+        let offsets = segment::vu_offsets(&plan.groups);
+        let mut clocks = Vec::with_capacity(plan.groups.len());
+        for (gi, (group, control)) in plan.groups.iter().zip(self.controls).enumerate() {
+            let vus = segment::group_vus(&plan.groups, gi, plan.segment).len();
+            let share = pacing::ArrivalShare {
+                segment: plan.segment,
+                offset: offsets.get(gi).copied().unwrap_or_default(),
+            };
+            let seed = group_seed(plan.seed, gi);
+            let opened = pacing::open(
+                &group.schedule,
+                vus,
+                seed,
+                share,
+                self.recorder.clone(),
+                control.clone(),
+            );
+            clocks.push(opened.map(|(pacings, clock)| {
+                backlogs.watch(&pacings);
+                self.spawn(gi, pacings, Instant::now());
+                clock
+            }));
+        }
+        for clock in clocks.iter().flatten() {
+            clock.parked(PARK_LIMIT).await;
+        }
+        clocks
+    }
+}
+
 /// Runs the plan to completion (or interruption) and returns the totals.
 /// `interrupt` is cancelled by the caller on Ctrl-C/SIGTERM. Every closed
 /// interval is also handed to each of `sinks` (live report files, live metrics).
@@ -250,7 +322,7 @@ pub async fn run(
     progress: ProgressMode,
     interrupt: CancellationToken,
     sinks: Vec<Box<dyn IntervalSink>>,
-    mut pool: Pool,
+    pool: Pool,
 ) -> EngineOutcome {
     let root = Arc::new(Control {
         soft: CancellationToken::new(),
@@ -258,59 +330,15 @@ pub async fn run(
         gauge: pool.gauge.clone(),
     });
     let backlogs = Arc::new(sink::Backlogs::default());
-    let mut tasks = tokio::task::JoinSet::new();
-    let offsets = segment::vu_offsets(&plan.groups);
     let controls: Vec<Arc<Control>> = plan.groups.iter().map(|_| Arc::new(root.child())).collect();
-    let spawn_vus = |tasks: &mut tokio::task::JoinSet<()>,
-                     pool: &mut Pool,
-                     gi: usize,
-                     pacings: Vec<pacing::Pacing>,
-                     start_at: Instant| {
-        let mine = segment::group_vus(&plan.groups, gi, plan.segment);
-        for (k, (pacing, v)) in pacings.into_iter().zip(mine).enumerate() {
-            tasks.spawn(vu::run_vu(
-                vu::VuSlot {
-                    vu: v.vu,
-                    index: v.index,
-                    group: gi,
-                },
-                start_at + v.start_offset,
-                pacing,
-                pool.take(gi, k),
-                plan.clone(),
-                recorder.clone(),
-                controls[gi].clone(),
-            ));
-        }
+    let mut launcher = Launcher {
+        plan: &plan,
+        recorder: &recorder,
+        controls: &controls,
+        pool,
+        tasks: tokio::task::JoinSet::new(),
     };
-
-    // Arrival-rate groups: their VUs start and park before the clock does,
-    // so that the first arrivals do not wait for every VU task's first poll.
-    let mut clocks: Vec<Option<pacing::ArrivalClock>> = Vec::with_capacity(plan.groups.len());
-    for (gi, group) in plan.groups.iter().enumerate() {
-        let vus = segment::group_vus(&plan.groups, gi, plan.segment).len();
-        let share = pacing::ArrivalShare {
-            segment: plan.segment,
-            offset: offsets.get(gi).copied().unwrap_or_default(),
-        };
-        let seed = group_seed(plan.seed, gi);
-        let opened = pacing::open(
-            &group.schedule,
-            vus,
-            seed,
-            share,
-            recorder.clone(),
-            controls[gi].clone(),
-        );
-        clocks.push(opened.map(|(pacings, clock)| {
-            backlogs.watch(&pacings);
-            spawn_vus(&mut tasks, &mut pool, gi, pacings, Instant::now());
-            clock
-        }));
-    }
-    for clock in clocks.iter().flatten() {
-        clock.parked(PARK_LIMIT).await;
-    }
+    let mut clocks = launcher.open_groups(&backlogs).await;
 
     let started = Instant::now();
     // `abort_on_fail` stops the run like Ctrl-C does (grace, then reports).
@@ -339,7 +367,7 @@ pub async fn run(
             None => {
                 let vus = segment::group_vus(&plan.groups, gi, plan.segment).len();
                 let pacings = pacing::start(&group.schedule, vus, started, control);
-                spawn_vus(&mut tasks, &mut pool, gi, pacings, started);
+                launcher.spawn(gi, pacings, started);
             }
         }
     }
@@ -359,6 +387,7 @@ pub async fn run(
         })
     };
 
+    let mut tasks = launcher.tasks;
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined {
             tracing::error!("a VU task failed: {e}");
