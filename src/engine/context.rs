@@ -451,7 +451,8 @@ impl ContextSide {
 
     pub async fn close(&mut self, recorder: &Recorder) {
         if let Some(conn) = self.conn.take() {
-            let counters = conn.into_inner().close().await;
+            // Boxed: the closing connection's state inline would be part of every VU task.
+            let counters = Box::pin(conn.into_inner().close()).await;
             book_counters(&mut recorder.writer(), &counters);
         }
     }

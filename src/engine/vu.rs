@@ -50,10 +50,9 @@ pub(super) struct Warm {
 }
 
 impl Warm {
-    /// Keeps the connection answering heartbeats for `slice`; how it was
-    /// lost, if it was.
-    pub(super) async fn keep_alive(&mut self, slice: Duration) -> Result<(), DisconnectKind> {
-        self.conn.idle(slice).await.map_err(|lost| lost.kind)
+    /// Answers heartbeats until the connection is lost; how it was lost.
+    pub(super) async fn serve_heartbeats(&mut self) -> DisconnectKind {
+        serve_heartbeats(&mut self.conn).await
     }
 }
 
@@ -263,42 +262,7 @@ impl VirtualUser<'_> {
         while !self.control.soft.is_cancelled() {
             let job = match dispatch.next_or_idle(slot) {
                 Some(waiting) => Some(waiting),
-                None => {
-                    // A busy VU gets its next job soon; one that waits longer
-                    // than its connection may go unread answers heartbeats.
-                    // Spread over half to all of it by VU number: VUs parked
-                    // together do not all start answering heartbeats at once.
-                    let spread = 0.5 + 0.5 * unit_fraction(self.vu);
-                    let unattended = self.conn.as_ref().map_or(Duration::MAX, |c| {
-                        c.unattended_for(UNATTENDED_CAP).mul_f64(spread)
-                    });
-                    let control = self.control;
-                    let next = async {
-                        tokio::select! {
-                            job = jobs.recv() => Some(job),
-                            _ = control.soft.cancelled() => Some(None),
-                            _ = tokio::time::sleep(unattended) => None,
-                        }
-                    };
-                    match next.await {
-                        Some(job) => job,
-                        None => {
-                            let next = async {
-                                tokio::select! {
-                                    job = jobs.recv() => job,
-                                    _ = control.soft.cancelled() => None,
-                                }
-                            };
-                            // Boxed like the context steps' keep-alive: keeps every VU task smaller.
-                            let (job, lost) =
-                                Box::pin(keep_chat_alive(self.conn.as_deref_mut(), next)).await;
-                            if lost.is_some() {
-                                self.book_idle(lost);
-                            }
-                            job
-                        }
-                    }
-                }
+                None => self.next_job(&mut jobs).await,
             };
             let Some(job) = job else { break };
             let lag = Instant::now().saturating_duration_since(job.intended);
@@ -314,6 +278,36 @@ impl VirtualUser<'_> {
             }
         }
         self.close_all().await;
+    }
+
+    /// Waits for this VU's next conversation (`None` when the run stops). A
+    /// busy VU gets one soon; one that waits longer than its connection may
+    /// go unread answers heartbeats meanwhile. That time is spread over half
+    /// to all of it by VU number, so VUs parked together do not all start
+    /// answering heartbeats at once.
+    async fn next_job(&mut self, jobs: &mut mpsc::Receiver<Job>) -> Option<Job> {
+        let control = self.control;
+        let mut next = std::pin::pin!(async {
+            tokio::select! {
+                job = jobs.recv() => job,
+                _ = control.soft.cancelled() => None,
+            }
+        });
+        let spread = 0.5 + 0.5 * unit_fraction(self.vu);
+        let unattended = self.conn.as_ref().map_or(Duration::MAX, |c| {
+            c.unattended_for(UNATTENDED_CAP).mul_f64(spread)
+        });
+        tokio::select! {
+            biased;
+            job = &mut next => return job,
+            () = tokio::time::sleep(unattended) => {}
+        }
+        // Boxed like the context steps' keep-alive: keeps every VU task smaller.
+        let (job, lost) = Box::pin(keep_chat_alive(self.conn.as_deref_mut(), next)).await;
+        if lost.is_some() {
+            self.book_idle(lost);
+        }
+        job
     }
 
     /// One pass over the steps.
@@ -366,16 +360,16 @@ impl VirtualUser<'_> {
     /// Closes both connections (end of the VU's work or of its active period).
     async fn close_all(&mut self) {
         if let Some(conn) = self.conn.take() {
-            Box::pin(close(conn, self.recorder)).await;
+            close(conn, self.recorder).await;
         }
-        Box::pin(self.context.close(self.recorder)).await;
+        self.context.close(self.recorder).await;
     }
 
     async fn step(&mut self, step: &Step, ctx: &TemplateCtx<'_>, tags: &TagSet) -> Flow {
         match step {
             Step::Connect => {
                 if let Some(old) = self.conn.take() {
-                    Box::pin(close(old, self.recorder)).await;
+                    close(old, self.recorder).await;
                 }
                 self.new_session(ctx);
                 if self.plan.rest.is_some() {
@@ -394,9 +388,7 @@ impl VirtualUser<'_> {
                     user_id: &session.user_id,
                     session_id: &session.session_id,
                 };
-                // Boxed: an HTTP request's state inline would make every VU
-                // task (Socket.IO ones too) several KB larger.
-                let sent = Box::pin(rest::turn(
+                let sent = rest::turn(
                     endpoint,
                     who,
                     send,
@@ -407,7 +399,7 @@ impl VirtualUser<'_> {
                     &self.control.hard,
                     &mut self.visibility,
                     &mut self.captures,
-                ))
+                )
                 .await;
                 match sent {
                     rest::Sent::Done => Flow::Continue,
@@ -423,7 +415,7 @@ impl VirtualUser<'_> {
                     user_id: &session.user_id,
                     session_id: &session.session_id,
                 };
-                Box::pin(rest::inject(
+                rest::inject(
                     plan,
                     who,
                     update,
@@ -432,7 +424,7 @@ impl VirtualUser<'_> {
                     self.recorder,
                     &self.control.hard,
                     &mut self.visibility,
-                ))
+                )
                 .await;
                 Flow::Continue
             }
@@ -451,7 +443,7 @@ impl VirtualUser<'_> {
             }
             Step::Disconnect => {
                 if let Some(conn) = self.conn.take() {
-                    Box::pin(close(conn, self.recorder)).await;
+                    close(conn, self.recorder).await;
                 }
                 Flow::Continue
             }
@@ -648,7 +640,7 @@ impl VirtualUser<'_> {
                 // After a timeout the session state is unknown: the next turn
                 // reconnects (same session) at once.
                 if let Some(conn) = self.conn.take() {
-                    Box::pin(close(conn, self.recorder)).await;
+                    close(conn, self.recorder).await;
                 }
             }
             AfterTurn::Lost => self.connection_lost(),
@@ -722,21 +714,23 @@ async fn keep_chat_alive<T>(
         return (work.await, None);
     };
     let mut work = std::pin::pin!(work);
-    let serve = async {
-        loop {
-            // Reading and heartbeats are cancel-safe: a frame half read when
-            // the work ends stays buffered in the WebSocket for the next read.
-            if let Err(lost) = conn.idle(KEEP_ALIVE_SLICE).await {
-                return lost.kind;
-            }
-        }
-    };
     let lost = tokio::select! {
         biased;
         out = &mut work => return (out, None),
-        lost = serve => lost,
+        lost = serve_heartbeats(conn) => lost,
     };
     (work.await, Some(lost))
+}
+
+/// Answers heartbeats and acks on `conn` until it is lost; how it was lost.
+/// Cancel-safe: a frame half read when the caller stops waiting stays
+/// buffered in the WebSocket for the next read.
+async fn serve_heartbeats(conn: &mut Connection) -> DisconnectKind {
+    loop {
+        if let Err(lost) = conn.idle(KEEP_ALIVE_SLICE).await {
+            return lost.kind;
+        }
+    }
 }
 
 /// `context_visible` and stale turns of the last acknowledged update (see
@@ -848,10 +842,18 @@ fn add_wire_counters(w: &mut ShardWriter<'_>, c: &WireCounters) {
     w.add(Counter::BytesReceived, c.bytes_received);
 }
 
-/// Closes a connection (bounded by the connection's own timeout) and books its last counters.
-async fn close(conn: Open<Connection>, recorder: &Recorder) {
-    let counters = conn.into_inner().close().await;
-    add_wire_counters(&mut recorder.writer(), &counters);
+/// Closes a connection (bounded by the connection's own timeout) and books
+/// its last counters. The closing is boxed (one allocation per close): its
+/// state, the connection included, would otherwise be part of every VU task.
+fn close(
+    conn: Open<Connection>,
+    recorder: &Recorder,
+) -> impl std::future::Future<Output = ()> + '_ {
+    let closing = Box::pin(conn.into_inner().close());
+    async move {
+        let counters = closing.await;
+        add_wire_counters(&mut recorder.writer(), &counters);
+    }
 }
 
 /// The tags of one step: its scenario, and the step's own when it is named.

@@ -17,13 +17,10 @@ use crate::scenario::Step;
 use futures_util::StreamExt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Connects opened at once during the warm-up.
 const CONCURRENT_CONNECTS: usize = 64;
-/// How long one heartbeat-answering call lasts while the pool waits.
-const KEEP_ALIVE_SLICE: Duration = Duration::from_secs(1);
 
 /// The connections opened before the start, by group and VU (in the order
 /// of `segment::group_vus`), and the socket gauge they are counted in.
@@ -56,13 +53,12 @@ impl Pool {
         let recorder = &self.recorder;
         let serve =
             futures_util::future::join_all(self.warm.iter_mut().flatten().map(|slot| async move {
-                while let Some(warm) = slot.as_mut() {
-                    if let Err(kind) = warm.keep_alive(KEEP_ALIVE_SLICE).await {
-                        *slot = None;
-                        let mut w = recorder.writer();
-                        w.add(Counter::Disconnects, 1);
-                        w.cause(&kind.idle_cause());
-                    }
+                if let Some(warm) = slot.as_mut() {
+                    let kind = warm.serve_heartbeats().await;
+                    *slot = None;
+                    let mut w = recorder.writer();
+                    w.add(Counter::Disconnects, 1);
+                    w.cause(&kind.idle_cause());
                 }
             }));
         let mut wait = std::pin::pin!(wait);
