@@ -318,16 +318,9 @@ mod tests {
     /// The counts' fields are the table's names, so the stats read like the YAML.
     #[test]
     fn count_fields_are_the_fault_names() {
-        let json = serde_json::to_value(FaultCounts::default()).unwrap();
-        let keys: Vec<&str> = json
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        let mut names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
-        names.sort_unstable();
-        assert_eq!(keys, names);
+        crate::emulator_config::faults::assert_keys_are_fault_names(
+            &serde_json::to_value(FaultCounts::default()).unwrap(),
+        );
         let c = FaultCounters::default();
         for (i, f) in Fault::ALL.iter().enumerate() {
             for _ in 0..=i {

@@ -185,6 +185,19 @@ impl SocketIoFaults {
     }
 }
 
+/// Test support: asserts that the keys of `json` (a serialized struct with
+/// one field per fault) are exactly the table's fault names.
+#[cfg(test)]
+pub(crate) fn assert_keys_are_fault_names(json: &serde_json::Value) {
+    let keys: Vec<&str> = json
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let mut names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+    names.sort_unstable();
+    assert_eq!(keys, names, "{json}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,16 +211,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let json = serde_json::to_value(&all).unwrap();
-        let keys: Vec<&str> = json
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        let mut names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
-        names.sort_unstable();
-        assert_eq!(keys, names);
+        assert_keys_are_fault_names(&serde_json::to_value(&all).unwrap());
         let on = SocketIoFaults {
             no_pong: Probability::ALWAYS,
             ..all
