@@ -44,6 +44,7 @@ fn search(w: &Workdir, name: &str) -> serde_json::Value {
 
 #[test]
 fn the_knee_is_found_within_one_step_and_reproducibly() {
+    let _quiet = exclusive();
     let w = Workdir::new();
     let a = search(&w, "a");
     let b = search(&w, "b");

@@ -435,6 +435,7 @@ fn a_malformed_target_url_is_logged_without_its_secrets() {
 /// turn ends (write timeout / buffer full) and memory stays flat.
 #[test]
 fn ping_flood_without_reading_stays_bounded() {
+    let _quiet = exclusive();
     let server = hostile(|tcp| async move {
         let Some(mut ws) = handshake_until_input(tcp).await else {
             return;
@@ -1046,6 +1047,7 @@ fn crafted_report_folders_are_refused_without_big_allocations() {
 /// The write buffer is capped now; the update fails and memory stays flat.
 #[test]
 fn runtime_ping_flood_without_reading_stays_bounded() {
+    let _quiet = exclusive();
     let served = serve(&[]);
     let runtime = hostile(|tcp| async move {
         let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {

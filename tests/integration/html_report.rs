@@ -428,89 +428,22 @@ fn pages() -> &'static Pages {
     static PAGES: OnceLock<Pages> = OnceLock::new();
     PAGES.get_or_init(|| {
         let w = Workdir::new();
-        let s = |p: &Path| p.to_str().unwrap().to_string();
-        // Passed run.
         let passing = w.file("passing.yaml", PASSING);
-        let passed = w.path("passed");
-        finalping_ok(&["run", &s(&passing), "--out", &s(&passed), "--quiet"], &[0]);
-        // Failed run (the `order` step never meets its expectation).
-        let failed = run_scenario(&w);
-        // Sweep: two codecs, one round each.
-        let sweep_s = w.file(
-            "sweep.yaml",
-            "name: sweep page\nmetrics: {interval: 200ms}\nload: {vus: 2, duration: 1500ms}\nsteps:\n  - send: {text: hi}\n  - update_context: {scope: session, vars: {a: \"value {{vu}}\", b: 12345}}\n  - think: 20ms\n",
+        let (passed, sweep, capacity, merged) = (
+            w.path("passed"),
+            w.path("sweep"),
+            w.path("capacity"),
+            w.path("merged"),
         );
-        let matrix = w.file("m.yaml", "runtime.codec: [msgpack, json]\n");
-        let sweep = w.path("sweep");
-        finalping_ok(
-            &[
-                "sweep",
-                &s(&sweep_s),
-                "--matrix",
-                &s(&matrix),
-                "--repeats",
-                "1",
-                "--out",
-                &s(&sweep),
-            ],
-            &[0],
-        );
-        // Capacity: the emulator degrades above 4 sessions; a refinement
-        // step runs after a higher one (the page sorts them).
-        let cap_s = w.file(
-            "cap.yaml",
-            "name: cap page\nload: {vus: 1, duration: 1s}\nsteps:\n  - send: {text: hi}\n  - think: 20ms\nemulator: {delay: 5ms, degrade: {above_sessions: 4, per_session: 20ms}}\n",
-        );
-        let capacity = w.path("capacity");
-        finalping_ok(
-            &[
-                "capacity",
-                &s(&cap_s),
-                "--slo",
-                "final_ping.p99 < 30ms",
-                "--start",
-                "2",
-                "--step",
-                "4",
-                "--max",
-                "10",
-                "--hold",
-                "1s",
-                "--refine",
-                "1",
-                "--self-check",
-                "warn",
-                "--out",
-                &s(&capacity),
-                "--quiet",
-            ],
-            &[0],
-        );
-        // Merged run: two segments one after the other, then merged.
-        let segs: Vec<PathBuf> = (0..2).map(|i| w.path(&format!("seg{i}"))).collect();
-        for (i, seg) in segs.iter().enumerate() {
-            finalping_ok(
-                &[
-                    "run",
-                    &s(&passing),
-                    "--segment",
-                    &format!("{i}/2"),
-                    "--run-id",
-                    "merged-page",
-                    "--out",
-                    &s(seg),
-                    "--quiet",
-                ],
-                &[0, 1],
-            );
-        }
-        // The segments start seconds apart (no barrier), so the merge may
-        // call the run invalid: its page must render all the same.
-        let merged = w.path("merged");
-        finalping_ok(
-            &["merge", &s(&segs[0]), &s(&segs[1]), "--out", &s(&merged)],
-            &[0, 1, 2],
-        );
+        // The five pages are independent: they are made side by side.
+        let failed = std::thread::scope(|scope| {
+            scope.spawn(|| passed_page(&passing, &passed));
+            scope.spawn(|| sweep_page(&w, &sweep));
+            scope.spawn(|| capacity_page(&w, &capacity));
+            scope.spawn(|| merged_page(&w, &passing, &merged));
+            // Failed run (the `order` step never meets its expectation).
+            run_scenario(&w)
+        });
         Pages {
             pages: vec![
                 ("run-passed", passed.join("report.html")),
@@ -522,6 +455,99 @@ fn pages() -> &'static Pages {
             _w: w,
         }
     })
+}
+
+fn path_arg(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+fn passed_page(passing: &Path, out: &Path) {
+    let (passing, out) = (path_arg(passing), path_arg(out));
+    finalping_ok(&["run", &passing, "--out", &out, "--quiet"], &[0]);
+}
+
+/// Sweep: two codecs, one round each.
+fn sweep_page(w: &Workdir, out: &Path) {
+    let sweep_s = w.file(
+        "sweep.yaml",
+        "name: sweep page\nmetrics: {interval: 200ms}\nload: {vus: 2, duration: 1500ms}\nsteps:\n  - send: {text: hi}\n  - update_context: {scope: session, vars: {a: \"value {{vu}}\", b: 12345}}\n  - think: 20ms\n",
+    );
+    let matrix = w.file("m.yaml", "runtime.codec: [msgpack, json]\n");
+    finalping_ok(
+        &[
+            "sweep",
+            &path_arg(&sweep_s),
+            "--matrix",
+            &path_arg(&matrix),
+            "--repeats",
+            "1",
+            "--out",
+            &path_arg(out),
+        ],
+        &[0],
+    );
+}
+
+/// Capacity: the emulator degrades above 4 sessions; a refinement step runs
+/// after a higher one (the page sorts them).
+fn capacity_page(w: &Workdir, out: &Path) {
+    let cap_s = w.file(
+        "cap.yaml",
+        "name: cap page\nload: {vus: 1, duration: 1s}\nsteps:\n  - send: {text: hi}\n  - think: 20ms\nemulator: {delay: 5ms, degrade: {above_sessions: 4, per_session: 20ms}}\n",
+    );
+    finalping_ok(
+        &[
+            "capacity",
+            &path_arg(&cap_s),
+            "--slo",
+            "final_ping.p99 < 30ms",
+            "--start",
+            "2",
+            "--step",
+            "4",
+            "--max",
+            "10",
+            "--hold",
+            "1s",
+            "--refine",
+            "1",
+            "--self-check",
+            "warn",
+            "--out",
+            &path_arg(out),
+            "--quiet",
+        ],
+        &[0],
+    );
+}
+
+/// Merged run: two segments one after the other, then merged.
+fn merged_page(w: &Workdir, passing: &Path, out: &Path) {
+    let segs: Vec<String> = (0..2)
+        .map(|i| path_arg(&w.path(&format!("seg{i}"))))
+        .collect();
+    for (i, seg) in segs.iter().enumerate() {
+        finalping_ok(
+            &[
+                "run",
+                &path_arg(passing),
+                "--segment",
+                &format!("{i}/2"),
+                "--run-id",
+                "merged-page",
+                "--out",
+                seg,
+                "--quiet",
+            ],
+            &[0, 1],
+        );
+    }
+    // The segments start seconds apart (no barrier), so the merge may call
+    // the run invalid: its page must render all the same.
+    finalping_ok(
+        &["merge", &segs[0], &segs[1], "--out", &path_arg(out)],
+        &[0, 1, 2],
+    );
 }
 
 /// `page` with tests/fixtures/page_check.js appended, opened in headless
@@ -598,9 +624,12 @@ fn every_page_fits_its_boxes_labels_its_charts_and_requests_nothing() {
     };
     let shots = repo_path("target/report-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
+    let pages = pages();
+    // Five browsers at once load the machine: one such test at a time.
+    let _quiet = exclusive();
     // The pages are independent: one thread (and browser profile) each.
     let found: Vec<String> = std::thread::scope(|scope| {
-        let checks: Vec<_> = pages()
+        let checks: Vec<_> = pages
             .pages
             .iter()
             .map(|(name, page)| {

@@ -151,6 +151,7 @@ fn open_model_with_a_connect_step_connects_in_every_conversation() {
 /// injected: the same turns, so they may differ only by loopback overhead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reported_percentiles_match_the_injected_delays() {
+    let _quiet = exclusive_async().await;
     let config = EmulatorConfig {
         delay: "bimodal(0.8, 20ms, 200ms)".parse::<Delay>().unwrap(),
         seed: 42,

@@ -398,6 +398,7 @@ async fn black_hole() -> String {
 /// kept. A run with 4× the records peaks at about the same RSS as a short one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_flat_against_a_webhook_that_never_answers() {
+    let _quiet = exclusive_async().await;
     let emu = start(RuntimeFaults::default()).await;
     let hook = black_hole().await;
     // A second update of 50 variables per iteration: 52 records an iteration.

@@ -133,6 +133,7 @@ impl Drop for Burners {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_machine_busy_with_other_processes_is_not_blamed_on_the_generator() {
+    let _quiet = exclusive();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // One more CPU-bound process than the cores finalping may use.
     let burners = Burners::start(cores + 1);

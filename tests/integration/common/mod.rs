@@ -34,6 +34,24 @@ pub fn with_self_check_warn(args: &[&str]) -> Vec<String> {
     v
 }
 
+/// The tests that need a quiet machine (they compare latencies with a clock,
+/// or memory growth with a bound) and the few that load it hard (floods, CPU
+/// burners, browsers) hold this for their run, so no two of them overlap:
+/// `cargo test` runs 4 tests at a time (`.cargo/config.toml`), and the other
+/// tests only wait on small debug-build runs. Fair (first come, first
+/// served), and a failed holder does not poison it.
+static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// [`EXCLUSIVE`] for a plain `#[test]`.
+pub fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    EXCLUSIVE.blocking_lock()
+}
+
+/// [`EXCLUSIVE`] for a `#[tokio::test]`.
+pub async fn exclusive_async() -> tokio::sync::MutexGuard<'static, ()> {
+    EXCLUSIVE.lock().await
+}
+
 /// Runs `finalping <args>` to completion; panics (fails the test) if it takes
 /// longer than `limit`, killing it first. `run` gets `--self-check warn`.
 pub fn run_finalping(args: &[&str], limit: Duration) -> Output {
