@@ -7,8 +7,12 @@
 //! (binary `5`/`6` are rejected: the Endpoint never sends them).
 //! Every parse failure is a [`FrameError`] value; nothing here panics on input.
 
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
 use std::time::Duration;
 
 /// Largest heartbeat interval/timeout accepted from an open packet (1 hour):
@@ -61,15 +65,15 @@ struct OpenJson {
     max_payload: Option<u64>,
 }
 
-/// One Engine.IO packet (one WebSocket text message).
+/// One Engine.IO packet (one WebSocket text message), borrowing from it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum EnginePacket {
+pub enum EnginePacket<'a> {
     Open(OpenInfo),
     Close,
     /// Ping with its payload (`""`, or `"probe"` during transport upgrades).
-    Ping(String),
-    Pong(String),
-    Message(SocketPacket),
+    Ping(&'a str),
+    Pong(&'a str),
+    Message(SocketPacket<'a>),
     Upgrade,
     Noop,
 }
@@ -77,36 +81,82 @@ pub enum EnginePacket {
 /// One Socket.IO packet (inside an Engine.IO message). `nsp` is `"/"` unless
 /// a `/name,` prefix was present.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SocketPacket {
+pub enum SocketPacket<'a> {
     /// `40` (EIO3, server → client), `40{"sid":…}` (EIO4 answer), `40` (EIO4 client).
     Connect {
-        nsp: String,
+        nsp: &'a str,
         data: Option<Value>,
     },
     Disconnect {
-        nsp: String,
+        nsp: &'a str,
     },
-    /// `42[<id>]["name",args…]`.
+    /// `42[<id>]["name",args…]`: the name (copied only when it holds
+    /// escapes) and each argument as its JSON text, checked but not parsed
+    /// (events arrive every turn; see [`super::event`] for reading them).
     Event {
-        nsp: String,
+        nsp: &'a str,
         id: Option<u64>,
-        name: String,
-        args: Vec<Value>,
+        name: Cow<'a, str>,
+        args: EventArgs<'a>,
     },
     /// `43<id>[args…]`.
     Ack {
-        nsp: String,
+        nsp: &'a str,
         id: u64,
         args: Vec<Value>,
     },
     /// `44{…}` (EIO4) or `44"message"` (EIO3).
     ConnectError {
-        nsp: String,
+        nsp: &'a str,
         data: Value,
     },
 }
 
-impl SocketPacket {
+/// The arguments of an event as JSON text (each valid JSON). The first is
+/// held apart so that an event with one argument allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub struct EventArgs<'a> {
+    first: Option<&'a RawValue>,
+    rest: Vec<&'a RawValue>,
+}
+
+impl<'a> EventArgs<'a> {
+    /// The first argument, if any.
+    pub fn first(&self) -> Option<&'a RawValue> {
+        self.first
+    }
+
+    /// Every argument's JSON text, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a RawValue> + '_ {
+        self.first.into_iter().chain(self.rest.iter().copied())
+    }
+
+    /// Every argument parsed into a `Value`.
+    pub fn values(&self) -> Vec<Value> {
+        self.iter()
+            .map(|raw| serde_json::from_str(raw.get()).unwrap_or(Value::Null))
+            .collect()
+    }
+
+    fn push(&mut self, arg: &'a RawValue) {
+        if self.first.is_none() {
+            self.first = Some(arg);
+        } else {
+            self.rest.push(arg);
+        }
+    }
+}
+
+/// Equal when the arguments' JSON texts are.
+impl PartialEq for EventArgs<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter()
+            .map(RawValue::get)
+            .eq(other.iter().map(RawValue::get))
+    }
+}
+
+impl SocketPacket<'_> {
     /// A human-readable message for a connect error payload.
     pub fn connect_error_message(data: &Value) -> String {
         match data {
@@ -121,15 +171,15 @@ impl SocketPacket {
 }
 
 /// Parses one WebSocket text message into an Engine.IO packet.
-pub fn parse(text: &str) -> Result<EnginePacket, FrameError> {
+pub fn parse(text: &str) -> Result<EnginePacket<'_>, FrameError> {
     let mut chars = text.chars();
     let kind = chars.next().ok_or(FrameError::Empty)?;
     let rest = chars.as_str();
     match kind {
         '0' => parse_open(rest).map(EnginePacket::Open),
         '1' => Ok(EnginePacket::Close),
-        '2' => Ok(EnginePacket::Ping(rest.to_owned())),
-        '3' => Ok(EnginePacket::Pong(rest.to_owned())),
+        '2' => Ok(EnginePacket::Ping(rest)),
+        '3' => Ok(EnginePacket::Pong(rest)),
         '4' => parse_socket(rest).map(EnginePacket::Message),
         '5' => Ok(EnginePacket::Upgrade),
         '6' => Ok(EnginePacket::Noop),
@@ -160,8 +210,15 @@ fn parse_open(json: &str) -> Result<OpenInfo, FrameError> {
     })
 }
 
+/// The Socket.IO packet text of an Engine.IO message packet (`4…`); `None`
+/// for the other Engine.IO packets. Lets a reader keep the message's text
+/// and parse its packet with [`parse_socket`] where the packet is used.
+pub fn socket_payload(text: &str) -> Option<&str> {
+    text.strip_prefix('4')
+}
+
 /// Parses the Socket.IO packet carried by an Engine.IO message (text after `4`).
-pub fn parse_socket(text: &str) -> Result<SocketPacket, FrameError> {
+pub fn parse_socket(text: &str) -> Result<SocketPacket<'_>, FrameError> {
     let mut chars = text.chars();
     let kind = chars.next().ok_or(FrameError::Empty)?;
     let rest = chars.as_str();
@@ -180,17 +237,12 @@ pub fn parse_socket(text: &str) -> Result<SocketPacket, FrameError> {
         '1' => Ok(SocketPacket::Disconnect { nsp }),
         '2' => {
             let (id, json) = split_id(rest)?;
-            let args = json_array(json, "event")?;
-            let mut args = args.into_iter();
-            let name = match args.next() {
-                Some(Value::String(name)) => name,
-                _ => return Err(FrameError::BadShape("event array must start with a name")),
-            };
+            let (name, args) = event_array(json)?;
             Ok(SocketPacket::Event {
                 nsp,
                 id,
                 name,
-                args: args.collect(),
+                args,
             })
         }
         '3' => {
@@ -211,16 +263,16 @@ pub fn parse_socket(text: &str) -> Result<SocketPacket, FrameError> {
 
 /// Splits an optional `/name,` (or `/name?query,`) prefix. A namespace with no
 /// comma runs to the end (`41/chat`). The query part is dropped.
-fn split_namespace(rest: &str) -> (String, &str) {
+fn split_namespace(rest: &str) -> (&str, &str) {
     if !rest.starts_with('/') {
-        return ("/".to_owned(), rest);
+        return ("/", rest);
     }
     let (nsp, after) = match rest.find(',') {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (rest, ""),
     };
     let nsp = nsp.split('?').next().unwrap_or(nsp);
-    (nsp.to_owned(), after)
+    (nsp, after)
 }
 
 /// Splits leading decimal digits (the packet id) from the JSON payload.
@@ -254,6 +306,110 @@ fn json_array(rest: &str, packet: &'static str) -> Result<Vec<Value>, FrameError
             packet,
             reason: e.to_string(),
         }),
+    }
+}
+
+/// `["name", args…]`: the name and each argument's JSON text.
+fn event_array(json: &str) -> Result<(Cow<'_, str>, EventArgs<'_>), FrameError> {
+    match serde_json::from_str(json) {
+        Ok(EventArray::Event(name, args)) => Ok((name, args)),
+        Ok(EventArray::NoName) => Err(FrameError::BadShape("event array must start with a name")),
+        Ok(EventArray::NotArray) => Err(FrameError::BadShape("payload must be a JSON array")),
+        Err(e) => Err(FrameError::BadJson {
+            packet: "event",
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// An event payload as read in one pass: a JSON array starting with a
+/// string, or what else it was (the whole JSON is checked either way).
+enum EventArray<'a> {
+    Event(Cow<'a, str>, EventArgs<'a>),
+    NoName,
+    NotArray,
+}
+
+impl<'de> Deserialize<'de> for EventArray<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(EventArrayVisitor)
+    }
+}
+
+struct EventArrayVisitor;
+
+impl<'de> Visitor<'de> for EventArrayVisitor {
+    type Value = EventArray<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON array")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EventArray<'de>, A::Error> {
+        let Some(first) = seq.next_element::<&'de RawValue>()? else {
+            return Ok(EventArray::NoName);
+        };
+        // Not a string: no name. A string that cannot be read (a lone
+        // surrogate escape) is bad JSON, as in a `Value`.
+        let name = match serde_json::from_str::<Name<'de>>(first.get()) {
+            Ok(name) => Some(name),
+            Err(e) if e.is_data() => None,
+            Err(e) => return Err(de::Error::custom(e)),
+        };
+        let mut args = EventArgs::default();
+        while let Some(arg) = seq.next_element::<&'de RawValue>()? {
+            args.push(arg);
+        }
+        Ok(match name {
+            Some(Name(name)) => EventArray::Event(name, args),
+            None => EventArray::NoName,
+        })
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<EventArray<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(EventArray::NotArray)
+    }
+    fn visit_bool<E: de::Error>(self, _v: bool) -> Result<EventArray<'de>, E> {
+        Ok(EventArray::NotArray)
+    }
+    fn visit_i64<E: de::Error>(self, _v: i64) -> Result<EventArray<'de>, E> {
+        Ok(EventArray::NotArray)
+    }
+    fn visit_u64<E: de::Error>(self, _v: u64) -> Result<EventArray<'de>, E> {
+        Ok(EventArray::NotArray)
+    }
+    fn visit_f64<E: de::Error>(self, _v: f64) -> Result<EventArray<'de>, E> {
+        Ok(EventArray::NotArray)
+    }
+    fn visit_str<E: de::Error>(self, _v: &str) -> Result<EventArray<'de>, E> {
+        Ok(EventArray::NotArray)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<EventArray<'de>, E> {
+        Ok(EventArray::NotArray)
+    }
+}
+
+/// A JSON string, borrowed unless it holds escapes.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(NameVisitor)
+    }
+}
+
+struct NameVisitor;
+
+impl<'de> Visitor<'de> for NameVisitor {
+    type Value = Name<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Owned(v.to_owned())))
     }
 }
 
@@ -346,7 +502,7 @@ mod tests {
     fn event(text: &str) -> (Option<u64>, String, Vec<Value>) {
         match parse(text) {
             Ok(EnginePacket::Message(SocketPacket::Event { id, name, args, .. })) => {
-                (id, name, args)
+                (id, name.into_owned(), args.values())
             }
             other => panic!("{text}: expected event, got {other:?}"),
         }
@@ -401,10 +557,10 @@ mod tests {
     #[test]
     fn engine_control_packets() {
         assert_eq!(parse("1"), Ok(EnginePacket::Close));
-        assert_eq!(parse("2"), Ok(EnginePacket::Ping(String::new())));
-        assert_eq!(parse("3"), Ok(EnginePacket::Pong(String::new())));
-        assert_eq!(parse("2probe"), Ok(EnginePacket::Ping("probe".into())));
-        assert_eq!(parse("3probe"), Ok(EnginePacket::Pong("probe".into())));
+        assert_eq!(parse("2"), Ok(EnginePacket::Ping("")));
+        assert_eq!(parse("3"), Ok(EnginePacket::Pong("")));
+        assert_eq!(parse("2probe"), Ok(EnginePacket::Ping("probe")));
+        assert_eq!(parse("3probe"), Ok(EnginePacket::Pong("probe")));
         assert_eq!(parse("5"), Ok(EnginePacket::Upgrade));
         assert_eq!(parse("6"), Ok(EnginePacket::Noop));
         assert_eq!(pong_for("probe"), "3probe");
@@ -416,40 +572,38 @@ mod tests {
         assert_eq!(
             parse("40"),
             Ok(EnginePacket::Message(SocketPacket::Connect {
-                nsp: "/".into(),
+                nsp: "/",
                 data: None
             }))
         );
         assert_eq!(
             parse(r#"40{"sid":"1TRp80iIPhanP1SFAAAA"}"#),
             Ok(EnginePacket::Message(SocketPacket::Connect {
-                nsp: "/".into(),
+                nsp: "/",
                 data: Some(json!({"sid":"1TRp80iIPhanP1SFAAAA"}))
             }))
         );
         assert_eq!(
             parse("40/chat?x=1,"),
             Ok(EnginePacket::Message(SocketPacket::Connect {
-                nsp: "/chat".into(),
+                nsp: "/chat",
                 data: None
             }))
         );
         assert_eq!(
             parse("41"),
-            Ok(EnginePacket::Message(SocketPacket::Disconnect {
-                nsp: "/".into()
-            }))
+            Ok(EnginePacket::Message(SocketPacket::Disconnect { nsp: "/" }))
         );
         assert_eq!(
             parse("41/chat,"),
             Ok(EnginePacket::Message(SocketPacket::Disconnect {
-                nsp: "/chat".into()
+                nsp: "/chat"
             }))
         );
         assert_eq!(
             parse("41/chat"),
             Ok(EnginePacket::Message(SocketPacket::Disconnect {
-                nsp: "/chat".into()
+                nsp: "/chat"
             }))
         );
     }
@@ -504,11 +658,78 @@ mod tests {
     }
 
     #[test]
+    fn event_names_borrow_and_args_stay_json_text() {
+        let text = r#"42["output", {"type":"output","data":{"text":"a\"b"}} ,[1, 2],null]"#;
+        let Ok(EnginePacket::Message(SocketPacket::Event {
+            nsp, name, args, ..
+        })) = parse(text)
+        else {
+            panic!("{text}: {:?}", parse(text));
+        };
+        assert_eq!(nsp, "/");
+        assert!(matches!(name, Cow::Borrowed("output")));
+        let raw: Vec<&str> = args.iter().map(RawValue::get).collect();
+        assert_eq!(
+            raw,
+            [
+                r#"{"type":"output","data":{"text":"a\"b"}}"#,
+                "[1, 2]",
+                "null"
+            ]
+        );
+        assert_eq!(args.first().map(RawValue::get), Some(raw[0]));
+        assert_eq!(args.values()[0]["data"]["text"], "a\"b");
+        // An escaped name is unescaped (and owned).
+        let text = r#"42["fin\u0061lPing\n",{}]"#;
+        let Ok(EnginePacket::Message(SocketPacket::Event { name, .. })) = parse(text) else {
+            panic!("{text}: {:?}", parse(text));
+        };
+        assert!(matches!(name, Cow::Owned(ref n) if n == "finalPing\n"));
+    }
+
+    #[test]
+    fn event_errors_name_the_packet() {
+        for (text, want) in [
+            ("42[1]", "event array must start with a name"),
+            ("42[]", "event array must start with a name"),
+            ("42[null,\"x\"]", "event array must start with a name"),
+            ("42{\"a\":1}", "payload must be a JSON array"),
+            ("42true", "payload must be a JSON array"),
+            ("421-5", "payload must be a JSON array"),
+            ("42\"output\"", "payload must be a JSON array"),
+        ] {
+            assert_eq!(parse(text), Err(FrameError::BadShape(want)), "{text}");
+        }
+        for text in [
+            "42[\"a\",{]",
+            "42[\"a\",1,]",
+            "42[\"a\"] x",
+            "42[\"\\ud800\"]",
+            "42[1,{]",
+            "42{\"a\":}",
+        ] {
+            match parse(text) {
+                Err(
+                    e @ FrameError::BadJson {
+                        packet: "event", ..
+                    },
+                ) => {
+                    assert!(
+                        e.to_string().starts_with("bad JSON payload in event: "),
+                        "{e}"
+                    )
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn acks_parse_and_encode() {
         assert_eq!(
             parse("430[]"),
             Ok(EnginePacket::Message(SocketPacket::Ack {
-                nsp: "/".into(),
+                nsp: "/",
                 id: 0,
                 args: vec![]
             }))
