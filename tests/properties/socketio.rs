@@ -1,13 +1,14 @@
 //! Engine.IO / Socket.IO packet parsing (`protocol::socketio::frame`): no
 //! panic on arbitrary or near-valid text; the encoders (`event_frame`,
-//! `ack_with`, `empty_ack`, `pong_for`) round-trip through `parse`; hand-built
+//! `ack_with`, `empty_ack`, `pong_for`) round-trip through `parse` and
+//! `ProcessInputFrames` writes what serde_json writes; hand-built
 //! packets with any namespace, ack id digits and truncated JSON parse to
 //! exactly what they say (or to an error when they are malformed).
 
 use super::support::{any_text, config, json_value};
 use finalping::protocol::socketio::frame::{
     ack_with, empty_ack, event_frame, parse, parse_socket, pong_for, EnginePacket, FrameError,
-    SocketPacket, MAX_HEARTBEAT_MS,
+    ProcessInputFrames, SocketPacket, MAX_HEARTBEAT_MS,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -76,6 +77,27 @@ proptest! {
         };
         prop_assert_eq!((nsp, id, got.as_ref()), ("/", None, name.as_str()));
         prop_assert_eq!(args.values(), vec![arg]);
+    }
+
+    /// Byte for byte what serde_json writes for the payload in the official
+    /// client's field order.
+    #[test]
+    fn process_input_frames_are_serde_json_bytes(
+        ids in proptest::collection::vec(any_text(16), 3),
+        channel in any_text(12),
+        text in any_text(48),
+        reset_flow in any::<bool>(),
+        data in proptest::option::of(json_value()),
+    ) {
+        let frames = ProcessInputFrames::new(&ids[0], &ids[1], &ids[2]);
+        let got = frames.frame(&channel, reset_flow, &text, data.as_ref());
+        let s = |v: &str| serde_json::to_string(v).unwrap_or_default();
+        let data = data.map(|d| format!(r#","data":{d}"#)).unwrap_or_default();
+        let want = format!(
+            r#"42["processInput",{{"URLToken":{},"userId":{},"sessionId":{},"channel":{},"source":"device","passthroughIP":null,"resetFlow":{reset_flow},"text":{}{data}}}]"#,
+            s(&ids[0]), s(&ids[1]), s(&ids[2]), s(&channel), s(&text),
+        );
+        prop_assert_eq!(got, want);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use super::event::{error_text, EventArg};
 use super::frame::{
-    self, EnginePacket, EventArgs, FrameError, HandshakeIds, OpenInfo, ProcessInputPayload,
+    self, EnginePacket, EventArgs, FrameError, HandshakeIds, OpenInfo, ProcessInputFrames,
     SocketPacket,
 };
 use super::{
@@ -317,6 +317,8 @@ pub struct Connection {
     emit_with_ack: bool,
     inner_handshake: bool,
     output_limits: super::OutputLimits,
+    /// This session's `processInput` frames (its ids encoded once).
+    process_input: ProcessInputFrames,
     /// Known once the open packet arrived.
     heartbeat: Option<Heartbeat>,
     /// EIO4: when the last server ping (or the open packet) arrived.
@@ -353,6 +355,11 @@ impl Connection {
             emit_with_ack: opts.emit_with_ack,
             inner_handshake: opts.inner_handshake,
             output_limits: opts.output_limits,
+            process_input: ProcessInputFrames::new(
+                &opts.url_token,
+                &opts.user_id,
+                &opts.session_id,
+            ),
             heartbeat: None,
             last_server_ping: Instant::now(),
             next_ping: None,
@@ -445,27 +452,12 @@ impl Connection {
         } else {
             input.channel
         };
-        let payload = ProcessInputPayload {
-            url_token: &self.url_token,
-            user_id: &self.user_id,
-            session_id: &self.session_id,
+        let text = self.process_input.frame(
             channel,
-            source: "device",
-            passthrough_ip: None,
-            reset_flow: input.reset_flow,
-            text: &input.text,
-            data: input.data.as_deref(),
-        };
-        let text = match frame::event_frame("processInput", &payload) {
-            Ok(text) => text,
-            Err(e) => {
-                turn.outcome = TurnOutcome::Disconnected(Disconnected::new(
-                    DisconnectKind::ProtocolError,
-                    format!("could not encode processInput: {e}"),
-                ));
-                return turn;
-            }
-        };
+            input.reset_flow,
+            &input.text,
+            input.data.as_deref(),
+        );
         if let Err(f) = self.send(text, deadline).await {
             turn.outcome = TurnOutcome::Disconnected(self.kill(f));
             return turn;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 /// Largest heartbeat interval/timeout accepted from an open packet (1 hour):
@@ -413,11 +413,23 @@ impl<'de> Visitor<'de> for NameVisitor {
     }
 }
 
-fn nsp_prefix(nsp: &str) -> String {
-    if nsp == "/" || nsp.is_empty() {
-        String::new()
+/// Appends the `/nsp,` prefix of a packet (nothing for `/`).
+fn push_nsp(out: &mut String, nsp: &str) {
+    if nsp != "/" && !nsp.is_empty() {
+        out.push_str(nsp);
+        out.push(',');
+    }
+}
+
+/// Appends `s` as a JSON string, escaped exactly as serde_json escapes it
+/// (`"`, `\\` and control characters; a string without any is copied as is).
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
     } else {
-        format!("{nsp},")
+        out.push_str(&Value::from(s).to_string());
     }
 }
 
@@ -437,16 +449,20 @@ pub fn pong_for(payload: &str) -> String {
 
 /// `43[/nsp,]<id>[]`: the empty ack the official client sends for every event.
 pub fn empty_ack(nsp: &str, id: u64) -> String {
-    format!("43{}{id}[]", nsp_prefix(nsp))
+    let mut out = String::with_capacity(26 + nsp.len());
+    out.push_str("43");
+    push_nsp(&mut out, nsp);
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{id}[]");
+    out
 }
 
 /// `43[/nsp,]<id>[<arg>]`: an ack with one argument.
 pub fn ack_with(nsp: &str, id: u64, arg: &impl Serialize) -> Result<String, serde_json::Error> {
-    Ok(format!(
-        "43{}{id}[{}]",
-        nsp_prefix(nsp),
-        serde_json::to_string(arg)?
-    ))
+    let mut out = String::from("43");
+    push_nsp(&mut out, nsp);
+    let _ = write!(out, "{id}[{}]", serde_json::to_string(arg)?);
+    Ok(out)
 }
 
 /// `42["name",<arg>]`: an event on `/` with one argument and no ack request.
@@ -459,24 +475,51 @@ pub fn event_frame(name: &str, arg: &impl Serialize) -> Result<String, serde_jso
     ))
 }
 
-/// The `processInput` payload, fields in the official client's order.
-#[derive(Debug, Serialize)]
-pub struct ProcessInputPayload<'a> {
-    #[serde(rename = "URLToken")]
-    pub url_token: &'a str,
-    #[serde(rename = "userId")]
-    pub user_id: &'a str,
-    #[serde(rename = "sessionId")]
-    pub session_id: &'a str,
-    pub channel: &'a str,
-    pub source: &'a str,
-    #[serde(rename = "passthroughIP")]
-    pub passthrough_ip: Option<&'a str>,
-    #[serde(rename = "resetFlow")]
-    pub reset_flow: bool,
-    pub text: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<&'a Value>,
+/// `processInput` frames of one session, byte for byte as the official client
+/// writes them: `42["processInput",{…}]` with `URLToken`, `userId`,
+/// `sessionId`, `channel`, `source` (`"device"`), `passthroughIP` (`null`),
+/// `resetFlow`, `text` and, when there is one, `data`, in that order. The ids
+/// are encoded once per session; a turn adds only what may change.
+#[derive(Debug, Clone)]
+pub struct ProcessInputFrames {
+    /// Everything up to the channel's value.
+    head: String,
+}
+
+impl ProcessInputFrames {
+    pub fn new(url_token: &str, user_id: &str, session_id: &str) -> ProcessInputFrames {
+        let mut head = String::from(r#"42["processInput",{"URLToken":"#);
+        push_json_str(&mut head, url_token);
+        head.push_str(r#","userId":"#);
+        push_json_str(&mut head, user_id);
+        head.push_str(r#","sessionId":"#);
+        push_json_str(&mut head, session_id);
+        head.push_str(r#","channel":"#);
+        ProcessInputFrames { head }
+    }
+
+    /// The frame of one input.
+    pub fn frame(
+        &self,
+        channel: &str,
+        reset_flow: bool,
+        text: &str,
+        data: Option<&Value>,
+    ) -> String {
+        let mut out = String::with_capacity(self.head.len() + channel.len() + text.len() + 80);
+        out.push_str(&self.head);
+        push_json_str(&mut out, channel);
+        out.push_str(r#","source":"device","passthroughIP":null,"resetFlow":"#);
+        out.push_str(if reset_flow { "true" } else { "false" });
+        out.push_str(r#","text":"#);
+        push_json_str(&mut out, text);
+        if let Some(data) = data {
+            out.push_str(r#","data":"#);
+            let _ = write!(out, "{data}");
+        }
+        out.push_str("}]");
+        out
+    }
 }
 
 /// The inner-handshake ack payload, fields in the official client's order.
@@ -754,34 +797,52 @@ mod tests {
 
     #[test]
     fn process_input_matches_fixture_bytes() {
-        let p = ProcessInputPayload {
-            url_token: "emulator-url-token",
-            user_id: "user@example.com",
-            session_id: "session 1/emulator",
-            channel: "load-test",
-            source: "device",
-            passthrough_ip: None,
-            reset_flow: false,
-            text: "hello 1",
-            data: None,
-        };
+        let frames = ProcessInputFrames::new(
+            "emulator-url-token",
+            "user@example.com",
+            "session 1/emulator",
+        );
         assert_eq!(
-            event_frame("processInput", &p).ok().as_deref(),
-            Some(
-                r#"42["processInput",{"URLToken":"emulator-url-token","userId":"user@example.com","sessionId":"session 1/emulator","channel":"load-test","source":"device","passthroughIP":null,"resetFlow":false,"text":"hello 1"}]"#
-            )
+            frames.frame("load-test", false, "hello 1", None),
+            r#"42["processInput",{"URLToken":"emulator-url-token","userId":"user@example.com","sessionId":"session 1/emulator","channel":"load-test","source":"device","passthroughIP":null,"resetFlow":false,"text":"hello 1"}]"#
         );
         let data = json!({"color":"green","i":2});
-        let p = ProcessInputPayload {
-            text: "hello 2",
-            data: Some(&data),
-            ..p
-        };
         assert_eq!(
-            event_frame("processInput", &p).ok().as_deref(),
-            Some(
-                r#"42["processInput",{"URLToken":"emulator-url-token","userId":"user@example.com","sessionId":"session 1/emulator","channel":"load-test","source":"device","passthroughIP":null,"resetFlow":false,"text":"hello 2","data":{"color":"green","i":2}}]"#
-            )
+            frames.frame("load-test", false, "hello 2", Some(&data)),
+            r#"42["processInput",{"URLToken":"emulator-url-token","userId":"user@example.com","sessionId":"session 1/emulator","channel":"load-test","source":"device","passthroughIP":null,"resetFlow":false,"text":"hello 2","data":{"color":"green","i":2}}]"#
+        );
+    }
+
+    #[test]
+    fn process_input_escapes_like_serde_json() {
+        let nasty = "a\"b\\c\n\u{1}\u{1f}\u{7f}é/😀";
+        let frames = ProcessInputFrames::new(nasty, "u\"", "s\t");
+        let data = json!({"q": nasty, "n": [1.5, null, true]});
+        let frame = frames.frame("ch\r", true, nasty, Some(&data));
+        let want = json!(["processInput", {
+            "URLToken": nasty, "userId": "u\"", "sessionId": "s\t", "channel": "ch\r",
+            "source": "device", "passthroughIP": null, "resetFlow": true, "text": nasty, "data": data,
+        }]);
+        assert_eq!(
+            frame
+                .strip_prefix("42")
+                .map(serde_json::from_str::<Value>)
+                .and_then(Result::ok),
+            Some(want)
+        );
+        // Byte for byte as serde_json writes each string.
+        for s in [nasty, "u\"", "s\t", "ch\r"] {
+            assert!(
+                frame.contains(&serde_json::to_string(s).unwrap()),
+                "{s:?} in {frame}"
+            );
+        }
+        assert!(
+            frame.ends_with(&format!(
+                r#","resetFlow":true,"text":{},"data":{data}}}]"#,
+                serde_json::to_string(nasty).unwrap()
+            )),
+            "{frame}"
         );
     }
 
