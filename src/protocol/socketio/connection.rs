@@ -14,8 +14,7 @@
 
 use super::event::{error_text, EventArg};
 use super::frame::{
-    self, EnginePacket, EventArgs, FrameError, HandshakeIds, OpenInfo, ProcessInputFrames,
-    SocketPacket,
+    self, EnginePacket, FrameError, HandshakeIds, OpenInfo, ProcessInputFrames, SocketPacket,
 };
 use super::{
     ConnectError, ConnectOptions, DisconnectKind, Disconnected, Eio, Output, ProcessInput, Turn,
@@ -208,19 +207,22 @@ enum Got {
     Deadline,
 }
 
-/// The Socket.IO packet of an Engine.IO message read by [`Connection::read`].
-fn parse_message(text: &Utf8Bytes) -> Result<SocketPacket<'_>, Fail> {
+/// The Socket.IO packet of an Engine.IO message read by [`Connection::read`],
+/// an event's first argument read as an [`EventArg`] in the same pass.
+fn parse_message(text: &Utf8Bytes) -> Result<Packet<'_>, Fail> {
     let payload = frame::socket_payload(text.as_str()).unwrap_or_default();
-    frame::parse_socket(payload).map_err(unparsable)
+    frame::parse_socket_as(payload).map_err(unparsable)
 }
+
+type Packet<'a> = SocketPacket<'a, EventArg<'a>>;
 
 fn unparsable(e: FrameError) -> Fail {
     protocol(format!("unparsable frame: {e}"))
 }
 
-/// An event argument that the frame layer accepted but reading its fields
-/// did not (a string with a lone UTF-16 surrogate escape): the same protocol
-/// error as JSON the frame layer refuses.
+/// An output's `data.data` that the frame layer accepted but reading it
+/// again did not (a lone UTF-16 surrogate escape in a string): the same
+/// protocol error as JSON the frame layer refuses.
 fn unparsable_event(e: serde_json::Error) -> Fail {
     unparsable(FrameError::BadJson {
         packet: "event",
@@ -232,7 +234,8 @@ fn unparsable_event(e: serde_json::Error) -> Fail {
 /// borrowing from the message it came in.
 struct Event<'a> {
     name: Cow<'a, str>,
-    args: EventArgs<'a>,
+    /// The first argument (without one: no fields).
+    arg: EventArg<'a>,
     at: Instant,
 }
 
@@ -251,44 +254,34 @@ enum Kind<'a> {
     Unknown,
 }
 
-/// What `ev` means; only `output`, `finalPing` and `exception` have their
-/// argument read.
+/// What `ev` means.
 fn classify<'a>(ev: &Event<'a>) -> Result<Kind<'a>, Fail> {
-    let arg = || EventArg::parse(ev.args.first()).map_err(unparsable_event);
+    let arg = &ev.arg;
     Ok(match ev.name.as_ref() {
-        "output" => {
-            let arg = arg()?;
-            match arg.kind.as_deref() {
-                Some("output") => Kind::Output {
-                    context_version: arg.data.context_version().map_err(unparsable_event)?,
-                    text: arg.data.text,
-                    data: arg.data.data,
-                },
-                Some("error") => Kind::OutputError(error_message(
-                    error_text(&arg.data.error, &arg.data.message),
-                    "output of type error",
-                )),
-                Some("finalPing") => Kind::Final(Ok(())),
-                _ => Kind::Unknown,
-            }
-        }
-        "finalPing" => {
-            let arg = arg()?;
-            match arg.kind.as_deref() {
-                Some("error") => Kind::Final(Err(error_message(
-                    error_text(&arg.error, &arg.message),
-                    "finalPing of type error",
-                ))),
-                _ => Kind::Final(Ok(())),
-            }
-        }
-        "exception" => {
-            let arg = arg()?;
-            Kind::Exception(error_message(
+        "output" => match arg.kind.as_deref() {
+            Some("output") => Kind::Output {
+                context_version: arg.data.context_version().map_err(unparsable_event)?,
+                text: arg.data.text.clone(),
+                data: arg.data.data,
+            },
+            Some("error") => Kind::OutputError(error_message(
+                error_text(&arg.data.error, &arg.data.message),
+                "output of type error",
+            )),
+            Some("finalPing") => Kind::Final(Ok(())),
+            _ => Kind::Unknown,
+        },
+        "finalPing" => match arg.kind.as_deref() {
+            Some("error") => Kind::Final(Err(error_message(
                 error_text(&arg.error, &arg.message),
-                "exception",
-            ))
-        }
+                "finalPing of type error",
+            ))),
+            _ => Kind::Final(Ok(())),
+        },
+        "exception" => Kind::Exception(error_message(
+            error_text(&arg.error, &arg.message),
+            "exception",
+        )),
         "typingStatus" | "endpoint-ready" | "handshake" => Kind::Known,
         _ => Kind::Unknown,
     })
@@ -676,7 +669,7 @@ impl Connection {
     /// Namespace disconnects and connect errors are failures.
     async fn handle_socket<'t>(
         &mut self,
-        packet: SocketPacket<'t>,
+        packet: Packet<'t>,
         at: Instant,
     ) -> Result<Option<Event<'t>>, Fail> {
         match packet {
@@ -707,7 +700,11 @@ impl Connection {
                     self.counters.unknown_events += 1;
                     return Ok(None);
                 }
-                Ok(Some(Event { name, args, at }))
+                Ok(Some(Event {
+                    name,
+                    arg: args.into_first().unwrap_or_default(),
+                    at,
+                }))
             }
             SocketPacket::Disconnect { nsp: "/" } => Err(fail(
                 DisconnectKind::NamespaceDisconnect,
@@ -1028,20 +1025,23 @@ mod tests {
         assert_eq!(encode_twice("%"), "%2525");
     }
 
-    /// Classifies `42["name",<arg>]`.
+    /// `42["name",<arg>]` read as [`parse_message`] reads it (the text is
+    /// leaked to keep the test short).
+    fn event(name: &str, arg: &str) -> Result<Event<'static>, Fail> {
+        let text: &'static str = Box::leak(format!(r#"2[{name:?},{arg}]"#).into_boxed_str());
+        match frame::parse_socket_as::<EventArg>(text).map_err(unparsable)? {
+            SocketPacket::Event { name, args, .. } => Ok(Event {
+                name,
+                arg: args.into_first().unwrap_or_default(),
+                at: Instant::now(),
+            }),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
     fn classify_json(name: &str, arg: &str) -> Kind<'static> {
-        let text: &'static str = Box::leak(format!(r#"42[{name:?},{arg}]"#).into_boxed_str());
-        let Ok(frame::EnginePacket::Message(SocketPacket::Event { name, args, .. })) =
-            frame::parse(text)
-        else {
-            panic!("{text}");
-        };
-        let ev = Event {
-            name,
-            args,
-            at: Instant::now(),
-        };
-        classify(&ev).unwrap_or_else(|e| panic!("{text}: {e}"))
+        let ev = event(name, arg).unwrap_or_else(|e| panic!("{name} {arg}: {e}"));
+        classify(&ev).unwrap_or_else(|e| panic!("{name} {arg}: {e}"))
     }
 
     #[test]
@@ -1108,7 +1108,7 @@ mod tests {
         ));
         let none = Event {
             name: "finalPing".into(),
-            args: EventArgs::default(),
+            arg: EventArg::default(),
             at: Instant::now(),
         };
         assert!(matches!(classify(&none), Ok(Kind::Final(Ok(())))));
@@ -1116,25 +1116,23 @@ mod tests {
 
     #[test]
     fn unreadable_event_strings_are_protocol_errors() {
-        // The frame layer skips argument strings unread; reading a lone
-        // surrogate escape in `data.text` fails as bad JSON, like a `Value`.
-        let text = r#"42["output",{"type":"output","data":{"text":"\ud800"}}]"#;
-        let Ok(frame::EnginePacket::Message(SocketPacket::Event { name, args, .. })) =
-            frame::parse(text)
-        else {
-            panic!("{text}");
-        };
-        let ev = Event {
-            name,
-            args,
-            at: Instant::now(),
-        };
-        let f = classify(&ev).err().unwrap();
-        assert_eq!(f.kind, DisconnectKind::ProtocolError);
-        assert!(
-            f.detail
-                .starts_with("unparsable frame: bad JSON payload in event: "),
-            "{f}"
-        );
+        // A lone surrogate escape in a string that is read fails the frame
+        // as bad JSON, like a `Value` (in `data.text` at once; in a key of
+        // `data.data` when it is read again for `contextVersion`).
+        let bad_text = event("output", r#"{"type":"output","data":{"text":"\ud800"}}"#);
+        let bad_data = event(
+            "output",
+            r#"{"type":"output","data":{"data":{"\ud800":1,"contextVersion":2}}}"#,
+        )
+        .and_then(|ev| classify(&ev).map(|_| ()));
+        for f in [bad_text.err(), bad_data.err()] {
+            let f = f.expect("an error");
+            assert_eq!(f.kind, DisconnectKind::ProtocolError);
+            assert!(
+                f.detail
+                    .starts_with("unparsable frame: bad JSON payload in event: "),
+                "{f}"
+            );
+        }
     }
 }

@@ -5,10 +5,13 @@
 //! tree is built, so an event costs no map or string allocations; a string is
 //! copied only when it holds escapes.
 //!
-//! Reading is lenient in the same way as looking fields up in a `Value`: a
-//! field of another JSON type than expected reads as absent, a non-object
-//! argument has no fields, and of repeated keys the last one counts. The JSON
-//! itself was validated by [`super::frame::parse`] already.
+//! [`EventArg`] is deserialized by the frame layer in its one pass over the
+//! event ([`super::frame::parse_socket_as`]), so what it skips is still
+//! checked as JSON. Reading is lenient in the same way as looking fields up
+//! in a `Value`: a field of another JSON type than expected reads as absent,
+//! a non-object argument has no fields, and of repeated keys the last one
+//! counts. (Unlike a `Value`, a lone UTF-16 surrogate escape is refused only
+//! in the strings read, not in skipped ones.)
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -43,23 +46,22 @@ pub struct OutputData<'a> {
     pub message: Option<Cow<'a, str>>,
 }
 
-impl<'a> EventArg<'a> {
-    /// Reads the first argument of an event (`None`: the event had none,
-    /// which reads like an argument without fields).
-    pub fn parse(raw: Option<&'a RawValue>) -> Result<EventArg<'a>, serde_json::Error> {
-        match raw {
-            None => Ok(EventArg::default()),
-            Some(raw) => lenient(raw),
-        }
+/// Any JSON value; one that is not an object has no fields.
+impl<'de> Deserialize<'de> for EventArg<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Lenient::deserialize(d).map(|l| l.0)
     }
 }
 
-impl<'a> OutputData<'a> {
+impl OutputData<'_> {
     /// `contextVersion` of `data.data`, when it is a non-negative integer.
+    /// `data.data` is read again only when its text could hold the key.
     pub fn context_version(&self) -> Result<Option<u64>, serde_json::Error> {
         match self.data {
-            None => Ok(None),
-            Some(raw) => lenient::<ContextVersion>(raw).map(|c| c.0),
+            Some(raw) if raw.get().contains("contextVersion") || raw.get().contains('\\') => {
+                serde_json::from_str::<Lenient<ContextVersion>>(raw.get()).map(|c| c.0 .0)
+            }
+            _ => Ok(None),
         }
     }
 }
@@ -70,10 +72,6 @@ pub fn error_text<'s>(
     message: &'s Option<Cow<'_, str>>,
 ) -> Option<&'s str> {
     error.as_deref().or(message.as_deref())
-}
-
-fn lenient<'a, T: Shape<'a>>(raw: &'a RawValue) -> Result<T, serde_json::Error> {
-    serde_json::from_str::<Lenient<T>>(raw.get()).map(|l| l.0)
 }
 
 /// A value read from one JSON shape; any other shape is skipped (its JSON
@@ -268,10 +266,6 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    fn raw(json: &str) -> &RawValue {
-        serde_json::from_str(json).unwrap()
-    }
-
     fn is_empty(a: &EventArg) -> bool {
         let d = &a.data;
         [&a.kind, &a.error, &a.message, &d.text, &d.error, &d.message]
@@ -281,7 +275,7 @@ mod tests {
     }
 
     fn arg(json: &str) -> EventArg<'_> {
-        EventArg::parse(Some(raw(json))).unwrap()
+        serde_json::from_str(json).unwrap()
     }
 
     #[test]
@@ -301,6 +295,45 @@ mod tests {
         );
         assert_eq!(a.data.context_version().unwrap(), Some(3));
         assert_eq!((a.error, a.message), (None, None));
+    }
+
+    #[test]
+    fn read_in_the_frame_pass_which_still_checks_all_json() {
+        use crate::protocol::socketio::frame::{parse_socket_as, FrameError, SocketPacket};
+        let first = |text| match parse_socket_as::<EventArg>(text) {
+            Ok(SocketPacket::Event { args, .. }) => Ok(args.into_first()),
+            Ok(other) => panic!("{text}: {other:?}"),
+            Err(e) => Err(e),
+        };
+        let a = first(r#"21["output",{"type":"output","data":{"text":"hi"}},{"more":[1]}]"#);
+        let a = a.unwrap().unwrap();
+        assert_eq!(
+            (a.kind.as_deref(), a.data.text.as_deref()),
+            (Some("output"), Some("hi"))
+        );
+        assert!(first(r#"2["endpoint-ready"]"#).unwrap().is_none());
+        for bad in [
+            r#"2["output",{"type":"output","skipped":[1,}]"#,
+            r#"2["output",{"type":"output"},{"second":}]"#,
+            r#"2["output",{"type":"output","data":{"text":"a\x"}}]"#,
+            r#"2["output",{"type":"output"}"#,
+        ] {
+            assert!(
+                matches!(
+                    first(bad),
+                    Err(FrameError::BadJson {
+                        packet: "event",
+                        ..
+                    })
+                ),
+                "{bad}: {:?}",
+                first(bad)
+            );
+        }
+        assert_eq!(
+            first(r#"2[{"type":"output"}]"#).err(),
+            Some(FrameError::BadShape("event array must start with a name"))
+        );
     }
 
     #[test]
@@ -329,7 +362,7 @@ mod tests {
         ] {
             assert!(is_empty(&arg(json)), "{json}");
         }
-        assert!(is_empty(&EventArg::parse(None).unwrap()));
+        assert!(is_empty(&EventArg::default()));
         for data in [
             r#"{"contextVersion":-1}"#,
             r#"{"contextVersion":1.5}"#,

@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
+use std::marker::PhantomData;
 use std::time::Duration;
 
 /// Largest heartbeat interval/timeout accepted from an open packet (1 hour):
@@ -79,9 +80,11 @@ pub enum EnginePacket<'a> {
 }
 
 /// One Socket.IO packet (inside an Engine.IO message). `nsp` is `"/"` unless
-/// a `/name,` prefix was present.
+/// a `/name,` prefix was present. An event's first argument is `A`: its JSON
+/// text by default, or whatever a reader deserializes it into in the same
+/// pass ([`parse_socket_as`]).
 #[derive(Debug, Clone, PartialEq)]
-pub enum SocketPacket<'a> {
+pub enum SocketPacket<'a, A = RawArg<'a>> {
     /// `40` (EIO3, server → client), `40{"sid":…}` (EIO4 answer), `40` (EIO4 client).
     Connect {
         nsp: &'a str,
@@ -91,13 +94,13 @@ pub enum SocketPacket<'a> {
         nsp: &'a str,
     },
     /// `42[<id>]["name",args…]`: the name (copied only when it holds
-    /// escapes) and each argument as its JSON text, checked but not parsed
-    /// (events arrive every turn; see [`super::event`] for reading them).
+    /// escapes) and the arguments, the first as `A`, the others as their
+    /// JSON text, checked but not parsed (events arrive every turn).
     Event {
         nsp: &'a str,
         id: Option<u64>,
         name: Cow<'a, str>,
-        args: EventArgs<'a>,
+        args: EventArgs<'a, A>,
     },
     /// `43<id>[args…]`.
     Ack {
@@ -112,22 +115,57 @@ pub enum SocketPacket<'a> {
     },
 }
 
-/// The arguments of an event as JSON text (each valid JSON). The first is
-/// held apart so that an event with one argument allocates nothing.
-#[derive(Debug, Clone, Default)]
-pub struct EventArgs<'a> {
-    first: Option<&'a RawValue>,
-    rest: Vec<&'a RawValue>,
+/// One argument's JSON text (valid JSON); equal when the texts are.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(transparent)]
+pub struct RawArg<'a>(#[serde(borrow)] pub &'a RawValue);
+
+impl<'a> RawArg<'a> {
+    /// The JSON text.
+    pub fn get(&self) -> &'a str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for RawArg<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+/// The arguments of an event: the first as `A`, the others as their JSON
+/// text. The first is held apart so that an event with one argument
+/// allocates nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventArgs<'a, A = RawArg<'a>> {
+    first: Option<A>,
+    rest: Vec<RawArg<'a>>,
+}
+
+impl<A> Default for EventArgs<'_, A> {
+    fn default() -> Self {
+        EventArgs {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<A> EventArgs<'_, A> {
+    /// The first argument, if any.
+    pub fn first(&self) -> Option<&A> {
+        self.first.as_ref()
+    }
+
+    /// The first argument, if any, taken out.
+    pub fn into_first(self) -> Option<A> {
+        self.first
+    }
 }
 
 impl<'a> EventArgs<'a> {
-    /// The first argument, if any.
-    pub fn first(&self) -> Option<&'a RawValue> {
-        self.first
-    }
-
     /// Every argument's JSON text, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &'a RawValue> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = RawArg<'a>> + '_ {
         self.first.into_iter().chain(self.rest.iter().copied())
     }
 
@@ -136,23 +174,6 @@ impl<'a> EventArgs<'a> {
         self.iter()
             .map(|raw| serde_json::from_str(raw.get()).unwrap_or(Value::Null))
             .collect()
-    }
-
-    fn push(&mut self, arg: &'a RawValue) {
-        if self.first.is_none() {
-            self.first = Some(arg);
-        } else {
-            self.rest.push(arg);
-        }
-    }
-}
-
-/// Equal when the arguments' JSON texts are.
-impl PartialEq for EventArgs<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.iter()
-            .map(RawValue::get)
-            .eq(other.iter().map(RawValue::get))
     }
 }
 
@@ -219,6 +240,15 @@ pub fn socket_payload(text: &str) -> Option<&str> {
 
 /// Parses the Socket.IO packet carried by an Engine.IO message (text after `4`).
 pub fn parse_socket(text: &str) -> Result<SocketPacket<'_>, FrameError> {
+    parse_socket_as(text)
+}
+
+/// [`parse_socket`] with an event's first argument deserialized as `A` in
+/// the same pass over the JSON (`A` must accept any JSON value that it
+/// should not refuse as bad JSON: see [`super::event::EventArg`]).
+pub fn parse_socket_as<'a, A: Deserialize<'a>>(
+    text: &'a str,
+) -> Result<SocketPacket<'a, A>, FrameError> {
     let mut chars = text.chars();
     let kind = chars.next().ok_or(FrameError::Empty)?;
     let rest = chars.as_str();
@@ -309,8 +339,10 @@ fn json_array(rest: &str, packet: &'static str) -> Result<Vec<Value>, FrameError
     }
 }
 
-/// `["name", args…]`: the name and each argument's JSON text.
-fn event_array(json: &str) -> Result<(Cow<'_, str>, EventArgs<'_>), FrameError> {
+/// `["name", args…]`: the name and the arguments.
+fn event_array<'a, A: Deserialize<'a>>(
+    json: &'a str,
+) -> Result<(Cow<'a, str>, EventArgs<'a, A>), FrameError> {
     match serde_json::from_str(json) {
         Ok(EventArray::Event(name, args)) => Ok((name, args)),
         Ok(EventArray::NoName) => Err(FrameError::BadShape("event array must start with a name")),
@@ -324,27 +356,27 @@ fn event_array(json: &str) -> Result<(Cow<'_, str>, EventArgs<'_>), FrameError> 
 
 /// An event payload as read in one pass: a JSON array starting with a
 /// string, or what else it was (the whole JSON is checked either way).
-enum EventArray<'a> {
-    Event(Cow<'a, str>, EventArgs<'a>),
+enum EventArray<'a, A> {
+    Event(Cow<'a, str>, EventArgs<'a, A>),
     NoName,
     NotArray,
 }
 
-impl<'de> Deserialize<'de> for EventArray<'de> {
+impl<'de, A: Deserialize<'de>> Deserialize<'de> for EventArray<'de, A> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(EventArrayVisitor)
+        d.deserialize_any(EventArrayVisitor(PhantomData))
     }
 }
 
-struct EventArrayVisitor;
+struct EventArrayVisitor<A>(PhantomData<A>);
 
-impl<'de> Visitor<'de> for EventArrayVisitor {
-    type Value = EventArray<'de>;
+impl<'de, A: Deserialize<'de>> Visitor<'de> for EventArrayVisitor<A> {
+    type Value = EventArray<'de, A>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON array")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EventArray<'de>, A::Error> {
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<EventArray<'de, A>, S::Error> {
         let Some(first) = seq.next_element::<&'de RawValue>()? else {
             return Ok(EventArray::NoName);
         };
@@ -355,35 +387,41 @@ impl<'de> Visitor<'de> for EventArrayVisitor {
             Err(e) if e.is_data() => None,
             Err(e) => return Err(de::Error::custom(e)),
         };
-        let mut args = EventArgs::default();
-        while let Some(arg) = seq.next_element::<&'de RawValue>()? {
-            args.push(arg);
+        let Some(Name(name)) = name else {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(EventArray::NoName);
+        };
+        let mut args = EventArgs {
+            first: seq.next_element::<A>()?,
+            rest: Vec::new(),
+        };
+        if args.first.is_some() {
+            while let Some(arg) = seq.next_element::<RawArg<'de>>()? {
+                args.rest.push(arg);
+            }
         }
-        Ok(match name {
-            Some(Name(name)) => EventArray::Event(name, args),
-            None => EventArray::NoName,
-        })
+        Ok(EventArray::Event(name, args))
     }
-    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<EventArray<'de>, A::Error> {
+    fn visit_map<M: de::MapAccess<'de>>(self, mut map: M) -> Result<EventArray<'de, A>, M::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(EventArray::NotArray)
     }
-    fn visit_bool<E: de::Error>(self, _v: bool) -> Result<EventArray<'de>, E> {
+    fn visit_bool<E: de::Error>(self, _v: bool) -> Result<EventArray<'de, A>, E> {
         Ok(EventArray::NotArray)
     }
-    fn visit_i64<E: de::Error>(self, _v: i64) -> Result<EventArray<'de>, E> {
+    fn visit_i64<E: de::Error>(self, _v: i64) -> Result<EventArray<'de, A>, E> {
         Ok(EventArray::NotArray)
     }
-    fn visit_u64<E: de::Error>(self, _v: u64) -> Result<EventArray<'de>, E> {
+    fn visit_u64<E: de::Error>(self, _v: u64) -> Result<EventArray<'de, A>, E> {
         Ok(EventArray::NotArray)
     }
-    fn visit_f64<E: de::Error>(self, _v: f64) -> Result<EventArray<'de>, E> {
+    fn visit_f64<E: de::Error>(self, _v: f64) -> Result<EventArray<'de, A>, E> {
         Ok(EventArray::NotArray)
     }
-    fn visit_str<E: de::Error>(self, _v: &str) -> Result<EventArray<'de>, E> {
+    fn visit_str<E: de::Error>(self, _v: &str) -> Result<EventArray<'de, A>, E> {
         Ok(EventArray::NotArray)
     }
-    fn visit_unit<E: de::Error>(self) -> Result<EventArray<'de>, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<EventArray<'de, A>, E> {
         Ok(EventArray::NotArray)
     }
 }
@@ -711,7 +749,7 @@ mod tests {
         };
         assert_eq!(nsp, "/");
         assert!(matches!(name, Cow::Borrowed("output")));
-        let raw: Vec<&str> = args.iter().map(RawValue::get).collect();
+        let raw: Vec<&str> = args.iter().map(|a| a.get()).collect();
         assert_eq!(
             raw,
             [
@@ -720,7 +758,7 @@ mod tests {
                 "null"
             ]
         );
-        assert_eq!(args.first().map(RawValue::get), Some(raw[0]));
+        assert_eq!(args.first().map(RawArg::get), Some(raw[0]));
         assert_eq!(args.values()[0]["data"]["text"], "a\"b");
         // An escaped name is unescaped (and owned).
         let text = r#"42["fin\u0061lPing\n",{}]"#;
