@@ -453,16 +453,38 @@ impl<'de> Visitor<'de> for NameVisitor {
 
 /// Appends the `/nsp,` prefix of a packet (nothing for `/`).
 fn push_nsp(out: &mut String, nsp: &str) {
-    if nsp != "/" && !nsp.is_empty() {
+    if nsp_len(nsp) > 0 {
         out.push_str(nsp);
         out.push(',');
     }
 }
 
+/// The length of the `/nsp,` prefix.
+fn nsp_len(nsp: &str) -> usize {
+    if nsp == "/" || nsp.is_empty() {
+        0
+    } else {
+        nsp.len() + 1
+    }
+}
+
+/// The length of `parts` plus `more`: frames are built with exactly the
+/// capacity they need where it is known, because a WebSocket message made
+/// from a `String` with spare capacity costs one more allocation.
+fn exact_len(parts: &[&str], more: usize) -> usize {
+    parts.iter().map(|p| p.len()).sum::<usize>() + more
+}
+
+/// Whether `s` is written as a JSON string without escapes (then its JSON
+/// form is `s` in quotes).
+fn plain_json_str(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 /// Appends `s` as a JSON string, escaped exactly as serde_json escapes it
 /// (`"`, `\\` and control characters; a string without any is copied as is).
 fn push_json_str(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if plain_json_str(s) {
         out.push('"');
         out.push_str(s);
         out.push('"');
@@ -487,7 +509,8 @@ pub fn pong_for(payload: &str) -> String {
 
 /// `43[/nsp,]<id>[]`: the empty ack the official client sends for every event.
 pub fn empty_ack(nsp: &str, id: u64) -> String {
-    let mut out = String::with_capacity(26 + nsp.len());
+    let digits = id.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let mut out = String::with_capacity(nsp_len(nsp) + exact_len(&["43", "[]"], digits));
     out.push_str("43");
     push_nsp(&mut out, nsp);
     // Writing to a String cannot fail.
@@ -544,11 +567,20 @@ impl ProcessInputFrames {
         text: &str,
         data: Option<&Value>,
     ) -> String {
-        let mut out = String::with_capacity(self.head.len() + channel.len() + text.len() + 80);
+        const FLAGS: &str = r#","source":"device","passthroughIP":null,"resetFlow":"#;
+        let flag = if reset_flow { "true" } else { "false" };
+        let parts = [&self.head, channel, FLAGS, flag, r#","text":"#, text, "}]"];
+        // Exact without escapes or data (the usual input: 4 quotes), else a guess.
+        let capacity = if data.is_none() && plain_json_str(channel) && plain_json_str(text) {
+            exact_len(&parts, 4)
+        } else {
+            exact_len(&parts, 80)
+        };
+        let mut out = String::with_capacity(capacity);
         out.push_str(&self.head);
         push_json_str(&mut out, channel);
-        out.push_str(r#","source":"device","passthroughIP":null,"resetFlow":"#);
-        out.push_str(if reset_flow { "true" } else { "false" });
+        out.push_str(FLAGS);
+        out.push_str(flag);
         out.push_str(r#","text":"#);
         push_json_str(&mut out, text);
         if let Some(data) = data {
@@ -849,6 +881,24 @@ mod tests {
             frames.frame("load-test", false, "hello 2", Some(&data)),
             r#"42["processInput",{"URLToken":"emulator-url-token","userId":"user@example.com","sessionId":"session 1/emulator","channel":"load-test","source":"device","passthroughIP":null,"resetFlow":false,"text":"hello 2","data":{"color":"green","i":2}}]"#
         );
+    }
+
+    #[test]
+    fn usual_frames_are_built_without_spare_capacity() {
+        // (A WebSocket message made from a String with spare capacity costs
+        // one more allocation per frame.)
+        let frames = ProcessInputFrames::new("tok", "user@example.com", "s 1");
+        for frame in [
+            frames.frame("load-test", false, "hello 1", None),
+            frames.frame("", true, "", None),
+            empty_ack("/", 0),
+            empty_ack("/", 9),
+            empty_ack("/", 10),
+            empty_ack("/chat", u64::MAX),
+            empty_ack("", 433),
+        ] {
+            assert_eq!(frame.capacity(), frame.len(), "{frame}");
+        }
     }
 
     #[test]
