@@ -72,8 +72,9 @@ pub struct ConnectOptions {
 pub struct OutputLimits {
     /// Most outputs kept per turn.
     pub max_count: usize,
-    /// Most bytes of output text (`data.text`) and data (`data.data`, as the
-    /// length of its JSON text received, whether kept or not) per turn.
+    /// Most bytes of output text (`data.text`) per turn; Socket.IO outputs
+    /// also count their `data.data` as the length of its JSON text as
+    /// received, whether the turn keeps it or not.
     pub max_bytes: usize,
 }
 
