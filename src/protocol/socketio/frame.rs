@@ -6,6 +6,9 @@
 //! connect `0`, disconnect `1`, event `2`, ack `3`, connect error `4`
 //! (binary `5`/`6` are rejected: the Endpoint never sends them).
 //! Every parse failure is a [`FrameError`] value; nothing here panics on input.
+//! Parsed packets borrow from the text (an event's name and arguments are
+//! not copied), and the encoders of the frames sent every turn
+//! ([`ProcessInputFrames`], [`empty_ack`]) write one exactly sized string.
 
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,7 @@
 //! Socket.IO Endpoint client (docs/protocol.md §1): our own thin Engine.IO 3/4 +
 //! Socket.IO layer on tokio-tungstenite. `frame` is the pure packet type (parse
-//! and encode, no I/O); `connection` owns one WebSocket, the handshake,
+//! and encode, no I/O); `event` reads the fields of a server event a turn needs
+//! without building a JSON tree; `connection` owns one WebSocket, the handshake,
 //! heartbeats, acks and the turn state machine. No metrics, no scenario types:
 //! callers get timestamps and outcomes back and record them themselves.
 
