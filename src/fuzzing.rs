@@ -7,11 +7,18 @@
 use crate::protocol::runtime::{frame, Codec, ServerMessage};
 use crate::protocol::socketio::OutputLimits;
 
-/// Engine.IO packet (and Socket.IO packet inside it) from a text frame.
+/// Engine.IO packet (and Socket.IO packet inside it) from a text frame, also
+/// as the client reads it (an event's first argument as an `EventArg`).
 pub fn socketio_packet(data: &[u8]) {
+    use crate::protocol::socketio::{event::EventArg, frame};
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = crate::protocol::socketio::frame::parse(text);
-        let _ = crate::protocol::socketio::frame::parse_socket(text);
+        let _ = frame::parse(text);
+        let _ = frame::parse_socket(text);
+        if let Ok(frame::SocketPacket::Event { args, .. }) =
+            frame::parse_socket_as::<EventArg>(text)
+        {
+            let _ = args.first().map(|a| a.data.context_version());
+        }
     }
 }
 

@@ -160,7 +160,7 @@ async fn serve(mut ws: WebSocket, session: RawSession, shared: Arc<Shared>) {
                                 pong_withheld = true;
                                 shared.counters.faults.fired(Fault::NoPong);
                             }
-                        } else if ws.send(Message::text(frame::pong_for(&payload))).await.is_err() {
+                        } else if ws.send(Message::text(frame::pong_for(payload))).await.is_err() {
                             break;
                         }
                     }
@@ -178,7 +178,10 @@ async fn serve(mut ws: WebSocket, session: RawSession, shared: Arc<Shared>) {
                     EnginePacket::Message(SocketPacket::Event { name, args, .. })
                         if name == "processInput" && joined =>
                     {
-                        let input = args.into_iter().next().unwrap_or(Value::Null);
+                        let input = args
+                            .first()
+                            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+                            .unwrap_or(Value::Null);
                         match in_tx.try_send(input) {
                             Ok(()) => bump(&shared.counters.inputs),
                             Err(_) => bump(&shared.counters.bad_inputs),

@@ -605,6 +605,7 @@ impl VirtualUser<'_> {
             data: send.data.as_ref().map(|d| d.render_cow(ctx)),
             reset_flow: send.reset_flow,
             channel: &self.plan.scenario.target.channel,
+            keep_data: send.uses_output_data(),
         };
         self.recorder
             .writer()

@@ -189,6 +189,7 @@ fn input(text: &str) -> ProcessInput<'_> {
         data: None,
         reset_flow: false,
         channel: "load-test",
+        keep_data: false,
     }
 }
 

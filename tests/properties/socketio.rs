@@ -1,13 +1,14 @@
 //! Engine.IO / Socket.IO packet parsing (`protocol::socketio::frame`): no
 //! panic on arbitrary or near-valid text; the encoders (`event_frame`,
-//! `ack_with`, `empty_ack`, `pong_for`) round-trip through `parse`; hand-built
+//! `ack_with`, `empty_ack`, `pong_for`) round-trip through `parse` and
+//! `ProcessInputFrames` writes what serde_json writes; hand-built
 //! packets with any namespace, ack id digits and truncated JSON parse to
 //! exactly what they say (or to an error when they are malformed).
 
 use super::support::{any_text, config, json_value};
 use finalping::protocol::socketio::frame::{
     ack_with, empty_ack, event_frame, parse, parse_socket, pong_for, EnginePacket, FrameError,
-    SocketPacket, MAX_HEARTBEAT_MS,
+    ProcessInputFrames, SocketPacket, MAX_HEARTBEAT_MS,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -63,22 +64,40 @@ proptest! {
 
     #[test]
     fn ping_and_pong_keep_their_payload(payload in any_text(32)) {
-        prop_assert_eq!(parse(&format!("2{payload}")), Ok(EnginePacket::Ping(payload.clone())));
-        prop_assert_eq!(parse(&pong_for(&payload)), Ok(EnginePacket::Pong(payload)));
+        let (ping, pong) = (format!("2{payload}"), pong_for(&payload));
+        prop_assert_eq!(parse(&ping), Ok(EnginePacket::Ping(&payload)));
+        prop_assert_eq!(parse(&pong), Ok(EnginePacket::Pong(&payload)));
     }
 
     #[test]
     fn event_frame_round_trips(name in event_name(), arg in json_value()) {
         let frame = event_frame(&name, &arg).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(
-            parse(&frame),
-            Ok(EnginePacket::Message(SocketPacket::Event {
-                nsp: "/".into(),
-                id: None,
-                name,
-                args: vec![arg],
-            }))
+        let Ok(EnginePacket::Message(SocketPacket::Event { nsp, id, name: got, args })) = parse(&frame) else {
+            return Err(TestCaseError::fail(format!("{frame}: {:?}", parse(&frame))));
+        };
+        prop_assert_eq!((nsp, id, got.as_ref()), ("/", None, name.as_str()));
+        prop_assert_eq!(args.values(), vec![arg]);
+    }
+
+    /// Byte for byte what serde_json writes for the payload in the official
+    /// client's field order.
+    #[test]
+    fn process_input_frames_are_serde_json_bytes(
+        ids in proptest::collection::vec(any_text(16), 3),
+        channel in any_text(12),
+        text in any_text(48),
+        reset_flow in any::<bool>(),
+        data in proptest::option::of(json_value()),
+    ) {
+        let frames = ProcessInputFrames::new(&ids[0], &ids[1], &ids[2]);
+        let got = frames.frame(&channel, reset_flow, &text, data.as_ref());
+        let s = |v: &str| serde_json::to_string(v).unwrap_or_default();
+        let data = data.map(|d| format!(r#","data":{d}"#)).unwrap_or_default();
+        let want = format!(
+            r#"42["processInput",{{"URLToken":{},"userId":{},"sessionId":{},"channel":{},"source":"device","passthroughIP":null,"resetFlow":{reset_flow},"text":{}{data}}}]"#,
+            s(&ids[0]), s(&ids[1]), s(&ids[2]), s(&channel), s(&text),
         );
+        prop_assert_eq!(got, want);
     }
 
     #[test]
@@ -86,11 +105,12 @@ proptest! {
         let frame = ack_with(&nsp, id, &arg).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(
             parse(&frame),
-            Ok(EnginePacket::Message(SocketPacket::Ack { nsp: nsp.clone(), id, args: vec![arg] }))
+            Ok(EnginePacket::Message(SocketPacket::Ack { nsp: &nsp, id, args: vec![arg] }))
         );
+        let empty = empty_ack(&nsp, id);
         prop_assert_eq!(
-            parse(&empty_ack(&nsp, id)),
-            Ok(EnginePacket::Message(SocketPacket::Ack { nsp, id, args: vec![] }))
+            parse(&empty),
+            Ok(EnginePacket::Message(SocketPacket::Ack { nsp: &nsp, id, args: vec![] }))
         );
     }
 
@@ -128,14 +148,16 @@ proptest! {
             (_, false) => prop_assert!(got.is_err(), "truncated {text:?} parsed as {got:?}"),
             (Some(Some(id)), true) if ack => prop_assert_eq!(
                 got,
-                Ok(EnginePacket::Message(SocketPacket::Ack { nsp, id, args }))
+                Ok(EnginePacket::Message(SocketPacket::Ack { nsp: &nsp, id, args }))
             ),
             (id, true) => {
-                let id = id.flatten();
+                let Ok(EnginePacket::Message(SocketPacket::Event { nsp: got_nsp, id: got_id, name: got_name, args: got_args })) = got else {
+                    return Err(TestCaseError::fail(format!("{text:?}: {got:?}")));
+                };
                 prop_assert_eq!(
-                    got,
-                    Ok(EnginePacket::Message(SocketPacket::Event { nsp, id, name, args }))
-                )
+                    (got_nsp, got_id, got_name.as_ref(), got_args.values()),
+                    (nsp.as_str(), id.flatten(), name.as_str(), args)
+                );
             }
         }
     }
@@ -153,7 +175,8 @@ proptest! {
         if let (Some(m), Some(obj)) = (max_payload, open.as_object_mut()) {
             obj.insert("maxPayload".into(), m.into());
         }
-        let got = parse(&format!("0{open}"));
+        let text = format!("0{open}");
+        let got = parse(&text);
         if (1..=MAX_HEARTBEAT_MS).contains(&interval) && timeout <= MAX_HEARTBEAT_MS {
             let Ok(EnginePacket::Open(info)) = got else {
                 return Err(TestCaseError::fail(format!("{open}: {got:?}")));

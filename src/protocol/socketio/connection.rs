@@ -12,7 +12,10 @@
 //! The WebSocket itself (URL parsing, TCP, TLS, upgrade, error mapping) is
 //! [`crate::protocol::ws`]; every timer runs on `tokio::time`.
 
-use super::frame::{self, EnginePacket, HandshakeIds, OpenInfo, ProcessInputPayload, SocketPacket};
+use super::event::{error_text, EventArg};
+use super::frame::{
+    self, EnginePacket, FrameError, HandshakeIds, OpenInfo, ProcessInputFrames, SocketPacket,
+};
 use super::{
     ConnectError, ConnectOptions, DisconnectKind, Disconnected, Eio, Output, ProcessInput, Turn,
     TurnOutcome, WireCounters,
@@ -20,11 +23,12 @@ use super::{
 use crate::protocol::ws::{self, deadline_in, FailureKind, OpenError, Ws};
 use futures_util::{SinkExt, StreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::value::RawValue;
 use serde_json::Value;
-
+use std::borrow::Cow;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 /// Largest WebSocket message (and frame) accepted from the server. Larger ones
 /// are a protocol error that ends the connection.
@@ -197,22 +201,51 @@ fn from_ws(e: tungstenite::Error) -> Fail {
 /// What one read step produced.
 enum Got {
     Open(OpenInfo),
-    Socket(SocketPacket, Instant),
+    /// An Engine.IO message (`4…`): a Socket.IO packet, parsed by the caller
+    /// with [`parse_message`] (the packet borrows from this text).
+    Message(Utf8Bytes, Instant),
     Deadline,
 }
 
-/// A Socket.IO event on `/` (already acked if it asked for an ack).
-struct Event {
-    name: String,
-    args: Vec<Value>,
+/// The Socket.IO packet of an Engine.IO message read by [`Connection::read`],
+/// an event's first argument read as an [`EventArg`] in the same pass.
+fn parse_message(text: &Utf8Bytes) -> Result<Packet<'_>, Fail> {
+    let payload = frame::socket_payload(text.as_str()).unwrap_or_default();
+    frame::parse_socket_as(payload).map_err(unparsable)
+}
+
+type Packet<'a> = SocketPacket<'a, EventArg<'a>>;
+
+fn unparsable(e: FrameError) -> Fail {
+    protocol(format!("unparsable frame: {e}"))
+}
+
+/// An output's `data.data` that the frame layer accepted but reading it
+/// again did not (a lone UTF-16 surrogate escape in a string): the same
+/// protocol error as JSON the frame layer refuses.
+fn unparsable_event(e: serde_json::Error) -> Fail {
+    unparsable(FrameError::BadJson {
+        packet: "event",
+        reason: e.to_string(),
+    })
+}
+
+/// A Socket.IO event on `/` (already acked if it asked for an ack),
+/// borrowing from the message it came in.
+struct Event<'a> {
+    name: Cow<'a, str>,
+    /// The first argument (without one: no fields).
+    arg: EventArg<'a>,
     at: Instant,
 }
 
 /// What an event means for a turn.
-enum Kind {
+enum Kind<'a> {
     Output {
-        text: Option<String>,
+        text: Option<Cow<'a, str>>,
         context_version: Option<u64>,
+        /// `data.data` as received (parsed only when the turn keeps it).
+        data: Option<&'a RawValue>,
     },
     OutputError(String),
     Final(Result<(), String>),
@@ -221,79 +254,42 @@ enum Kind {
     Unknown,
 }
 
-fn classify(ev: &Event) -> Kind {
-    let arg = ev.args.first().unwrap_or(&Value::Null);
-    let kind = arg.get("type").and_then(Value::as_str);
-    match ev.name.as_str() {
-        "output" => match kind {
-            Some("output") => {
-                let data = arg.get("data");
-                Kind::Output {
-                    text: data
-                        .and_then(|d| d.get("text"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    context_version: data
-                        .and_then(|d| d.get("data"))
-                        .and_then(|d| d.get("contextVersion"))
-                        .and_then(Value::as_u64),
-                }
-            }
+/// What `ev` means.
+fn classify<'a>(ev: &Event<'a>) -> Result<Kind<'a>, Fail> {
+    let arg = &ev.arg;
+    Ok(match ev.name.as_ref() {
+        "output" => match arg.kind.as_deref() {
+            Some("output") => Kind::Output {
+                context_version: arg.data.context_version().map_err(unparsable_event)?,
+                text: arg.data.text.clone(),
+                data: arg.data.data,
+            },
             Some("error") => Kind::OutputError(error_message(
-                arg.get("data").unwrap_or(&Value::Null),
+                error_text(&arg.data.error, &arg.data.message),
                 "output of type error",
             )),
             Some("finalPing") => Kind::Final(Ok(())),
             _ => Kind::Unknown,
         },
-        "finalPing" => match kind {
-            Some("error") => Kind::Final(Err(error_message(arg, "finalPing of type error"))),
+        "finalPing" => match arg.kind.as_deref() {
+            Some("error") => Kind::Final(Err(error_message(
+                error_text(&arg.error, &arg.message),
+                "finalPing of type error",
+            ))),
             _ => Kind::Final(Ok(())),
         },
-        "exception" => Kind::Exception(error_message(arg, "exception")),
+        "exception" => Kind::Exception(error_message(
+            error_text(&arg.error, &arg.message),
+            "exception",
+        )),
         "typingStatus" | "endpoint-ready" | "handshake" => Kind::Known,
         _ => Kind::Unknown,
-    }
+    })
 }
 
-/// Moves `data.data` out of an `output` event (`None` when absent or null).
-fn take_output_data(ev: &mut Event) -> Option<Value> {
-    let data = ev
-        .args
-        .first_mut()?
-        .get_mut("data")?
-        .get_mut("data")?
-        .take();
-    (!data.is_null()).then_some(data)
-}
-
-/// About the bytes `v` takes as JSON text (strings and keys by length, other
-/// scalars as 8), without encoding it: what an output's kept `data` counts
-/// against `target.max_turn_output_bytes`.
-fn approx_json_size(v: &Value) -> usize {
-    match v {
-        Value::String(s) => s.len() + 2,
-        Value::Array(items) => 2 + items.iter().map(approx_json_size).sum::<usize>(),
-        Value::Object(map) => {
-            2 + map
-                .iter()
-                .map(|(k, v)| k.len() + 3 + approx_json_size(v))
-                .sum::<usize>()
-        }
-        _ => 8,
-    }
-}
-
-/// `v.error.message`, `v.error` (string), `v.message`, else `fallback`.
-fn error_message(v: &Value, fallback: &str) -> String {
-    let error = v.get("error");
-    error
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .or_else(|| error.and_then(Value::as_str))
-        .or_else(|| v.get("message").and_then(Value::as_str))
-        .unwrap_or(fallback)
-        .to_owned()
+/// An error event's message (`error.message`, `error`, `message`), else `fallback`.
+fn error_message(found: Option<&str>, fallback: &str) -> String {
+    found.unwrap_or(fallback).to_owned()
 }
 
 /// Heartbeat settings from the open packet.
@@ -314,6 +310,8 @@ pub struct Connection {
     emit_with_ack: bool,
     inner_handshake: bool,
     output_limits: super::OutputLimits,
+    /// This session's `processInput` frames (its ids encoded once).
+    process_input: ProcessInputFrames,
     /// Known once the open packet arrived.
     heartbeat: Option<Heartbeat>,
     /// EIO4: when the last server ping (or the open packet) arrived.
@@ -350,6 +348,11 @@ impl Connection {
             emit_with_ack: opts.emit_with_ack,
             inner_handshake: opts.inner_handshake,
             output_limits: opts.output_limits,
+            process_input: ProcessInputFrames::new(
+                &opts.url_token,
+                &opts.user_id,
+                &opts.session_id,
+            ),
             heartbeat: None,
             last_server_ping: Instant::now(),
             next_ping: None,
@@ -362,7 +365,7 @@ impl Connection {
         match conn.read(deadline).await {
             Err(f) => return Err(into_connect(f, stage, after)),
             Ok(Got::Deadline) => return Err(timeout(stage)),
-            Ok(Got::Socket(..)) => {
+            Ok(Got::Message(..)) => {
                 return Err(ConnectError::Protocol(
                     "Socket.IO packet before the Engine.IO open packet".into(),
                 ))
@@ -385,7 +388,7 @@ impl Connection {
             } else {
                 "endpoint-ready"
             };
-            let (packet, at) = match conn.read(deadline).await {
+            let (text, at) = match conn.read(deadline).await {
                 Err(f) => return Err(into_connect(f, stage, after)),
                 Ok(Got::Deadline) => return Err(timeout(stage)),
                 Ok(Got::Open(_)) => {
@@ -393,19 +396,22 @@ impl Connection {
                         "second Engine.IO open packet".into(),
                     ))
                 }
-                Ok(Got::Socket(packet, at)) => (packet, at),
+                Ok(Got::Message(text, at)) => (text, at),
             };
+            let packet = parse_message(&text).map_err(|f| into_connect(f, stage, after))?;
             if let SocketPacket::Connect { nsp, .. } = &packet {
-                nsp_connected |= nsp == "/";
+                nsp_connected |= *nsp == "/";
                 continue;
             }
             match conn.handle_socket(packet, at).await {
                 Err(f) => return Err(into_connect(f, stage, after)),
                 Ok(None) => {}
-                Ok(Some(ev)) => match ev.name.as_str() {
+                Ok(Some(ev)) => match ev.name.as_ref() {
                     "endpoint-ready" => return Ok(conn),
                     "handshake" => handshake_seen = true,
-                    _ => conn.count_outside_turn(&ev),
+                    _ => conn
+                        .count_outside_turn(&ev)
+                        .map_err(|f| into_connect(f, stage, after))?,
                 },
             }
         }
@@ -439,27 +445,12 @@ impl Connection {
         } else {
             input.channel
         };
-        let payload = ProcessInputPayload {
-            url_token: &self.url_token,
-            user_id: &self.user_id,
-            session_id: &self.session_id,
+        let text = self.process_input.frame(
             channel,
-            source: "device",
-            passthrough_ip: None,
-            reset_flow: input.reset_flow,
-            text: &input.text,
-            data: input.data.as_deref(),
-        };
-        let text = match frame::event_frame("processInput", &payload) {
-            Ok(text) => text,
-            Err(e) => {
-                turn.outcome = TurnOutcome::Disconnected(Disconnected::new(
-                    DisconnectKind::ProtocolError,
-                    format!("could not encode processInput: {e}"),
-                ));
-                return turn;
-            }
-        };
+            input.reset_flow,
+            &input.text,
+            input.data.as_deref(),
+        );
         if let Err(f) = self.send(text, deadline).await {
             turn.outcome = TurnOutcome::Disconnected(self.kill(f));
             return turn;
@@ -468,7 +459,7 @@ impl Connection {
 
         let mut bot_error: Option<String> = None;
         loop {
-            let (packet, at) = match self.read(deadline).await {
+            let (text, at) = match self.read(deadline).await {
                 Err(f) => {
                     turn.outcome = TurnOutcome::Disconnected(self.kill(f));
                     return turn;
@@ -482,9 +473,13 @@ impl Connection {
                     turn.outcome = TurnOutcome::Disconnected(self.kill(f));
                     return turn;
                 }
-                Ok(Got::Socket(packet, at)) => (packet, at),
+                Ok(Got::Message(text, at)) => (text, at),
             };
-            let mut ev = match self.handle_socket(packet, at).await {
+            let ev = match parse_message(&text) {
+                Ok(packet) => self.handle_socket(packet, at).await,
+                Err(f) => Err(f),
+            };
+            let ev = match ev {
                 Err(f) => {
                     turn.outcome = TurnOutcome::Disconnected(self.kill(f));
                     return turn;
@@ -492,15 +487,23 @@ impl Connection {
                 Ok(None) => continue,
                 Ok(Some(ev)) => ev,
             };
-            match classify(&ev) {
+            let kind = match classify(&ev) {
+                Ok(kind) => kind,
+                Err(f) => {
+                    turn.outcome = TurnOutcome::Disconnected(self.kill(f));
+                    return turn;
+                }
+            };
+            match kind {
                 Kind::Output {
                     text,
                     context_version,
+                    data,
                 } => {
                     turn.outputs_received += 1;
-                    let data = take_output_data(&mut ev);
-                    let bytes = text.as_ref().map_or(0, String::len)
-                        + data.as_ref().map_or(0, approx_json_size);
+                    // `data` counts as the JSON text received, kept or not.
+                    let bytes = text.as_ref().map_or(0, |t| t.len())
+                        + data.map_or(0, |raw| raw.get().len());
                     let limits = self.output_limits;
                     if !limits.admits(turn.outputs.len(), kept_bytes, bytes) {
                         turn.outcome = TurnOutcome::OutputsOverflow(format!(
@@ -509,10 +512,21 @@ impl Connection {
                         ));
                         return turn;
                     }
+                    let data = match data.filter(|_| input.keep_data) {
+                        None => None,
+                        Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+                            Ok(data) => Some(data),
+                            Err(e) => {
+                                let f = unparsable_event(e);
+                                turn.outcome = TurnOutcome::Disconnected(self.kill(f));
+                                return turn;
+                            }
+                        },
+                    };
                     kept_bytes += bytes;
                     turn.outputs.push(Output {
                         at: ev.at.into_std(),
-                        text,
+                        text: text.map(Cow::into_owned),
                         context_version,
                         data,
                     });
@@ -545,19 +559,25 @@ impl Connection {
         }
         let deadline = deadline_in(dur);
         loop {
-            let (packet, at) = match self.read(deadline).await {
+            let (text, at) = match self.read(deadline).await {
                 Ok(Got::Deadline) => return Ok(()),
-                Ok(Got::Socket(packet, at)) => (packet, at),
+                Ok(Got::Message(text, at)) => (text, at),
                 Ok(Got::Open(_)) => {
                     let f = protocol("unexpected Engine.IO open packet");
                     return Err(self.kill(f));
                 }
                 Err(f) => return Err(self.kill(f)),
             };
-            match self.handle_socket(packet, at).await {
-                Ok(Some(ev)) => self.count_outside_turn(&ev),
-                Ok(None) => {}
-                Err(f) => return Err(self.kill(f)),
+            let handled = match parse_message(&text) {
+                Ok(packet) => match self.handle_socket(packet, at).await {
+                    Ok(Some(ev)) => self.count_outside_turn(&ev),
+                    Ok(None) => Ok(()),
+                    Err(f) => Err(f),
+                },
+                Err(f) => Err(f),
+            };
+            if let Err(f) = handled {
+                return Err(self.kill(f));
             }
         }
     }
@@ -619,12 +639,13 @@ impl Connection {
         }
     }
 
-    fn count_outside_turn(&mut self, ev: &Event) {
-        match classify(ev) {
+    fn count_outside_turn(&mut self, ev: &Event) -> Result<(), Fail> {
+        match classify(ev)? {
             Kind::Output { .. } | Kind::OutputError(_) => self.counters.unsolicited_outputs += 1,
             Kind::Unknown => self.counters.unknown_events += 1,
             Kind::Final(_) | Kind::Exception(_) | Kind::Known => {}
         }
+        Ok(())
     }
 
     /// Writes one text frame (flushed) before `limit`.
@@ -646,11 +667,11 @@ impl Connection {
 
     /// Acks an event if it asked for one; returns it if it is on `/`.
     /// Namespace disconnects and connect errors are failures.
-    async fn handle_socket(
+    async fn handle_socket<'t>(
         &mut self,
-        packet: SocketPacket,
+        packet: Packet<'t>,
         at: Instant,
-    ) -> Result<Option<Event>, Fail> {
+    ) -> Result<Option<Event<'t>>, Fail> {
         match packet {
             SocketPacket::Event {
                 nsp,
@@ -667,10 +688,10 @@ impl Connection {
                             test_mode: self.test_mode,
                             emit_with_ack: self.emit_with_ack,
                         };
-                        frame::ack_with(&nsp, id, &ids)
+                        frame::ack_with(nsp, id, &ids)
                             .map_err(|e| protocol(format!("encoding handshake ack: {e}")))?
                     } else {
-                        frame::empty_ack(&nsp, id)
+                        frame::empty_ack(nsp, id)
                     };
                     self.send(ack, deadline_in(WRITE_TIMEOUT)).await?;
                     self.counters.acks_sent += 1;
@@ -679,13 +700,17 @@ impl Connection {
                     self.counters.unknown_events += 1;
                     return Ok(None);
                 }
-                Ok(Some(Event { name, args, at }))
+                Ok(Some(Event {
+                    name,
+                    arg: args.into_first().unwrap_or_default(),
+                    at,
+                }))
             }
-            SocketPacket::Disconnect { nsp } if nsp == "/" => Err(fail(
+            SocketPacket::Disconnect { nsp: "/" } => Err(fail(
                 DisconnectKind::NamespaceDisconnect,
                 "server disconnected the namespace (41)",
             )),
-            SocketPacket::ConnectError { nsp, data } if nsp == "/" => Err(protocol(format!(
+            SocketPacket::ConnectError { nsp: "/", data } => Err(protocol(format!(
                 "server refused the namespace: {}",
                 SocketPacket::connect_error_message(&data)
             ))),
@@ -762,11 +787,11 @@ impl Connection {
             };
             self.counters.frames_received += 1;
             self.counters.bytes_received += text.len() as u64;
-            let packet = frame::parse(text.as_str())
-                .map_err(|e| protocol(format!("unparsable frame: {e}")))?;
-            match packet {
+            if frame::socket_payload(text.as_str()).is_some() {
+                return Ok(Got::Message(text, now));
+            }
+            match frame::parse(text.as_str()).map_err(unparsable)? {
                 EnginePacket::Open(info) => return Ok(Got::Open(info)),
-                EnginePacket::Message(packet) => return Ok(Got::Socket(packet, now)),
                 EnginePacket::Close => {
                     return Err(fail(
                         DisconnectKind::EngineClose,
@@ -775,7 +800,7 @@ impl Connection {
                 }
                 EnginePacket::Ping(payload) => {
                     self.last_server_ping = now;
-                    self.send(frame::pong_for(&payload), deadline_in(WRITE_TIMEOUT))
+                    self.send(frame::pong_for(payload), deadline_in(WRITE_TIMEOUT))
                         .await?;
                     self.counters.heartbeats += 1;
                 }
@@ -785,7 +810,8 @@ impl Connection {
                         self.next_ping = now.checked_add(hb.interval);
                     }
                 }
-                EnginePacket::Upgrade | EnginePacket::Noop => {}
+                // (Messages were returned above, unparsed.)
+                EnginePacket::Message(_) | EnginePacket::Upgrade | EnginePacket::Noop => {}
             }
         }
     }
@@ -999,58 +1025,114 @@ mod tests {
         assert_eq!(encode_twice("%"), "%2525");
     }
 
+    /// `42["name",<arg>]` read as [`parse_message`] reads it (the text is
+    /// leaked to keep the test short).
+    fn event(name: &str, arg: &str) -> Result<Event<'static>, Fail> {
+        let text: &'static str = Box::leak(format!(r#"2[{name:?},{arg}]"#).into_boxed_str());
+        match frame::parse_socket_as::<EventArg>(text).map_err(unparsable)? {
+            SocketPacket::Event { name, args, .. } => Ok(Event {
+                name,
+                arg: args.into_first().unwrap_or_default(),
+                at: Instant::now(),
+            }),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    fn classify_json(name: &str, arg: &str) -> Kind<'static> {
+        let ev = event(name, arg).unwrap_or_else(|e| panic!("{name} {arg}: {e}"));
+        classify(&ev).unwrap_or_else(|e| panic!("{name} {arg}: {e}"))
+    }
+
     #[test]
     fn classify_events() {
-        let ev = |name: &str, arg: Value| Event {
-            name: name.into(),
-            args: vec![arg],
-            at: Instant::now(),
-        };
-        use serde_json::json;
+        let kind = classify_json;
         assert!(matches!(
-            classify(&ev("output", json!({"type":"output","data":{"text":"hi"}}))),
-            Kind::Output { text: Some(t), context_version: None } if t == "hi"
+            kind("output", r#"{"type":"output","data":{"text":"hi"}}"#),
+            Kind::Output { text: Some(t), context_version: None, data: None } if t == "hi"
         ));
         assert!(matches!(
-            classify(&ev(
-                "output",
-                json!({"type":"output","data":{"data":{"contextVersion":3}}})
-            )),
+            kind("output", r#"{"type":"output","data":{"data":{"contextVersion":3}}}"#),
             Kind::Output {
                 text: None,
-                context_version: Some(3)
-            }
+                context_version: Some(3),
+                data: Some(raw),
+            } if raw.get() == r#"{"contextVersion":3}"#
         ));
         assert!(matches!(
-            classify(&ev("output", json!({"type":"error","data":{"error":{"message":"boom"}}}))),
+            kind("output", r#"{"type":"output","data":{"text":"a\u00e9\n","data":null}}"#),
+            Kind::Output { text: Some(t), data: None, .. } if t == "aé\n"
+        ));
+        assert!(matches!(
+            kind("output", r#"{"type":"error","data":{"error":{"message":"boom"}}}"#),
             Kind::OutputError(m) if m == "boom"
         ));
         assert!(matches!(
-            classify(&ev("output", json!({"type":"finalPing"}))),
+            kind("output", r#"{"type":"error","data":{"message":"flat"}}"#),
+            Kind::OutputError(m) if m == "flat"
+        ));
+        assert!(matches!(
+            kind("output", r#"{"type":"error"}"#),
+            Kind::OutputError(m) if m == "output of type error"
+        ));
+        assert!(matches!(
+            kind("output", r#"{"type":"finalPing"}"#),
             Kind::Final(Ok(()))
         ));
         assert!(matches!(
-            classify(&ev("finalPing", json!({"type":"cognigyStopFlow"}))),
+            kind("finalPing", r#"{"type":"cognigyStopFlow"}"#),
             Kind::Final(Ok(()))
         ));
         assert!(matches!(
-            classify(&ev("finalPing", json!({"type":"error"}))),
-            Kind::Final(Err(_))
+            kind("finalPing", r#"{"type":"error"}"#),
+            Kind::Final(Err(m)) if m == "finalPing of type error"
         ));
         assert!(matches!(
-            classify(&ev("exception", json!({"error":"bad token"}))),
+            kind("finalPing", r#"{"type":"error","error":{"message":"flow failed"}}"#),
+            Kind::Final(Err(m)) if m == "flow failed"
+        ));
+        assert!(matches!(
+            kind("exception", r#"{"error":"bad token"}"#),
             Kind::Exception(m) if m == "bad token"
         ));
         assert!(matches!(
-            classify(&ev("triggeredElement", json!({}))),
-            Kind::Unknown
+            kind("exception", "[]"),
+            Kind::Exception(m) if m == "exception"
         ));
-        assert!(matches!(classify(&ev("output", json!(5))), Kind::Unknown));
+        assert!(matches!(kind("triggeredElement", "{}"), Kind::Unknown));
+        assert!(matches!(kind("output", "5"), Kind::Unknown));
+        assert!(matches!(kind("output", "null"), Kind::Unknown));
+        assert!(matches!(
+            kind("typingStatus", r#"{"status":"typingOn"}"#),
+            Kind::Known
+        ));
         let none = Event {
             name: "finalPing".into(),
-            args: vec![],
+            arg: EventArg::default(),
             at: Instant::now(),
         };
-        assert!(matches!(classify(&none), Kind::Final(Ok(()))));
+        assert!(matches!(classify(&none), Ok(Kind::Final(Ok(())))));
+    }
+
+    #[test]
+    fn unreadable_event_strings_are_protocol_errors() {
+        // A lone surrogate escape in a string that is read fails the frame
+        // as bad JSON, like a `Value` (in `data.text` at once; in a key of
+        // `data.data` when it is read again for `contextVersion`).
+        let bad_text = event("output", r#"{"type":"output","data":{"text":"\ud800"}}"#);
+        let bad_data = event(
+            "output",
+            r#"{"type":"output","data":{"data":{"\ud800":1,"contextVersion":2}}}"#,
+        )
+        .and_then(|ev| classify(&ev).map(|_| ()));
+        for f in [bad_text.err(), bad_data.err()] {
+            let f = f.expect("an error");
+            assert_eq!(f.kind, DisconnectKind::ProtocolError);
+            assert!(
+                f.detail
+                    .starts_with("unparsable frame: bad JSON payload in event: "),
+                "{f}"
+            );
+        }
     }
 }

@@ -6,9 +6,17 @@
 //! connect `0`, disconnect `1`, event `2`, ack `3`, connect error `4`
 //! (binary `5`/`6` are rejected: the Endpoint never sends them).
 //! Every parse failure is a [`FrameError`] value; nothing here panics on input.
+//! Parsed packets borrow from the text (an event's name and arguments are
+//! not copied), and the encoders of the frames sent every turn
+//! ([`ProcessInputFrames`], [`empty_ack`]) write one exactly sized string.
 
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
+use std::marker::PhantomData;
 use std::time::Duration;
 
 /// Largest heartbeat interval/timeout accepted from an open packet (1 hour):
@@ -61,52 +69,118 @@ struct OpenJson {
     max_payload: Option<u64>,
 }
 
-/// One Engine.IO packet (one WebSocket text message).
+/// One Engine.IO packet (one WebSocket text message), borrowing from it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum EnginePacket {
+pub enum EnginePacket<'a> {
     Open(OpenInfo),
     Close,
     /// Ping with its payload (`""`, or `"probe"` during transport upgrades).
-    Ping(String),
-    Pong(String),
-    Message(SocketPacket),
+    Ping(&'a str),
+    Pong(&'a str),
+    Message(SocketPacket<'a>),
     Upgrade,
     Noop,
 }
 
 /// One Socket.IO packet (inside an Engine.IO message). `nsp` is `"/"` unless
-/// a `/name,` prefix was present.
+/// a `/name,` prefix was present. An event's first argument is `A`: its JSON
+/// text by default, or whatever a reader deserializes it into in the same
+/// pass ([`parse_socket_as`]).
 #[derive(Debug, Clone, PartialEq)]
-pub enum SocketPacket {
+pub enum SocketPacket<'a, A = RawArg<'a>> {
     /// `40` (EIO3, server → client), `40{"sid":…}` (EIO4 answer), `40` (EIO4 client).
     Connect {
-        nsp: String,
+        nsp: &'a str,
         data: Option<Value>,
     },
     Disconnect {
-        nsp: String,
+        nsp: &'a str,
     },
-    /// `42[<id>]["name",args…]`.
+    /// `42[<id>]["name",args…]`: the name (copied only when it holds
+    /// escapes) and the arguments, the first as `A`, the others as their
+    /// JSON text, checked but not parsed (events arrive every turn).
     Event {
-        nsp: String,
+        nsp: &'a str,
         id: Option<u64>,
-        name: String,
-        args: Vec<Value>,
+        name: Cow<'a, str>,
+        args: EventArgs<'a, A>,
     },
     /// `43<id>[args…]`.
     Ack {
-        nsp: String,
+        nsp: &'a str,
         id: u64,
         args: Vec<Value>,
     },
     /// `44{…}` (EIO4) or `44"message"` (EIO3).
     ConnectError {
-        nsp: String,
+        nsp: &'a str,
         data: Value,
     },
 }
 
-impl SocketPacket {
+/// One argument's JSON text (valid JSON); equal when the texts are.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(transparent)]
+pub struct RawArg<'a>(#[serde(borrow)] pub &'a RawValue);
+
+impl<'a> RawArg<'a> {
+    /// The JSON text.
+    pub fn get(&self) -> &'a str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for RawArg<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+/// The arguments of an event: the first as `A`, the others as their JSON
+/// text. The first is held apart so that an event with one argument
+/// allocates nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventArgs<'a, A = RawArg<'a>> {
+    first: Option<A>,
+    rest: Vec<RawArg<'a>>,
+}
+
+impl<A> Default for EventArgs<'_, A> {
+    fn default() -> Self {
+        EventArgs {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<A> EventArgs<'_, A> {
+    /// The first argument, if any.
+    pub fn first(&self) -> Option<&A> {
+        self.first.as_ref()
+    }
+
+    /// The first argument, if any, taken out.
+    pub fn into_first(self) -> Option<A> {
+        self.first
+    }
+}
+
+impl<'a> EventArgs<'a> {
+    /// Every argument's JSON text, in order.
+    pub fn iter(&self) -> impl Iterator<Item = RawArg<'a>> + '_ {
+        self.first.into_iter().chain(self.rest.iter().copied())
+    }
+
+    /// Every argument parsed into a `Value`.
+    pub fn values(&self) -> Vec<Value> {
+        self.iter()
+            .map(|raw| serde_json::from_str(raw.get()).unwrap_or(Value::Null))
+            .collect()
+    }
+}
+
+impl SocketPacket<'_> {
     /// A human-readable message for a connect error payload.
     pub fn connect_error_message(data: &Value) -> String {
         match data {
@@ -121,15 +195,15 @@ impl SocketPacket {
 }
 
 /// Parses one WebSocket text message into an Engine.IO packet.
-pub fn parse(text: &str) -> Result<EnginePacket, FrameError> {
+pub fn parse(text: &str) -> Result<EnginePacket<'_>, FrameError> {
     let mut chars = text.chars();
     let kind = chars.next().ok_or(FrameError::Empty)?;
     let rest = chars.as_str();
     match kind {
         '0' => parse_open(rest).map(EnginePacket::Open),
         '1' => Ok(EnginePacket::Close),
-        '2' => Ok(EnginePacket::Ping(rest.to_owned())),
-        '3' => Ok(EnginePacket::Pong(rest.to_owned())),
+        '2' => Ok(EnginePacket::Ping(rest)),
+        '3' => Ok(EnginePacket::Pong(rest)),
         '4' => parse_socket(rest).map(EnginePacket::Message),
         '5' => Ok(EnginePacket::Upgrade),
         '6' => Ok(EnginePacket::Noop),
@@ -160,8 +234,24 @@ fn parse_open(json: &str) -> Result<OpenInfo, FrameError> {
     })
 }
 
+/// The Socket.IO packet text of an Engine.IO message packet (`4…`); `None`
+/// for the other Engine.IO packets. Lets a reader keep the message's text
+/// and parse its packet with [`parse_socket`] where the packet is used.
+pub fn socket_payload(text: &str) -> Option<&str> {
+    text.strip_prefix('4')
+}
+
 /// Parses the Socket.IO packet carried by an Engine.IO message (text after `4`).
-pub fn parse_socket(text: &str) -> Result<SocketPacket, FrameError> {
+pub fn parse_socket(text: &str) -> Result<SocketPacket<'_>, FrameError> {
+    parse_socket_as(text)
+}
+
+/// [`parse_socket`] with an event's first argument deserialized as `A` in
+/// the same pass over the JSON (`A` must accept any JSON value that it
+/// should not refuse as bad JSON: see [`super::event::EventArg`]).
+pub fn parse_socket_as<'a, A: Deserialize<'a>>(
+    text: &'a str,
+) -> Result<SocketPacket<'a, A>, FrameError> {
     let mut chars = text.chars();
     let kind = chars.next().ok_or(FrameError::Empty)?;
     let rest = chars.as_str();
@@ -180,17 +270,12 @@ pub fn parse_socket(text: &str) -> Result<SocketPacket, FrameError> {
         '1' => Ok(SocketPacket::Disconnect { nsp }),
         '2' => {
             let (id, json) = split_id(rest)?;
-            let args = json_array(json, "event")?;
-            let mut args = args.into_iter();
-            let name = match args.next() {
-                Some(Value::String(name)) => name,
-                _ => return Err(FrameError::BadShape("event array must start with a name")),
-            };
+            let (name, args) = event_array(json)?;
             Ok(SocketPacket::Event {
                 nsp,
                 id,
                 name,
-                args: args.collect(),
+                args,
             })
         }
         '3' => {
@@ -211,16 +296,16 @@ pub fn parse_socket(text: &str) -> Result<SocketPacket, FrameError> {
 
 /// Splits an optional `/name,` (or `/name?query,`) prefix. A namespace with no
 /// comma runs to the end (`41/chat`). The query part is dropped.
-fn split_namespace(rest: &str) -> (String, &str) {
+fn split_namespace(rest: &str) -> (&str, &str) {
     if !rest.starts_with('/') {
-        return ("/".to_owned(), rest);
+        return ("/", rest);
     }
     let (nsp, after) = match rest.find(',') {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (rest, ""),
     };
     let nsp = nsp.split('?').next().unwrap_or(nsp);
-    (nsp.to_owned(), after)
+    (nsp, after)
 }
 
 /// Splits leading decimal digits (the packet id) from the JSON payload.
@@ -257,11 +342,157 @@ fn json_array(rest: &str, packet: &'static str) -> Result<Vec<Value>, FrameError
     }
 }
 
-fn nsp_prefix(nsp: &str) -> String {
+/// `["name", args…]`: the name and the arguments.
+fn event_array<'a, A: Deserialize<'a>>(
+    json: &'a str,
+) -> Result<(Cow<'a, str>, EventArgs<'a, A>), FrameError> {
+    match serde_json::from_str(json) {
+        Ok(EventArray::Event(name, args)) => Ok((name, args)),
+        Ok(EventArray::NoName) => Err(FrameError::BadShape("event array must start with a name")),
+        Ok(EventArray::NotArray) => Err(FrameError::BadShape("payload must be a JSON array")),
+        Err(e) => Err(FrameError::BadJson {
+            packet: "event",
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// An event payload as read in one pass: a JSON array starting with a
+/// string, or what else it was (the whole JSON is checked either way).
+enum EventArray<'a, A> {
+    Event(Cow<'a, str>, EventArgs<'a, A>),
+    NoName,
+    NotArray,
+}
+
+impl<'de, A: Deserialize<'de>> Deserialize<'de> for EventArray<'de, A> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(EventArrayVisitor(PhantomData))
+    }
+}
+
+struct EventArrayVisitor<A>(PhantomData<A>);
+
+impl<'de, A: Deserialize<'de>> Visitor<'de> for EventArrayVisitor<A> {
+    type Value = EventArray<'de, A>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON array")
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<EventArray<'de, A>, S::Error> {
+        let Some(first) = seq.next_element::<&'de RawValue>()? else {
+            return Ok(EventArray::NoName);
+        };
+        // Not a string: no name. A string that cannot be read (a lone
+        // surrogate escape) is bad JSON, as in a `Value`.
+        let name = match serde_json::from_str::<Name<'de>>(first.get()) {
+            Ok(name) => Some(name),
+            Err(e) if e.is_data() => None,
+            Err(e) => return Err(de::Error::custom(e)),
+        };
+        let Some(Name(name)) = name else {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(EventArray::NoName);
+        };
+        let mut args = EventArgs {
+            first: seq.next_element::<A>()?,
+            rest: Vec::new(),
+        };
+        if args.first.is_some() {
+            while let Some(arg) = seq.next_element::<RawArg<'de>>()? {
+                args.rest.push(arg);
+            }
+        }
+        Ok(EventArray::Event(name, args))
+    }
+    fn visit_map<M: de::MapAccess<'de>>(self, mut map: M) -> Result<EventArray<'de, A>, M::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(EventArray::NotArray)
+    }
+    fn visit_bool<E: de::Error>(self, _v: bool) -> Result<EventArray<'de, A>, E> {
+        Ok(EventArray::NotArray)
+    }
+    fn visit_i64<E: de::Error>(self, _v: i64) -> Result<EventArray<'de, A>, E> {
+        Ok(EventArray::NotArray)
+    }
+    fn visit_u64<E: de::Error>(self, _v: u64) -> Result<EventArray<'de, A>, E> {
+        Ok(EventArray::NotArray)
+    }
+    fn visit_f64<E: de::Error>(self, _v: f64) -> Result<EventArray<'de, A>, E> {
+        Ok(EventArray::NotArray)
+    }
+    fn visit_str<E: de::Error>(self, _v: &str) -> Result<EventArray<'de, A>, E> {
+        Ok(EventArray::NotArray)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<EventArray<'de, A>, E> {
+        Ok(EventArray::NotArray)
+    }
+}
+
+/// A JSON string, borrowed unless it holds escapes.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(NameVisitor)
+    }
+}
+
+struct NameVisitor;
+
+impl<'de> Visitor<'de> for NameVisitor {
+    type Value = Name<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Owned(v.to_owned())))
+    }
+}
+
+/// Appends the `/nsp,` prefix of a packet (nothing for `/`).
+fn push_nsp(out: &mut String, nsp: &str) {
+    if nsp_len(nsp) > 0 {
+        out.push_str(nsp);
+        out.push(',');
+    }
+}
+
+/// The length of the `/nsp,` prefix.
+fn nsp_len(nsp: &str) -> usize {
     if nsp == "/" || nsp.is_empty() {
-        String::new()
+        0
     } else {
-        format!("{nsp},")
+        nsp.len() + 1
+    }
+}
+
+/// The length of `parts` plus `more`: frames are built with exactly the
+/// capacity they need where it is known, because a WebSocket message made
+/// from a `String` with spare capacity costs one more allocation.
+fn exact_len(parts: &[&str], more: usize) -> usize {
+    parts.iter().map(|p| p.len()).sum::<usize>() + more
+}
+
+/// Whether `s` is written as a JSON string without escapes (then its JSON
+/// form is `s` in quotes).
+fn plain_json_str(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
+/// Appends `s` as a JSON string, escaped exactly as serde_json escapes it
+/// (`"`, `\\` and control characters; a string without any is copied as is).
+fn push_json_str(out: &mut String, s: &str) {
+    if plain_json_str(s) {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&Value::from(s).to_string());
     }
 }
 
@@ -281,16 +512,21 @@ pub fn pong_for(payload: &str) -> String {
 
 /// `43[/nsp,]<id>[]`: the empty ack the official client sends for every event.
 pub fn empty_ack(nsp: &str, id: u64) -> String {
-    format!("43{}{id}[]", nsp_prefix(nsp))
+    let digits = id.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let mut out = String::with_capacity(nsp_len(nsp) + exact_len(&["43", "[]"], digits));
+    out.push_str("43");
+    push_nsp(&mut out, nsp);
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{id}[]");
+    out
 }
 
 /// `43[/nsp,]<id>[<arg>]`: an ack with one argument.
 pub fn ack_with(nsp: &str, id: u64, arg: &impl Serialize) -> Result<String, serde_json::Error> {
-    Ok(format!(
-        "43{}{id}[{}]",
-        nsp_prefix(nsp),
-        serde_json::to_string(arg)?
-    ))
+    let mut out = String::from("43");
+    push_nsp(&mut out, nsp);
+    let _ = write!(out, "{id}[{}]", serde_json::to_string(arg)?);
+    Ok(out)
 }
 
 /// `42["name",<arg>]`: an event on `/` with one argument and no ack request.
@@ -303,24 +539,60 @@ pub fn event_frame(name: &str, arg: &impl Serialize) -> Result<String, serde_jso
     ))
 }
 
-/// The `processInput` payload, fields in the official client's order.
-#[derive(Debug, Serialize)]
-pub struct ProcessInputPayload<'a> {
-    #[serde(rename = "URLToken")]
-    pub url_token: &'a str,
-    #[serde(rename = "userId")]
-    pub user_id: &'a str,
-    #[serde(rename = "sessionId")]
-    pub session_id: &'a str,
-    pub channel: &'a str,
-    pub source: &'a str,
-    #[serde(rename = "passthroughIP")]
-    pub passthrough_ip: Option<&'a str>,
-    #[serde(rename = "resetFlow")]
-    pub reset_flow: bool,
-    pub text: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<&'a Value>,
+/// `processInput` frames of one session, byte for byte as the official client
+/// writes them: `42["processInput",{…}]` with `URLToken`, `userId`,
+/// `sessionId`, `channel`, `source` (`"device"`), `passthroughIP` (`null`),
+/// `resetFlow`, `text` and, when there is one, `data`, in that order. The ids
+/// are encoded once per session; a turn adds only what may change.
+#[derive(Debug, Clone)]
+pub struct ProcessInputFrames {
+    /// Everything up to the channel's value.
+    head: String,
+}
+
+impl ProcessInputFrames {
+    pub fn new(url_token: &str, user_id: &str, session_id: &str) -> ProcessInputFrames {
+        let mut head = String::from(r#"42["processInput",{"URLToken":"#);
+        push_json_str(&mut head, url_token);
+        head.push_str(r#","userId":"#);
+        push_json_str(&mut head, user_id);
+        head.push_str(r#","sessionId":"#);
+        push_json_str(&mut head, session_id);
+        head.push_str(r#","channel":"#);
+        ProcessInputFrames { head }
+    }
+
+    /// The frame of one input.
+    pub fn frame(
+        &self,
+        channel: &str,
+        reset_flow: bool,
+        text: &str,
+        data: Option<&Value>,
+    ) -> String {
+        const FLAGS: &str = r#","source":"device","passthroughIP":null,"resetFlow":"#;
+        let flag = if reset_flow { "true" } else { "false" };
+        let parts = [&self.head, channel, FLAGS, flag, r#","text":"#, text, "}]"];
+        // Exact without escapes or data (the usual input: 4 quotes), else a guess.
+        let capacity = if data.is_none() && plain_json_str(channel) && plain_json_str(text) {
+            exact_len(&parts, 4)
+        } else {
+            exact_len(&parts, 80)
+        };
+        let mut out = String::with_capacity(capacity);
+        out.push_str(&self.head);
+        push_json_str(&mut out, channel);
+        out.push_str(FLAGS);
+        out.push_str(flag);
+        out.push_str(r#","text":"#);
+        push_json_str(&mut out, text);
+        if let Some(data) = data {
+            out.push_str(r#","data":"#);
+            let _ = write!(out, "{data}");
+        }
+        out.push_str("}]");
+        out
+    }
 }
 
 /// The inner-handshake ack payload, fields in the official client's order.
@@ -346,7 +618,7 @@ mod tests {
     fn event(text: &str) -> (Option<u64>, String, Vec<Value>) {
         match parse(text) {
             Ok(EnginePacket::Message(SocketPacket::Event { id, name, args, .. })) => {
-                (id, name, args)
+                (id, name.into_owned(), args.values())
             }
             other => panic!("{text}: expected event, got {other:?}"),
         }
@@ -401,10 +673,10 @@ mod tests {
     #[test]
     fn engine_control_packets() {
         assert_eq!(parse("1"), Ok(EnginePacket::Close));
-        assert_eq!(parse("2"), Ok(EnginePacket::Ping(String::new())));
-        assert_eq!(parse("3"), Ok(EnginePacket::Pong(String::new())));
-        assert_eq!(parse("2probe"), Ok(EnginePacket::Ping("probe".into())));
-        assert_eq!(parse("3probe"), Ok(EnginePacket::Pong("probe".into())));
+        assert_eq!(parse("2"), Ok(EnginePacket::Ping("")));
+        assert_eq!(parse("3"), Ok(EnginePacket::Pong("")));
+        assert_eq!(parse("2probe"), Ok(EnginePacket::Ping("probe")));
+        assert_eq!(parse("3probe"), Ok(EnginePacket::Pong("probe")));
         assert_eq!(parse("5"), Ok(EnginePacket::Upgrade));
         assert_eq!(parse("6"), Ok(EnginePacket::Noop));
         assert_eq!(pong_for("probe"), "3probe");
@@ -416,40 +688,38 @@ mod tests {
         assert_eq!(
             parse("40"),
             Ok(EnginePacket::Message(SocketPacket::Connect {
-                nsp: "/".into(),
+                nsp: "/",
                 data: None
             }))
         );
         assert_eq!(
             parse(r#"40{"sid":"1TRp80iIPhanP1SFAAAA"}"#),
             Ok(EnginePacket::Message(SocketPacket::Connect {
-                nsp: "/".into(),
+                nsp: "/",
                 data: Some(json!({"sid":"1TRp80iIPhanP1SFAAAA"}))
             }))
         );
         assert_eq!(
             parse("40/chat?x=1,"),
             Ok(EnginePacket::Message(SocketPacket::Connect {
-                nsp: "/chat".into(),
+                nsp: "/chat",
                 data: None
             }))
         );
         assert_eq!(
             parse("41"),
-            Ok(EnginePacket::Message(SocketPacket::Disconnect {
-                nsp: "/".into()
-            }))
+            Ok(EnginePacket::Message(SocketPacket::Disconnect { nsp: "/" }))
         );
         assert_eq!(
             parse("41/chat,"),
             Ok(EnginePacket::Message(SocketPacket::Disconnect {
-                nsp: "/chat".into()
+                nsp: "/chat"
             }))
         );
         assert_eq!(
             parse("41/chat"),
             Ok(EnginePacket::Message(SocketPacket::Disconnect {
-                nsp: "/chat".into()
+                nsp: "/chat"
             }))
         );
     }
@@ -504,11 +774,78 @@ mod tests {
     }
 
     #[test]
+    fn event_names_borrow_and_args_stay_json_text() {
+        let text = r#"42["output", {"type":"output","data":{"text":"a\"b"}} ,[1, 2],null]"#;
+        let Ok(EnginePacket::Message(SocketPacket::Event {
+            nsp, name, args, ..
+        })) = parse(text)
+        else {
+            panic!("{text}: {:?}", parse(text));
+        };
+        assert_eq!(nsp, "/");
+        assert!(matches!(name, Cow::Borrowed("output")));
+        let raw: Vec<&str> = args.iter().map(|a| a.get()).collect();
+        assert_eq!(
+            raw,
+            [
+                r#"{"type":"output","data":{"text":"a\"b"}}"#,
+                "[1, 2]",
+                "null"
+            ]
+        );
+        assert_eq!(args.first().map(RawArg::get), Some(raw[0]));
+        assert_eq!(args.values()[0]["data"]["text"], "a\"b");
+        // An escaped name is unescaped (and owned).
+        let text = r#"42["fin\u0061lPing\n",{}]"#;
+        let Ok(EnginePacket::Message(SocketPacket::Event { name, .. })) = parse(text) else {
+            panic!("{text}: {:?}", parse(text));
+        };
+        assert!(matches!(name, Cow::Owned(ref n) if n == "finalPing\n"));
+    }
+
+    #[test]
+    fn event_errors_name_the_packet() {
+        for (text, want) in [
+            ("42[1]", "event array must start with a name"),
+            ("42[]", "event array must start with a name"),
+            ("42[null,\"x\"]", "event array must start with a name"),
+            ("42{\"a\":1}", "payload must be a JSON array"),
+            ("42true", "payload must be a JSON array"),
+            ("421-5", "payload must be a JSON array"),
+            ("42\"output\"", "payload must be a JSON array"),
+        ] {
+            assert_eq!(parse(text), Err(FrameError::BadShape(want)), "{text}");
+        }
+        for text in [
+            "42[\"a\",{]",
+            "42[\"a\",1,]",
+            "42[\"a\"] x",
+            "42[\"\\ud800\"]",
+            "42[1,{]",
+            "42{\"a\":}",
+        ] {
+            match parse(text) {
+                Err(
+                    e @ FrameError::BadJson {
+                        packet: "event", ..
+                    },
+                ) => {
+                    assert!(
+                        e.to_string().starts_with("bad JSON payload in event: "),
+                        "{e}"
+                    )
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn acks_parse_and_encode() {
         assert_eq!(
             parse("430[]"),
             Ok(EnginePacket::Message(SocketPacket::Ack {
-                nsp: "/".into(),
+                nsp: "/",
                 id: 0,
                 args: vec![]
             }))
@@ -533,34 +870,70 @@ mod tests {
 
     #[test]
     fn process_input_matches_fixture_bytes() {
-        let p = ProcessInputPayload {
-            url_token: "emulator-url-token",
-            user_id: "user@example.com",
-            session_id: "session 1/emulator",
-            channel: "load-test",
-            source: "device",
-            passthrough_ip: None,
-            reset_flow: false,
-            text: "hello 1",
-            data: None,
-        };
+        let frames = ProcessInputFrames::new(
+            "emulator-url-token",
+            "user@example.com",
+            "session 1/emulator",
+        );
         assert_eq!(
-            event_frame("processInput", &p).ok().as_deref(),
-            Some(
-                r#"42["processInput",{"URLToken":"emulator-url-token","userId":"user@example.com","sessionId":"session 1/emulator","channel":"load-test","source":"device","passthroughIP":null,"resetFlow":false,"text":"hello 1"}]"#
-            )
+            frames.frame("load-test", false, "hello 1", None),
+            r#"42["processInput",{"URLToken":"emulator-url-token","userId":"user@example.com","sessionId":"session 1/emulator","channel":"load-test","source":"device","passthroughIP":null,"resetFlow":false,"text":"hello 1"}]"#
         );
         let data = json!({"color":"green","i":2});
-        let p = ProcessInputPayload {
-            text: "hello 2",
-            data: Some(&data),
-            ..p
-        };
         assert_eq!(
-            event_frame("processInput", &p).ok().as_deref(),
-            Some(
-                r#"42["processInput",{"URLToken":"emulator-url-token","userId":"user@example.com","sessionId":"session 1/emulator","channel":"load-test","source":"device","passthroughIP":null,"resetFlow":false,"text":"hello 2","data":{"color":"green","i":2}}]"#
-            )
+            frames.frame("load-test", false, "hello 2", Some(&data)),
+            r#"42["processInput",{"URLToken":"emulator-url-token","userId":"user@example.com","sessionId":"session 1/emulator","channel":"load-test","source":"device","passthroughIP":null,"resetFlow":false,"text":"hello 2","data":{"color":"green","i":2}}]"#
+        );
+    }
+
+    #[test]
+    fn usual_frames_are_built_without_spare_capacity() {
+        // (A WebSocket message made from a String with spare capacity costs
+        // one more allocation per frame.)
+        let frames = ProcessInputFrames::new("tok", "user@example.com", "s 1");
+        for frame in [
+            frames.frame("load-test", false, "hello 1", None),
+            frames.frame("", true, "", None),
+            empty_ack("/", 0),
+            empty_ack("/", 9),
+            empty_ack("/", 10),
+            empty_ack("/chat", u64::MAX),
+            empty_ack("", 433),
+        ] {
+            assert_eq!(frame.capacity(), frame.len(), "{frame}");
+        }
+    }
+
+    #[test]
+    fn process_input_escapes_like_serde_json() {
+        let nasty = "a\"b\\c\n\u{1}\u{1f}\u{7f}é/😀";
+        let frames = ProcessInputFrames::new(nasty, "u\"", "s\t");
+        let data = json!({"q": nasty, "n": [1.5, null, true]});
+        let frame = frames.frame("ch\r", true, nasty, Some(&data));
+        let want = json!(["processInput", {
+            "URLToken": nasty, "userId": "u\"", "sessionId": "s\t", "channel": "ch\r",
+            "source": "device", "passthroughIP": null, "resetFlow": true, "text": nasty, "data": data,
+        }]);
+        assert_eq!(
+            frame
+                .strip_prefix("42")
+                .map(serde_json::from_str::<Value>)
+                .and_then(Result::ok),
+            Some(want)
+        );
+        // Byte for byte as serde_json writes each string.
+        for s in [nasty, "u\"", "s\t", "ch\r"] {
+            assert!(
+                frame.contains(&serde_json::to_string(s).unwrap()),
+                "{s:?} in {frame}"
+            );
+        }
+        assert!(
+            frame.ends_with(&format!(
+                r#","resetFlow":true,"text":{},"data":{data}}}]"#,
+                serde_json::to_string(nasty).unwrap()
+            )),
+            "{frame}"
         );
     }
 

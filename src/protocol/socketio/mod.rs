@@ -1,10 +1,12 @@
 //! Socket.IO Endpoint client (docs/protocol.md §1): our own thin Engine.IO 3/4 +
 //! Socket.IO layer on tokio-tungstenite. `frame` is the pure packet type (parse
-//! and encode, no I/O); `connection` owns one WebSocket, the handshake,
+//! and encode, no I/O); `event` reads the fields of a server event a turn needs
+//! without building a JSON tree; `connection` owns one WebSocket, the handshake,
 //! heartbeats, acks and the turn state machine. No metrics, no scenario types:
 //! callers get timestamps and outcomes back and record them themselves.
 
 pub mod connection;
+pub mod event;
 pub mod frame;
 
 pub use connection::{encode_twice, socket_url, Connection, SocketUrl, MAX_MESSAGE_BYTES};
@@ -71,7 +73,9 @@ pub struct ConnectOptions {
 pub struct OutputLimits {
     /// Most outputs kept per turn.
     pub max_count: usize,
-    /// Most bytes of output text (`data.text`) kept per turn.
+    /// Most bytes of output text (`data.text`) per turn; Socket.IO outputs
+    /// also count their `data.data` as the length of its JSON text as
+    /// received, whether the turn keeps it or not.
     pub max_bytes: usize,
 }
 
@@ -83,7 +87,7 @@ impl OutputLimits {
     };
 
     /// Whether one more output of `text_bytes` still fits after `kept`
-    /// outputs holding `kept_bytes` text bytes.
+    /// outputs holding `kept_bytes` bytes of text and data.
     pub fn admits(&self, kept: usize, kept_bytes: usize, text_bytes: usize) -> bool {
         kept < self.max_count && kept_bytes.saturating_add(text_bytes) <= self.max_bytes
     }
@@ -104,6 +108,9 @@ pub struct ProcessInput<'a> {
     pub data: Option<std::borrow::Cow<'a, serde_json::Value>>,
     pub reset_flow: bool,
     pub channel: &'a str,
+    /// Whether the turn's outputs keep their `data.data` ([`Output::data`]):
+    /// only checks and captures read it, and parsing it costs per output.
+    pub keep_data: bool,
 }
 
 /// One bot output received during a turn.
@@ -115,7 +122,8 @@ pub struct Output {
     /// `data.data.contextVersion`: the context version the bot saw (emulator).
     pub context_version: Option<u64>,
     /// `data.data`: the output's structured data (quick replies, payloads),
-    /// moved out of the parsed event (no copy); `None` when absent or null.
+    /// when the turn asked for it ([`ProcessInput::keep_data`]); `None` when
+    /// absent or null.
     pub data: Option<serde_json::Value>,
 }
 
