@@ -137,7 +137,8 @@ pub struct Target {
     /// `turn_outputs_overflow` (outputs are still counted, not kept).
     #[serde(deserialize_with = "fields::max_turn_outputs")]
     pub max_turn_outputs: usize,
-    /// Most bytes of output text one turn keeps; more ends the turn the same way.
+    /// Most bytes of output one turn keeps: its text, and on Socket.IO its
+    /// `data` as the JSON text received; more ends the turn the same way.
     #[serde(deserialize_with = "fields::max_turn_output_bytes")]
     pub max_turn_output_bytes: usize,
 }
