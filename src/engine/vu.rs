@@ -933,7 +933,9 @@ mod tests {
         );
         let size = std::mem::size_of_val(&task);
         eprintln!("run_vu future: {size} bytes");
-        // Measured: 7.7 KB with the runtime side's `after_idle` boxed (14.7 KB
+        // Measured: 8.2 KB (9.2 KB while an idle connection's ack write held
+        // the whole parsed packet as well as its event); 7.7 KB with the
+        // runtime side's `after_idle` boxed (14.7 KB
         // without it, 15.8 KB without `connect` boxed, 39.5 KB when the
         // context steps' keep-alive was inline). `-Zprint-type-sizes` on a
         // nightly compiler shows which awaited future sets the size.

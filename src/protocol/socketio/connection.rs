@@ -403,10 +403,15 @@ impl Connection {
                 nsp_connected |= *nsp == "/";
                 continue;
             }
-            match conn.handle_socket(packet, at).await {
-                Err(f) => return Err(into_connect(f, stage, after)),
-                Ok(None) => {}
-                Ok(Some(ev)) => match ev.name.as_ref() {
+            let (ack, event) = conn
+                .take_socket(packet, at)
+                .map_err(|f| into_connect(f, stage, after))?;
+            conn.send_ack(ack)
+                .await
+                .map_err(|f| into_connect(f, stage, after))?;
+            match event {
+                None => {}
+                Some(ev) => match ev.name.as_ref() {
                     "endpoint-ready" => return Ok(conn),
                     "handshake" => handshake_seen = true,
                     _ => conn
@@ -475,8 +480,8 @@ impl Connection {
                 }
                 Ok(Got::Message(text, at)) => (text, at),
             };
-            let ev = match parse_message(&text) {
-                Ok(packet) => self.handle_socket(packet, at).await,
+            let ev = match parse_message(&text).and_then(|p| self.take_socket(p, at)) {
+                Ok((ack, ev)) => self.send_ack(ack).await.map(|()| ev),
                 Err(f) => Err(f),
             };
             let ev = match ev {
@@ -568,10 +573,9 @@ impl Connection {
                 }
                 Err(f) => return Err(self.kill(f)),
             };
-            let handled = match parse_message(&text) {
-                Ok(packet) => match self.handle_socket(packet, at).await {
-                    Ok(Some(ev)) => self.count_outside_turn(&ev),
-                    Ok(None) => Ok(()),
+            let handled = match parse_message(&text).and_then(|p| self.take_socket(p, at)) {
+                Ok((ack, ev)) => match self.send_ack(ack).await {
+                    Ok(()) => ev.map_or(Ok(()), |ev| self.count_outside_turn(&ev)),
                     Err(f) => Err(f),
                 },
                 Err(f) => Err(f),
@@ -665,13 +669,26 @@ impl Connection {
         }
     }
 
-    /// Acks an event if it asked for one; returns it if it is on `/`.
-    /// Namespace disconnects and connect errors are failures.
-    async fn handle_socket<'t>(
+    /// Sends the ack an event asked for ([`Connection::take_socket`]).
+    /// Callers take the packet apart before awaiting this, so a waiting task
+    /// holds only the event, not the packet as well (this wait is part of
+    /// every idle VU task's size).
+    async fn send_ack(&mut self, ack: Option<String>) -> Result<(), Fail> {
+        if let Some(ack) = ack {
+            self.send(ack, deadline_in(WRITE_TIMEOUT)).await?;
+            self.counters.acks_sent += 1;
+        }
+        Ok(())
+    }
+
+    /// The ack `packet` asks for (if any, to send with
+    /// [`Connection::send_ack`]) and its event if it is on `/`. Namespace
+    /// disconnects and connect errors are failures.
+    fn take_socket<'t>(
         &mut self,
         packet: Packet<'t>,
         at: Instant,
-    ) -> Result<Option<Event<'t>>, Fail> {
+    ) -> Result<(Option<String>, Option<Event<'t>>), Fail> {
         match packet {
             SocketPacket::Event {
                 nsp,
@@ -679,8 +696,8 @@ impl Connection {
                 name,
                 args,
             } => {
-                if let Some(id) = id {
-                    let ack = if name == "handshake" && self.inner_handshake {
+                let ack = match id {
+                    Some(id) if name == "handshake" && self.inner_handshake => {
                         let ids = HandshakeIds {
                             user_id: &self.user_id,
                             session_id: &self.session_id,
@@ -688,23 +705,24 @@ impl Connection {
                             test_mode: self.test_mode,
                             emit_with_ack: self.emit_with_ack,
                         };
-                        frame::ack_with(nsp, id, &ids)
-                            .map_err(|e| protocol(format!("encoding handshake ack: {e}")))?
-                    } else {
-                        frame::empty_ack(nsp, id)
-                    };
-                    self.send(ack, deadline_in(WRITE_TIMEOUT)).await?;
-                    self.counters.acks_sent += 1;
-                }
+                        Some(
+                            frame::ack_with(nsp, id, &ids)
+                                .map_err(|e| protocol(format!("encoding handshake ack: {e}")))?,
+                        )
+                    }
+                    Some(id) => Some(frame::empty_ack(nsp, id)),
+                    None => None,
+                };
                 if nsp != "/" {
                     self.counters.unknown_events += 1;
-                    return Ok(None);
+                    return Ok((ack, None));
                 }
-                Ok(Some(Event {
+                let event = Event {
                     name,
                     arg: args.into_first().unwrap_or_default(),
                     at,
-                }))
+                };
+                Ok((ack, Some(event)))
             }
             SocketPacket::Disconnect { nsp: "/" } => Err(fail(
                 DisconnectKind::NamespaceDisconnect,
@@ -714,7 +732,7 @@ impl Connection {
                 "server refused the namespace: {}",
                 SocketPacket::connect_error_message(&data)
             ))),
-            _ => Ok(None),
+            _ => Ok((None, None)),
         }
     }
 
