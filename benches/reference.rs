@@ -13,7 +13,10 @@
 //! time (user and system, from `summary.json` → `generator`) over the
 //! difference in turns, so that per-turn figures exclude connecting. Rounds
 //! alternate the servers (`FINALPING_BENCH_ROUNDS`, default 3); the table
-//! shows the median and the spread of the rounds.
+//! shows the median and the spread of the rounds, and the pooled figure: all
+//! rounds' CPU over all rounds' turns. The kernel charges user and system
+//! time per 10 ms clock tick, so one round's ~35 ticks split with an error
+//! of about ±25 %; pooled over n rounds that shrinks with √n (±8 % at 11).
 //!
 //! Targets (issue #16), against the Node server: user space ≤ 0.008 ms per
 //! turn, total ≤ 0.035 ms per turn.
@@ -67,8 +70,8 @@ fn main() {
     println!(
         "CPU per turn of the client, {VUS} VUs × {TURNS} turns minus {VUS} × 1 (median of {rounds}, min–max):"
     );
-    println!("| server | user ms/turn | system ms/turn | total ms/turn | final_ping p50 / p99 |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| server | user ms/turn | system ms/turn | total ms/turn | pooled user / system / total | final_ping p50 / p99 |");
+    println!("|---|---:|---:|---:|---:|---:|");
     for ((label, _), r) in servers.iter().zip(&results) {
         let col = |f: fn(&PerTurn) -> f64| {
             let mut v: Vec<f64> = r.iter().map(f).collect();
@@ -79,11 +82,13 @@ fn main() {
         let mut p99: Vec<f64> = r.iter().map(|p| p.p99).collect();
         p50.sort_by(f64::total_cmp);
         p99.sort_by(f64::total_cmp);
+        let (user, system) = pooled(r);
         println!(
-            "| {label} | {} | {} | {} | {:.3} / {:.3} ms |",
+            "| {label} | {} | {} | {} | {user:.4} / {system:.4} / {:.4} | {:.3} / {:.3} ms |",
             col(|p| p.user),
             col(|p| p.system),
             col(|p| p.user + p.system),
+            user + system,
             p50[p50.len() / 2],
             p99[p99.len() / 2]
         );
@@ -98,6 +103,15 @@ struct PerTurn {
     system: f64,
     p50: f64,
     p99: f64,
+    /// The turns the per-turn figures are over (`many` minus `one`).
+    turns: f64,
+}
+
+/// All rounds' CPU over all rounds' turns: (user, system) ms per turn.
+fn pooled(rounds: &[PerTurn]) -> (f64, f64) {
+    let turns: f64 = rounds.iter().map(|r| r.turns).sum();
+    let sum = |f: fn(&PerTurn) -> f64| rounds.iter().map(|r| f(r) * r.turns).sum::<f64>() / turns;
+    (sum(|r| r.user), sum(|r| r.system))
 }
 
 impl PerTurn {
@@ -120,6 +134,7 @@ impl PerTurn {
             p99: many["metrics"]["final_ping"]["p99_ms"]
                 .as_f64()
                 .unwrap_or(f64::NAN),
+            turns: extra,
         }
     }
 }
