@@ -933,7 +933,7 @@ mod tests {
         );
         let size = std::mem::size_of_val(&task);
         eprintln!("run_vu future: {size} bytes");
-        // Measured: 8.2 KB (9.2 KB while an idle connection's ack write held
+        // Measured: 8.0 KB (9.2 KB while an idle connection's ack write held
         // the whole parsed packet as well as its event); 7.7 KB with the
         // runtime side's `after_idle` boxed (14.7 KB
         // without it, 15.8 KB without `connect` boxed, 39.5 KB when the

@@ -480,11 +480,7 @@ impl Connection {
                 }
                 Ok(Got::Message(text, at)) => (text, at),
             };
-            let ev = match parse_message(&text).and_then(|p| self.take_socket(p, at)) {
-                Ok((ack, ev)) => self.send_ack(ack).await.map(|()| ev),
-                Err(f) => Err(f),
-            };
-            let ev = match ev {
+            let ev = match self.event_in(&text, at).await {
                 Err(f) => {
                     turn.outcome = TurnOutcome::Disconnected(self.kill(f));
                     return turn;
@@ -573,11 +569,8 @@ impl Connection {
                 }
                 Err(f) => return Err(self.kill(f)),
             };
-            let handled = match parse_message(&text).and_then(|p| self.take_socket(p, at)) {
-                Ok((ack, ev)) => match self.send_ack(ack).await {
-                    Ok(()) => ev.map_or(Ok(()), |ev| self.count_outside_turn(&ev)),
-                    Err(f) => Err(f),
-                },
+            let handled = match self.event_in(&text, at).await {
+                Ok(ev) => ev.map_or(Ok(()), |ev| self.count_outside_turn(&ev)),
                 Err(f) => Err(f),
             };
             if let Err(f) = handled {
@@ -679,6 +672,19 @@ impl Connection {
             self.counters.acks_sent += 1;
         }
         Ok(())
+    }
+
+    /// The event on `/` in an Engine.IO message read outside the handshake,
+    /// acked first if it asked for an ack. Takes the message text, not the
+    /// parsed packet, so the packet is gone before the ack is awaited.
+    async fn event_in<'t>(
+        &mut self,
+        text: &'t Utf8Bytes,
+        at: Instant,
+    ) -> Result<Option<Event<'t>>, Fail> {
+        let (ack, event) = self.take_socket(parse_message(text)?, at)?;
+        self.send_ack(ack).await?;
+        Ok(event)
     }
 
     /// The ack `packet` asks for (if any, to send with
