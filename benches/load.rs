@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::{run_scenario, run_scenario_with, Pinning, Server};
+use common::{median, run_scenario, run_scenario_with, Pinning, Server};
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
@@ -132,16 +132,6 @@ fn main() {
         spread(&exporting),
         verdict(extra < 5.0)
     );
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
 }
 
 /// (max − min) / median, in %.

@@ -23,7 +23,7 @@
 
 mod common;
 
-use common::{run_scenario, Pinning, Server};
+use common::{median, run_scenario, Pinning, Server};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -73,15 +73,14 @@ fn main() {
     println!("| server | user ms/turn | system ms/turn | total ms/turn | pooled user / system / total | final_ping p50 / p99 |");
     println!("|---|---:|---:|---:|---:|---:|");
     for ((label, _), r) in servers.iter().zip(&results) {
+        let of = |f: fn(&PerTurn) -> f64| r.iter().map(f).collect::<Vec<f64>>();
         let col = |f: fn(&PerTurn) -> f64| {
-            let mut v: Vec<f64> = r.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            format!("{:.4} ({:.4}–{:.4})", v[v.len() / 2], v[0], v[v.len() - 1])
+            let v = of(f);
+            let (min, max) = v
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+            format!("{:.4} ({min:.4}–{max:.4})", median(&v))
         };
-        let mut p50: Vec<f64> = r.iter().map(|p| p.p50).collect();
-        let mut p99: Vec<f64> = r.iter().map(|p| p.p99).collect();
-        p50.sort_by(f64::total_cmp);
-        p99.sort_by(f64::total_cmp);
         let (user, system) = pooled(r);
         println!(
             "| {label} | {} | {} | {} | {user:.4} / {system:.4} / {:.4} | {:.3} / {:.3} ms |",
@@ -89,8 +88,8 @@ fn main() {
             col(|p| p.system),
             col(|p| p.user + p.system),
             user + system,
-            p50[p50.len() / 2],
-            p99[p99.len() / 2]
+            median(&of(|p| p.p50)),
+            median(&of(|p| p.p99))
         );
     }
     println!("{}", node.stop());
