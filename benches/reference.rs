@@ -22,11 +22,13 @@
 //! turn, total ≤ 0.035 ms per turn.
 
 mod common;
+#[path = "../tests/interop/npm.rs"]
+mod npm;
 
 use common::{median, run_scenario, Pinning, Server};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 const VUS: u32 = 200;
 const TURNS: u32 = 50;
@@ -148,7 +150,9 @@ struct NodeServer {
 impl NodeServer {
     fn start() -> NodeServer {
         let dir = interop_dir();
-        install_node_modules(&dir);
+        if let Err(e) = npm::npm_ci_if_missing(&dir, &["socket.io"]) {
+            panic!("{e}");
+        }
         let mut child = Pinning::detect()
             .program(1, "node")
             .arg(dir.join("node-server.js"))
@@ -197,18 +201,4 @@ impl Drop for NodeServer {
 
 fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
-}
-
-/// `npm ci` from the committed lock when socket.io is not installed yet.
-fn install_node_modules(dir: &Path) {
-    if dir.join("node_modules/socket.io/package.json").is_file() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .status()
-        .expect("run npm (Node.js 20+ and npm are needed)");
-    assert!(status.success(), "`npm ci` in {} failed", dir.display());
 }

@@ -4,6 +4,9 @@
 //! (`node-server.js`). The Node peers are also checked against each other, so a broken
 //! harness shows up on its own. Every wait is bounded; children die with their guard.
 
+#[path = "../interop/npm.rs"]
+mod npm;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -258,32 +261,9 @@ fn require_node_modules() -> PathBuf {
     static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let dir = interop_dir();
     let packages = ["cognigy-client-4", "cognigy-client-5", "socket.io"];
-    let missing = |dir: &Path| {
-        packages
-            .iter()
-            .map(|pkg| dir.join("node_modules").join(pkg).join("package.json"))
-            .find(|p| !p.is_file())
-    };
-    let installed = INSTALLED.get_or_init(|| {
-        if missing(&dir).is_none() {
-            return Ok(());
-        }
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .status()
-            .map_err(|e| format!("cannot run npm ({e}): install Node.js 20+ and npm"))?;
-        if !status.success() {
-            return Err(format!("`npm ci` in {} failed: {status}", dir.display()));
-        }
-        Ok(())
-    });
+    let installed = INSTALLED.get_or_init(|| npm::npm_ci_if_missing(&dir, &packages));
     if let Err(e) = installed {
         panic!("{e}; or run `npm ci --prefix tests/interop` by hand");
-    }
-    if let Some(p) = missing(&dir) {
-        panic!("{} is missing after `npm ci`", p.display());
     }
     dir
 }
