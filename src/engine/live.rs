@@ -98,9 +98,11 @@ async fn collect(
     let display = Display::new(plan.duration(), plan.planned_samples(), mode);
     let started = Instant::now();
     let mut interval_start = Duration::ZERO;
+    // Reused interval after interval, so that draining allocates nothing.
+    let mut drained = Snapshot::new();
     // One interval of the timeline: drain, account, sample the generator.
     let mut close_interval = |totals: &mut Snapshot, timeline: &mut Timeline, last: bool| {
-        let drained = recorder.drain();
+        recorder.drain_into(&mut drained);
         totals.merge(&drained);
         let now = started.elapsed();
         let sample = if last {

@@ -94,9 +94,15 @@ impl LagProbe {
         }
     }
 
-    /// The lag samples since the previous call (or the start), leaving the interval empty.
-    pub fn take_interval(&self) -> Histogram<u64> {
-        std::mem::replace(&mut self.lock().interval, new_histogram())
+    /// Puts the lag samples since the previous call (or the start) into
+    /// `out`, dropping what `out` held, and leaves the interval empty: the
+    /// probe goes on recording into `out`'s old memory, so that nothing is
+    /// allocated once per interval.
+    pub fn take_interval_into(&self, out: &mut Histogram<u64>) {
+        if !out.is_empty() {
+            out.reset();
+        }
+        std::mem::swap(&mut self.lock().interval, out);
     }
 
     /// All lag samples since the start.
@@ -790,6 +796,8 @@ impl IntervalSample {
 /// Probe + sampler + rules, driven by the collector once per interval.
 pub struct GeneratorMonitor {
     probe: LagProbe,
+    /// The last interval's lag samples (kept to reuse its memory).
+    lag: Histogram<u64>,
     sampler: ResourceSampler,
     machine: MachineSampler,
     check: SelfCheck,
@@ -809,6 +817,7 @@ impl GeneratorMonitor {
     ) -> GeneratorMonitor {
         GeneratorMonitor {
             probe: LagProbe::start(),
+            lag: new_histogram(),
             sampler: ResourceSampler::excluding(excluded),
             machine: MachineSampler::new(),
             check: SelfCheck::new(config),
@@ -817,10 +826,11 @@ impl GeneratorMonitor {
 
     /// Measures the interval since the previous call and feeds the rules.
     pub fn sample_interval(&mut self) -> IntervalSample {
-        let lag = self.probe.take_interval();
+        self.probe.take_interval_into(&mut self.lag);
+        let lag = &self.lag;
         let res = self.sampler.sample();
         self.check
-            .record_interval(&lag, res.cpu_percent, res.rss_kib);
+            .record_interval(lag, res.cpu_percent, res.rss_kib);
         if let Some(m) = self.machine.sample() {
             self.check
                 .record_machine(res.cpu_percent, res.process_cpu_percent, &m);
@@ -839,9 +849,10 @@ impl GeneratorMonitor {
     /// Like [`sample_interval`](Self::sample_interval) for the run's last,
     /// partial interval (see [`SelfCheck::record_tail`]).
     pub fn sample_tail(&mut self) -> IntervalSample {
-        let lag = self.probe.take_interval();
+        self.probe.take_interval_into(&mut self.lag);
+        let lag = &self.lag;
         let res = self.sampler.sample();
-        self.check.record_tail(&lag, res.rss_kib);
+        self.check.record_tail(lag, res.rss_kib);
         IntervalSample {
             cpu_percent: res.cpu_percent,
             rss_kib: res.rss_kib,
@@ -1222,7 +1233,8 @@ mod tests {
             );
             // That sleep started before the block and ended after it: it
             // overshot by at least BLOCK − PROBE_PERIOD (minus HDR precision).
-            let interval = probe.take_interval();
+            let mut interval = new_histogram();
+            probe.take_interval_into(&mut interval);
             let min_expected = (BLOCK - PROBE_PERIOD).as_micros() as u64 * 99 / 100;
             assert!(
                 interval.max() >= min_expected,
@@ -1231,8 +1243,10 @@ mod tests {
                 min_expected
             );
             assert_eq!(probe.total().max(), interval.max());
-            // Drained: nothing was recorded since (no await in between).
-            assert_eq!(probe.take_interval().len(), 0);
+            // Drained: nothing was recorded since (no await in between),
+            // and what `interval` held is gone.
+            probe.take_interval_into(&mut interval);
+            assert_eq!(interval.len(), 0);
         });
     }
 

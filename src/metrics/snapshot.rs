@@ -61,7 +61,7 @@ impl Snapshot {
 
     /// The numbers of one tag, if anything was booked under it.
     pub fn tag(&self, id: TagId) -> Option<&TagData> {
-        self.tagged.get(&id)
+        self.tagged.get(&id).filter(|data| !data.is_empty())
     }
 
     /// The summary of every latency metric, by name (the `metrics` of a report).
@@ -82,7 +82,10 @@ impl Snapshot {
 
     /// Every tag that has numbers, by id.
     pub fn tags(&self) -> impl Iterator<Item = (TagId, &TagData)> {
-        self.tagged.iter().map(|(id, data)| (*id, data))
+        self.tagged
+            .iter()
+            .filter(|(_, data)| !data.is_empty())
+            .map(|(id, data)| (*id, data))
     }
 
     /// Adds a whole histogram of `metric` (exact), e.g. one read back from a
@@ -183,11 +186,13 @@ impl Snapshot {
         for (k, v) in &other.causes {
             self.add_cause(k, *v);
         }
-        for (t, data) in &other.tagged {
-            self.tagged.entry(*t).or_default().merge(data);
+        for (t, data) in other.tags() {
+            self.tagged.entry(t).or_default().merge(data);
         }
     }
 
+    /// Empties every number. The histograms (per tag too) keep their memory,
+    /// so a cleared snapshot records and merges without allocating.
     pub fn clear(&mut self) {
         for h in &mut self.hists {
             if !h.is_empty() {
@@ -196,7 +201,9 @@ impl Snapshot {
         }
         self.counters = [0; Counter::ALL.len()];
         self.causes.clear();
-        self.tagged.clear();
+        for data in self.tagged.values_mut() {
+            data.clear();
+        }
     }
 
     pub fn summary(&self, metric: Metric) -> MetricSummary {

@@ -34,6 +34,7 @@
 use super::{new_histogram, Counter, Metric, Snapshot};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 /// Generator gauges sampled once per interval (see `metrics::selfcheck`).
@@ -176,12 +177,15 @@ impl Interval {
     /// The V2 compressed (deflate) encoding of `metric`'s histogram in this
     /// interval, as stored (encoded now if it was kept raw); `Ok(None)` when
     /// it had no samples.
-    pub fn encoded_histogram(&self, metric: Metric) -> Result<Option<Vec<u8>>, TimelineError> {
+    pub fn encoded_histogram(
+        &self,
+        metric: Metric,
+    ) -> Result<Option<Cow<'_, [u8]>>, TimelineError> {
         let Some(m) = self.find(metric) else {
             return Ok(None);
         };
         match &m.stored {
-            Stored::Encoded(bytes) => Ok(Some(bytes.to_vec())),
+            Stored::Encoded(bytes) => Ok(Some(Cow::Borrowed(bytes))),
             Stored::Raw(h) => {
                 let mut buf = Vec::new();
                 V2DeflateSerializer::new()
@@ -191,7 +195,7 @@ impl Interval {
                         start_s: self.start.as_secs_f64(),
                         reason: format!("{e:?}"),
                     })?;
-                Ok(Some(buf))
+                Ok(Some(Cow::Owned(buf)))
             }
         }
     }

@@ -149,13 +149,13 @@ fn to_file(timeline: Option<&Timeline>, totals: &Totals) -> Result<File, String>
         }
     }
     let run_start = timeline.map_or(SystemTime::UNIX_EPOCH, Timeline::run_start);
-    let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
     let mut intervals = Vec::new();
     for i in timeline.map(Timeline::intervals).unwrap_or_default() {
         let mut metrics = BTreeMap::new();
         for m in Metric::ALL {
             if let Some(bytes) = i.encoded_histogram(m).map_err(|e| e.to_string())? {
-                metrics.insert(m.name().to_string(), b64(bytes));
+                let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+                metrics.insert(m.name().to_string(), text);
             }
         }
         intervals.push(FileInterval {

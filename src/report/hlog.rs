@@ -28,7 +28,6 @@ use crate::metrics::{new_histogram, Interval, Metric, Timeline};
 use base64::Engine;
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
-use hdrhistogram::Histogram;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -85,26 +84,17 @@ pub fn write_hlog_header(
 }
 
 /// Writes interval lines (`start,length,max,histogram`), the same bytes the
-/// `hdrhistogram` interval log writer produces; keeps its buffers between lines.
+/// `hdrhistogram` interval log writer produces. A line carries the interval's
+/// stored V2 compressed encoding as it is (no decoding and re-encoding); the
+/// encoding of an empty histogram is made once and kept.
+#[derive(Default)]
 pub struct HlogLine {
-    serializer: V2DeflateSerializer,
-    bytes: Vec<u8>,
-    empty: Histogram<u64>,
-}
-
-impl Default for HlogLine {
-    fn default() -> Self {
-        HlogLine::new()
-    }
+    empty: Option<Vec<u8>>,
 }
 
 impl HlogLine {
     pub fn new() -> HlogLine {
-        HlogLine {
-            serializer: V2DeflateSerializer::new(),
-            bytes: Vec::new(),
-            empty: new_histogram(),
-        }
+        HlogLine::default()
     }
 
     /// The line of `metric` in `interval` (an empty histogram if it had no samples).
@@ -114,22 +104,32 @@ impl HlogLine {
         metric: Metric,
         out: &mut dyn Write,
     ) -> io::Result<()> {
-        let decoded = interval
-            .histogram(metric)
+        let stored = interval
+            .encoded_histogram(metric)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let h = decoded.as_ref().unwrap_or(&self.empty);
-        self.bytes.clear();
-        self.serializer
-            .serialize(h, &mut self.bytes)
-            .map_err(|e| io::Error::other(format!("{} interval log: {e:?}", metric.name())))?;
+        let (bytes, max_us) = match (&stored, interval.stats(metric)) {
+            (Some(bytes), Some(stats)) => (bytes.as_ref(), stats.max_us),
+            _ => (self.empty_encoding(metric)?, 0),
+        };
         writeln!(
             out,
             "{:.3},{:.3},{:.3},{}",
             interval.start().as_secs_f64(),
             interval.length().as_secs_f64(),
-            h.max() as f64 / MAX_VALUE_DIVISOR,
-            base64::engine::general_purpose::STANDARD.encode(&self.bytes)
+            max_us as f64 / MAX_VALUE_DIVISOR,
+            base64::engine::general_purpose::STANDARD.encode(bytes)
         )
+    }
+
+    fn empty_encoding(&mut self, metric: Metric) -> io::Result<&[u8]> {
+        if self.empty.is_none() {
+            let mut bytes = Vec::new();
+            V2DeflateSerializer::new()
+                .serialize(&new_histogram(), &mut bytes)
+                .map_err(|e| io::Error::other(format!("{} interval log: {e:?}", metric.name())))?;
+            self.empty = Some(bytes);
+        }
+        Ok(self.empty.as_deref().unwrap_or_default())
     }
 }
 
