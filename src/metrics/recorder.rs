@@ -65,15 +65,25 @@ impl Recorder {
 
     /// Like [`Recorder::drain`], into `out` (cleared first), reusing its
     /// histograms: the collector's once-per-interval drain allocates nothing
-    /// once every histogram has been used.
+    /// once every histogram has been used. The first shard with numbers is
+    /// swapped with `out` as a whole (nothing copied); only further shards
+    /// with numbers are merged.
     pub fn drain_into(&self, out: &mut Snapshot) {
         out.clear();
+        let mut out_empty = true;
         let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
         for shard in self.shards.iter() {
-            {
-                let mut s = shard.lock().unwrap_or_else(PoisonError::into_inner);
-                std::mem::swap(&mut *s, &mut *spare);
+            let mut s = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            if s.is_empty() {
+                continue;
             }
+            if out_empty {
+                std::mem::swap(&mut *s, out);
+                out_empty = false;
+                continue;
+            }
+            std::mem::swap(&mut *s, &mut *spare);
+            drop(s);
             out.merge(&spare);
             spare.clear();
         }

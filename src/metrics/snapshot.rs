@@ -191,6 +191,14 @@ impl Snapshot {
         }
     }
 
+    /// Nothing recorded or counted.
+    pub fn is_empty(&self) -> bool {
+        self.hists.iter().all(Histogram::is_empty)
+            && self.counters.iter().all(|c| *c == 0)
+            && self.causes.is_empty()
+            && self.tagged.values().all(TagData::is_empty)
+    }
+
     /// Empties every number. The histograms (per tag too) keep their memory,
     /// so a cleared snapshot records and merges without allocating.
     pub fn clear(&mut self) {
@@ -333,6 +341,12 @@ mod tests {
     fn merge_adds_counts_and_causes() {
         let mut a = Snapshot::new();
         let mut b = Snapshot::new();
+        assert!(a.is_empty());
+        b.add_cause("turn_timeout", 0);
+        assert!(!b.is_empty(), "a cause is a number, even at 0");
+        b.clear();
+        b.add_tagged(Counter::Outputs, &[3], 0);
+        assert!(b.is_empty(), "zero under a tag is nothing");
         a.add(Counter::Outputs, 2);
         b.add(Counter::Outputs, 3);
         b.add_cause("turn_timeout", 4);
