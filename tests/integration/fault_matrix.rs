@@ -288,7 +288,13 @@ async fn unknown_url_token_is_refused_and_abandoned() {
                 "{}",
                 s["counters"]
             );
-            assert_eq!(emu.stats.refused, counter(s, "connect_errors"));
+            // A connect the emulator refuses just as the deadline cancels it
+            // is not counted by the client: at most one per VU.
+            let refused = emu.stats.refused;
+            assert!(
+                refused >= errors && refused <= errors + 4,
+                "emulator refused {refused}, client counted {errors}"
+            );
         }),
     })
     .await;
