@@ -1,10 +1,13 @@
 //! Live accounting during a run: a collector task drains the recorder once per
-//! tick into the run totals and feeds the progress display — an indicatif line
+//! tick into the run totals, hands the interval to the interval writer
+//! (timeline and sinks, on a thread of their own) and feeds the progress
+//! display — an indicatif line
 //! on a terminal, a plain line every few seconds otherwise, nothing with
 //! `--quiet`, or one JSON line per tick for a parent process (`run --workers`
 //! reads its segments' lines and shows one line for all).
 
-use super::sink::{Backlogs, ClosedInterval, IntervalSink};
+use super::interval_writer::{ClosedSnapshot, IntervalWriter};
+use super::sink::{Backlogs, IntervalSink};
 use super::{Gauge, Plan};
 use crate::metrics::selfcheck::{GeneratorMonitor, SelfCheckConfig, SelfCheckSummary};
 use crate::metrics::{Counter, Metric, Recorder, Snapshot, Timeline};
@@ -80,13 +83,14 @@ async fn collect(
         recorder,
         gauge,
         backlogs,
-        mut sinks,
+        sinks,
     } = inputs;
     let mut aborted = None;
     let settings = &plan.scenario.metrics;
     let tick = settings.interval.as_duration();
     let mut totals = Snapshot::new();
-    let mut timeline = Timeline::new(std::time::SystemTime::now(), tick);
+    let mut writer =
+        IntervalWriter::start(Timeline::new(std::time::SystemTime::now(), tick), sinks);
     let mut monitor = GeneratorMonitor::start_excluding(
         SelfCheckConfig {
             lag_p99_budget: settings.lag_p99_budget.as_duration(),
@@ -98,10 +102,10 @@ async fn collect(
     let display = Display::new(plan.duration(), plan.planned_samples(), mode);
     let started = Instant::now();
     let mut interval_start = Duration::ZERO;
-    // Reused interval after interval, so that draining allocates nothing.
-    let mut drained = Snapshot::new();
-    // One interval of the timeline: drain, account, sample the generator.
-    let mut close_interval = |totals: &mut Snapshot, timeline: &mut Timeline, last: bool| {
+    // One interval: drain, account and sample the generator here; the
+    // timeline and the sinks follow on the writer's thread.
+    let mut close_interval = |totals: &mut Snapshot, last: bool| {
+        let mut drained = writer.empty_snapshot();
         recorder.drain_into(&mut drained);
         totals.merge(&drained);
         let now = started.elapsed();
@@ -111,19 +115,17 @@ async fn collect(
             monitor.sample_interval()
         };
         let active = gauge.active.load(Ordering::Relaxed);
-        timeline.push(interval_start, now, &drained, sample.gauges(active));
-        interval_start = now;
-        let closed = ClosedInterval {
-            timeline,
-            drained: &drained,
+        writer.write(ClosedSnapshot {
+            start: interval_start,
+            end: now,
+            drained,
+            gauges: sample.gauges(active),
             backlog: backlogs.waiting(),
             chat_sockets: gauge.chat_sockets.load(Ordering::Relaxed),
             runtime_sockets: gauge.runtime_sockets.load(Ordering::Relaxed),
             last,
-        };
-        for sink in sinks.iter_mut() {
-            sink.interval(&closed);
-        }
+        });
+        interval_start = now;
     };
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -134,7 +136,7 @@ async fn collect(
             _ = ticker.tick() => {}
             _ = &mut stopped => break,
         }
-        close_interval(&mut totals, &mut timeline, false);
+        close_interval(&mut totals, false);
         if aborted.is_none() {
             aborted = check_abort(&plan, started.elapsed(), &totals);
             if let Some(why) = &aborted {
@@ -165,12 +167,12 @@ async fn collect(
                 + totals.counter(Counter::RuntimeConnectErrors),
         });
     }
-    close_interval(&mut totals, &mut timeline, true);
+    close_interval(&mut totals, true);
     display.finish();
     Collected {
         totals,
         aborted,
-        timeline,
+        timeline: writer.finish().await,
         self_check: monitor.finish(),
     }
 }

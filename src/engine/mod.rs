@@ -7,6 +7,7 @@
 mod checks;
 mod context;
 mod group;
+mod interval_writer;
 mod live;
 mod pacing;
 mod rest;

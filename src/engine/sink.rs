@@ -1,9 +1,10 @@
-//! The collector's hook for things that follow a run while it runs: after it
-//! closes an interval (drain, timeline push) it hands the interval to every
-//! [`IntervalSink`] — the live report files (`timeseries.csv`, `.hlog`) and
-//! the live metrics export. Sinks run on the collector task once per
-//! interval, never per sample, so they cost nothing on the VUs' hot path;
-//! they must not block (files are appended, network pushes are queued).
+//! The hook for things that follow a run while it runs: once the collector
+//! has closed an interval (drain) and the interval writer has appended it to
+//! the timeline, the writer hands it to every [`IntervalSink`] — the live
+//! report files (`timeseries.csv`, `.hlog`) and the live metrics export.
+//! Sinks run on the interval writer's low-priority thread once per interval,
+//! never per sample, so they cost nothing on the VUs' hot path; they must not
+//! block (files are appended, network pushes are queued).
 
 use super::pacing::{Dispatch, Pacing};
 use crate::metrics::{Snapshot, Timeline};

@@ -3,9 +3,9 @@
 //! `timeseries.csv` gets its header at the start and one row per interval,
 //! each `<metric>.hlog` is created when its metric first has samples (with
 //! empty lines for the intervals before, so all files share one time axis)
-//! and gets one line per interval. The collector formats the lines (shared
-//! with [`super::timeseries`] and [`super::hlog`]); a dedicated thread
-//! appends them and flushes them to the OS, so a slow disk never stalls the
+//! and gets one line per interval. The interval writer's thread formats the
+//! lines (shared with [`super::timeseries`] and [`super::hlog`]); a
+//! dedicated thread appends them and flushes them to the OS, so a slow disk never stalls the
 //! runtime the VUs run on. Dropping [`LiveFiles`] waits for that thread, so
 //! the end-of-run `write_all`, which rewrites the same files from the whole
 //! timeline, never races it. A write error is reported once and stops the
