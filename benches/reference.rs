@@ -34,10 +34,7 @@ const VUS: u32 = 200;
 const TURNS: u32 = 50;
 
 fn main() {
-    let rounds: usize = std::env::var("FINALPING_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let rounds = common::rounds(3);
     let pin = Pinning::detect();
     println!("pinning: {}", pin.describe());
     let node = NodeServer::start();

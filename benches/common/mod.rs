@@ -198,6 +198,16 @@ fn scrape_until(
     }
 }
 
+/// `FINALPING_BENCH_ROUNDS` (how many times a benchmark repeats its
+/// measurements, alternating them), else `default`.
+pub fn rounds(default: usize) -> usize {
+    std::env::var("FINALPING_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
 /// The median of `v` (the mean of the middle two for an even count; 0 for none).
 pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
