@@ -55,7 +55,7 @@
 //! Each cause comes with the remedy that actually helps ([`hint`]).
 
 use super::machine::{MachineSample, MachineSampler};
-use super::{new_histogram, ProcessUsage, ThreadGroupCpu};
+use super::{new_histogram, reset_histogram, ProcessUsage, ThreadGroupCpu};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -99,9 +99,7 @@ impl LagProbe {
     /// probe goes on recording into `out`'s old memory, so that nothing is
     /// allocated once per interval.
     pub fn take_interval_into(&self, out: &mut Histogram<u64>) {
-        if !out.is_empty() {
-            out.reset();
-        }
+        reset_histogram(out);
         std::mem::swap(&mut self.lock().interval, out);
     }
 

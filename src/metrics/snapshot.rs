@@ -2,7 +2,7 @@
 //! an interval drain returns and what the run totals are. Mergeable exactly.
 
 use super::tags::{micros, TagData, TagId};
-use super::{new_histogram, Counter, Metric};
+use super::{new_histogram, reset_histogram, Counter, Metric};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -202,11 +202,7 @@ impl Snapshot {
     /// Empties every number. The histograms (per tag too) keep their memory,
     /// so a cleared snapshot records and merges without allocating.
     pub fn clear(&mut self) {
-        for h in &mut self.hists {
-            if !h.is_empty() {
-                h.reset();
-            }
-        }
+        self.hists.iter_mut().for_each(reset_histogram);
         self.counters = [0; Counter::ALL.len()];
         self.causes.clear();
         for data in self.tagged.values_mut() {
