@@ -409,15 +409,13 @@ impl Connection {
             conn.send_ack(ack)
                 .await
                 .map_err(|f| into_connect(f, stage, after))?;
-            match event {
-                None => {}
-                Some(ev) => match ev.name.as_ref() {
-                    "endpoint-ready" => return Ok(conn),
-                    "handshake" => handshake_seen = true,
-                    _ => conn
-                        .count_outside_turn(&ev)
-                        .map_err(|f| into_connect(f, stage, after))?,
-                },
+            let Some(ev) = event else { continue };
+            match ev.name.as_ref() {
+                "endpoint-ready" => return Ok(conn),
+                "handshake" => handshake_seen = true,
+                _ => conn
+                    .count_outside_turn(&ev)
+                    .map_err(|f| into_connect(f, stage, after))?,
             }
         }
     }
@@ -570,7 +568,8 @@ impl Connection {
                 Err(f) => return Err(self.kill(f)),
             };
             let handled = match self.event_in(&text, at).await {
-                Ok(ev) => ev.map_or(Ok(()), |ev| self.count_outside_turn(&ev)),
+                Ok(Some(ev)) => self.count_outside_turn(&ev),
+                Ok(None) => Ok(()),
                 Err(f) => Err(f),
             };
             if let Err(f) = handled {
