@@ -181,7 +181,8 @@ impl UpdateOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateResult {
     pub request_id: String,
-    /// Right after the frame was written (when not sent: when it was refused).
+    /// Right before the frame was handed to the socket (when not sent: when it
+    /// was refused).
     pub sent_at: std::time::Instant,
     /// When the matching reply was read.
     pub replied_at: Option<std::time::Instant>,
@@ -834,7 +835,8 @@ impl RuntimeConnection {
         None
     }
 
-    /// Writes one message frame (after a due heartbeat); returns when it was written.
+    /// Writes one message frame (after a due heartbeat); returns when it was
+    /// handed to the socket, so a round trip never starts after the server has it.
     async fn send_payload(
         &mut self,
         payload: &[u8],
@@ -850,12 +852,13 @@ impl RuntimeConnection {
         limit: Instant,
     ) -> Result<Instant, RuntimeError> {
         let len = bytes.len() as u64;
+        let started = Instant::now();
         let send = self.ws.send(Message::Binary(bytes.into()));
         match tokio::time::timeout_at(limit, send).await {
             Ok(Ok(())) => {
                 self.counters.frames_sent += 1;
                 self.counters.bytes_sent += len;
-                Ok(Instant::now())
+                Ok(started)
             }
             Ok(Err(e)) => Err(ws_error(e, self.token.expose())),
             Err(_) => Err(RuntimeError::WriteTimeout),

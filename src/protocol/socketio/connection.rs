@@ -454,11 +454,14 @@ impl Connection {
             &input.text,
             input.data.as_deref(),
         );
+        // The clock starts before the frame is handed to the socket: the
+        // server cannot have it earlier, so no turn is measured shorter than
+        // the server took, even when this task is preempted around the write.
+        turn.sent_at = Instant::now().into_std();
         if let Err(f) = self.send(text, deadline).await {
             turn.outcome = TurnOutcome::Disconnected(self.kill(f));
             return turn;
         }
-        turn.sent_at = Instant::now().into_std();
 
         let mut bot_error: Option<String> = None;
         loop {

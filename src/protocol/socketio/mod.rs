@@ -147,7 +147,7 @@ pub enum TurnOutcome {
 /// The record of one turn: `processInput` written → `finalPing` read.
 #[derive(Debug, Clone)]
 pub struct Turn {
-    /// When the `processInput` frame was handed to the socket.
+    /// Right before the `processInput` frame was handed to the socket.
     pub sent_at: Instant,
     /// The outputs kept (at most [`OutputLimits`]).
     pub outputs: Vec<Output>,
