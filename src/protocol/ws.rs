@@ -29,6 +29,10 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// reference server from 38.3k to 34.8k instructions (4 KiB before). A
 /// larger message is read in 1 KiB steps into a buffer reserved for it.
 const READ_BUFFER_BYTES: usize = 1024;
+/// Bytes of frames written without a flush that tungstenite keeps until the
+/// flush (more are written out at once). Every send flushes; only the
+/// Socket.IO client's queued acks wait, so this holds a handful of them.
+const WRITE_BATCH_BYTES: usize = 4 << 10;
 /// Bytes that may wait to be written beyond one largest message.
 pub const WRITE_SLACK_BYTES: usize = 64 << 10;
 /// Used instead of a deadline that would overflow `Instant`.
@@ -104,13 +108,15 @@ pub struct Target<'a> {
 
 /// The WebSocket configuration of every client connection: messages and
 /// frames up to `max_message` bytes (larger ones fail the connection from
-/// their header), a small read buffer, no write batching, and at most one
-/// largest message plus [`WRITE_SLACK_BYTES`] waiting to be written, so a
-/// server that stops reading fails the connection instead of growing it.
+/// their header), a small read buffer, frames written without a flush kept
+/// until the flush (up to [`WRITE_BATCH_BYTES`]: the Socket.IO client's
+/// queued acks), and at most one largest message plus [`WRITE_SLACK_BYTES`]
+/// waiting to be written, so a server that stops reading fails the
+/// connection instead of growing it.
 pub fn ws_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BATCH_BYTES)
         .max_write_buffer_size(max_message.saturating_add(WRITE_SLACK_BYTES))
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
@@ -296,7 +302,7 @@ mod tests {
     fn config_caps_messages_and_the_write_buffer() {
         let c = ws_config(1000);
         assert_eq!(c.read_buffer_size, READ_BUFFER_BYTES);
-        assert_eq!(c.write_buffer_size, 0);
+        assert_eq!(c.write_buffer_size, WRITE_BATCH_BYTES);
         assert_eq!(c.max_write_buffer_size, 1000 + WRITE_SLACK_BYTES);
         assert_eq!(
             (c.max_message_size, c.max_frame_size),

@@ -640,6 +640,40 @@ async fn unknown_events_error_outputs_and_unsolicited() {
     server.await.expect("server script");
 }
 
+/// An `output` and its `finalPing` sent in one write: the client reads both
+/// before it writes their acks (queued, then flushed together), and the acks
+/// leave when the turn ends, in order, without waiting for the next send.
+#[tokio::test]
+async fn acks_of_events_read_together_leave_when_the_turn_ends() {
+    let (acked_tx, acked_rx) = tokio::sync::oneshot::channel();
+    let (url, server) = serve(|mut p| async move {
+        p.handshake(Eio::V4, OPEN).await;
+        p.expect(INPUT_1).await;
+        for frame in [TYPING_ON, OUTPUT_1, TYPING_OFF, FINAL_1] {
+            p.ws.feed(Message::text(frame)).await.expect("feed");
+        }
+        p.ws.flush().await.expect("flush");
+        p.expect("430[]").await;
+        p.expect("431[]").await;
+        // The client sends nothing more until it hears that both arrived.
+        acked_tx.send(()).expect("test waits");
+        p.expect("41").await;
+        p.received
+    })
+    .await;
+    let mut conn = connect(&options(&url, Eio::V4)).await;
+    let t = conn.turn(&input("hello 1"), WAIT).await;
+    assert_eq!((t.outcome, t.outputs.len()), (TurnOutcome::Ok, 1));
+    assert_eq!(conn.take_counters().acks_sent, 2);
+    tokio::time::timeout(WAIT, acked_rx)
+        .await
+        .expect("the acks were not written when the turn ended")
+        .expect("server script");
+    conn.close().await;
+    let received = server.await.expect("server script");
+    assert_eq!(received, ["40", INPUT_1, "430[]", "431[]", "41"]);
+}
+
 /// A finalPing of type error is a BotError; legacy output finalPing ends a turn.
 #[tokio::test]
 async fn final_ping_variants() {

@@ -21,7 +21,7 @@ use super::{
     TurnOutcome, WireCounters,
 };
 use crate::protocol::ws::{self, deadline_in, FailureKind, OpenError, Ws};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -178,6 +178,21 @@ fn into_connect(f: Fail, stage: &'static str, after: Duration) -> ConnectError {
     }
 }
 
+/// A write's or flush's result within its time limit, as a failure if it
+/// did not complete.
+fn written_or_failed(
+    r: Result<Result<(), tungstenite::Error>, tokio::time::error::Elapsed>,
+) -> Result<(), Fail> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(from_ws(e)),
+        Err(_) => Err(fail(
+            DisconnectKind::WriteTimeout,
+            "write timed out (server not reading)",
+        )),
+    }
+}
+
 /// A tungstenite read/write error as a disconnect.
 fn from_ws(e: tungstenite::Error) -> Fail {
     use DisconnectKind as K;
@@ -323,6 +338,21 @@ pub struct Connection {
     /// Set once the connection failed; every later call reports it.
     dead: Option<Disconnected>,
     counters: WireCounters,
+    /// Acks written to the WebSocket's buffer but not yet flushed
+    /// ([`Ack::Queued`]).
+    acks_queued: bool,
+}
+
+/// When an ack leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ack {
+    /// At once (handshake, between turns).
+    Now,
+    /// With the next flush: before the connection next waits for a frame, or
+    /// at the end of the turn. The acks for the events of one read (an
+    /// `output` and the `finalPing` right behind it) then leave in one write,
+    /// one system call and one wake-up of the server instead of two.
+    Queued,
 }
 
 impl Connection {
@@ -359,6 +389,7 @@ impl Connection {
             pong_due: None,
             dead: None,
             counters: WireCounters::default(),
+            acks_queued: false,
         };
 
         let stage = "open packet";
@@ -406,7 +437,7 @@ impl Connection {
             let (ack, event) = conn
                 .take_socket(packet, at)
                 .map_err(|f| into_connect(f, stage, after))?;
-            conn.send_ack(ack)
+            conn.send_ack(ack, Ack::Now)
                 .await
                 .map_err(|f| into_connect(f, stage, after))?;
             let Some(ev) = event else { continue };
@@ -430,6 +461,17 @@ impl Connection {
     /// so that a late finalPing is not taken for the next turn's; if none
     /// comes, the outcome stays `BotError` (not `Timeout`).
     pub async fn turn(&mut self, input: &ProcessInput<'_>, timeout: Duration) -> Turn {
+        let turn = self.exchange(input, timeout).await;
+        // The acks of the turn's last read leave now, together; if they
+        // cannot, the next step finds the connection dead.
+        if let Err(f) = self.flush_queued_acks().await {
+            self.kill(f);
+        }
+        turn
+    }
+
+    /// [`Connection::turn`] but for the acks still queued at its end.
+    async fn exchange(&mut self, input: &ProcessInput<'_>, timeout: Duration) -> Turn {
         let deadline = deadline_in(timeout);
         let mut turn = Turn {
             sent_at: Instant::now().into_std(),
@@ -481,7 +523,7 @@ impl Connection {
                 }
                 Ok(Got::Message(text, at)) => (text, at),
             };
-            let ev = match self.event_in(&text, at).await {
+            let ev = match self.event_in(&text, at, Ack::Queued).await {
                 Err(f) => {
                     turn.outcome = TurnOutcome::Disconnected(self.kill(f));
                     return turn;
@@ -570,7 +612,7 @@ impl Connection {
                 }
                 Err(f) => return Err(self.kill(f)),
             };
-            let handled = match self.event_in(&text, at).await {
+            let handled = match self.event_in(&text, at, Ack::Now).await {
                 Ok(Some(ev)) => self.count_outside_turn(&ev),
                 Ok(None) => Ok(()),
                 Err(f) => Err(f),
@@ -647,45 +689,63 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes one text frame (flushed) before `limit`.
+    /// Writes one text frame, and everything queued before it, before `limit`.
     async fn send(&mut self, text: String, limit: Instant) -> Result<(), Fail> {
-        let len = text.len() as u64;
-        match tokio::time::timeout_at(limit, self.ws.send(Message::text(text))).await {
-            Ok(Ok(())) => {
-                self.counters.frames_sent += 1;
-                self.counters.bytes_sent += len;
-                Ok(())
-            }
-            Ok(Err(e)) => Err(from_ws(e)),
-            Err(_) => Err(fail(
-                DisconnectKind::WriteTimeout,
-                "write timed out (server not reading)",
-            )),
-        }
+        self.write(text, limit, true).await
     }
 
-    /// Sends the ack an event asked for ([`Connection::take_socket`]).
-    /// Callers take the packet apart before awaiting this, so a waiting task
-    /// holds only the event, not the packet as well (this wait is part of
-    /// every idle VU task's size).
-    async fn send_ack(&mut self, ack: Option<String>) -> Result<(), Fail> {
+    /// Writes one text frame to the WebSocket before `limit`; with `flush`,
+    /// flushes it and any queued acks to the socket.
+    async fn write(&mut self, text: String, limit: Instant, flush: bool) -> Result<(), Fail> {
+        let len = text.len() as u64;
+        let message = Message::text(text);
+        let written = if flush {
+            tokio::time::timeout_at(limit, self.ws.send(message)).await
+        } else {
+            tokio::time::timeout_at(limit, self.ws.feed(message)).await
+        };
+        written_or_failed(written)?;
+        self.counters.frames_sent += 1;
+        self.counters.bytes_sent += len;
+        self.acks_queued &= !flush;
+        Ok(())
+    }
+
+    /// Flushes the acks queued with [`Ack::Queued`], if any.
+    async fn flush_queued_acks(&mut self) -> Result<(), Fail> {
+        if !self.acks_queued {
+            return Ok(());
+        }
+        self.acks_queued = false;
+        let flushed = tokio::time::timeout_at(deadline_in(WRITE_TIMEOUT), self.ws.flush()).await;
+        written_or_failed(flushed)
+    }
+
+    /// Sends the ack an event asked for ([`Connection::take_socket`]), or
+    /// queues it ([`Ack::Queued`]). Callers take the packet apart before
+    /// awaiting this, so a waiting task holds only the event, not the packet
+    /// as well (this wait is part of every idle VU task's size).
+    async fn send_ack(&mut self, ack: Option<String>, when: Ack) -> Result<(), Fail> {
         if let Some(ack) = ack {
-            self.send(ack, deadline_in(WRITE_TIMEOUT)).await?;
+            let flush = when == Ack::Now;
+            self.write(ack, deadline_in(WRITE_TIMEOUT), flush).await?;
+            self.acks_queued |= !flush;
             self.counters.acks_sent += 1;
         }
         Ok(())
     }
 
     /// The event on `/` in an Engine.IO message read outside the handshake,
-    /// acked first if it asked for an ack. Takes the message text, not the
-    /// parsed packet, so the packet is gone before the ack is awaited.
+    /// acked first (`when`) if it asked for an ack. Takes the message text,
+    /// not the parsed packet, so the packet is gone before the ack is awaited.
     async fn event_in<'t>(
         &mut self,
         text: &'t Utf8Bytes,
         at: Instant,
+        when: Ack,
     ) -> Result<Option<Event<'t>>, Fail> {
         let (ack, event) = self.take_socket(parse_message(text)?, at)?;
-        self.send_ack(ack).await?;
+        self.send_ack(ack, when).await?;
         Ok(event)
     }
 
@@ -773,17 +833,31 @@ impl Connection {
                 .into_iter()
                 .flatten()
                 .fold(deadline, Instant::min);
-            let msg = tokio::select! {
-                biased;
-                msg = self.ws.next() => Some(msg),
-                () = tokio::time::sleep_until(wake) => None,
+            // With acks queued, a frame already here is read first (its
+            // ack joins them); before waiting, they are flushed.
+            let ready = if self.acks_queued {
+                self.ws.next().now_or_never()
+            } else {
+                None
             };
-            let Some(msg) = msg else {
-                // Nothing was waiting to be read: judge the heartbeat.
-                if heartbeat_due.is_some_and(|due| Instant::now() >= due) {
-                    return Err(self.heartbeat_failure());
+            let msg = match ready {
+                Some(msg) => msg,
+                None => {
+                    self.flush_queued_acks().await?;
+                    let msg = tokio::select! {
+                        biased;
+                        msg = self.ws.next() => Some(msg),
+                        () = tokio::time::sleep_until(wake) => None,
+                    };
+                    let Some(msg) = msg else {
+                        // Nothing was waiting to be read: judge the heartbeat.
+                        if heartbeat_due.is_some_and(|due| Instant::now() >= due) {
+                            return Err(self.heartbeat_failure());
+                        }
+                        continue;
+                    };
+                    msg
                 }
-                continue;
             };
             let now = Instant::now();
             let text = match msg {
