@@ -463,9 +463,12 @@ impl Connection {
     pub async fn turn(&mut self, input: &ProcessInput<'_>, timeout: Duration) -> Turn {
         let turn = self.exchange(input, timeout).await;
         // The acks of the turn's last read leave now, together; if they
-        // cannot, the next step finds the connection dead.
-        if let Err(f) = self.flush_queued_acks().await {
-            self.kill(f);
+        // cannot, the next step finds the connection dead. A connection that
+        // died in the turn keeps its first cause.
+        if self.dead.is_none() {
+            if let Err(f) = self.flush_queued_acks().await {
+                self.kill(f);
+            }
         }
         turn
     }
