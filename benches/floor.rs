@@ -9,6 +9,12 @@
 //!    highest rate held within 1 ms and within 2 ms (issue #16's target:
 //!    p99 ≤ 1 ms at 10,000 arrivals/s on one client core).
 //!
+//! The server's share of its core during the capacity and the open runs is
+//! printed beside them (from `/proc`, over the whole run including start-up
+//! and the open model's warm-up connects): arrivals spread evenly in time
+//! lose the batching of closed loops, so half the closed capacity keeps the
+//! server busier than half.
+//!
 //! 1 and 2 run `FINALPING_BENCH_ROUNDS` times (default 3), one after the
 //! other, so that a disturbance of the machine shows as one odd round: each
 //! round is printed with the other processes' CPU and the steal time its
@@ -52,23 +58,27 @@ fn main() {
     let (mut floor99, mut above99, mut above999) = (Vec::new(), Vec::new(), Vec::new());
     println!();
     println!("`final_ping` p50 / p99 / p99.9, {rounds} rounds:");
-    println!("| round | 10 closed VUs | capacity (100 closed VUs) | open model at 50 % of it | open p99 / p99.9 above the floor | others' CPU / steal, max |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| round | 10 closed VUs | capacity (100 closed VUs) | open model at 50 % of it | open p99 / p99.9 above the floor | server's core busy: capacity / open | others' CPU / steal, max |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for round in 1..=rounds {
         let ten = run(
             &format!("vus10-{round}"),
             "load: {vus: 10, duration: 5s}\nsteps:\n  - send: {text: hi}\n",
         );
-        let cap = run(
-            &format!("capacity-{round}"),
-            "load: {vus: 100, duration: 5s}\nsteps:\n  - send: {text: hi}\n",
-        );
+        let (cap, cap_busy) = server.busy_during(|| {
+            run(
+                &format!("capacity-{round}"),
+                "load: {vus: 100, duration: 5s}\nsteps:\n  - send: {text: hi}\n",
+            )
+        });
         let capacity = throughput(&cap);
         let half = (capacity / 2.0).max(1.0);
-        let open = run(
-            &format!("half-{round}"),
-            &format!("load: {{executor: constant-arrival-rate, rate: {half:.0}, duration: 5s, max_vus: 2000}}\nsteps:\n  - send: {{text: hi}}\n"),
-        );
+        let (open, open_busy) = server.busy_during(|| {
+            run(
+                &format!("half-{round}"),
+                &format!("load: {{executor: constant-arrival-rate, rate: {half:.0}, duration: 5s, max_vus: 2000}}\nsteps:\n  - send: {{text: hi}}\n"),
+            )
+        });
         let d99 = pct(&open, "final_ping", "p99_ms") - pct(&ten, "final_ping", "p99_ms");
         let d999 = pct(&open, "final_ping", "p99_9_ms") - pct(&ten, "final_ping", "p99_9_ms");
         floor99.push(pct(&ten, "final_ping", "p99_ms"));
@@ -76,10 +86,12 @@ fn main() {
         above999.push(d999);
         let (others, steal) = machine(&[&ten, &cap, &open]);
         println!(
-            "| {round} | {} ({:.0} turns/s) | {capacity:.0} turns/s | {} at {half:.0}/s | {d99:+.3} / {d999:+.3} ms | {others:.0} % / {steal:.0} % |",
+            "| {round} | {} ({:.0} turns/s) | {capacity:.0} turns/s | {} at {half:.0}/s | {d99:+.3} / {d999:+.3} ms | {:.0} % / {:.0} % | {others:.0} % / {steal:.0} % |",
             ms3(&ten),
             throughput(&ten),
             ms3(&open),
+            cap_busy * 100.0,
+            open_busy * 100.0,
         );
     }
     println!(

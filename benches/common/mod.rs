@@ -82,6 +82,35 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The server's CPU time so far (user + system, from `/proc/<pid>/stat`),
+    /// `None` where there is no `/proc`.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th fields of the line.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        (per_second > 0).then(|| Duration::from_secs_f64(ticks as f64 / per_second as f64))
+    }
+
+    /// Runs `work` and returns its result with the share of one core the
+    /// server used meanwhile (NaN where it cannot be read).
+    pub fn busy_during<T>(&self, work: impl FnOnce() -> T) -> (T, f64) {
+        let (cpu, wall) = (self.cpu_time(), std::time::Instant::now());
+        let out = work();
+        let share = match (cpu, self.cpu_time()) {
+            (Some(a), Some(b)) => (b - a).as_secs_f64() / wall.elapsed().as_secs_f64(),
+            _ => f64::NAN,
+        };
+        (out, share)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
