@@ -50,6 +50,9 @@ pub(super) struct Inputs {
     pub gauge: Arc<Gauge>,
     pub backlogs: Arc<Backlogs>,
     pub sinks: Vec<Box<dyn IntervalSink>>,
+    /// The run totals, empty: made before the arrival clock starts, because
+    /// a new snapshot's page faults would delay the first arrivals.
+    pub totals: Snapshot,
 }
 
 pub(super) struct Live {
@@ -84,11 +87,11 @@ async fn collect(
         gauge,
         backlogs,
         sinks,
+        mut totals,
     } = inputs;
     let mut aborted = None;
     let settings = &plan.scenario.metrics;
     let tick = settings.interval.as_duration();
-    let mut totals = Snapshot::new();
     let mut writer =
         IntervalWriter::start(Timeline::new(std::time::SystemTime::now(), tick), sinks);
     let mut monitor = GeneratorMonitor::start_excluding(

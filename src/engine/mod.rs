@@ -340,6 +340,8 @@ pub async fn run(
         tasks: tokio::task::JoinSet::new(),
     };
     let mut clocks = launcher.open_groups(&backlogs).await;
+    // Before the start: see `live::Inputs::totals`.
+    let totals = crate::metrics::Snapshot::new();
 
     let started = Instant::now();
     // `abort_on_fail` stops the run like Ctrl-C does (grace, then reports).
@@ -351,6 +353,7 @@ pub async fn run(
             gauge: root.gauge.clone(),
             backlogs: backlogs.clone(),
             sinks,
+            totals,
         },
         progress,
         abort.clone(),

@@ -191,6 +191,16 @@ impl Snapshot {
         }
     }
 
+    /// How many histograms (per tag too) hold samples.
+    pub fn histograms_in_use(&self) -> usize {
+        let own = self.hists.iter().filter(|h| !h.is_empty()).count();
+        own + self
+            .tagged
+            .values()
+            .map(TagData::histograms_in_use)
+            .sum::<usize>()
+    }
+
     /// Nothing recorded or counted.
     pub fn is_empty(&self) -> bool {
         self.hists.iter().all(Histogram::is_empty)

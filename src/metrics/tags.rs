@@ -71,6 +71,15 @@ impl TagData {
     }
 
     /// Nothing booked: no counter above zero and no sample.
+    /// How many of this tag's histograms hold samples.
+    pub fn histograms_in_use(&self) -> usize {
+        self.hists
+            .iter()
+            .flatten()
+            .filter(|h| !h.is_empty())
+            .count()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.counters.iter().all(|c| *c == 0)
             && self.hists.iter().flatten().all(Histogram::is_empty)
