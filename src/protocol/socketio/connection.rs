@@ -245,7 +245,7 @@ fn unparsable_event(e: serde_json::Error) -> Fail {
     })
 }
 
-/// A Socket.IO event on `/` (already acked if it asked for an ack),
+/// A Socket.IO event on `/` (already acked, or its ack queued, if it asked for one),
 /// borrowing from the message it came in.
 struct Event<'a> {
     name: Cow<'a, str>,
@@ -453,7 +453,8 @@ impl Connection {
 
     /// Sends one `processInput` and reads until `finalPing` or `timeout`
     /// (counted from the call). Every server event asking for an ack is acked
-    /// at once with `43<id>[]`.
+    /// with `43<id>[]` before the connection next waits for a frame or when
+    /// the turn ends, so the acks of events read together leave in one write.
     ///
     /// The turn ends on `finalPing` (or legacy `output` of type finalPing),
     /// `exception`, the timeout, or a disconnect. An `output` of type error
