@@ -42,10 +42,9 @@ impl Recorder {
     /// Locks this thread's shard; record several values under one lock.
     pub fn writer(&self) -> ShardWriter<'_> {
         let slot = THREAD_SLOT.with(|s| *s) % self.shards.len();
-        let guard = self.shards[slot]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        ShardWriter { guard }
+        ShardWriter {
+            guard: lock(&self.shards[slot]),
+        }
     }
 
     pub fn record(&self, metric: Metric, value: Duration) {
@@ -81,7 +80,7 @@ impl Recorder {
         if let Some(i) = busiest {
             std::mem::swap(&mut *lock(&self.shards[i]), out);
         }
-        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut spare = lock(&self.spare);
         for (i, shard) in self.shards.iter().enumerate() {
             if Some(i) == busiest {
                 continue;

@@ -70,7 +70,6 @@ impl TagData {
         self.counters[counter as usize]
     }
 
-    /// Nothing booked: no counter above zero and no sample.
     /// How many of this tag's histograms hold samples.
     pub fn histograms_in_use(&self) -> usize {
         self.hists
@@ -80,6 +79,7 @@ impl TagData {
             .count()
     }
 
+    /// Nothing booked: no counter above zero and no sample.
     pub fn is_empty(&self) -> bool {
         self.counters.iter().all(|c| *c == 0)
             && self.hists.iter().flatten().all(Histogram::is_empty)
