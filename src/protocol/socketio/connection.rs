@@ -711,7 +711,8 @@ impl Connection {
         written_or_failed(written)?;
         self.counters.frames_sent += 1;
         self.counters.bytes_sent += len;
-        self.acks_queued &= !flush;
+        // A flush writes out everything before it; only acks go unflushed.
+        self.acks_queued = !flush;
         Ok(())
     }
 
@@ -733,7 +734,6 @@ impl Connection {
         if let Some(ack) = ack {
             let flush = when == Ack::Now;
             self.write(ack, deadline_in(WRITE_TIMEOUT), flush).await?;
-            self.acks_queued |= !flush;
             self.counters.acks_sent += 1;
         }
         Ok(())
