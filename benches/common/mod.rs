@@ -80,9 +80,7 @@ impl Server {
             .to_string();
         Server { child, url }
     }
-}
 
-impl Server {
     /// The server's CPU time so far (user + system, from `/proc/<pid>/stat`),
     /// `None` where there is no `/proc`.
     pub fn cpu_time(&self) -> Option<Duration> {
